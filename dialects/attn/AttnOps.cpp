@@ -1,0 +1,250 @@
+//===- AttnOps.cpp - attn operations: verifiers and helpers -----*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The verifiers enforce what every pass relies on: consistent shapes, GQA
+// divisibility, and regions that are pure functions of their block arguments,
+// the op's extras and the problem sizes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/attn/AttnOps.h"
+#include "mlir/IR/Builders.h"
+#include "mlir/IR/OpImplementation.h"
+#include "llvm/ADT/STLExtras.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace attnc::attn;
+
+#define GET_OP_CLASSES
+#include "dialects/attn/AttnOps.cpp.inc"
+
+StringRef attnc::attn::regionName(VariantRegion kind) {
+  switch (kind) {
+  case VariantRegion::Score:
+    return "score";
+  case VariantRegion::Mask:
+    return "mask";
+  case VariantRegion::Gate:
+    return "gate";
+  }
+  llvm_unreachable("VariantRegion has three enumerators");
+}
+
+Value attnc::attn::yieldedValue(Region &region) {
+  if (region.empty())
+    return {};
+  auto yield = dyn_cast<YieldOp>(region.front().getTerminator());
+  return yield ? yield.getValue() : Value();
+}
+
+//===----------------------------------------------------------------------===//
+// AttentionOp
+//===----------------------------------------------------------------------===//
+
+int64_t AttentionOp::getStaticGroupSize() {
+  int64_t hq = getQuery().getType().getDimSize(1);
+  int64_t hkv = getKey().getType().getDimSize(1);
+  if (ShapedType::isDynamic(hq) || ShapedType::isDynamic(hkv) || hkv == 0)
+    return 0;
+  return hq / hkv;
+}
+
+void AttentionOp::getAsmBlockArgumentNames(Region &region,
+                                           OpAsmSetValueNameFn setNameFn) {
+  if (region.empty())
+    return;
+  static const char *const scoreNames[] = {"s", "b", "h", "i", "j"};
+  static const char *const maskNames[] = {"b", "h", "i", "j"};
+  static const char *const gateNames[] = {"x", "b", "h", "i", "d"};
+  ArrayRef<const char *> names = &region == &getMask() ? ArrayRef(maskNames)
+                                 : &region == &getGate() ? ArrayRef(gateNames)
+                                                         : ArrayRef(scoreNames);
+  for (auto [arg, name] : llvm::zip(region.getArguments(), names))
+    setNameFn(arg, name);
+}
+
+bool AttentionOp::isExtra(Value v) {
+  return llvm::is_contained(getExtras(), v);
+}
+
+namespace {
+/// One named dimension of one operand, for shape agreement checks.
+struct DimRef {
+  StringRef operand;
+  MemRefType type;
+  unsigned index;
+  int64_t size() const { return type.getDimSize(index); }
+};
+
+std::string describe(int64_t size) {
+  return ShapedType::isDynamic(size) ? std::string("?") : std::to_string(size);
+}
+} // namespace
+
+/// Two static sizes that should agree and do not give a diagnostic naming both.
+static LogicalResult expectSameDim(Operation *op, StringRef what, DimRef a,
+                                   DimRef b) {
+  int64_t x = a.size(), y = b.size();
+  if (ShapedType::isDynamic(x) || ShapedType::isDynamic(y) || x == y)
+    return success();
+  return op->emitOpError() << "expects the " << what << " of " << a.operand
+                           << " (dim " << a.index << " = " << describe(x)
+                           << ") to match " << b.operand << " (dim " << b.index
+                           << " = " << describe(y) << ")";
+}
+
+LogicalResult AttentionOp::verify() {
+  MemRefType q = getQuery().getType(), k = getKey().getType(),
+             v = getValue().getType(), o = getOutput().getType();
+  Operation *op = getOperation();
+
+  struct Check {
+    StringRef what;
+    DimRef a, b;
+  } checks[] = {
+      {"batch size", {"key", k, 0}, {"query", q, 0}},
+      {"batch size", {"value", v, 0}, {"query", q, 0}},
+      {"batch size", {"out", o, 0}, {"query", q, 0}},
+      {"head count", {"value", v, 1}, {"key", k, 1}},
+      {"head count", {"out", o, 1}, {"query", q, 1}},
+      {"key length", {"value", v, 2}, {"key", k, 2}},
+      {"query length", {"out", o, 2}, {"query", q, 2}},
+      {"head dim", {"key", k, 3}, {"query", q, 3}},
+      {"value dim", {"out", o, 3}, {"value", v, 3}},
+  };
+  for (const Check &c : checks)
+    if (failed(expectSameDim(op, c.what, c.a, c.b)))
+      return failure();
+
+  int64_t hq = q.getDimSize(1), hkv = k.getDimSize(1);
+  if (!ShapedType::isDynamic(hkv) && hkv == 0)
+    return emitOpError("expects at least one KV head");
+  if (!ShapedType::isDynamic(hq) && !ShapedType::isDynamic(hkv) &&
+      hq % hkv != 0)
+    return emitOpError() << "expects the query heads (" << hq
+                         << ") to be a multiple of the KV heads (" << hkv
+                         << ") for grouped-query attention";
+
+  if (q.getElementType() != k.getElementType() ||
+      q.getElementType() != v.getElementType())
+    return emitOpError() << "expects query, key and value of one element "
+                            "type, got "
+                         << q.getElementType() << ", " << k.getElementType()
+                         << " and " << v.getElementType();
+
+  if (Value lse = getLse()) {
+    if (getKernel() != KernelKind::softmax)
+      return emitOpError("expects no lse output with kernel = sigmoid: "
+                         "sigmoid attention has no normaliser");
+    auto l = cast<MemRefType>(lse.getType());
+    if (failed(expectSameDim(op, "batch size", {"lse", l, 0}, {"query", q, 0})) ||
+        failed(expectSameDim(op, "head count", {"lse", l, 1}, {"query", q, 1})) ||
+        failed(expectSameDim(op, "query length", {"lse", l, 2}, {"query", q, 2})))
+      return failure();
+  }
+
+  if (!std::isfinite(getScale().convertToDouble()))
+    return emitOpError("expects a finite scale");
+
+  for (auto [idx, extra] : llvm::enumerate(getExtras())) {
+    Type t = extra.getType();
+    if (!isa<MemRefType, IntegerType, IndexType, FloatType>(t))
+      return emitOpError() << "expects extra #" << idx
+                           << " to be a memref or an integer, index or float "
+                              "scalar, got "
+                           << t;
+  }
+  return success();
+}
+
+/// Checks one region's signature, terminator and purity.
+static LogicalResult verifyVariantRegion(AttentionOp op, Region &region,
+                                         VariantRegion kind) {
+  if (region.empty())
+    return success();
+  MLIRContext *ctx = op.getContext();
+  Type f32 = Float32Type::get(ctx), idx = IndexType::get(ctx);
+  SmallVector<Type> expectedArgs;
+  Type expectedResult;
+  switch (kind) {
+  case VariantRegion::Score:
+    expectedArgs = {f32, idx, idx, idx, idx};
+    expectedResult = f32;
+    break;
+  case VariantRegion::Mask:
+    expectedArgs = {idx, idx, idx, idx};
+    expectedResult = IntegerType::get(ctx, 1);
+    break;
+  case VariantRegion::Gate:
+    expectedArgs = {f32, idx, idx, idx, idx};
+    expectedResult = f32;
+    break;
+  }
+  StringRef name = regionName(kind);
+  Block &block = region.front();
+  if (block.getArgumentTypes() != ArrayRef<Type>(expectedArgs)) {
+    auto diag = op.emitOpError() << "expects the " << name
+                                 << " region to take (";
+    llvm::interleaveComma(expectedArgs, diag);
+    diag << "), got (";
+    llvm::interleaveComma(block.getArgumentTypes(), diag);
+    return diag << ")";
+  }
+  auto yield = dyn_cast<YieldOp>(block.getTerminator());
+  if (!yield)
+    return op.emitOpError() << "expects the " << name
+                            << " region to end with attn.yield";
+  if (yield.getValue().getType() != expectedResult)
+    return op.emitOpError() << "expects the " << name << " region to yield "
+                            << expectedResult << ", got "
+                            << yield.getValue().getType();
+
+  for (Operation &inner : block) {
+    StringRef ns = inner.getDialect() ? inner.getDialect()->getNamespace() : "";
+    if (ns != "arith" && ns != "math" && ns != "attn")
+      return inner.emitOpError() << "is not allowed in the " << name
+                                 << " region of attn.attention: only arith, "
+                                    "math and attn ops may appear there";
+    if (!isa<ReadOp>(inner) && !isMemoryEffectFree(&inner))
+      return inner.emitOpError() << "has side effects; the " << name
+                                 << " region must be pure";
+    if (inner.getNumRegions() != 0)
+      return inner.emitOpError() << "has regions; the " << name
+                                 << " region must be straight-line code";
+    for (Value operand : inner.getOperands()) {
+      if (operand.getParentRegion() == &region || op.isExtra(operand))
+        continue;
+      return inner.emitOpError()
+             << "uses a value defined outside the " << name
+             << " region that is not an extra of attn.attention; pass "
+                "parameters and tensors through extras(...)";
+    }
+  }
+  return success();
+}
+
+LogicalResult AttentionOp::verifyRegions() {
+  if (failed(verifyVariantRegion(*this, getScore(), VariantRegion::Score)) ||
+      failed(verifyVariantRegion(*this, getMask(), VariantRegion::Mask)) ||
+      failed(verifyVariantRegion(*this, getGate(), VariantRegion::Gate)))
+    return failure();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ReadOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ReadOp::verify() {
+  auto type = cast<MemRefType>(getSource().getType());
+  if (static_cast<int64_t>(getIndices().size()) != type.getRank())
+    return emitOpError() << "expects " << type.getRank()
+                         << " indices for a rank-" << type.getRank()
+                         << " tensor, got " << getIndices().size();
+  return success();
+}

@@ -1,0 +1,196 @@
+//===- AttnOps.td - attn operations -------------------------*- tablegen -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// attn.attention and the ops that may appear in its regions.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_DIALECTS_ATTN_ATTNOPS_TD
+#define ATTNC_DIALECTS_ATTN_ATTNOPS_TD
+
+include "dialects/attn/AttnDialect.td"
+include "dialects/attn/AttnAttrs.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"   // Pure, MemRead, MemWrite
+include "mlir/Interfaces/ControlFlowInterfaces.td"  // ReturnLike
+include "mlir/IR/OpAsmInterface.td"                 // block argument names
+
+def Attn_QKVType : MemRefRankOf<[F32, BF16, F16], [4]>;
+def Attn_OutType : MemRefRankOf<[F32, BF16, F16], [4]>;
+def Attn_LseType : MemRefRankOf<[F32], [3]>;
+
+def Attn_AttentionOp : Attn_Op<"attention", [AttrSizedOperandSegments,
+    DeclareOpInterfaceMethods<OpAsmOpInterface, ["getAsmBlockArgumentNames"]>]> {
+  let summary = "One fused attention program";
+  let description = [{
+    Computes, for every batch `b`, query head `h`, query row `r` and value
+    feature `d`:
+
+    ```
+    i         = r                     (align = start)
+              = r + T - S             (align = end)
+    s(j)      = score(scale * dot(q[b,h,r,:], k[b,h/G,j,:]), b, h, i, j)
+    keep(j)   = mask(b, h, i, j)
+    softmax:  p(j) = keep(j) ? exp(s(j) - m) / sum_keep exp(s - m) : 0
+    sigmoid:  p(j) = keep(j) ? sigmoid(s(j)) : 0
+    o[b,h,r,d] = gate(sum_j p(j) * v[b,h/G,j,d], b, h, i, d)
+    lse[b,h,r] = m + log(sum_keep exp(s - m))          (softmax only)
+    ```
+
+    with `q: [B, Hq, S, D]`, `k: [B, Hkv, T, D]`, `v: [B, Hkv, T, Dv]`,
+    `out: [B, Hq, S, Dv]`, `lse: [B, Hq, S]` and `G = Hq / Hkv` query heads
+    per KV head (GQA; MQA when `Hkv = 1`). A row whose keys are all masked
+    gets `o = gate(0)` and `lse = -inf`, never NaN. Scores and accumulation
+    are f32 whatever the input type.
+
+    The variant lives in three optional single-block regions, terminated by
+    `attn.yield`:
+
+    | region  | block arguments                      | yields |
+    | ------- | ------------------------------------ | ------ |
+    | `score` | `s: f32, b, h, i, j: index`          | `f32`  |
+    | `mask`  | `b, h, i, j: index`                  | `i1`   |
+    | `gate`  | `x: f32, b, h, i, d: index`          | `f32`  |
+
+    An absent region means identity score, no mask, identity gate. Regions
+    may hold `arith`, `math` and `attn` ops only, all pure; a value from
+    outside a region must be one of the op's `extras` (runtime parameters
+    and extra input tensors, such as ALiBi slopes or document ids).
+
+    **Example**
+
+    ```mlir
+    attn.attention q(%q : memref<1x4x128x64xf32>) k(%k : memref<1x4x128x64xf32>)
+        v(%v : memref<1x4x128x64xf32>) out(%o : memref<1x4x128x64xf32>)
+        kernel = softmax align = start scale = 1.250000e-01
+        mask {
+        ^bb0(%b: index, %h: index, %i: index, %j: index):
+          %c = arith.cmpi ule, %j, %i : index
+          attn.yield %c : i1
+        }
+    ```
+
+    **Verifier errors**
+
+    - q, k, v and out disagree on batch, heads, lengths or feature dims;
+    - the query heads are not a multiple of the KV heads;
+    - q, k and v have different element types;
+    - lse is not `[B, Hq, S]`, or is given with `kernel = sigmoid`;
+    - the scale is not finite;
+    - a region has the wrong block arguments, a wrong terminator or yields
+      the wrong type;
+    - a region holds an op outside `arith`, `math` and `attn`, or an op with
+      side effects, or uses a value from above that is not an extra;
+    - an extra is neither a memref nor an integer, index or float scalar.
+
+    **Lowering**
+
+    `convert-attn-to-cpu` emits a tiled online-softmax loop nest; the
+    regions are inlined into the innermost loop.
+  }];
+
+  let arguments = (ins
+    Arg<Attn_QKVType, "queries", [MemRead]>:$query,
+    Arg<Attn_QKVType, "keys", [MemRead]>:$key,
+    Arg<Attn_QKVType, "values", [MemRead]>:$value,
+    Arg<Attn_OutType, "output", [MemWrite]>:$output,
+    Arg<Optional<Attn_LseType>, "log-sum-exp output", [MemWrite]>:$lse,
+    Arg<Variadic<AnyType>, "parameters and extra tensors", [MemRead]>:$extras,
+    Attn_KernelKind:$kernel,
+    Attn_QueryAlign:$align,
+    F64Attr:$scale,
+    OptionalAttr<Attn_ScheduleAttr>:$schedule
+  );
+  let regions = (region MaxSizedRegion<1>:$score, MaxSizedRegion<1>:$mask,
+                        MaxSizedRegion<1>:$gate);
+
+  let assemblyFormat = [{
+    `q` `(` $query `:` type($query) `)`
+    `k` `(` $key `:` type($key) `)`
+    `v` `(` $value `:` type($value) `)`
+    `out` `(` $output `:` type($output) `)`
+    (`lse` `(` $lse^ `:` type($lse) `)`)?
+    (`extras` `(` $extras^ `:` type($extras) `)`)?
+    `kernel` `=` $kernel `align` `=` $align `scale` `=` $scale
+    (`schedule` `=` qualified($schedule)^)?
+    attr-dict-with-keyword
+    (`score` $score^)?
+    (`mask` $mask^)?
+    (`gate` $gate^)?
+  }];
+
+  let hasVerifier = 1;
+  let hasRegionVerifier = 1;
+  let hasCanonicalizer = 1;
+
+  let extraClassDeclaration = [{
+    /// Query heads per KV head; 0 when either is dynamic.
+    int64_t getStaticGroupSize();
+    /// True when `v` is one of the extras (a parameter or extra tensor).
+    bool isExtra(::mlir::Value v);
+  }];
+}
+
+def Attn_YieldOp : Attn_Op<"yield", [Pure, Terminator, ReturnLike,
+                                     HasParent<"AttentionOp">]> {
+  let summary = "Ends a region of attn.attention with its value";
+  let description = [{
+    Yields the region's single result: the new score (`f32`) in `score`,
+    the keep bit (`i1`) in `mask`, the output element (`f32`) in `gate`.
+
+    ```mlir
+    attn.yield %s : f32
+    ```
+  }];
+  let arguments = (ins AnyType:$value);
+  let assemblyFormat = "$value attr-dict `:` type($value)";
+}
+
+def Attn_ReadOp : Attn_Op<"read", [HasParent<"AttentionOp">,
+    TypesMatchWith<"result is the element type of the tensor", "source",
+                   "result",
+                   "::llvm::cast<::mlir::MemRefType>($_self).getElementType()">]> {
+  let summary = "Reads one element of an extra input tensor inside a region";
+  let description = [{
+    `attn.read %t[%i0, ..., %iN]` is `%t[%i0, ..., %iN]`, with one index per
+    dimension of `%t`. `%t` must be one of the enclosing op's extras. An
+    index out of range is undefined behaviour in the kernels; the reference
+    and the `attnc --run` checker report it as an error.
+
+    ```mlir
+    %slope = attn.read %slopes[%h] : memref<32xf32>
+    ```
+
+    **Verifier errors**
+
+    - the number of indices differs from the rank of the tensor.
+  }];
+  let arguments = (ins Arg<AnyMemRef, "extra tensor", [MemRead]>:$source,
+                       Variadic<Index>:$indices);
+  let results = (outs AnyType:$result);
+  let assemblyFormat = [{
+    $source `[` $indices `]` attr-dict `:` type($source)
+  }];
+  let hasVerifier = 1;
+}
+
+def Attn_SizeOp : Attn_Op<"size", [Pure, HasParent<"AttentionOp">]> {
+  let summary = "A problem size (batch, heads, lengths, dims) inside a region";
+  let description = [{
+    The size of one problem dimension of the enclosing `attn.attention`, as
+    an `index`: `batch`, `q_heads`, `kv_heads`, `q_len` (S), `kv_len` (T),
+    `head_dim` (D) or `value_dim` (Dv). Masks use it for positions that
+    count from the end.
+
+    ```mlir
+    %t = attn.size kv_len
+    ```
+  }];
+  let arguments = (ins Attn_SizeKind:$kind);
+  let results = (outs Index:$result);
+  let assemblyFormat = "$kind attr-dict";
+}
+
+#endif // ATTNC_DIALECTS_ATTN_ATTNOPS_TD

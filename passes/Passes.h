@@ -1,0 +1,20 @@
+//===- Passes.h - attnc passes ----------------------------------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_PASSES_PASSES_H
+#define ATTNC_PASSES_PASSES_H
+
+#include "dialects/attn/AttnDialect.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/Pass.h"
+
+namespace attnc {
+#define GEN_PASS_DECL
+#define GEN_PASS_REGISTRATION
+#include "passes/Passes.h.inc"
+} // namespace attnc
+
+#endif // ATTNC_PASSES_PASSES_H

@@ -1,0 +1,63 @@
+//===- SelectSchedule.cpp - Choose tile sizes per target --------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Every later pass (sparsity analysis, lowering) works on tiles, so the tile
+// shape is fixed once here, from the target and the static shapes.
+//
+//===----------------------------------------------------------------------===//
+
+#include "dialects/attn/AttnOps.h"
+#include "passes/Passes.h"
+
+namespace attnc {
+#define GEN_PASS_DEF_ATTNSELECTSCHEDULEPASS
+#include "passes/Passes.h.inc"
+} // namespace attnc
+
+using namespace mlir;
+using namespace attnc::attn;
+
+namespace {
+struct Tiles {
+  int64_t blockQ, blockK;
+};
+
+Tiles chooseTiles(StringRef target, int64_t headDim) {
+  if (ShapedType::isDynamic(headDim))
+    headDim = 128;
+  if (target == "cuda") {
+    if (headDim <= 64)
+      return {128, 128};
+    if (headDim <= 128)
+      return {128, 64};
+    return {64, 64};
+  }
+  return headDim <= 128 ? Tiles{64, 64} : Tiles{32, 32};
+}
+
+struct AttnSelectSchedulePass
+    : attnc::impl::AttnSelectSchedulePassBase<AttnSelectSchedulePass> {
+  using Base::Base;
+
+  void runOnOperation() override {
+    if (target != "cpu" && target != "cuda") {
+      getOperation().emitError() << "attn-select-schedule: unknown target '"
+                                 << target << "'; expected cpu or cuda";
+      return signalPassFailure();
+    }
+    getOperation().walk([&](AttentionOp op) {
+      if (op.getSchedule())
+        return;
+      Tiles tiles = chooseTiles(target, op.getQuery().getType().getDimSize(3));
+      int64_t queryLen = op.getQuery().getType().getDimSize(2);
+      if (!ShapedType::isDynamic(queryLen))
+        tiles.blockQ = std::min(tiles.blockQ, std::max<int64_t>(16, (queryLen + 15) / 16 * 16));
+      op.setScheduleAttr(
+          ScheduleAttr::get(op.getContext(), tiles.blockQ, tiles.blockK));
+    });
+  }
+};
+} // namespace

@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+import os
+
+import lit.formats
+from lit.llvm import llvm_config
+
+config.name = "attnc"
+config.test_format = lit.formats.ShTest(not llvm_config.use_lit_shell)
+config.suffixes = [".mlir", ".attn", ".test"]
+config.excludes = ["CMakeLists.txt", "lit.cfg.py", "lit.site.cfg.py", "Unit", "Inputs"]
+config.test_source_root = os.path.dirname(__file__)
+config.test_exec_root = os.path.join(config.attnc_obj_root, "test")
+
+# Variables captured in one CHECK-LABEL block do not leak into the next.
+config.environment["FILECHECK_OPTS"] = "--enable-var-scope"
+
+llvm_config.with_system_environment(["HOME", "TMPDIR", "ASAN_OPTIONS", "UBSAN_OPTIONS"])
+llvm_config.use_default_substitutions()
+
+config.substitutions.append(("%attnc_src_root", config.attnc_src_root))
+tool_dirs = [config.attnc_tools_dir, config.llvm_tools_dir]
+tools = ["attnc-opt"]
+if os.path.exists(os.path.join(config.attnc_tools_dir, "attnc")):
+    tools.append("attnc")
+llvm_config.add_tool_substitutions(tools, tool_dirs)
+
+if config.attnc_have_cuda:
+    config.available_features.add("cuda")
