@@ -7,6 +7,7 @@
 #include "dialects/attn/AttnDialect.h"
 #include "dialects/attn/AttnOps.h"
 #include "mlir/IR/DialectImplementation.h"
+#include "mlir/Interfaces/FoldInterfaces.h"
 #include "llvm/ADT/TypeSwitch.h"
 
 using namespace mlir;
@@ -18,7 +19,19 @@ using namespace attnc::attn;
 #define GET_ATTRDEF_CLASSES
 #include "dialects/attn/AttnAttrs.cpp.inc"
 
+namespace {
+/// Keeps constants folded inside a variant region in that region, so that
+/// each region stays a self-contained function of its arguments and extras.
+struct AttnFoldInterface : DialectFoldInterface {
+  using DialectFoldInterface::DialectFoldInterface;
+  bool shouldMaterializeInto(Region *region) const final {
+    return isa<AttentionOp>(region->getParentOp());
+  }
+};
+} // namespace
+
 void AttnDialect::initialize() {
+  addInterfaces<AttnFoldInterface>();
   addOperations<
 #define GET_OP_LIST
 #include "dialects/attn/AttnOps.cpp.inc"

@@ -12,6 +12,7 @@
 
 #include "dialects/attn/AttnOps.h"
 #include "mlir/IR/Builders.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/OpImplementation.h"
 #include "llvm/ADT/STLExtras.h"
 
@@ -188,12 +189,15 @@ static LogicalResult verifyVariantRegion(AttentionOp op, Region &region,
   StringRef name = regionName(kind);
   Block &block = region.front();
   if (block.getArgumentTypes() != ArrayRef<Type>(expectedArgs)) {
-    auto diag = op.emitOpError() << "expects the " << name
-                                 << " region to take (";
-    llvm::interleaveComma(expectedArgs, diag);
-    diag << "), got (";
-    llvm::interleaveComma(block.getArgumentTypes(), diag);
-    return diag << ")";
+    auto typeList = [](TypeRange types) {
+      std::string text;
+      llvm::raw_string_ostream os(text);
+      llvm::interleaveComma(types, os, [&](Type t) { t.print(os); });
+      return text;
+    };
+    return op.emitOpError() << "expects the " << name << " region to take ("
+                            << typeList(expectedArgs) << "), got ("
+                            << typeList(block.getArgumentTypes()) << ")";
   }
   auto yield = dyn_cast<YieldOp>(block.getTerminator());
   if (!yield)
@@ -213,15 +217,15 @@ static LogicalResult verifyVariantRegion(AttentionOp op, Region &region,
     if (!isa<ReadOp>(inner) && !isMemoryEffectFree(&inner))
       return inner.emitOpError() << "has side effects; the " << name
                                  << " region must be pure";
-    if (inner.getNumRegions() != 0)
-      return inner.emitOpError() << "has regions; the " << name
-                                 << " region must be straight-line code";
     for (Value operand : inner.getOperands()) {
-      if (operand.getParentRegion() == &region || op.isExtra(operand))
+      // Folding hoists constants out of non-isolated regions; they are fine.
+      if (operand.getParentRegion() == &region || op.isExtra(operand) ||
+          matchPattern(operand, m_Constant()))
         continue;
       return inner.emitOpError()
              << "uses a value defined outside the " << name
-             << " region that is not an extra of attn.attention; pass "
+             << " region that is neither a constant nor an extra of "
+                "attn.attention; pass "
                 "parameters and tensors through extras(...)";
     }
   }

@@ -56,8 +56,9 @@ def Attn_AttentionOp : Attn_Op<"attention", [AttrSizedOperandSegments,
 
     An absent region means identity score, no mask, identity gate. Regions
     may hold `arith`, `math` and `attn` ops only, all pure; a value from
-    outside a region must be one of the op's `extras` (runtime parameters
-    and extra input tensors, such as ALiBi slopes or document ids).
+    outside a region must be a constant or one of the op's `extras` (runtime
+    parameters and extra input tensors, such as ALiBi slopes or document
+    ids). Constants may live outside because folding hoists them there.
 
     **Example**
 
@@ -82,7 +83,8 @@ def Attn_AttentionOp : Attn_Op<"attention", [AttrSizedOperandSegments,
     - a region has the wrong block arguments, a wrong terminator or yields
       the wrong type;
     - a region holds an op outside `arith`, `math` and `attn`, or an op with
-      side effects, or uses a value from above that is not an extra;
+      side effects (`attn.read` excepted), or uses a value from above that
+      is neither a constant nor an extra;
     - an extra is neither a memref nor an integer, index or float scalar.
 
     **Lowering**
