@@ -11,6 +11,13 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/Pass.h"
 
+namespace mlir::scf {
+class SCFDialect;
+} // namespace mlir::scf
+namespace mlir::vector {
+class VectorDialect;
+} // namespace mlir::vector
+
 namespace attnc {
 #define GEN_PASS_DECL
 #define GEN_PASS_REGISTRATION

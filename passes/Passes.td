@@ -33,4 +33,33 @@ def AttnSelectSchedulePass : Pass<"attn-select-schedule", "::mlir::func::FuncOp"
   let dependentDialects = ["::attnc::attn::AttnDialect"];
 }
 
+def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
+  let summary = "Lower attn.attention to a fused online-softmax loop nest";
+  let description = [{
+    Replaces the function's `attn.attention` with loops on `scf`, `vector`,
+    `memref`, `arith` and `math`. Work items are (batch, query head, query
+    tile) flattened with the query tile fastest; the function gains two
+    trailing `index` arguments `work_begin` and `work_end` and computes items
+    in `[work_begin, work_end)`, so a thread pool splits the range. The op
+    must carry a schedule (`attn-select-schedule`).
+
+    Per query row: `q` scaled once into a buffer; per key tile of `block_k`
+    keys, scores are dot products vectorized over the head dim with the
+    score and mask regions inlined (a masked score is -inf), then the
+    accumulator is rescaled once and `p * v` added, vectorized over the
+    value dim. Rows whose keys are all masked get `gate(0)` and lse `-inf`.
+    Head and value dims need not be multiples of the vector width: the tail
+    is read with a mask and padded with zeros.
+  }];
+  let options = [
+    Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
+           "f32 lanes per vector (16 for AVX-512, 8 for AVX2)">
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
 #endif // ATTNC_PASSES_PASSES_TD

@@ -1,0 +1,229 @@
+//===- Check.cpp - Run a kernel on random inputs against the reference -*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Check.h"
+#include "compiler/Compile.h"
+#include "compiler/Reference.h"
+#include "dialects/attn/AttnOps.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/SourceMgr.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <random>
+
+using namespace attnc;
+
+namespace {
+double msSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(
+             std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+/// Sizes of every symbolic dim: given ones first, then by role in q/k/v.
+std::map<std::string, int64_t> resolveSizes(const KernelInfo &info,
+                                            const CheckOptions &c) {
+  std::map<std::string, int64_t> sizes = c.sizes;
+  const int64_t roles[3][4] = {{c.batch, c.heads, c.qLen, c.headDim},
+                               {c.batch, c.heads, c.kvLen, c.headDim},
+                               {c.batch, c.heads, c.kvLen, c.headDim}};
+  int t = 0;
+  for (const ArgInfo &a : info.args) {
+    if (!a.isTensor)
+      continue;
+    for (size_t d = 0; d < a.dims.size(); ++d)
+      if (a.dims[d] < 0 && !sizes.count(a.dimNames[d]))
+        sizes[a.dimNames[d]] = t < 3 && d < 4 ? roles[t][d] : 8;
+    ++t;
+  }
+  return sizes;
+}
+} // namespace
+
+CheckReport attnc::checkSpec(const std::string &path,
+                             const CompileOptions &options,
+                             const CheckOptions &check) {
+  CheckReport report;
+  Result<Kernel> kernel = compileFile(path, options);
+  if (!kernel) {
+    report.error = kernel.error();
+    return report;
+  }
+  const KernelInfo &info = kernel->info();
+  report.compileMs = info.compileMs;
+  report.fromCache = info.fromCache;
+  std::map<std::string, int64_t> sizes = resolveSizes(info, check);
+
+  // Buffers: random normal floats, nondecreasing small ids for int tensors
+  // (segment ids, as document masks use), NaN in outputs to catch rows the
+  // kernel never writes.
+  std::mt19937 rng(check.seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<std::vector<char>> buffers;
+  std::vector<TensorView> views;
+  std::vector<ArgValue> refArgs;
+  for (const ArgInfo &a : info.args) {
+    ArgValue arg;
+    if (!a.isTensor) {
+      arg.isTensor = false;
+      auto it = check.params.find(a.name);
+      arg.scalar = it != check.params.end() ? it->second : a.defaultValue.value_or(0);
+      refArgs.push_back(arg);
+      continue;
+    }
+    TensorView v;
+    v.dtype = a.dtype;
+    for (size_t d = 0; d < a.dims.size(); ++d)
+      v.shape.push_back(a.dims[d] >= 0 ? a.dims[d] : sizes[a.dimNames[d]]);
+    buffers.emplace_back(static_cast<size_t>(v.numel()) * dtypeSize(v.dtype));
+    v.data = buffers.back().data();
+    std::vector<int64_t> idx(v.shape.size(), 0);
+    int64_t segment = 0, left = 0;
+    for (int64_t n = 0; n < v.numel(); ++n) {
+      int64_t rem = n;
+      for (size_t d = v.shape.size(); d-- > 0;) {
+        idx[d] = rem % v.shape[d];
+        rem /= v.shape[d];
+      }
+      double value;
+      if (a.isOutput) {
+        value = std::nan("");
+      } else if (a.dtype == DType::i32 || a.dtype == DType::i64) {
+        if (idx.back() == 0) {
+          segment = 0;
+          left = 1 + static_cast<int64_t>(rng() % 24);
+        } else if (--left == 0) {
+          ++segment;
+          left = 1 + static_cast<int64_t>(rng() % 24);
+        }
+        value = static_cast<double>(segment);
+      } else {
+        value = normal(rng);
+      }
+      v.store(idx.data(), value);
+    }
+    views.push_back(v);
+    arg.tensor = v;
+    refArgs.push_back(arg);
+  }
+  {
+    const TensorView &q = views[0], &k = views[1], &vv = views[2];
+    report.shape = "B=" + std::to_string(q.shape[0]) + " Hq=" + std::to_string(q.shape[1]) +
+                   " Hkv=" + std::to_string(k.shape[1]) + " S=" + std::to_string(q.shape[2]) +
+                   " T=" + std::to_string(k.shape[2]) + " D=" + std::to_string(q.shape[3]) +
+                   " Dv=" + std::to_string(vv.shape[3]) + " dtype=" + dtypeName(q.dtype);
+  }
+  if (std::find(check.skipShapes.begin(), check.skipShapes.end(), report.shape) !=
+      check.skipShapes.end()) {
+    report.ok = report.skipped = true;
+    return report;
+  }
+
+  if (Status st = kernel->run(views, check.params, check.threads); !st) {
+    report.error = st.error();
+    return report;
+  }
+  report.kernelMs = 1e30;
+  for (int r = 0; r < check.timingRuns; ++r) {
+    auto start = std::chrono::steady_clock::now();
+    (void)kernel->run(views, check.params, check.threads);
+    report.kernelMs = std::min(report.kernelMs, msSince(start));
+  }
+  if (check.timingRuns == 0)
+    report.kernelMs = 0;
+  if (check.skipReference) {
+    report.ok = true;
+    return report;
+  }
+
+  // The reference runs on the spec as the frontend built it, before any pass.
+  mlir::MLIRContext ctx(mlir::MLIRContext::Threading::DISABLED);
+  prepareContext(ctx);
+  llvm::SourceMgr sm;
+  auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(path, /*IsText=*/false);
+  if (!buffer) {
+    report.error = "cannot read " + path;
+    return report;
+  }
+  sm.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
+  std::string diagText;
+  llvm::raw_string_ostream diagOS(diagText);
+  mlir::SourceMgrDiagnosticHandler handler(sm, &ctx, diagOS);
+  auto module = loadAttnModule(ctx, sm, options.dims);
+  if (!module || (options.dtype && mlir::failed(overrideDType(*module, *options.dtype)))) {
+    report.error = "reference: " + diagText;
+    return report;
+  }
+  mlir::func::FuncOp fn = findKernelFunc(*module);
+  ReferenceResult ref;
+  auto refStart = std::chrono::steady_clock::now();
+  if (!fn || !runReference(findAttention(fn), refArgs, ref, report.error))
+    return report;
+  report.referenceMs = msSince(refStart);
+
+  DType dt = views[0].dtype;
+  bool lowPrecision = dt != DType::f32;
+  for (const ArgInfo &a : info.args)
+    if (a.isOutput && a.dtype != DType::f32)
+      lowPrecision = true;
+  // f32: 1e-5 relative, plus what rounding a score of magnitude |s| in f32
+  // costs every weight (a few ulps of |s|): ALiBi and relative biases reach
+  // |s| ~ 100, where that term dominates.
+  report.tolerance = lowPrecision ? 2e-2 : 1e-5 + 4 * 0x1p-24 * ref.maxAbsScore;
+  auto compare = [&](const TensorView &got, const std::vector<double> &want,
+                     bool isLse) {
+    std::vector<int64_t> idx(got.shape.size(), 0);
+    for (int64_t n = 0; n < got.numel(); ++n) {
+      int64_t rem = n;
+      for (size_t d = got.shape.size(); d-- > 0;) {
+        idx[d] = rem % got.shape[d];
+        rem /= got.shape[d];
+      }
+      double g = got.load(idx.data()), w = want[n];
+      if (isLse && std::isinf(w) && w < 0) {
+        if (!(std::isinf(g) && g < 0))
+          report.maxAbsError = report.maxRelError =
+              std::numeric_limits<double>::infinity();
+        continue;
+      }
+      if (!std::isfinite(g)) {
+        ++report.nonFinite;
+        continue;
+      }
+      double err = std::fabs(g - w);
+      report.maxAbsError = std::max(report.maxAbsError, err);
+      report.maxRelError = std::max(report.maxRelError, err / (1.0 + std::fabs(w)));
+    }
+  };
+  size_t t = 0;
+  for (const ArgInfo &a : info.args) {
+    if (!a.isTensor)
+      continue;
+    const TensorView &view = views[t++];
+    if (!a.isOutput)
+      continue;
+    bool isLse = view.shape.size() == 3;
+    compare(view, isLse ? ref.lse : ref.out, isLse);
+  }
+  double err = lowPrecision ? report.maxAbsError : report.maxRelError;
+  const TensorView &q = views[0];
+  double flopsPerPair = 2.0 * q.shape[3] + 2.0 * views[2].shape[3];
+  if (report.kernelMs > 0)
+    report.gflops = flopsPerPair * ref.visiblePairs / (report.kernelMs * 1e6);
+  if (report.nonFinite)
+    report.error = std::to_string(report.nonFinite) + " outputs are NaN or inf";
+  else if (!(err <= report.tolerance))
+    report.error = "max error " + std::to_string(err) + " exceeds the tolerance " +
+                   std::to_string(report.tolerance);
+  report.ok = report.error.empty();
+  return report;
+}

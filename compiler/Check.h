@@ -1,0 +1,58 @@
+//===- Check.h - Run a kernel on random inputs against the reference -*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// What `attnc --run` and the conformance tests do: compile a spec, make
+// random inputs for the sizes asked, run the kernel and the f64 reference,
+// and compare within the design's tolerances.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_COMPILER_CHECK_H
+#define ATTNC_COMPILER_CHECK_H
+
+#include "attnc/attnc.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace attnc {
+
+struct CheckOptions {
+  /// Sizes of symbolic dims; others come from `batch`, `qLen`, `kvLen`, ...
+  /// by the dim's role in q, k and v.
+  std::map<std::string, int64_t> sizes;
+  int64_t batch = 2, heads = 4, qLen = 67, kvLen = 67, headDim = 64;
+  std::map<std::string, double> params;
+  unsigned seed = 1;
+  unsigned threads = 0;
+  int timingRuns = 3; // kernel runs timed after the checked one
+  bool skipReference = false;
+  /// Shapes (CheckReport::shape) already checked: return at once, skipped.
+  std::vector<std::string> skipShapes;
+};
+
+struct CheckReport {
+  bool ok = false;          // ran, and matched the reference
+  std::string error;        // why not
+  std::string shape;        // "B=2 Hq=4 Hkv=4 S=67 T=67 D=64 Dv=64 dtype=bf16"
+  double maxAbsError = 0, maxRelError = 0, tolerance = 0;
+  int64_t nonFinite = 0;    // NaN or inf in the kernel's outputs
+  double kernelMs = 0;      // best of the timed runs
+  double referenceMs = 0;
+  double compileMs = 0;
+  double gflops = 0;        // 4 * D-ish flops over visible pairs / kernelMs
+  bool fromCache = false;
+  bool skipped = false;     // the shape was in skipShapes
+};
+
+/// Compiles `path` with `options` and checks it as described above.
+CheckReport checkSpec(const std::string &path, const CompileOptions &options,
+                      const CheckOptions &check);
+
+} // namespace attnc
+
+#endif // ATTNC_COMPILER_CHECK_H

@@ -1,0 +1,340 @@
+//===- Compile.cpp - From source to objects ---------------------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Compile.h"
+#include "compiler/Registration.h"
+#include "dialects/attn/AttnOps.h"
+#include "frontends/spec/SpecFrontend.h"
+#include "passes/Passes.h"
+#include "passes/Pipelines.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/ExecutionEngine/OptUtils.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Parser/Parser.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
+#include "mlir/Target/LLVMIR/Export.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
+#include "llvm/IR/IRBuilder.h"
+#include "llvm/IR/LegacyPassManager.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/TargetSelect.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
+
+#include <mutex>
+
+using namespace mlir;
+using namespace attnc;
+
+void attnc::prepareContext(MLIRContext &ctx) {
+  DialectRegistry registry;
+  registerAttncDialects(registry);
+  registerBuiltinDialectTranslation(registry);
+  registerLLVMDialectTranslation(registry);
+  ctx.appendDialectRegistry(registry);
+  ctx.loadAllAvailableDialects();
+}
+
+OwningOpRef<ModuleOp>
+attnc::loadAttnModule(MLIRContext &ctx, llvm::SourceMgr &sm,
+                      const std::map<std::string, int64_t> &dims) {
+  llvm::StringRef name =
+      sm.getMemoryBuffer(sm.getMainFileID())->getBufferIdentifier();
+  OwningOpRef<ModuleOp> module;
+  if (name.ends_with(".mlir")) {
+    module = parseSourceFile<ModuleOp>(sm, &ctx);
+  } else {
+    SpecOptions opts;
+    for (const auto &[dim, size] : dims)
+      opts.dims[dim] = size;
+    module = parseSpec(sm, &ctx, opts);
+  }
+  if (module && failed(verify(*module)))
+    return {};
+  return module;
+}
+
+func::FuncOp attnc::findKernelFunc(ModuleOp module) {
+  func::FuncOp found;
+  int count = 0;
+  module.walk([&](attn::AttentionOp op) {
+    ++count;
+    found = op->getParentOfType<func::FuncOp>();
+  });
+  if (count != 1) {
+    emitError(module.getLoc())
+        << "expects exactly one attn.attention in the module, found " << count;
+    return {};
+  }
+  return found;
+}
+
+attn::AttentionOp attnc::findAttention(func::FuncOp fn) {
+  attn::AttentionOp op;
+  fn.walk([&](attn::AttentionOp found) { op = found; });
+  return op;
+}
+
+LogicalResult attnc::overrideDType(ModuleOp module, DType dtype) {
+  func::FuncOp fn = findKernelFunc(module);
+  if (!fn)
+    return failure();
+  attn::AttentionOp op = findAttention(fn);
+  Builder b(module.getContext());
+  Type elt = dtype == DType::f32    ? Type(b.getF32Type())
+             : dtype == DType::bf16 ? Type(b.getBF16Type())
+             : dtype == DType::f16  ? Type(b.getF16Type())
+                                    : Type();
+  if (!elt)
+    return emitError(module.getLoc(), "q, k, v and o take f32, bf16 or f16");
+  for (Value v : {op.getQuery(), op.getKey(), op.getValue(), op.getOutput()}) {
+    auto arg = dyn_cast<BlockArgument>(v);
+    if (!arg || arg.getOwner()->getParentOp() != fn)
+      return emitError(op.getLoc(), "q, k, v and o must be function arguments");
+    auto mem = cast<MemRefType>(arg.getType());
+    arg.setType(MemRefType::get(mem.getShape(), elt));
+  }
+  fn.setFunctionType(FunctionType::get(module.getContext(),
+                                       fn.getBody().getArgumentTypes(),
+                                       fn.getFunctionType().getResults()));
+  return verify(module);
+}
+
+/// Runs `pm` on `module` with optional IR printing after every pass.
+static LogicalResult runPipeline(PassManager &pm, ModuleOp module,
+                                 bool printIRAfterAll) {
+  if (printIRAfterAll) {
+    module.getContext()->disableMultithreading();
+    pm.enableIRPrinting([](Pass *, Operation *) { return false; },
+                        [](Pass *, Operation *) { return true; },
+                        /*printModuleScope=*/true,
+                        /*printAfterOnlyOnChange=*/false);
+  }
+  return pm.run(module);
+}
+
+LogicalResult attnc::prepareForTarget(ModuleOp module, Target target,
+                                      bool printIRAfterAll) {
+  PassManager pm(module.getContext());
+  pm.addPass(createCanonicalizerPass());
+  AttnSelectSchedulePassOptions schedule;
+  schedule.target = target == Target::cuda ? "cuda" : "cpu";
+  pm.addNestedPass<func::FuncOp>(createAttnSelectSchedulePass(schedule));
+  return runPipeline(pm, module, printIRAfterAll);
+}
+
+static bool dtypeOf(Type t, DType &out) {
+  if (t.isF32()) out = DType::f32;
+  else if (t.isBF16()) out = DType::bf16;
+  else if (t.isF16()) out = DType::f16;
+  else if (t.isInteger(32)) out = DType::i32;
+  else if (t.isInteger(64) || t.isIndex()) out = DType::i64;
+  else return false;
+  return true;
+}
+
+KernelInfo attnc::extractKernelInfo(func::FuncOp fn) {
+  KernelInfo info;
+  info.name = fn.getSymName().str();
+  attn::AttentionOp op = findAttention(fn);
+  if (op && op.getSchedule()) {
+    info.blockQ = op.getScheduleAttr().getBlockQ();
+    info.blockK = op.getScheduleAttr().getBlockK();
+  }
+  for (BlockArgument arg : fn.getArguments()) {
+    ArgInfo a;
+    unsigned n = arg.getArgNumber();
+    auto nameAttr = fn.getArgAttrOfType<StringAttr>(n, "attn.name");
+    a.name = nameAttr ? nameAttr.str() : "arg" + std::to_string(n);
+    a.isOutput = op && (arg == op.getOutput() || arg == op.getLse());
+    if (auto mem = dyn_cast<MemRefType>(arg.getType())) {
+      dtypeOf(mem.getElementType(), a.dtype);
+      auto names = fn.getArgAttrOfType<ArrayAttr>(n, "attn.dims");
+      // Without names from the spec, name the dims by their role.
+      std::vector<const char *> roles;
+      if (op && arg == op.getQuery()) roles = {"B", "Hq", "S", "D"};
+      else if (op && arg == op.getKey()) roles = {"B", "Hkv", "T", "D"};
+      else if (op && arg == op.getValue()) roles = {"B", "Hkv", "T", "Dv"};
+      else if (op && arg == op.getOutput()) roles = {"B", "Hq", "S", "Dv"};
+      else if (op && arg == op.getLse()) roles = {"B", "Hq", "S"};
+      for (int64_t d = 0; d < mem.getRank(); ++d) {
+        int64_t size = mem.getDimSize(d);
+        a.dims.push_back(ShapedType::isDynamic(size) ? -1 : size);
+        std::string dimName = d < static_cast<int64_t>(roles.size())
+                                  ? std::string(roles[d])
+                                  : "?" + std::to_string(n) + "." + std::to_string(d);
+        if (names && d < static_cast<int64_t>(names.size()))
+          if (auto s = dyn_cast<StringAttr>(names[d]))
+            dimName = s.str();
+        a.dimNames.push_back(dimName);
+      }
+    } else {
+      a.isTensor = false;
+      dtypeOf(arg.getType(), a.dtype);
+      Attribute def = fn.getArgAttr(n, "attn.default");
+      if (auto f = dyn_cast_or_null<FloatAttr>(def))
+        a.defaultValue = f.getValueAsDouble();
+      else if (auto i = dyn_cast_or_null<IntegerAttr>(def))
+        a.defaultValue = static_cast<double>(i.getValue().getSExtValue());
+    }
+    info.args.push_back(std::move(a));
+  }
+  return info;
+}
+
+LogicalResult attnc::lowerForCPU(ModuleOp module, int vectorWidth, bool toLLVM,
+                                 bool printIRAfterAll) {
+  PassManager pm(module.getContext());
+  AttnToCPUPipelineOptions options;
+  options.vectorWidth = vectorWidth;
+  options.toLLVM = toLLVM;
+  buildAttnToCPUPipeline(pm, options);
+  return runPipeline(pm, module, printIRAfterAll);
+}
+
+std::unique_ptr<llvm::Module>
+attnc::translateToLLVMIR(ModuleOp module, llvm::LLVMContext &llvmCtx,
+                         const std::string &kernelName) {
+  std::unique_ptr<llvm::Module> llvmModule =
+      mlir::translateModuleToLLVMIR(module, llvmCtx, kernelName);
+  if (!llvmModule)
+    return nullptr;
+  llvm::Function *entry =
+      llvmModule->getFunction("_mlir_ciface_" + kernelName);
+  if (!entry)
+    return nullptr;
+  // attnc_packed_<name>(void **args): args[i] points at argument i.
+  llvm::IRBuilder<> b(llvmCtx);
+  auto *ptrTy = llvm::PointerType::getUnqual(llvmCtx);
+  auto *fnTy = llvm::FunctionType::get(b.getVoidTy(), {ptrTy}, false);
+  auto *packed = llvm::Function::Create(fnTy, llvm::GlobalValue::ExternalLinkage,
+                                        "attnc_packed_" + kernelName,
+                                        llvmModule.get());
+  b.SetInsertPoint(llvm::BasicBlock::Create(llvmCtx, "entry", packed));
+  llvm::SmallVector<llvm::Value *> callArgs;
+  for (auto [i, param] : llvm::enumerate(entry->args())) {
+    llvm::Value *slot = b.CreateConstGEP1_64(ptrTy, packed->getArg(0), i);
+    llvm::Value *argPtr = b.CreateLoad(ptrTy, slot);
+    callArgs.push_back(b.CreateLoad(param.getType(), argPtr));
+  }
+  b.CreateCall(entry, callArgs);
+  b.CreateRetVoid();
+  return llvmModule;
+}
+
+static void initializeNativeTarget() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    llvm::InitializeNativeTarget();
+    llvm::InitializeNativeTargetAsmPrinter();
+  });
+}
+
+std::unique_ptr<llvm::TargetMachine>
+attnc::hostTargetMachine(std::string &error, const std::string &cpu) {
+  initializeNativeTarget();
+  auto jtmb = llvm::orc::JITTargetMachineBuilder::detectHost();
+  if (!jtmb) {
+    error = llvm::toString(jtmb.takeError());
+    return nullptr;
+  }
+  if (!cpu.empty()) {
+    jtmb->setCPU(cpu);
+    jtmb->getFeatures() = llvm::SubtargetFeatures();
+  }
+  jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
+  jtmb->setRelocationModel(llvm::Reloc::PIC_);
+  auto tm = jtmb->createTargetMachine();
+  if (!tm) {
+    error = llvm::toString(tm.takeError());
+    return nullptr;
+  }
+  return std::move(*tm);
+}
+
+int attnc::hostVectorWidth() {
+  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+  return features.lookup("avx512f") ? 16 : 8;
+}
+
+bool attnc::emitObject(llvm::Module &module, llvm::TargetMachine &tm,
+                       llvm::SmallVectorImpl<char> &out, std::string &error) {
+  module.setDataLayout(tm.createDataLayout());
+  module.setTargetTriple(tm.getTargetTriple());
+  auto optimize = mlir::makeOptimizingTransformer(3, 0, &tm);
+  if (llvm::Error err = optimize(&module)) {
+    error = llvm::toString(std::move(err));
+    return false;
+  }
+  llvm::raw_svector_ostream os(out);
+  llvm::legacy::PassManager pm;
+  if (tm.addPassesToEmitFile(pm, os, nullptr, llvm::CodeGenFileType::ObjectFile)) {
+    error = "the target cannot emit object files";
+    return false;
+  }
+  pm.run(module);
+  return true;
+}
+
+std::string attnc::emitCHeader(const KernelInfo &info) {
+  std::string guard = "ATTNC_KERNEL_" + info.name + "_H";
+  for (char &c : guard)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  std::string h;
+  h += "/* Generated by attnc " ATTNC_VERSION_STRING " for kernel '" + info.name +
+       "'. Link with the object from attnc --emit=obj. */\n";
+  h += "#ifndef " + guard + "\n#define " + guard + "\n\n#include <stdint.h>\n\n";
+  h += "#ifdef __cplusplus\nextern \"C\" {\n#endif\n\n";
+  h += "/* A strided view: sizes and strides in elements, row-major when contiguous. */\n";
+  for (int r = 1; r <= 4; ++r)
+    h += "#ifndef ATTNC_MEMREF" + std::to_string(r) + "D_DEFINED\n#define ATTNC_MEMREF" +
+         std::to_string(r) + "D_DEFINED\ntypedef struct { void *allocated; void *aligned; "
+         "int64_t offset; int64_t sizes[" + std::to_string(r) + "]; int64_t strides[" +
+         std::to_string(r) + "]; } attnc_memref" + std::to_string(r) + "d;\n#endif\n";
+  std::string upper = info.name;
+  for (char &c : upper)
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  h += "\n/* Query rows per work item. */\n#define ATTNC_" + upper + "_BLOCK_Q " +
+       std::to_string(info.blockQ) + "\n\n";
+  h += "/* Arguments:\n";
+  for (const ArgInfo &a : info.args) {
+    h += " *   " + a.name + (a.isTensor ? (a.isOutput ? " (output) " : " (input) ") : " (param) ");
+    h += dtypeName(a.dtype);
+    if (a.isTensor) {
+      h += "[";
+      for (size_t d = 0; d < a.dims.size(); ++d)
+        h += (d ? ", " : "") + (a.dims[d] < 0 ? a.dimNames[d] : std::to_string(a.dims[d]));
+      h += "]";
+    } else if (a.defaultValue) {
+      h += " default " + std::to_string(*a.defaultValue);
+    }
+    h += "\n";
+  }
+  h += " * Work items are (batch, query head, query tile), query tile fastest:\n"
+       " * pass [0, attnc_" + info.name + "_work_items(...)) for the whole problem,\n"
+       " * or split that range over threads. */\n";
+  h += "static inline int64_t attnc_" + info.name +
+       "_work_items(int64_t batch, int64_t q_heads, int64_t q_len) {\n"
+       "  return batch * q_heads * ((q_len + ATTNC_" + upper + "_BLOCK_Q - 1) / ATTNC_" +
+       upper + "_BLOCK_Q);\n}\n\n";
+  h += "void _mlir_ciface_" + info.name + "(";
+  bool first = true;
+  for (const ArgInfo &a : info.args) {
+    h += first ? "" : ", ";
+    first = false;
+    if (a.isTensor)
+      h += "attnc_memref" + std::to_string(a.dims.size()) + "d *" + a.name;
+    else
+      h += std::string(a.dtype == DType::f32 ? "float " : a.dtype == DType::i32 ? "int32_t " : "int64_t ") + a.name;
+  }
+  h += std::string(first ? "" : ", ") + "int64_t work_begin, int64_t work_end);\n\n";
+  h += "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
+  return h;
+}

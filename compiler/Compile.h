@@ -1,0 +1,92 @@
+//===- Compile.h - From source to objects, shared by attnc and the JIT -*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The stages every route takes: load a spec (or attn IR), prepare it for a
+// target (canonical form, schedule), read off the kernel's signature, lower
+// to the LLVM dialect, translate to LLVM IR and emit an object for a CPU.
+// attnc calls them one by one to stop at any --emit kind; the JIT calls all.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_COMPILER_COMPILE_H
+#define ATTNC_COMPILER_COMPILE_H
+
+#include "attnc/attnc.h"
+#include "mlir/IR/BuiltinOps.h"
+#include "mlir/IR/OwningOpRef.h"
+#include "llvm/ADT/SmallVector.h"
+
+#include <memory>
+
+namespace llvm {
+class LLVMContext;
+class Module;
+class SourceMgr;
+class TargetMachine;
+class raw_ostream;
+} // namespace llvm
+
+namespace mlir {
+class MLIRContext;
+namespace func {
+class FuncOp;
+} // namespace func
+} // namespace mlir
+
+namespace attnc {
+namespace attn {
+class AttentionOp;
+} // namespace attn
+
+/// Registers every dialect and translation the compiler needs into `ctx`.
+void prepareContext(mlir::MLIRContext &ctx);
+
+/// Parses the main buffer of `sm`: attn IR when its name ends in .mlir, a
+/// spec otherwise. Diagnostics go through `ctx`'s handler. Null on error.
+mlir::OwningOpRef<mlir::ModuleOp>
+loadAttnModule(mlir::MLIRContext &ctx, llvm::SourceMgr &sm,
+               const std::map<std::string, int64_t> &dims);
+
+/// Gives q, k, v and o of the kernel function the element type `dtype`.
+mlir::LogicalResult overrideDType(mlir::ModuleOp module, DType dtype);
+
+/// The one function with an attn.attention, or null (with a diagnostic).
+mlir::func::FuncOp findKernelFunc(mlir::ModuleOp module);
+attn::AttentionOp findAttention(mlir::func::FuncOp fn);
+
+/// Canonicalizes and picks a schedule for `target`.
+mlir::LogicalResult prepareForTarget(mlir::ModuleOp module, Target target,
+                                     bool printIRAfterAll);
+
+/// Reads the signature (names, dtypes, dims, params, tiles) of `fn`.
+KernelInfo extractKernelInfo(mlir::func::FuncOp fn);
+
+/// attn IR (prepared) -> loops; with `toLLVM` on to the LLVM dialect.
+mlir::LogicalResult lowerForCPU(mlir::ModuleOp module, int vectorWidth,
+                                bool toLLVM, bool printIRAfterAll);
+
+/// LLVM dialect -> LLVM IR, plus `attnc_packed_<name>(void **args)` that
+/// takes one pointer per argument of `_mlir_ciface_<name>`.
+std::unique_ptr<llvm::Module> translateToLLVMIR(mlir::ModuleOp module,
+                                                llvm::LLVMContext &llvmCtx,
+                                                const std::string &kernelName);
+
+/// A target machine for this host's CPU and features (or `cpu` if given).
+std::unique_ptr<llvm::TargetMachine> hostTargetMachine(std::string &error,
+                                                       const std::string &cpu = "");
+/// 16 f32 lanes with AVX-512, else 8.
+int hostVectorWidth();
+
+/// Optimizes `module` at O3 for `tm` and emits an object file into `out`.
+bool emitObject(llvm::Module &module, llvm::TargetMachine &tm,
+                llvm::SmallVectorImpl<char> &out, std::string &error);
+
+/// The C header declaring the AOT entry point of `info`.
+std::string emitCHeader(const KernelInfo &info);
+
+} // namespace attnc
+
+#endif // ATTNC_COMPILER_COMPILE_H

@@ -1,0 +1,407 @@
+//===- Jit.cpp - Compile specs in-process and run them ----------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The JIT keeps compiled objects in two caches: in memory (per process) and
+// on disk, keyed by a hash of the prepared attn IR, the target CPU and the
+// compiler version, so a second process only loads an object. Objects are
+// linked by one ORC LLJIT, one JITDylib per kernel.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/attnc.h"
+#include "attnc/runtime/ThreadPool.h"
+#include "compiler/Compile.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/MLIRContext.h"
+#include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
+#include "llvm/ExecutionEngine/Orc/LLJIT.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/MemoryBuffer.h"
+#include "llvm/Support/Path.h"
+#include "llvm/Support/SHA256.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/TargetParser/Host.h"
+
+#include <chrono>
+#include <cstdlib>
+#include <mutex>
+#include <unistd.h>
+
+using namespace attnc;
+
+namespace attnc {
+/// A loaded kernel: its signature and the packed entry point.
+class CompiledKernel {
+public:
+  KernelInfo info;
+  void (*entry)(void **) = nullptr;
+};
+} // namespace attnc
+
+namespace {
+std::mutex &jitMutex() {
+  static std::mutex m;
+  return m;
+}
+
+llvm::orc::LLJIT *globalJit(std::string &error) {
+  static std::unique_ptr<llvm::orc::LLJIT> jit;
+  if (jit)
+    return jit.get();
+  std::string tmError;
+  if (!hostTargetMachine(tmError)) { // initializes the native target
+    error = tmError;
+    return nullptr;
+  }
+  auto created = llvm::orc::LLJITBuilder().create();
+  if (!created) {
+    error = llvm::toString(created.takeError());
+    return nullptr;
+  }
+  jit = std::move(*created);
+  // Failures come back as a Status; ORC's default reporter would also print.
+  jit->getExecutionSession().setErrorReporter([](llvm::Error err) {
+    llvm::consumeError(std::move(err));
+  });
+  return jit.get();
+}
+
+std::string cacheDirectory(const CompileOptions &options) {
+  if (!options.cacheDir.empty())
+    return options.cacheDir == "off" ? "" : options.cacheDir;
+  if (const char *env = std::getenv("ATTNC_CACHE_DIR"))
+    return std::string(env) == "off" ? "" : env;
+  if (const char *xdg = std::getenv("XDG_CACHE_HOME"))
+    return std::string(xdg) + "/attnc";
+  if (const char *home = std::getenv("HOME"))
+    return std::string(home) + "/.cache/attnc";
+  return "";
+}
+
+/// Writes `data` to `path` through a temporary file and a rename, so a
+/// reader never sees half a file.
+void writeAtomically(const std::string &path, llvm::StringRef data) {
+  std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  std::error_code ec;
+  {
+    llvm::raw_fd_ostream os(tmp, ec);
+    if (ec)
+      return;
+    os << data;
+    os.close();
+    if (os.has_error()) {
+      os.clear_error();
+      llvm::sys::fs::remove(tmp);
+      return;
+    }
+  }
+  if (llvm::sys::fs::rename(tmp, path))
+    llvm::sys::fs::remove(tmp);
+}
+
+Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
+                             const CompileOptions &options) {
+  auto start = std::chrono::steady_clock::now();
+  if (options.target != Target::cpu)
+    return Status::error("attnc: the CUDA target is not available in the JIT yet");
+  int width = options.vectorWidth ? options.vectorWidth : hostVectorWidth();
+
+  mlir::MLIRContext ctx(mlir::MLIRContext::Threading::DISABLED);
+  prepareContext(ctx);
+  llvm::SourceMgr sm;
+  sm.AddNewSourceBuffer(std::move(buffer), llvm::SMLoc());
+  std::string diagText;
+  llvm::raw_string_ostream diagOS(diagText);
+  mlir::SourceMgrDiagnosticHandler handler(sm, &ctx, diagOS);
+
+  mlir::OwningOpRef<mlir::ModuleOp> module = loadAttnModule(ctx, sm, options.dims);
+  if (!module)
+    return Status::error(diagText.empty() ? "attnc: could not load the input" : diagText);
+  if (options.dtype && mlir::failed(overrideDType(*module, *options.dtype)))
+    return Status::error(diagText);
+  if (mlir::failed(prepareForTarget(*module, options.target, false)))
+    return Status::error(diagText);
+  mlir::func::FuncOp fn = findKernelFunc(*module);
+  if (!fn)
+    return Status::error(diagText);
+  KernelInfo info = extractKernelInfo(fn);
+
+  // The key covers everything that changes the object.
+  std::string ir;
+  llvm::raw_string_ostream irOS(ir);
+  module->print(irOS);
+  std::string cpu = llvm::sys::getHostCPUName().str();
+  llvm::SHA256 sha;
+  sha.update(ATTNC_VERSION_STRING "|cpu|" LLVM_VERSION_STRING "|");
+  sha.update(cpu + "|" + std::to_string(width) + "|");
+  for (const auto &f : llvm::sys::getHostCPUFeatures())
+    if (f.second)
+      sha.update(f.first().str() + ",");
+  sha.update(ir);
+  std::string key = llvm::toHex(sha.final(), /*LowerCase=*/true).substr(0, 32);
+
+  std::lock_guard<std::mutex> lock(jitMutex());
+  static llvm::StringMap<std::shared_ptr<CompiledKernel>> memoryCache;
+  if (auto it = memoryCache.find(key); it != memoryCache.end()) {
+    KernelInfo cached = it->second->info;
+    auto kernel = std::make_shared<CompiledKernel>(*it->second);
+    kernel->info.fromCache = true;
+    kernel->info.compileMs = std::chrono::duration<double, std::milli>(
+                                 std::chrono::steady_clock::now() - start)
+                                 .count();
+    return Kernel(kernel);
+  }
+
+  std::string error;
+  llvm::orc::LLJIT *jit = globalJit(error);
+  if (!jit)
+    return Status::error("attnc: cannot start the JIT: " + error);
+
+  std::string dir = cacheDirectory(options);
+  std::string objPath = dir.empty() ? "" : dir + "/" + key + ".o";
+  std::unique_ptr<llvm::MemoryBuffer> object;
+  bool fromDisk = false;
+  if (!objPath.empty()) {
+    if (auto file = llvm::MemoryBuffer::getFile(objPath)) {
+      object = std::move(*file);
+      fromDisk = true;
+    }
+  }
+  if (!object) {
+    if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false)))
+      return Status::error("attnc: internal error: lowering failed\n" + diagText);
+    llvm::LLVMContext llvmCtx;
+    auto llvmModule = translateToLLVMIR(*module, llvmCtx, info.name);
+    if (!llvmModule)
+      return Status::error("attnc: internal error: translation to LLVM IR failed");
+    auto tm = hostTargetMachine(error);
+    if (!tm)
+      return Status::error("attnc: " + error);
+    llvm::SmallVector<char, 0> obj;
+    if (!emitObject(*llvmModule, *tm, obj, error))
+      return Status::error("attnc: " + error);
+    llvm::StringRef objRef(obj.data(), obj.size());
+    if (!objPath.empty() && !llvm::sys::fs::create_directories(dir))
+      writeAtomically(objPath, objRef);
+    object = llvm::MemoryBuffer::getMemBufferCopy(objRef, key + ".o");
+  }
+
+  auto dylib = jit->createJITDylib("attnc_" + key + "_" + std::to_string(memoryCache.size()));
+  if (!dylib)
+    return Status::error(llvm::toString(dylib.takeError()));
+  auto generator = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+      jit->getDataLayout().getGlobalPrefix());
+  if (!generator)
+    return Status::error(llvm::toString(generator.takeError()));
+  dylib->addGenerator(std::move(*generator));
+  if (llvm::Error err = jit->addObjectFile(*dylib, std::move(object))) {
+    // A damaged cache file: drop it and compile afresh next time.
+    if (fromDisk)
+      llvm::sys::fs::remove(objPath);
+    return Status::error("attnc: cannot load the kernel object: " +
+                         llvm::toString(std::move(err)));
+  }
+  auto symbol = jit->lookup(*dylib, "attnc_packed_" + info.name);
+  if (!symbol) {
+    if (fromDisk)
+      llvm::sys::fs::remove(objPath);
+    return Status::error("attnc: kernel entry not found: " +
+                         llvm::toString(symbol.takeError()));
+  }
+  auto kernel = std::make_shared<CompiledKernel>();
+  kernel->info = std::move(info);
+  kernel->entry = symbol->toPtr<void (*)(void **)>();
+  kernel->info.fromCache = fromDisk;
+  memoryCache[key] = kernel;
+  kernel->info.compileMs = std::chrono::duration<double, std::milli>(
+                               std::chrono::steady_clock::now() - start)
+                               .count();
+  return Kernel(kernel);
+}
+} // namespace
+
+Result<Kernel> attnc::compileFile(const std::string &path,
+                                  const CompileOptions &options) {
+  auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(path, /*IsText=*/false);
+  if (!buffer)
+    return Status::error("attnc: cannot read '" + path +
+                         "': " + buffer.getError().message());
+  return compileBuffer(std::move(*buffer), options);
+}
+
+Result<Kernel> attnc::compileString(const std::string &source,
+                                    const std::string &bufferName,
+                                    const CompileOptions &options) {
+  return compileBuffer(llvm::MemoryBuffer::getMemBufferCopy(source, bufferName),
+                       options);
+}
+
+const char *attnc::versionString() {
+  return "attnc " ATTNC_VERSION_STRING " (LLVM " LLVM_VERSION_STRING ")";
+}
+
+//===----------------------------------------------------------------------===//
+// Kernel
+//===----------------------------------------------------------------------===//
+
+Kernel::Kernel(std::shared_ptr<CompiledKernel> impl) : impl(std::move(impl)) {}
+
+const KernelInfo &Kernel::info() const { return impl->info; }
+
+Status Kernel::check(const std::vector<TensorView> &tensors,
+                     const std::map<std::string, double> &params) const {
+  const KernelInfo &info = impl->info;
+  size_t numTensors = 0;
+  for (const ArgInfo &a : info.args)
+    numTensors += a.isTensor;
+  if (tensors.size() != numTensors)
+    return Status::error("kernel '" + info.name + "' takes " +
+                         std::to_string(numTensors) + " tensors, got " +
+                         std::to_string(tensors.size()));
+  std::map<std::string, int64_t> symbols;
+  size_t t = 0;
+  for (const ArgInfo &a : info.args) {
+    if (!a.isTensor)
+      continue;
+    const TensorView &view = tensors[t++];
+    std::string where = "tensor '" + a.name + "'";
+    if (view.dtype != a.dtype)
+      return Status::error(where + " expects dtype " + dtypeName(a.dtype) +
+                           ", got " + dtypeName(view.dtype));
+    if (view.shape.size() != a.dims.size())
+      return Status::error(where + " expects rank " + std::to_string(a.dims.size()) +
+                           ", got " + std::to_string(view.shape.size()));
+    if (!view.strides.empty() && view.strides.size() != view.shape.size())
+      return Status::error(where + " has " + std::to_string(view.strides.size()) +
+                           " strides for rank " + std::to_string(view.shape.size()));
+    TensorView contiguous = view;
+    contiguous.strides.clear();
+    if (!view.strides.empty() && view.strides != contiguous.effectiveStrides())
+      return Status::error(where + " is not contiguous; attnc kernels take "
+                                   "row-major contiguous tensors for now");
+    for (size_t d = 0; d < a.dims.size(); ++d) {
+      int64_t size = view.shape[d];
+      if (size < 0)
+        return Status::error(where + " has a negative size in dim " + std::to_string(d));
+      if (a.dims[d] >= 0 && size != a.dims[d])
+        return Status::error(where + " expects dim " + std::to_string(d) + " = " +
+                             std::to_string(a.dims[d]) + ", got " + std::to_string(size));
+      if (a.dims[d] < 0) {
+        auto [it, inserted] = symbols.emplace(a.dimNames[d], size);
+        if (!inserted && it->second != size)
+          return Status::error(where + " has " + a.dimNames[d] + " = " +
+                               std::to_string(size) + " in dim " + std::to_string(d) +
+                               ", but an earlier tensor has " + a.dimNames[d] +
+                               " = " + std::to_string(it->second));
+      }
+    }
+    if (!view.data && view.numel() > 0)
+      return Status::error(where + " has no data");
+  }
+  // GQA divisibility and q/k/v agreement that symbolic names cannot show.
+  const TensorView &q = tensors[0], &k = tensors[1], &v = tensors[2];
+  if (q.shape.size() == 4 && k.shape.size() == 4 && v.shape.size() == 4) {
+    if (k.shape[1] == 0 || q.shape[1] % k.shape[1] != 0)
+      return Status::error("query heads (" + std::to_string(q.shape[1]) +
+                           ") must be a multiple of KV heads (" +
+                           std::to_string(k.shape[1]) + ")");
+    if (q.shape[0] != k.shape[0] || k.shape[0] != v.shape[0] ||
+        k.shape[1] != v.shape[1] || k.shape[2] != v.shape[2] ||
+        q.shape[3] != k.shape[3])
+      return Status::error("q, k and v shapes disagree (batch, KV heads, key "
+                           "length or head dim)");
+  }
+  for (const auto &param : params) {
+    const std::string &name = param.first;
+    double value = param.second;
+    auto it = std::find_if(info.args.begin(), info.args.end(), [&](const ArgInfo &a) {
+      return !a.isTensor && a.name == name;
+    });
+    if (it == info.args.end())
+      return Status::error("kernel '" + info.name + "' has no parameter '" + name + "'");
+    if (it->dtype != DType::f32 && value != static_cast<double>(static_cast<int64_t>(value)))
+      return Status::error("parameter '" + name + "' is an integer, got " +
+                           std::to_string(value));
+    if (it->dtype == DType::i32 && (value < INT32_MIN || value > INT32_MAX))
+      return Status::error("parameter '" + name + "' does not fit in i32");
+  }
+  for (const ArgInfo &a : info.args)
+    if (!a.isTensor && !params.count(a.name) && !a.defaultValue)
+      return Status::error("parameter '" + a.name + "' has no default and was not given");
+  return Status::ok();
+}
+
+namespace {
+/// Storage for one argument as the C interface takes it.
+struct ArgStorage {
+  struct Desc {
+    void *allocated;
+    void *aligned;
+    int64_t offset;
+    int64_t sizesAndStrides[8];
+  } desc;
+  void *descPtr = &desc;
+  int32_t i32 = 0;
+  int64_t i64 = 0;
+  float f32 = 0;
+};
+} // namespace
+
+Status Kernel::run(const std::vector<TensorView> &tensors,
+                   const std::map<std::string, double> &params,
+                   unsigned threads) const {
+  if (Status st = check(tensors, params); !st)
+    return st;
+  const KernelInfo &info = impl->info;
+  std::vector<ArgStorage> storage(info.args.size());
+  std::vector<void *> argPtrs;
+  size_t t = 0;
+  for (size_t n = 0; n < info.args.size(); ++n) {
+    const ArgInfo &a = info.args[n];
+    ArgStorage &s = storage[n];
+    if (a.isTensor) {
+      const TensorView &view = tensors[t++];
+      s.desc.allocated = s.desc.aligned = view.data;
+      s.desc.offset = 0;
+      std::vector<int64_t> strides = view.effectiveStrides();
+      size_t rank = view.shape.size();
+      for (size_t d = 0; d < rank; ++d) {
+        s.desc.sizesAndStrides[d] = view.shape[d];
+        s.desc.sizesAndStrides[rank + d] = strides[d];
+      }
+      s.descPtr = &s.desc;
+      argPtrs.push_back(&s.descPtr);
+      continue;
+    }
+    auto it = params.find(a.name);
+    double value = it != params.end() ? it->second : *a.defaultValue;
+    if (a.dtype == DType::f32) {
+      s.f32 = static_cast<float>(value);
+      argPtrs.push_back(&s.f32);
+    } else if (a.dtype == DType::i32) {
+      s.i32 = static_cast<int32_t>(value);
+      argPtrs.push_back(&s.i32);
+    } else {
+      s.i64 = static_cast<int64_t>(value);
+      argPtrs.push_back(&s.i64);
+    }
+  }
+  const TensorView &q = tensors[0];
+  int64_t items = q.shape[0] * q.shape[1] *
+                  ((q.shape[2] + info.blockQ - 1) / info.blockQ);
+  auto entry = impl->entry;
+  ThreadPool::global().parallelFor(items, threads, [&](int64_t begin, int64_t end) {
+    std::vector<void *> local = argPtrs;
+    local.push_back(&begin);
+    local.push_back(&end);
+    entry(local.data());
+  });
+  return Status::ok();
+}

@@ -1,0 +1,51 @@
+//===- Reference.h - The f64 reference for attn programs --------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The oracle every backend is checked against: materialized scores, f64
+// arithmetic and accumulation, and the variant regions interpreted op by op
+// from the attn IR, so it shares no code with any lowering.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_COMPILER_REFERENCE_H
+#define ATTNC_COMPILER_REFERENCE_H
+
+#include "attnc/runtime/Tensor.h"
+#include "llvm/ADT/ArrayRef.h"
+
+#include <string>
+#include <vector>
+
+namespace attnc {
+namespace attn {
+class AttentionOp;
+} // namespace attn
+
+/// One argument of the function that holds the attention op: a tensor, or a
+/// scalar parameter (ints are exact in a double up to 2^53).
+struct ArgValue {
+  bool isTensor = true;
+  TensorView tensor;
+  double scalar = 0;
+};
+
+struct ReferenceResult {
+  std::vector<int64_t> outShape; // [B, Hq, S, Dv]
+  std::vector<double> out;       // row-major
+  std::vector<double> lse;       // [B, Hq, S]; -inf for fully masked rows
+  int64_t visiblePairs = 0;      // (b, h, i, j) with a nonzero weight
+  double maxAbsScore = 0;        // over visible pairs, after the score region
+};
+
+/// Evaluates `op`, whose operands are arguments of its function, on `args`
+/// given in the function's argument order. Returns false with `error` set on
+/// a shape mismatch, an out-of-range read or an op it cannot interpret.
+bool runReference(attn::AttentionOp op, llvm::ArrayRef<ArgValue> args,
+                  ReferenceResult &result, std::string &error);
+
+} // namespace attnc
+
+#endif // ATTNC_COMPILER_REFERENCE_H

@@ -1,0 +1,136 @@
+//===- attnc.h - Compile and run attention programs from C++ ----*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The host API: compile a spec (a file or a string) for a target, get a
+// kernel, run it on tensor views with parameters.
+//
+//   attnc::CompileOptions opts;                       // target = cpu
+//   auto kernel = attnc::compileFile("causal.attn", opts);
+//   if (!kernel) { fprintf(stderr, "%s", kernel.error().c_str()); ... }
+//   attnc::Status st = kernel->run({q, k, v, o}, {{"window", 256}});
+//
+// Tensors are passed in the function's argument order: q, k, v, the extra
+// tensors as declared, then the outputs o and lse; runtime parameters go by
+// name. Compile errors come back as diagnostics text; shape, dtype or
+// parameter mismatches at run time as a Status, never a crash. Compiled
+// kernels are cached in memory and on disk (see CompileOptions::cacheDir).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_ATTNC_H
+#define ATTNC_ATTNC_H
+
+#include "attnc/runtime/Tensor.h"
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace attnc {
+
+/// Success, or an error message.
+class Status {
+public:
+  static Status ok() { return Status(); }
+  static Status error(std::string message) {
+    Status s;
+    s.message = std::move(message);
+    s.failed = true;
+    return s;
+  }
+  explicit operator bool() const { return !failed; }
+  const std::string &error() const { return message; }
+
+private:
+  bool failed = false;
+  std::string message;
+};
+
+/// A value or an error message.
+template <typename T> class Result {
+public:
+  Result(T value) : value(std::move(value)) {}
+  Result(Status status) : status(std::move(status)) {}
+  explicit operator bool() const { return value.has_value(); }
+  T &operator*() { return *value; }
+  T *operator->() { return &*value; }
+  const std::string &error() const { return status.error(); }
+
+private:
+  std::optional<T> value;
+  Status status;
+};
+
+enum class Target { cpu, cuda };
+
+struct CompileOptions {
+  Target target = Target::cpu;
+  /// Values for symbolic dims (like `attnc -D S=1024`).
+  std::map<std::string, int64_t> dims;
+  /// Disk cache folder. Empty: $ATTNC_CACHE_DIR, else $XDG_CACHE_HOME/attnc,
+  /// else ~/.cache/attnc. "off" disables the disk cache.
+  std::string cacheDir;
+  /// f32 lanes per vector; 0 picks from the host (16 with AVX-512, else 8).
+  int vectorWidth = 0;
+  /// When set, replaces the element type the spec gives q, k, v and o.
+  std::optional<DType> dtype;
+};
+
+/// One argument of a compiled kernel.
+struct ArgInfo {
+  std::string name;
+  bool isTensor = true;
+  bool isOutput = false;
+  DType dtype = DType::f32;
+  /// Per dim: the size, or -1 with `dimNames[d]` the symbol.
+  std::vector<int64_t> dims;
+  std::vector<std::string> dimNames;
+  /// Parameters: the default value (ints exact up to 2^53).
+  std::optional<double> defaultValue;
+};
+
+struct KernelInfo {
+  std::string name;
+  std::vector<ArgInfo> args; // tensors then parameters, as the function takes them
+  int64_t blockQ = 0, blockK = 0;
+  bool fromCache = false; // the object came from the disk cache
+  double compileMs = 0;   // wall time of compileFile/compileString
+};
+
+class CompiledKernel;
+
+class Kernel {
+public:
+  explicit Kernel(std::shared_ptr<CompiledKernel> impl);
+  const KernelInfo &info() const;
+  /// Runs on `tensors` (all tensor arguments in order, outputs included)
+  /// with `params` by name (missing ones take their defaults). `threads` = 0
+  /// uses the global pool's size.
+  Status run(const std::vector<TensorView> &tensors,
+             const std::map<std::string, double> &params = {},
+             unsigned threads = 0) const;
+  /// Checks shapes, dtypes and params as run() would, without running.
+  Status check(const std::vector<TensorView> &tensors,
+               const std::map<std::string, double> &params = {}) const;
+
+private:
+  std::shared_ptr<CompiledKernel> impl;
+};
+
+Result<Kernel> compileFile(const std::string &path, const CompileOptions &options = {});
+Result<Kernel> compileString(const std::string &source, const std::string &bufferName,
+                             const CompileOptions &options = {});
+
+/// "attnc 0.1.0 (LLVM 22.x)"
+const char *versionString();
+
+} // namespace attnc
+
+#endif // ATTNC_ATTNC_H

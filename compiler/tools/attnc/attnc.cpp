@@ -1,0 +1,515 @@
+//===- attnc.cpp - The attnc command-line compiler --------------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// attnc FILE.attn [-o OUT] [--target=...] [--emit=...] [--run]
+//       [--param NAME=VALUE]... [-D DIM=SIZE]... [--canonicalize]
+//       [--print-ir-after-all]
+//
+// Reads a spec, builds and verifies its attn IR, then runs the pipeline for
+// the requested artifact (compile() below, one case per --emit kind).
+// Exit codes: 0 success, 1 user error (bad input, bad flags, unreadable
+// file, feature not implemented yet), 2 internal error (attnc built IR that
+// does not verify, or a pass failed on valid input).
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/Check.h"
+#include "compiler/Compile.h"
+#include "compiler/Registration.h"
+#include "frontends/spec/Semantics.h"
+#include "frontends/spec/SpecFrontend.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/IR/AsmState.h"
+#include "mlir/IR/BuiltinAttributes.h"
+#include "mlir/IR/Diagnostics.h"
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/IR/MLIRContext.h"
+#include "mlir/IR/Verifier.h"
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Support/FileUtilities.h"
+#include "mlir/Transforms/Passes.h"
+#include "llvm/IR/LLVMContext.h"
+#include "llvm/IR/Module.h"
+#include "llvm/Target/TargetMachine.h"
+#include "llvm/Config/llvm-config.h"
+#include "llvm/Support/CommandLine.h"
+#include "llvm/Support/InitLLVM.h"
+#include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/ToolOutputFile.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/WithColor.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+#include <map>
+#include <optional>
+#include <limits>
+
+using namespace mlir;
+namespace cl = llvm::cl;
+using llvm::StringRef;
+
+namespace {
+
+/// Process exit codes.
+enum ExitCode : int {
+  kExitSuccess = 0,
+  kExitUserError = 1,
+  kExitInternalError = 2,
+};
+
+enum class EmitKind { Attn, Lowered, LLVM, Obj, Header, PTX, Cubin, CUDA, HIP };
+enum class Target { CPU, CUDA, HIP };
+
+/// Everything the pipeline needs besides the module.
+struct CompileOptions {
+  EmitKind emit = EmitKind::Attn;
+  Target target = Target::CPU;
+  bool run = false;
+  bool canonicalize = false;
+  bool printIRAfterAll = false;
+  /// Validated --param values, typed as the spec's params (i32, i64, f32).
+  llvm::StringMap<TypedAttr> params;
+  /// -D values, for --run (which compiles the file again through the JIT).
+  std::map<std::string, int64_t> dims;
+  std::optional<attnc::DType> dtype;
+  std::string cpu;
+  int vectorWidth = 0;
+  unsigned threads = 0;
+};
+
+} // namespace
+
+static cl::OptionCategory attncCategory("attnc options");
+
+static cl::opt<std::string> inputFilename(cl::Positional,
+                                          cl::desc("<spec.attn | ->"),
+                                          cl::init(""), cl::cat(attncCategory));
+
+static cl::opt<std::string>
+    outputFilename("o", cl::desc("Write the output to <file> ('-' = stdout)"),
+                   cl::value_desc("file"), cl::init("-"),
+                   cl::cat(attncCategory));
+
+static cl::opt<Target> targetFlag(
+    "target", cl::desc("Device to compile for"), cl::init(Target::CPU),
+    cl::values(clEnumValN(Target::CPU, "cpu", "the host CPU (default)"),
+               clEnumValN(Target::CUDA, "cuda", "NVIDIA GPUs"),
+               clEnumValN(Target::HIP, "hip", "AMD GPUs")),
+    cl::cat(attncCategory));
+
+static cl::opt<EmitKind> emitFlag(
+    "emit", cl::desc("What to produce"), cl::init(EmitKind::Attn),
+    cl::values(clEnumValN(EmitKind::Attn, "attn", "attn dialect IR (default)"),
+               clEnumValN(EmitKind::Lowered, "lowered",
+                          "IR after lowering to loops or GPU kernels"),
+               clEnumValN(EmitKind::LLVM, "llvm", "LLVM IR"),
+               clEnumValN(EmitKind::Obj, "obj", "an object file"),
+               clEnumValN(EmitKind::Header, "header",
+                          "a C++ header for the kernel"),
+               clEnumValN(EmitKind::PTX, "ptx", "PTX assembly"),
+               clEnumValN(EmitKind::Cubin, "cubin", "a CUDA binary"),
+               clEnumValN(EmitKind::CUDA, "cuda", "CUDA C++ source"),
+               clEnumValN(EmitKind::HIP, "hip", "HIP C++ source")),
+    cl::cat(attncCategory));
+
+static cl::opt<bool> runFlag("run",
+                             cl::desc("Run the kernel on random inputs and "
+                                      "check it against the reference"),
+                             cl::cat(attncCategory));
+
+static cl::list<std::string> paramFlags("param",
+                                        cl::desc("Value of a runtime param"),
+                                        cl::value_desc("NAME=VALUE"),
+                                        cl::cat(attncCategory));
+
+static cl::list<std::string>
+    defineFlags("D", cl::Prefix,
+                cl::desc("Fix a symbolic dimension at compile time"),
+                cl::value_desc("DIM=SIZE"), cl::cat(attncCategory));
+
+static cl::opt<std::string> dtypeFlag(
+    "dtype",
+    cl::desc("Element type for q, k, v and o, replacing the spec's (f32, "
+             "bf16, f16)"),
+    cl::value_desc("type"), cl::init(""), cl::cat(attncCategory));
+
+static cl::opt<std::string>
+    cpuFlag("cpu", cl::desc("CPU to generate code for (default: this host)"),
+            cl::value_desc("name"), cl::init(""), cl::cat(attncCategory));
+
+static cl::opt<int> vectorWidthFlag(
+    "vector-width",
+    cl::desc("f32 lanes per vector in CPU code (default: 16 with AVX-512, "
+             "else 8)"),
+    cl::init(0), cl::cat(attncCategory));
+
+static cl::opt<unsigned>
+    threadsFlag("run-threads", cl::desc("Threads for --run (default: all cores)"),
+                cl::init(0), cl::cat(attncCategory));
+
+static cl::opt<bool>
+    canonicalizeFlag("canonicalize",
+                     cl::desc("Run the canonicalizer before emitting"),
+                     cl::cat(attncCategory));
+
+static cl::opt<bool> printIRAfterAllFlag(
+    "print-ir-after-all",
+    cl::desc("Print the IR to stderr after every pass that runs"),
+    cl::cat(attncCategory));
+
+/// Prints "attnc: error: <msg>" and returns kExitUserError.
+static int userError(const llvm::Twine &msg) {
+  llvm::WithColor::error(llvm::errs(), "attnc") << msg << "\n";
+  return kExitUserError;
+}
+
+static int notImplemented(StringRef flag) {
+  return userError(flag + " is not implemented yet");
+}
+
+/// Splits "NAME=VALUE"; false if either side is empty.
+static bool splitAssignment(StringRef text, StringRef &name, StringRef &value) {
+  std::tie(name, value) = text.split('=');
+  return !name.empty() && text.contains('=') && !value.empty();
+}
+
+/// Parses the -D options into `opts`.
+static LogicalResult parseDefines(attnc::SpecOptions &opts) {
+  for (StringRef text : defineFlags) {
+    StringRef name, value;
+    int64_t size;
+    if (!splitAssignment(text, name, value)) {
+      userError("-D expects DIM=SIZE, got '" + text + "'");
+      return failure();
+    }
+    if (value.getAsInteger(10, size)) {
+      userError("-D " + text + ": '" + value + "' is not an integer");
+      return failure();
+    }
+    if (size < 1 || size > attnc::kMaxDimSize) {
+      userError("-D " + text + ": a dimension size must be between 1 and " +
+                llvm::Twine(attnc::kMaxDimSize));
+      return failure();
+    }
+    auto [it, inserted] = opts.dims.try_emplace(name, size);
+    if (!inserted && it->second != size) {
+      userError("-D " + name + " is given twice with different sizes");
+      return failure();
+    }
+  }
+  return success();
+}
+
+/// Checks every --param against the params of the specs in `module` and
+/// stores the typed values in `opts`.
+static LogicalResult parseParams(ModuleOp module, CompileOptions &opts) {
+  // Param name -> the types it has in the specs (one per spec using it).
+  llvm::StringMap<SmallVector<Type, 1>> known;
+  for (auto fn : module.getOps<func::FuncOp>())
+    for (unsigned i = 0, e = fn.getNumArguments(); i < e; ++i) {
+      Type type = fn.getArgument(i).getType();
+      auto name = fn.getArgAttrOfType<StringAttr>(i, "attn.name");
+      if (name && !isa<MemRefType>(type))
+        known[name.getValue()].push_back(type);
+    }
+  SmallVector<StringRef> names;
+  for (const auto &k : known)
+    names.push_back(k.getKey());
+  llvm::sort(names);
+
+  for (StringRef text : paramFlags) {
+    StringRef name, value;
+    if (!splitAssignment(text, name, value)) {
+      userError("--param expects NAME=VALUE, got '" + text + "'");
+      return failure();
+    }
+    auto it = known.find(name);
+    if (it == known.end()) {
+      std::string hint;
+      if (std::optional<StringRef> guess =
+              attnc::spec::closestName(name, names))
+        hint = ("; did you mean '" + *guess + "'?").str();
+      else if (names.empty())
+        hint = "; the spec declares no params";
+      userError("--param " + text + ": the spec has no param '" + name + "'" +
+                hint);
+      return failure();
+    }
+    for (Type type : it->second) {
+      TypedAttr attr;
+      if (auto intType = dyn_cast<IntegerType>(type)) {
+        int64_t v;
+        unsigned width = intType.getWidth();
+        int64_t lo = width == 32 ? std::numeric_limits<int32_t>::min()
+                                 : std::numeric_limits<int64_t>::min();
+        int64_t hi = width == 32 ? std::numeric_limits<int32_t>::max()
+                                 : std::numeric_limits<int64_t>::max();
+        if (value.getAsInteger(10, v) || v < lo || v > hi) {
+          userError("--param " + text + ": '" + value + "' is not a valid i" +
+                    llvm::Twine(width) + " (an integer from " +
+                    llvm::Twine(lo) + " to " + llvm::Twine(hi) + ")");
+          return failure();
+        }
+        attr = IntegerAttr::get(type, v);
+      } else {
+        double v;
+        if (value.getAsDouble(v) || !std::isfinite(static_cast<float>(v))) {
+          userError("--param " + text + ": '" + value +
+                    "' is not a valid f32 (a finite number)");
+          return failure();
+        }
+        attr = FloatAttr::get(type, v);
+      }
+      opts.params[name] = attr;
+    }
+  }
+  return success();
+}
+
+/// Runs the pipeline that produces `opts.emit` from the verified attn
+/// module and writes the artifact to `os`. Returns an ExitCode.
+/// The kernel function of a module for the CPU emit kinds, which take one.
+static func::FuncOp singleKernel(ModuleOp module, StringRef what) {
+  int count = 0;
+  module.walk([&](func::FuncOp) { ++count; });
+  if (count != 1) {
+    userError(what + " takes a file with exactly one spec, found " +
+              llvm::Twine(count));
+    return {};
+  }
+  return attnc::findKernelFunc(module);
+}
+
+/// Compiles with the JIT, runs on random inputs against the reference and
+/// prints the result. Exit 1 when the kernel does not match.
+static int runAndCheck(const std::string &path, const CompileOptions &opts) {
+  attnc::CompileOptions jit;
+  for (const auto &[name, size] : opts.dims)
+    jit.dims[name] = size;
+  jit.dtype = opts.dtype;
+  jit.vectorWidth = opts.vectorWidth;
+  attnc::CheckOptions check;
+  check.threads = opts.threads;
+  for (const auto &entry : opts.params) {
+    Attribute attr = entry.second;
+    if (auto f = dyn_cast<FloatAttr>(attr))
+      check.params[entry.first().str()] = f.getValueAsDouble();
+    else if (auto i = dyn_cast<IntegerAttr>(attr))
+      check.params[entry.first().str()] = static_cast<double>(i.getInt());
+  }
+  attnc::CheckReport r = attnc::checkSpec(path, jit, check);
+  if (r.shape.empty()) { // did not get as far as running
+    llvm::errs() << r.error;
+    if (!r.error.empty() && r.error.back() != '\n')
+      llvm::errs() << "\n";
+    return kExitUserError;
+  }
+  llvm::outs() << llvm::format(
+      "attnc: ran %s on the CPU: %s\n"
+      "  max error %.3g (tolerance %.3g), kernel %.3f ms (%.2f GFLOP/s), "
+      "reference %.1f ms, compile %.1f ms%s\n",
+      path.c_str(), r.shape.c_str(),
+      r.tolerance >= 1e-3 ? r.maxAbsError : r.maxRelError, r.tolerance,
+      r.kernelMs, r.gflops, r.referenceMs, r.compileMs,
+      r.fromCache ? " (cached)" : "");
+  if (!r.ok)
+    return userError("the kernel does not match the reference: " + r.error);
+  llvm::outs() << "attnc: OK\n";
+  return kExitSuccess;
+}
+
+/// Runs the pipeline that produces `opts.emit` from the verified attn
+/// module and writes the artifact to `os`. Returns an ExitCode.
+static int compile(ModuleOp module, const CompileOptions &opts,
+                   llvm::raw_ostream &os) {
+  if (opts.target != Target::CPU)
+    return notImplemented(opts.target == Target::CUDA ? "--target=cuda"
+                                                      : "--target=hip");
+
+  PassManager pm(module->getContext());
+  if (opts.printIRAfterAll)
+    pm.enableIRPrinting(
+        /*shouldPrintBeforePass=*/[](Pass *, Operation *) { return false; },
+        /*shouldPrintAfterPass=*/[](Pass *, Operation *) { return true; },
+        /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
+  if (opts.canonicalize)
+    pm.addPass(createCanonicalizerPass());
+  if (failed(pm.run(module))) {
+    llvm::WithColor::error(llvm::errs(), "attnc")
+        << "internal error: a pass failed on a verified module\n";
+    return kExitInternalError;
+  }
+  auto internalError = [](StringRef what) {
+    llvm::WithColor::error(llvm::errs(), "attnc")
+        << "internal error: " << what << "\n";
+    return kExitInternalError;
+  };
+
+  switch (opts.emit) {
+  case EmitKind::Attn:
+    module.print(os);
+    return kExitSuccess;
+  case EmitKind::Lowered:
+  case EmitKind::LLVM:
+  case EmitKind::Obj:
+  case EmitKind::Header: {
+    StringRef flag = opts.emit == EmitKind::Lowered ? "--emit=lowered"
+                     : opts.emit == EmitKind::LLVM  ? "--emit=llvm"
+                     : opts.emit == EmitKind::Obj   ? "--emit=obj"
+                                                    : "--emit=header";
+    func::FuncOp fn = singleKernel(module, flag);
+    if (!fn)
+      return kExitUserError;
+    if (opts.dtype && failed(attnc::overrideDType(module, *opts.dtype)))
+      return kExitUserError;
+    if (failed(attnc::prepareForTarget(module, attnc::Target::cpu,
+                                       opts.printIRAfterAll)))
+      return internalError("preparing the module failed");
+    if (opts.emit == EmitKind::Header) {
+      os << attnc::emitCHeader(attnc::extractKernelInfo(fn));
+      return kExitSuccess;
+    }
+    std::string kernelName = fn.getSymName().str();
+    int width = opts.vectorWidth ? opts.vectorWidth : attnc::hostVectorWidth();
+    bool toLLVM = opts.emit != EmitKind::Lowered;
+    if (failed(attnc::lowerForCPU(module, width, toLLVM, opts.printIRAfterAll)))
+      return internalError("lowering to CPU loops failed");
+    if (!toLLVM) {
+      module.print(os);
+      return kExitSuccess;
+    }
+    llvm::LLVMContext llvmCtx;
+    auto llvmModule = attnc::translateToLLVMIR(module, llvmCtx, kernelName);
+    if (!llvmModule)
+      return internalError("translation to LLVM IR failed");
+    if (opts.emit == EmitKind::LLVM) {
+      llvmModule->print(os, nullptr);
+      return kExitSuccess;
+    }
+    std::string error;
+    auto tm = attnc::hostTargetMachine(error, opts.cpu);
+    if (!tm)
+      return userError(error);
+    llvm::SmallVector<char, 0> object;
+    if (!attnc::emitObject(*llvmModule, *tm, object, error))
+      return internalError(error);
+    os << llvm::StringRef(object.data(), object.size());
+    return kExitSuccess;
+  }
+  case EmitKind::PTX:
+    return notImplemented("--emit=ptx");
+  case EmitKind::Cubin:
+    return notImplemented("--emit=cubin");
+  case EmitKind::CUDA:
+    return notImplemented("--emit=cuda");
+  case EmitKind::HIP:
+    return notImplemented("--emit=hip");
+  }
+  return internalError("unknown emit kind");
+}
+
+int main(int argc, char **argv) {
+  llvm::InitLLVM init(argc, argv);
+  registerAsmPrinterCLOptions();
+  registerMLIRContextCLOptions();
+  cl::SetVersionPrinter([](llvm::raw_ostream &os) {
+    os << "attnc " ATTNC_VERSION_STRING " (LLVM " LLVM_VERSION_STRING ")\n";
+  });
+  cl::HideUnrelatedOptions(attncCategory);
+  cl::ParseCommandLineOptions(argc, argv,
+                              "attnc: the attention compiler\n\n"
+                              "Compiles an attention spec (docs/language.md) "
+                              "to attn IR and kernels.\n");
+
+  if (inputFilename.empty())
+    return userError("no input file; pass a spec file, or '-' for stdin");
+
+  attnc::SpecOptions specOpts;
+  if (failed(parseDefines(specOpts)))
+    return kExitUserError;
+
+  CompileOptions opts;
+  opts.emit = emitFlag;
+  opts.target = targetFlag;
+  opts.run = runFlag;
+  opts.canonicalize = canonicalizeFlag;
+  opts.printIRAfterAll = printIRAfterAllFlag;
+  opts.cpu = cpuFlag;
+  opts.vectorWidth = vectorWidthFlag;
+  opts.threads = threadsFlag;
+  if (opts.vectorWidth < 0 || (opts.vectorWidth & (opts.vectorWidth - 1)))
+    return userError("--vector-width must be a power of two");
+  if (!dtypeFlag.empty()) {
+    attnc::DType dt;
+    if (!attnc::parseDType(dtypeFlag, dt) || dt == attnc::DType::i32 ||
+        dt == attnc::DType::i64)
+      return userError("--dtype takes f32, bf16 or f16, got '" + dtypeFlag + "'");
+    opts.dtype = dt;
+  }
+  for (const auto &entry : specOpts.dims)
+    opts.dims[entry.first().str()] = entry.second;
+
+  std::string errorMessage;
+  std::unique_ptr<llvm::MemoryBuffer> input =
+      openInputFile(inputFilename, &errorMessage);
+  if (!input)
+    return userError(errorMessage);
+
+  MLIRContext ctx;
+  attnc::prepareContext(ctx);
+  // Module-scope IR printing needs a single thread; one spec is small.
+  ctx.disableMultithreading();
+
+  llvm::SourceMgr sm;
+  sm.AddNewSourceBuffer(std::move(input), llvm::SMLoc());
+  SourceMgrDiagnosticHandler handler(sm, &ctx, llvm::errs());
+  // Diagnostics about flags (-D) have no place in the file; print them like
+  // the driver's own errors. Registered last, so it sees them first.
+  ScopedDiagnosticHandler flagHandler(&ctx, [](Diagnostic &diag) {
+    if (!isa<UnknownLoc>(diag.getLocation()))
+      return failure();
+    if (diag.getSeverity() == DiagnosticSeverity::Error)
+      llvm::WithColor::error(llvm::errs(), "attnc") << diag.str() << "\n";
+    else
+      llvm::WithColor::note(llvm::errs(), "attnc") << diag.str() << "\n";
+    return success();
+  });
+
+  OwningOpRef<ModuleOp> module = attnc::parseSpec(sm, &ctx, specOpts);
+  if (!module)
+    return kExitUserError;
+  if (failed(verify(*module))) {
+    llvm::WithColor::error(llvm::errs(), "attnc")
+        << "internal error: the spec frontend built IR that does not "
+           "verify; please report this with the spec\n";
+    return kExitInternalError;
+  }
+  if (failed(parseParams(*module, opts)))
+    return kExitUserError;
+  if (opts.run) {
+    if (opts.target != Target::CPU)
+      return notImplemented("--run with --target=cuda");
+    if (inputFilename == "-")
+      return userError("--run needs a spec file, not stdin");
+    if (!singleKernel(*module, "--run"))
+      return kExitUserError;
+    return runAndCheck(inputFilename, opts);
+  }
+
+  std::string artifact;
+  llvm::raw_string_ostream artifactStream(artifact);
+  if (int rc = compile(*module, opts, artifactStream))
+    return rc;
+
+  std::unique_ptr<llvm::ToolOutputFile> output =
+      openOutputFile(outputFilename, &errorMessage);
+  if (!output)
+    return userError(errorMessage);
+  output->os() << artifact;
+  output->keep();
+  return kExitSuccess;
+}

@@ -1,0 +1,42 @@
+//===- Pipelines.h - attnc pass pipelines -----------------------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The pipelines that take attn IR to a target. attnc, the JIT and attnc-opt
+// all build them through these functions, so they cannot drift apart.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_PASSES_PIPELINES_H
+#define ATTNC_PASSES_PIPELINES_H
+
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir {
+class OpPassManager;
+} // namespace mlir
+
+namespace attnc {
+
+struct AttnToCPUPipelineOptions
+    : mlir::PassPipelineOptions<AttnToCPUPipelineOptions> {
+  Option<int64_t> vectorWidth{*this, "vector-width",
+                              llvm::cl::desc("f32 lanes per vector"),
+                              llvm::cl::init(16)};
+  Option<bool> toLLVM{*this, "to-llvm",
+                      llvm::cl::desc("Continue to the LLVM dialect"),
+                      llvm::cl::init(true)};
+};
+
+/// attn IR -> loops (scf/vector/memref) -> LLVM dialect when `toLLVM`.
+void buildAttnToCPUPipeline(mlir::OpPassManager &pm,
+                            const AttnToCPUPipelineOptions &options);
+
+/// Registers `attn-to-cpu-pipeline` for attnc-opt.
+void registerAttnPipelines();
+
+} // namespace attnc
+
+#endif // ATTNC_PASSES_PIPELINES_H

@@ -1,0 +1,59 @@
+//===- ThreadPool.h - Split a range of work items over threads --*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// CPU kernels take a range [begin, end) of work items; this pool splits a
+// range over persistent worker threads and waits for all of them.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_RUNTIME_THREADPOOL_H
+#define ATTNC_RUNTIME_THREADPOOL_H
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace attnc {
+
+class ThreadPool {
+public:
+  /// `threads` = 0 uses the hardware concurrency (or $ATTNC_NUM_THREADS).
+  explicit ThreadPool(unsigned threads = 0);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool &) = delete;
+  ThreadPool &operator=(const ThreadPool &) = delete;
+
+  unsigned size() const { return static_cast<unsigned>(workers.size()) + 1; }
+
+  /// Calls fn(begin, end) on disjoint chunks covering [0, items), using at
+  /// most `maxThreads` threads (0 = all), and returns when all are done.
+  void parallelFor(int64_t items, unsigned maxThreads,
+                   const std::function<void(int64_t, int64_t)> &fn);
+
+  /// The process-wide pool.
+  static ThreadPool &global();
+
+private:
+  void workerLoop(unsigned id);
+
+  std::vector<std::thread> workers;
+  std::mutex callMutex; // one parallelFor at a time
+  std::mutex mutex;
+  std::condition_variable wake, done;
+  const std::function<void(int64_t, int64_t)> *job = nullptr;
+  int64_t jobItems = 0;
+  unsigned jobThreads = 0;
+  uint64_t generation = 0;
+  unsigned pending = 0;
+  bool stopping = false;
+};
+
+} // namespace attnc
+
+#endif // ATTNC_RUNTIME_THREADPOOL_H
