@@ -39,7 +39,8 @@ void attnc::prepareContext(MLIRContext &ctx) {
   registerBuiltinDialectTranslation(registry);
   registerLLVMDialectTranslation(registry);
   ctx.appendDialectRegistry(registry);
-  ctx.loadAllAvailableDialects();
+  // Dialects load on first use: a cache hit never needs LLVM's or vector's.
+  ctx.getOrLoadDialect<attn::AttnDialect>();
 }
 
 OwningOpRef<ModuleOp>

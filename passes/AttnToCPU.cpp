@@ -42,8 +42,15 @@ struct Lowering {
   int64_t width;
   Value batch = {}, qHeads = {}, kvHeads = {}, qLen = {}, kvLen = {};
   Value headDim = {}, valueDim = {}, group = {}, queryOffset = {};
-  Value qBuf = {}, accBuf = {}, scoreBuf = {};
+  // Scratch, all flat f32: q rows scaled [BQ][Dp], K tile transposed
+  // [Dp][BKp], V tile [BKp][Dvp], scores of a row group [R][BKp], the
+  // accumulator [BQ][Dvp], per-row max and sum [BQ], per-row rescale [R].
+  Value qBuf = {}, kTBuf = {}, vBuf = {}, sBuf = {}, accBuf = {};
+  Value mBuf = {}, lBuf = {}, corrBuf = {};
+  Value dPad = {}, dvPad = {}, bkPad = {};
   int64_t blockQ = 0, blockK = 0;
+  /// Query rows that share each K and V load in the inner products.
+  static constexpr int64_t kRows = 4;
 
   Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, v); }
   Value f32(double v) {
@@ -78,7 +85,25 @@ struct Lowering {
   /// CPUs without AVX512-BF16, which JIT'd and AOT objects cannot count on.
   Value truncateTo(Type elt, Value x);
 
-  void emitRow(Value bIdx, Value h, Value hk, Value row);
+  Value vecLoad(Value buf, Value offset) {
+    return vector::LoadOp::create(b, vecF32(), buf, offset);
+  }
+  Value muli(Value x, Value y) { return arith::MulIOp::create(b, x, y); }
+  Value addi(Value x, Value y) { return arith::AddIOp::create(b, x, y); }
+  /// for (iv = lb; iv < ub; iv += step) body(iv), no loop-carried values.
+  void loop(Value lb, Value ub, Value step, function_ref<void(Value)> body) {
+    scf::ForOp::create(b, lb, ub, step, {},
+                       [&](OpBuilder &, Location, Value iv, ValueRange) {
+                         body(iv);
+                         scf::YieldOp::create(b);
+                       });
+  }
+
+  /// Scores, online softmax and P.V for query rows [rg, rg + kRows) of the
+  /// item against the key tile at `kt` with `nk` keys.
+  void emitRowGroup(Value bIdx, Value h, Value r0, Value nRows, Value rg,
+                    Value kt, Value nk);
+  void emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1);
   void emit(Value workBegin, Value workEnd);
 };
 } // namespace
@@ -163,155 +188,222 @@ Value Lowering::truncateTo(Type elt, Value x) {
       b, b.getI16Type(), arith::ShRUIOp::create(b, chosen, c32(16)));
 }
 
-void Lowering::emitRow(Value bIdx, Value h, Value hk, Value row) {
+void Lowering::emitRowGroup(Value bIdx, Value h, Value r0, Value nRows,
+                            Value rg, Value kt, Value nk) {
   Value zero = idx(0), one = idx(1), w = idx(width);
   Value negInf = f32(-std::numeric_limits<float>::infinity());
-  Value fzero = f32(0.0);
-  Value i = arith::AddIOp::create(b, row, queryOffset);
+  Value fzero = f32(0.0), fone = f32(1.0);
   bool softmax = op.getKernel() == KernelKind::softmax;
 
-  // qBuf = scale * q[b, h, row, :], accBuf = 0, padded to a multiple of width.
-  Value dPad = memref::DimOp::create(b, qBuf, 0);
-  Value scale = f32(op.getScale().convertToDouble());
-  Value scaleV = vector::BroadcastOp::create(b, vecF32(), scale);
-  scf::ForOp::create(b, zero, dPad, w, {},
-                     [&](OpBuilder &, Location, Value d, ValueRange) {
-                       Value qv = readF32(op.getQuery(), {bIdx, h, row, d});
-                       qv = arith::MulFOp::create(b, qv, scaleV);
-                       vector::StoreOp::create(b, qv, qBuf, d);
-                       scf::YieldOp::create(b);
-                     });
-  Value dvPad = memref::DimOp::create(b, accBuf, 0);
+  // S[r][j] = sum_d qs[rg + r][d] * kT[d][j]: one K^T vector load feeds
+  // kRows broadcast FMAs.
+  loop(zero, bkPad, w, [&](Value jc) {
+    SmallVector<Value> init(kRows, vector::BroadcastOp::create(b, vecF32(), fzero));
+    auto dots = scf::ForOp::create(
+        b, zero, headDim, one, init,
+        [&](OpBuilder &, Location, Value d, ValueRange acc) {
+          Value kv = vecLoad(kTBuf, addi(muli(d, bkPad), jc));
+          SmallVector<Value> next;
+          for (int64_t r = 0; r < kRows; ++r) {
+            Value qOff = addi(muli(addi(rg, idx(r)), dPad), d);
+            Value qd = memref::LoadOp::create(b, qBuf, qOff);
+            Value qv = vector::BroadcastOp::create(b, vecF32(), qd);
+            next.push_back(vector::FMAOp::create(b, qv, kv, acc[r]));
+          }
+          scf::YieldOp::create(b, next);
+        });
+    for (int64_t r = 0; r < kRows; ++r)
+      vector::StoreOp::create(b, dots.getResult(r), sBuf,
+                              ValueRange{addi(muli(idx(r), bkPad), jc)});
+  });
+
+  // Per row (scalar): regions, the tile max, weights, the new max and sum.
+  // Rows past the item's end keep weight 0 so that P.V below adds nothing.
+  for (int64_t r = 0; r < kRows; ++r) {
+    Value rr = addi(rg, idx(r));
+    Value sRow = muli(idx(r), bkPad);
+    Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rr, nRows);
+    scf::IfOp::create(
+        b, valid,
+        [&](OpBuilder &, Location) {
+          Value i = addi(addi(r0, rr), queryOffset);
+          auto scores = scf::ForOp::create(
+              b, zero, nk, one, ValueRange{negInf},
+              [&](OpBuilder &, Location, Value jj, ValueRange tileMax) {
+                Value j = addi(kt, jj);
+                Value s = memref::LoadOp::create(b, sBuf, addi(sRow, jj));
+                if (!op.getScore().empty())
+                  s = inlineRegion(op.getScore(), {s, bIdx, h, i, j});
+                if (!op.getMask().empty()) {
+                  Value keep = inlineRegion(op.getMask(), {bIdx, h, i, j});
+                  s = arith::SelectOp::create(b, keep, s, negInf);
+                }
+                memref::StoreOp::create(b, s, sBuf, addi(sRow, jj));
+                scf::YieldOp::create(
+                    b, softmax ? arith::MaximumFOp::create(b, tileMax[0], s)
+                                     .getResult()
+                               : tileMax[0]);
+              });
+          Value m = memref::LoadOp::create(b, mBuf, rr);
+          Value l = memref::LoadOp::create(b, lBuf, rr);
+          // Softmax: rescale by exp(m - mNew), weights exp(s - mNew); a max
+          // of -inf (nothing visible yet) uses 0, so no -inf - -inf appears.
+          // Sigmoid: weights sigmoid(s), no rescaling.
+          Value mNew = m, base = fzero, corr = fone;
+          if (softmax) {
+            mNew = arith::MaximumFOp::create(b, m, scores.getResult(0));
+            Value isNegInf = arith::CmpFOp::create(
+                b, arith::CmpFPredicate::OEQ, mNew, negInf);
+            base = arith::SelectOp::create(b, isNegInf, fzero, mNew);
+            corr = math::ExpOp::create(b, arith::SubFOp::create(b, m, base));
+          }
+          auto weights = scf::ForOp::create(
+              b, zero, nk, one, ValueRange{fzero},
+              [&](OpBuilder &, Location, Value jj, ValueRange sum) {
+                Value s = memref::LoadOp::create(b, sBuf, addi(sRow, jj));
+                Value p;
+                if (softmax) {
+                  p = math::ExpOp::create(b, arith::SubFOp::create(b, s, base));
+                } else {
+                  // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.
+                  Value e = math::ExpOp::create(b, arith::NegFOp::create(b, s));
+                  p = arith::DivFOp::create(b, fone,
+                                            arith::AddFOp::create(b, fone, e));
+                }
+                memref::StoreOp::create(b, p, sBuf, addi(sRow, jj));
+                scf::YieldOp::create(
+                    b, ValueRange{arith::AddFOp::create(b, sum[0], p).getResult()});
+              });
+          Value lNew = arith::AddFOp::create(
+              b, arith::MulFOp::create(b, l, corr), weights.getResult(0));
+          memref::StoreOp::create(b, mNew, mBuf, rr);
+          memref::StoreOp::create(b, lNew, lBuf, rr);
+          memref::StoreOp::create(b, corr, corrBuf, idx(r));
+          scf::YieldOp::create(b);
+        },
+        [&](OpBuilder &, Location) {
+          loop(zero, nk, one, [&](Value jj) {
+            memref::StoreOp::create(b, fzero, sBuf, addi(sRow, jj));
+          });
+          memref::StoreOp::create(b, fone, corrBuf, idx(r));
+          scf::YieldOp::create(b);
+        });
+  }
+
+  // acc[r] = acc[r] * corr[r] + sum_j p[r][j] v[j]: one V vector load
+  // feeds kRows broadcast FMAs.
+  loop(zero, dvPad, w, [&](Value dc) {
+    SmallVector<Value> init;
+    for (int64_t r = 0; r < kRows; ++r) {
+      Value corr = vector::BroadcastOp::create(
+          b, vecF32(), memref::LoadOp::create(b, corrBuf, idx(r)));
+      Value acc = vecLoad(accBuf, addi(muli(addi(rg, idx(r)), dvPad), dc));
+      init.push_back(arith::MulFOp::create(b, acc, corr));
+    }
+    auto pv = scf::ForOp::create(
+        b, zero, nk, one, init,
+        [&](OpBuilder &, Location, Value jj, ValueRange acc) {
+          Value vv = vecLoad(vBuf, addi(muli(jj, dvPad), dc));
+          SmallVector<Value> next;
+          for (int64_t r = 0; r < kRows; ++r) {
+            Value p = memref::LoadOp::create(b, sBuf, addi(muli(idx(r), bkPad), jj));
+            Value pv = vector::BroadcastOp::create(b, vecF32(), p);
+            next.push_back(vector::FMAOp::create(b, pv, vv, acc[r]));
+          }
+          scf::YieldOp::create(b, next);
+        });
+    for (int64_t r = 0; r < kRows; ++r)
+      vector::StoreOp::create(b, pv.getResult(r), accBuf,
+                              ValueRange{addi(muli(addi(rg, idx(r)), dvPad), dc)});
+  });
+}
+
+void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
+  Value zero = idx(0), one = idx(1), w = idx(width), rows = idx(kRows);
+  Value negInf = f32(-std::numeric_limits<float>::infinity());
+  Value fzero = f32(0.0);
+  Value nRows = arith::SubIOp::create(b, r1, r0);
+  Value lastRow = arith::SubIOp::create(b, qLen, one);
+
+  // q rows, scaled once; rows of a partial last group repeat the last row.
+  Value scaleV = vector::BroadcastOp::create(
+      b, vecF32(), f32(op.getScale().convertToDouble()));
   Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
-  scf::ForOp::create(b, zero, dvPad, w, {},
-                     [&](OpBuilder &, Location, Value d, ValueRange) {
-                       vector::StoreOp::create(b, zeroV, accBuf, d);
-                       scf::YieldOp::create(b);
-                     });
+  Value groupRows = arith::MulIOp::create(
+      b, arith::CeilDivSIOp::create(b, nRows, rows), rows);
+  loop(zero, groupRows, one, [&](Value rr) {
+    Value row = arith::MinSIOp::create(b, addi(r0, rr), lastRow);
+    loop(zero, dPad, w, [&](Value d) {
+      Value qv = arith::MulFOp::create(b, readF32(op.getQuery(), {bIdx, h, row, d}),
+                                       scaleV);
+      vector::StoreOp::create(b, qv, qBuf, ValueRange{addi(muli(rr, dPad), d)});
+    });
+    loop(zero, dvPad, w, [&](Value d) {
+      vector::StoreOp::create(b, zeroV, accBuf, ValueRange{addi(muli(rr, dvPad), d)});
+    });
+    memref::StoreOp::create(b, negInf, mBuf, rr);
+    memref::StoreOp::create(b, fzero, lBuf, rr);
+  });
 
-  // Key tiles. The loop carries (m, l).
-  Value bk = idx(blockK);
-  auto tileLoop = scf::ForOp::create(
-      b, zero, kvLen, bk, ValueRange{negInf, fzero},
-      [&](OpBuilder &, Location, Value kt, ValueRange mAndL) {
-        Value m = mAndL[0], l = mAndL[1];
-        Value jEnd = arith::MinSIOp::create(
-            b, arith::AddIOp::create(b, kt, bk), kvLen);
-        // Pass 1: scores of the tile into scoreBuf, and their max.
-        auto scoreLoop = scf::ForOp::create(
-            b, kt, jEnd, one, ValueRange{negInf},
-            [&](OpBuilder &, Location, Value j, ValueRange tileMax) {
-              auto dot = scf::ForOp::create(
-                  b, zero, dPad, w, ValueRange{zeroV},
-                  [&](OpBuilder &, Location, Value d, ValueRange acc) {
-                    Value qv = vector::LoadOp::create(b, vecF32(), qBuf, d);
-                    Value kv = readF32(op.getKey(), {bIdx, hk, j, d});
-                    scf::YieldOp::create(
-                        b, ValueRange{vector::FMAOp::create(b, qv, kv, acc[0])
-                                          .getResult()});
-                  });
-              Value s = vector::ReductionOp::create(
-                  b, vector::CombiningKind::ADD, dot.getResult(0));
-              if (!op.getScore().empty())
-                s = inlineRegion(op.getScore(), {s, bIdx, h, i, j});
-              if (!op.getMask().empty()) {
-                Value keep = inlineRegion(op.getMask(), {bIdx, h, i, j});
-                s = arith::SelectOp::create(b, keep, s, negInf);
-              }
-              Value jLocal = arith::SubIOp::create(b, j, kt);
-              memref::StoreOp::create(b, s, scoreBuf, jLocal);
-              scf::YieldOp::create(
-                  b, ValueRange{arith::MaximumFOp::create(b, tileMax[0], s)
-                                    .getResult()});
-            });
-        Value tileMax = scoreLoop.getResult(0);
-
-        // Softmax: rescale by exp(m - mNew), weights exp(s - mNew); a max of
-        // -inf (nothing visible yet) uses 0 so that no -inf - -inf appears.
-        // Sigmoid: weights sigmoid(s), no rescaling.
-        Value mNew = m, base = fzero, corr = f32(1.0);
-        if (softmax) {
-          mNew = arith::MaximumFOp::create(b, m, tileMax);
-          Value isNegInf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
-                                                 mNew, negInf);
-          base = arith::SelectOp::create(b, isNegInf, fzero, mNew);
-          corr = math::ExpOp::create(b, arith::SubFOp::create(b, m, base));
+  Value bk = idx(blockK), lastKey = arith::SubIOp::create(b, kvLen, one);
+  loop(zero, kvLen, bk, [&](Value kt) {
+    Value nk = arith::MinSIOp::create(b, bk, arith::SubIOp::create(b, kvLen, kt));
+    // K tile transposed into kT[d][j]; keys past the end repeat the last
+    // key (their scores are never read).
+    loop(zero, bkPad, one, [&](Value jj) {
+      Value j = arith::MinSIOp::create(b, addi(kt, jj), lastKey);
+      loop(zero, dPad, w, [&](Value d) {
+        Value kv = readF32(op.getKey(), {bIdx, hk, j, d});
+        for (int64_t lane = 0; lane < width; ++lane) {
+          Value x = vector::ExtractOp::create(b, kv, ArrayRef<int64_t>{lane});
+          Value off = addi(muli(addi(d, idx(lane)), bkPad), jj);
+          memref::StoreOp::create(b, x, kTBuf, off);
         }
-        // Pass 2: weights in place, and their sum.
-        auto weightLoop = scf::ForOp::create(
-            b, kt, jEnd, one, ValueRange{fzero},
-            [&](OpBuilder &, Location, Value j, ValueRange sum) {
-              Value jLocal = arith::SubIOp::create(b, j, kt);
-              Value s = memref::LoadOp::create(b, scoreBuf, jLocal);
-              Value p;
-              if (softmax) {
-                p = math::ExpOp::create(b, arith::SubFOp::create(b, s, base));
-              } else {
-                // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.
-                Value e = math::ExpOp::create(b, arith::NegFOp::create(b, s));
-                p = arith::DivFOp::create(
-                    b, f32(1.0), arith::AddFOp::create(b, f32(1.0), e));
-              }
-              memref::StoreOp::create(b, p, scoreBuf, jLocal);
-              scf::YieldOp::create(
-                  b, ValueRange{arith::AddFOp::create(b, sum[0], p).getResult()});
-            });
-        Value lNew = arith::AddFOp::create(
-            b, arith::MulFOp::create(b, l, corr), weightLoop.getResult(0));
-        // acc = acc * corr + sum_j p_j v_j, one register chunk of Dv at a time.
-        Value corrV = vector::BroadcastOp::create(b, vecF32(), corr);
-        scf::ForOp::create(
-            b, zero, dvPad, w, {},
-            [&](OpBuilder &, Location, Value d, ValueRange) {
-              Value acc0 = arith::MulFOp::create(
-                  b, vector::LoadOp::create(b, vecF32(), accBuf, d), corrV);
-              auto pv = scf::ForOp::create(
-                  b, kt, jEnd, one, ValueRange{acc0},
-                  [&](OpBuilder &, Location, Value j, ValueRange acc) {
-                    Value jLocal = arith::SubIOp::create(b, j, kt);
-                    Value p = memref::LoadOp::create(b, scoreBuf, jLocal);
-                    Value pVec = vector::BroadcastOp::create(b, vecF32(), p);
-                    Value vv = readF32(op.getValue(), {bIdx, hk, j, d});
-                    scf::YieldOp::create(
-                        b, ValueRange{vector::FMAOp::create(b, pVec, vv, acc[0])
-                                          .getResult()});
-                  });
-              vector::StoreOp::create(b, pv.getResult(0), accBuf, d);
-              scf::YieldOp::create(b);
-            });
-        scf::YieldOp::create(b, ValueRange{mNew, lNew});
       });
-  Value m = tileLoop.getResult(0), l = tileLoop.getResult(1);
+    });
+    loop(zero, nk, one, [&](Value jj) {
+      loop(zero, dvPad, w, [&](Value d) {
+        Value vv = readF32(op.getValue(), {bIdx, hk, addi(kt, jj), d});
+        vector::StoreOp::create(b, vv, vBuf, ValueRange{addi(muli(jj, dvPad), d)});
+      });
+    });
+    loop(zero, nRows, rows, [&](Value rg) {
+      emitRowGroup(bIdx, h, r0, nRows, rg, kt, nk);
+    });
+  });
 
   // Normalise (softmax only), gate, store. An all-masked row has l = 0 and
   // gives gate(0) and lse = -inf.
-  Value hasAny =
-      arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, l, fzero);
-  Value inv = f32(1.0);
-  if (softmax)
-    inv = arith::SelectOp::create(b, hasAny,
-                                  arith::DivFOp::create(b, f32(1.0), l), fzero);
+  bool softmax = op.getKernel() == KernelKind::softmax;
   Type outElt = op.getOutput().getType().getElementType();
   // bf16 outputs are written as raw i16 bits through a view of the same
   // memref; both lower to one LLVM descriptor, so the cast folds away.
   Value outMem = outElt.isBF16() ? bitsView(op.getOutput()) : op.getOutput();
-  scf::ForOp::create(
-      b, zero, valueDim, one, {},
-      [&](OpBuilder &, Location, Value d, ValueRange) {
-        Value x = arith::MulFOp::create(
-            b, memref::LoadOp::create(b, accBuf, d), inv);
-        if (!op.getGate().empty())
-          x = inlineRegion(op.getGate(), {x, bIdx, h, i, d});
-        x = truncateTo(outElt, x);
-        memref::StoreOp::create(b, x, outMem, ValueRange{bIdx, h, row, d});
-        scf::YieldOp::create(b);
-      });
-  if (Value lse = op.getLse()) {
-    Value logL = math::LogOp::create(b, l);
-    Value value = arith::SelectOp::create(
-        b, hasAny, arith::AddFOp::create(b, m, logL), negInf);
-    memref::StoreOp::create(b, value, lse, ValueRange{bIdx, h, row});
-  }
+  loop(zero, nRows, one, [&](Value rr) {
+    Value row = addi(r0, rr);
+    Value i = addi(row, queryOffset);
+    Value m = memref::LoadOp::create(b, mBuf, rr);
+    Value l = memref::LoadOp::create(b, lBuf, rr);
+    Value hasAny = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, l, fzero);
+    Value inv = f32(1.0);
+    if (softmax)
+      inv = arith::SelectOp::create(b, hasAny,
+                                    arith::DivFOp::create(b, f32(1.0), l), fzero);
+    loop(zero, valueDim, one, [&](Value d) {
+      Value x = arith::MulFOp::create(
+          b, memref::LoadOp::create(b, accBuf, addi(muli(rr, dvPad), d)), inv);
+      if (!op.getGate().empty())
+        x = inlineRegion(op.getGate(), {x, bIdx, h, i, d});
+      x = truncateTo(outElt, x);
+      memref::StoreOp::create(b, x, outMem, ValueRange{bIdx, h, row, d});
+    });
+    if (Value lse = op.getLse()) {
+      Value value = arith::SelectOp::create(
+          b, hasAny, arith::AddFOp::create(b, m, math::LogOp::create(b, l)),
+          negInf);
+      memref::StoreOp::create(b, value, lse, ValueRange{bIdx, h, row});
+    }
+  });
 }
 
 void Lowering::emit(Value workBegin, Value workEnd) {
@@ -319,24 +411,16 @@ void Lowering::emit(Value workBegin, Value workEnd) {
   // Items are (b, h, query tile), query tile fastest: neighbouring items
   // share K/V of one head.
   Value qTiles = arith::CeilDivSIOp::create(b, qLen, bq);
-  scf::ForOp::create(
-      b, workBegin, workEnd, one, {},
-      [&](OpBuilder &, Location, Value item, ValueRange) {
-        Value qt = arith::RemSIOp::create(b, item, qTiles);
-        Value bh = arith::DivSIOp::create(b, item, qTiles);
-        Value h = arith::RemSIOp::create(b, bh, qHeads);
-        Value bIdx = arith::DivSIOp::create(b, bh, qHeads);
-        Value hk = arith::DivSIOp::create(b, h, group);
-        Value r0 = arith::MulIOp::create(b, qt, bq);
-        Value r1 = arith::MinSIOp::create(b, arith::AddIOp::create(b, r0, bq),
-                                          qLen);
-        scf::ForOp::create(b, r0, r1, one, {},
-                           [&](OpBuilder &, Location, Value row, ValueRange) {
-                             emitRow(bIdx, h, hk, row);
-                             scf::YieldOp::create(b);
-                           });
-        scf::YieldOp::create(b);
-      });
+  loop(workBegin, workEnd, one, [&](Value item) {
+    Value qt = arith::RemSIOp::create(b, item, qTiles);
+    Value bh = arith::DivSIOp::create(b, item, qTiles);
+    Value h = arith::RemSIOp::create(b, bh, qHeads);
+    Value bIdx = arith::DivSIOp::create(b, bh, qHeads);
+    Value hk = arith::DivSIOp::create(b, h, group);
+    Value r0 = muli(qt, bq);
+    Value r1 = arith::MinSIOp::create(b, addi(r0, bq), qLen);
+    emitItem(bIdx, h, hk, r0, r1);
+  });
 }
 
 namespace {
@@ -406,11 +490,27 @@ struct ConvertAttnToCPUPass
         return arith::MulIOp::create(
             b, arith::CeilDivSIOp::create(b, size, w), w);
       };
-      auto dyn1d = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
-      low.qBuf = memref::AllocaOp::create(b, dyn1d, ValueRange{padded(low.headDim)});
-      low.accBuf = memref::AllocaOp::create(b, dyn1d, ValueRange{padded(low.valueDim)});
-      low.scoreBuf = memref::AllocaOp::create(
-          b, MemRefType::get({low.blockK}, b.getF32Type()));
+      int64_t rows = Lowering::kRows;
+      int64_t bqPad = (low.blockQ + rows - 1) / rows * rows;
+      int64_t bkPad = (low.blockK + vectorWidth - 1) / vectorWidth * vectorWidth;
+      low.dPad = padded(low.headDim);
+      low.dvPad = padded(low.valueDim);
+      low.bkPad = low.idx(bkPad);
+      auto flat = [&](Value n) -> Value {
+        auto type = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
+        return memref::AllocaOp::create(b, type, ValueRange{n});
+      };
+      auto fixed = [&](int64_t n) -> Value {
+        return memref::AllocaOp::create(b, MemRefType::get({n}, b.getF32Type()));
+      };
+      low.qBuf = flat(arith::MulIOp::create(b, low.idx(bqPad), low.dPad));
+      low.kTBuf = flat(arith::MulIOp::create(b, low.dPad, low.bkPad));
+      low.vBuf = flat(arith::MulIOp::create(b, low.bkPad, low.dvPad));
+      low.accBuf = flat(arith::MulIOp::create(b, low.idx(bqPad), low.dvPad));
+      low.sBuf = fixed(rows * bkPad);
+      low.mBuf = fixed(bqPad);
+      low.lBuf = fixed(bqPad);
+      low.corrBuf = fixed(rows);
     }
     low.emit(workBegin, workEnd);
     op.erase();

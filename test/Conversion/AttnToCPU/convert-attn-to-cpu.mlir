@@ -1,0 +1,98 @@
+// RUN: attnc-opt %s --split-input-file --convert-attn-to-cpu=vector-width=8 | FileCheck %s
+
+/// The fused loop nest: work items; q rows scaled once; per key tile a
+/// transposed K tile and a V tile; per group of 4 rows the score tile as
+/// broadcast FMAs, the inlined score and mask regions, the online softmax,
+/// and P.V as broadcast FMAs; then the gate, the output and lse.
+
+// CHECK-LABEL: func.func @causal_softcap_gated
+// CHECK-SAME: %[[Q:[a-z0-9]+]]: memref<?x4x?x64xf32>
+// CHECK-SAME: %[[BEGIN:[a-z0-9]+]]: index, %[[END:[a-z0-9]+]]: index)
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK: %[[QS:.+]] = memref.alloca(%{{.+}}) : memref<?xf32>
+// CHECK: %[[KT:.+]] = memref.alloca(%{{.+}}) : memref<?xf32>
+// CHECK: %[[SCORES:.+]] = memref.alloca() : memref<128xf32>
+// CHECK: scf.for %[[ITEM:.+]] = %[[BEGIN]] to %[[END]]
+// CHECK: vector.transfer_read %[[Q]]{{.*}} : memref<?x4x?x64xf32>, vector<8xf32>
+// CHECK: vector.store %{{.+}}, %[[QS]]
+// CHECK: scf.for %[[TILE:.+]] = %{{.+}} to %{{.+}} step %c32
+// CHECK: vector.extract %{{.+}}[7] : f32 from vector<8xf32>
+// CHECK: memref.store %{{.+}}, %[[KT]]
+// CHECK: scf.for %[[GROUP:.+]] = %{{.+}} to %{{.+}} step %c4
+// CHECK: scf.for {{.+}} iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: vector.load %[[KT]]
+// CHECK-COUNT-4: vector.fma
+// CHECK: scf.if
+// CHECK: math.tanh
+// CHECK: %[[KEEP:.+]] = arith.cmpi sle, %{{.+}}, %{{.+}} : index
+// CHECK: arith.select %[[KEEP]], %{{.+}}, %{{.+}} : f32
+// CHECK: memref.store %{{.+}}, %[[SCORES]]
+// CHECK: arith.maximumf
+// CHECK: math.exp
+// CHECK: } else {
+// CHECK: -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK-COUNT-4: vector.fma
+// CHECK: arith.negf
+// CHECK: memref.store %{{.+}}, %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x4x?x64xf32>
+// CHECK: math.log
+// CHECK: memref.store %{{.+}}, %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x4x?xf32>
+// CHECK-NOT: attn.
+func.func @causal_softcap_gated(%q: memref<?x4x?x64xf32>, %o: memref<?x4x?x64xf32>,
+                                %lse: memref<?x4x?xf32>) {
+  attn.attention q(%q : memref<?x4x?x64xf32>) k(%q : memref<?x4x?x64xf32>) v(%q : memref<?x4x?x64xf32>)
+      out(%o : memref<?x4x?x64xf32>) lse(%lse : memref<?x4x?xf32>)
+      kernel = softmax align = start scale = 0.125 schedule = #attn.schedule<block_q = 16, block_k = 32>
+  score {
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+    %cap = arith.constant 30.0 : f32
+    %d = arith.divf %s, %cap : f32
+    %t = math.tanh %d : f32
+    %r = arith.mulf %t, %cap : f32
+    attn.yield %r : f32
+  }
+  mask {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    %c = arith.cmpi sle, %j, %i : index
+    attn.yield %c : i1
+  }
+  gate {
+  ^bb0(%x: f32, %b: index, %h: index, %i: index, %dd: index):
+    %n = arith.negf %x : f32
+    attn.yield %n : f32
+  }
+  return
+}
+
+// -----
+
+/// bf16: raw bits through an i16 view, widened by a shift; the output is
+/// rounded to nearest even in integer arithmetic (no bf16 truncf libcall).
+// CHECK-LABEL: func.func @bf16_io
+// CHECK: %[[BITS:.+]] = builtin.unrealized_conversion_cast %{{.+}} : memref<1x2x8x16xbf16> to memref<1x2x8x16xi16>
+// CHECK: vector.transfer_read %[[BITS]]{{.*}} vector<8xi16>
+// CHECK: arith.shli
+// CHECK: arith.bitcast %{{.+}} : vector<8xi32> to vector<8xf32>
+// CHECK-NOT: arith.truncf
+// CHECK: arith.trunci %{{.+}} : i32 to i16
+func.func @bf16_io(%q: memref<1x2x8x16xbf16>) {
+  attn.attention q(%q : memref<1x2x8x16xbf16>) k(%q : memref<1x2x8x16xbf16>) v(%q : memref<1x2x8x16xbf16>)
+      out(%q : memref<1x2x8x16xbf16>) kernel = softmax align = end scale = 0.25
+      schedule = #attn.schedule<block_q = 16, block_k = 16>
+  return
+}
+
+// -----
+
+/// Sigmoid attention: weights 1 / (1 + exp(-s)) and no max rescaling.
+// CHECK-LABEL: func.func @sigmoid
+// CHECK-NOT: arith.maximumf %{{.+}}, %{{.+}} : f32
+// CHECK: arith.negf
+// CHECK: math.exp
+// CHECK: arith.divf
+func.func @sigmoid(%q: memref<1x1x4x8xf32>) {
+  attn.attention q(%q : memref<1x1x4x8xf32>) k(%q : memref<1x1x4x8xf32>) v(%q : memref<1x1x4x8xf32>)
+      out(%q : memref<1x1x4x8xf32>) kernel = sigmoid align = start scale = 0.5
+      schedule = #attn.schedule<block_q = 16, block_k = 16>
+  return
+}
+

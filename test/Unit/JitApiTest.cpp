@@ -1,0 +1,134 @@
+//===- JitApiTest.cpp - The host API: compile, run, errors, caches -*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Uses include/attnc/attnc.h as a host program would: a spec from a string,
+// a kernel run on its own buffers, and every run-time mistake reported as a
+// Status rather than a crash.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/attnc.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+using namespace attnc;
+
+namespace {
+const char *kWindowSpec = R"(
+attention window(q: f32[B, 2, S, 8], k: f32[B, 2, S, 8], v: f32[B, 2, S, 8])
+    -> (o: f32[B, 2, S, 8], lse: f32[B, 2, S]) {
+  param w: i32 = 2
+  mask(b, h, i, j) = j <= i && i - j < w
+}
+)";
+
+CompileOptions noDiskCache() {
+  CompileOptions o;
+  o.cacheDir = "off";
+  return o;
+}
+
+struct Buffers {
+  int64_t s;
+  std::vector<float> q, k, v, o, lse;
+  explicit Buffers(int64_t s)
+      : s(s), q(2 * s * 8), k(2 * s * 8), v(2 * s * 8), o(2 * s * 8), lse(2 * s) {
+    for (size_t i = 0; i < q.size(); ++i) {
+      q[i] = std::sin(0.1f * i);
+      k[i] = std::cos(0.07f * i);
+      v[i] = static_cast<float>(i % 5);
+    }
+  }
+  std::vector<TensorView> views() {
+    auto view = [&](std::vector<float> &d, std::vector<int64_t> shape) {
+      TensorView t;
+      t.data = d.data();
+      t.dtype = DType::f32;
+      t.shape = std::move(shape);
+      return t;
+    };
+    return {view(q, {1, 2, s, 8}), view(k, {1, 2, s, 8}), view(v, {1, 2, s, 8}),
+            view(o, {1, 2, s, 8}), view(lse, {1, 2, s})};
+  }
+};
+} // namespace
+
+TEST(JitApi, RunsAndUsesParams) {
+  Result<Kernel> kernel = compileString(kWindowSpec, "window.attn", noDiskCache());
+  ASSERT_TRUE(kernel) << kernel.error();
+  EXPECT_EQ(kernel->info().name, "window");
+  Buffers buf(5);
+  ASSERT_TRUE(kernel->run(buf.views(), {{"w", 1}}));
+  // Window 1: each query sees only itself, so o = v.
+  for (size_t i = 0; i < buf.o.size(); ++i)
+    EXPECT_FLOAT_EQ(buf.o[i], buf.v[i]);
+  ASSERT_TRUE(kernel->run(buf.views())); // default w = 2
+  EXPECT_NE(buf.o[8 + 1], buf.v[8 + 1]);
+}
+
+TEST(JitApi, SecondCompileHitsTheMemoryCache) {
+  Result<Kernel> a = compileString(kWindowSpec, "window.attn", noDiskCache());
+  Result<Kernel> b = compileString(kWindowSpec, "window.attn", noDiskCache());
+  ASSERT_TRUE(a && b);
+  EXPECT_TRUE(b->info().fromCache);
+  EXPECT_LT(b->info().compileMs, 50.0);
+}
+
+TEST(JitApi, CompileErrorsComeBackAsDiagnostics) {
+  Result<Kernel> kernel = compileString(
+      "attention x(q: f32[B, 2, S, 8], k: f32[B, 2, S, 8], v: f32[B, 2, S, 8])\n"
+      "    -> (o: f32[B, 2, S, 8]) {\n  mask(b, h, i, j) = j <= windw\n}\n",
+      "bad.attn", noDiskCache());
+  ASSERT_FALSE(kernel);
+  EXPECT_NE(kernel.error().find("bad.attn:3:"), std::string::npos) << kernel.error();
+  EXPECT_NE(kernel.error().find("unknown name 'windw'"), std::string::npos);
+}
+
+TEST(JitApi, RunTimeMistakesAreErrors) {
+  Result<Kernel> kernel = compileString(kWindowSpec, "window.attn", noDiskCache());
+  ASSERT_TRUE(kernel);
+  Buffers buf(4);
+  std::vector<TensorView> views = buf.views();
+
+  std::vector<TensorView> fewer(views.begin(), views.begin() + 3);
+  EXPECT_EQ(kernel->run(fewer).error(), "kernel 'window' takes 5 tensors, got 3");
+
+  std::vector<TensorView> wrongType = views;
+  wrongType[1].dtype = DType::bf16;
+  EXPECT_EQ(kernel->run(wrongType).error(), "tensor 'k' expects dtype f32, got bf16");
+
+  std::vector<TensorView> wrongHeads = views;
+  wrongHeads[0].shape[1] = 3;
+  EXPECT_EQ(kernel->run(wrongHeads).error(), "tensor 'q' expects dim 1 = 2, got 3");
+
+  std::vector<TensorView> wrongLen = views;
+  wrongLen[2].shape[2] = 3;
+  EXPECT_EQ(kernel->run(wrongLen).error(),
+            "tensor 'v' has S = 3 in dim 2, but an earlier tensor has S = 4");
+
+  std::vector<TensorView> strided = views;
+  strided[0].strides = {64, 32, 16, 2};
+  EXPECT_NE(kernel->run(strided).error().find("not contiguous"), std::string::npos);
+
+  EXPECT_EQ(kernel->run(views, {{"width", 3}}).error(),
+            "kernel 'window' has no parameter 'width'");
+  EXPECT_EQ(kernel->run(views, {{"w", 2.5}}).error(),
+            "parameter 'w' is an integer, got 2.500000");
+}
+
+TEST(JitApi, FullyMaskedRowsGiveZeroAndMinusInfinity) {
+  Result<Kernel> kernel = compileString(kWindowSpec, "window.attn", noDiskCache());
+  ASSERT_TRUE(kernel);
+  Buffers buf(3);
+  ASSERT_TRUE(kernel->run(buf.views(), {{"w", 0}})); // nothing visible
+  for (float x : buf.o)
+    EXPECT_EQ(x, 0.0f);
+  for (float x : buf.lse)
+    EXPECT_TRUE(std::isinf(x) && x < 0);
+}
