@@ -5,14 +5,15 @@
 //===----------------------------------------------------------------------===//
 //
 // The JIT keeps compiled objects in two caches: in memory (per process) and
-// on disk, keyed by a hash of the prepared attn IR, the target CPU and the
-// compiler version, so a second process only loads an object. Objects are
+// on disk, keyed by a hash of the prepared attn IR, the target CPU, the
+// compiler version and a hash of the code generator's sources (BuildId.h), so a second process only loads an object. Objects are
 // linked by one ORC LLJIT, one JITDylib per kernel.
 //
 //===----------------------------------------------------------------------===//
 
 #include "attnc/attnc.h"
 #include "attnc/runtime/ThreadPool.h"
+#include "compiler/BuildId.h"
 #include "compiler/Compile.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -139,7 +140,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   module->print(irOS);
   std::string cpu = llvm::sys::getHostCPUName().str();
   llvm::SHA256 sha;
-  sha.update(ATTNC_VERSION_STRING "|cpu|" LLVM_VERSION_STRING "|");
+  sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cpu|" LLVM_VERSION_STRING "|");
   sha.update(cpu + "|" + std::to_string(width) + "|");
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)

@@ -195,26 +195,36 @@ void Lowering::emitRowGroup(Value bIdx, Value h, Value r0, Value nRows,
   Value fzero = f32(0.0), fone = f32(1.0);
   bool softmax = op.getKernel() == KernelKind::softmax;
 
-  // S[r][j] = sum_d qs[rg + r][d] * kT[d][j]: one K^T vector load feeds
-  // kRows broadcast FMAs.
-  loop(zero, bkPad, w, [&](Value jc) {
-    SmallVector<Value> init(kRows, vector::BroadcastOp::create(b, vecF32(), fzero));
+  // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
+  // time: each q broadcast feeds two FMAs, and 2 * kRows independent
+  // accumulators cover the FMA latency.
+  Value w2 = idx(2 * width);
+  loop(zero, bkPad, w2, [&](Value jc) {
+    Value jc1 = addi(jc, w);
+    SmallVector<Value> init(2 * kRows,
+                            vector::BroadcastOp::create(b, vecF32(), fzero));
     auto dots = scf::ForOp::create(
         b, zero, headDim, one, init,
         [&](OpBuilder &, Location, Value d, ValueRange acc) {
-          Value kv = vecLoad(kTBuf, addi(muli(d, bkPad), jc));
-          SmallVector<Value> next;
+          Value row = muli(d, bkPad);
+          Value k0 = vecLoad(kTBuf, addi(row, jc));
+          Value k1 = vecLoad(kTBuf, addi(row, jc1));
+          SmallVector<Value> next(2 * kRows);
           for (int64_t r = 0; r < kRows; ++r) {
             Value qOff = addi(muli(addi(rg, idx(r)), dPad), d);
-            Value qd = memref::LoadOp::create(b, qBuf, qOff);
-            Value qv = vector::BroadcastOp::create(b, vecF32(), qd);
-            next.push_back(vector::FMAOp::create(b, qv, kv, acc[r]));
+            Value qv = vector::BroadcastOp::create(
+                b, vecF32(), memref::LoadOp::create(b, qBuf, qOff));
+            next[r] = vector::FMAOp::create(b, qv, k0, acc[r]);
+            next[kRows + r] = vector::FMAOp::create(b, qv, k1, acc[kRows + r]);
           }
           scf::YieldOp::create(b, next);
         });
-    for (int64_t r = 0; r < kRows; ++r)
-      vector::StoreOp::create(b, dots.getResult(r), sBuf,
-                              ValueRange{addi(muli(idx(r), bkPad), jc)});
+    for (int64_t r = 0; r < kRows; ++r) {
+      Value base = muli(idx(r), bkPad);
+      vector::StoreOp::create(b, dots.getResult(r), sBuf, ValueRange{addi(base, jc)});
+      vector::StoreOp::create(b, dots.getResult(kRows + r), sBuf,
+                              ValueRange{addi(base, jc1)});
+    }
   });
 
   // Per row (scalar): regions, the tile max, weights, the new max and sum.
@@ -257,25 +267,45 @@ void Lowering::emitRowGroup(Value bIdx, Value h, Value r0, Value nRows,
             base = arith::SelectOp::create(b, isNegInf, fzero, mNew);
             corr = math::ExpOp::create(b, arith::SubFOp::create(b, m, base));
           }
+          // Weights, a vector at a time; lanes past the tile's end get 0.
+          auto i32v = VectorType::get({width}, b.getI32Type());
+          SmallVector<int32_t> lanes(width);
+          for (int64_t lane = 0; lane < width; ++lane)
+            lanes[lane] = static_cast<int32_t>(lane);
+          Value iota = arith::ConstantOp::create(
+              b, DenseElementsAttr::get(i32v, ArrayRef<int32_t>(lanes)));
+          Value nk32 = vector::BroadcastOp::create(
+              b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), nk));
+          Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
+          Value baseV = vector::BroadcastOp::create(b, vecF32(), base);
+          Value oneV = vector::BroadcastOp::create(b, vecF32(), fone);
           auto weights = scf::ForOp::create(
-              b, zero, nk, one, ValueRange{fzero},
-              [&](OpBuilder &, Location, Value jj, ValueRange sum) {
-                Value s = memref::LoadOp::create(b, sBuf, addi(sRow, jj));
+              b, zero, bkPad, w, ValueRange{zeroV},
+              [&](OpBuilder &, Location, Value jc, ValueRange sum) {
+                Value s = vecLoad(sBuf, addi(sRow, jc));
                 Value p;
                 if (softmax) {
-                  p = math::ExpOp::create(b, arith::SubFOp::create(b, s, base));
+                  p = math::ExpOp::create(b, arith::SubFOp::create(b, s, baseV));
                 } else {
                   // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.
                   Value e = math::ExpOp::create(b, arith::NegFOp::create(b, s));
-                  p = arith::DivFOp::create(b, fone,
-                                            arith::AddFOp::create(b, fone, e));
+                  p = arith::DivFOp::create(b, oneV,
+                                            arith::AddFOp::create(b, oneV, e));
                 }
-                memref::StoreOp::create(b, p, sBuf, addi(sRow, jj));
+                Value jcv = vector::BroadcastOp::create(
+                    b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), jc));
+                Value inTile = arith::CmpIOp::create(
+                    b, arith::CmpIPredicate::slt,
+                    arith::AddIOp::create(b, jcv, iota), nk32);
+                p = arith::SelectOp::create(b, inTile, p, zeroV);
+                vector::StoreOp::create(b, p, sBuf, ValueRange{addi(sRow, jc)});
                 scf::YieldOp::create(
                     b, ValueRange{arith::AddFOp::create(b, sum[0], p).getResult()});
               });
+          Value weightSum = vector::ReductionOp::create(
+              b, vector::CombiningKind::ADD, weights.getResult(0));
           Value lNew = arith::AddFOp::create(
-              b, arith::MulFOp::create(b, l, corr), weights.getResult(0));
+              b, arith::MulFOp::create(b, l, corr), weightSum);
           memref::StoreOp::create(b, mNew, mBuf, rr);
           memref::StoreOp::create(b, lNew, lBuf, rr);
           memref::StoreOp::create(b, corr, corrBuf, idx(r));
@@ -290,31 +320,40 @@ void Lowering::emitRowGroup(Value bIdx, Value h, Value r0, Value nRows,
         });
   }
 
-  // acc[r] = acc[r] * corr[r] + sum_j p[r][j] v[j]: one V vector load
-  // feeds kRows broadcast FMAs.
-  loop(zero, dvPad, w, [&](Value dc) {
-    SmallVector<Value> init;
+  // acc[r] = acc[r] * corr[r] + sum_j p[r][j] v[j], two vectors of Dv at a
+  // time, like the scores above.
+  loop(zero, dvPad, w2, [&](Value dc) {
+    Value dc1 = addi(dc, w);
+    SmallVector<Value> init(2 * kRows);
     for (int64_t r = 0; r < kRows; ++r) {
       Value corr = vector::BroadcastOp::create(
           b, vecF32(), memref::LoadOp::create(b, corrBuf, idx(r)));
-      Value acc = vecLoad(accBuf, addi(muli(addi(rg, idx(r)), dvPad), dc));
-      init.push_back(arith::MulFOp::create(b, acc, corr));
+      Value base = muli(addi(rg, idx(r)), dvPad);
+      init[r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc)), corr);
+      init[kRows + r] =
+          arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc1)), corr);
     }
     auto pv = scf::ForOp::create(
         b, zero, nk, one, init,
         [&](OpBuilder &, Location, Value jj, ValueRange acc) {
-          Value vv = vecLoad(vBuf, addi(muli(jj, dvPad), dc));
-          SmallVector<Value> next;
+          Value row = muli(jj, dvPad);
+          Value v0 = vecLoad(vBuf, addi(row, dc));
+          Value v1 = vecLoad(vBuf, addi(row, dc1));
+          SmallVector<Value> next(2 * kRows);
           for (int64_t r = 0; r < kRows; ++r) {
             Value p = memref::LoadOp::create(b, sBuf, addi(muli(idx(r), bkPad), jj));
             Value pv = vector::BroadcastOp::create(b, vecF32(), p);
-            next.push_back(vector::FMAOp::create(b, pv, vv, acc[r]));
+            next[r] = vector::FMAOp::create(b, pv, v0, acc[r]);
+            next[kRows + r] = vector::FMAOp::create(b, pv, v1, acc[kRows + r]);
           }
           scf::YieldOp::create(b, next);
         });
-    for (int64_t r = 0; r < kRows; ++r)
-      vector::StoreOp::create(b, pv.getResult(r), accBuf,
-                              ValueRange{addi(muli(addi(rg, idx(r)), dvPad), dc)});
+    for (int64_t r = 0; r < kRows; ++r) {
+      Value base = muli(addi(rg, idx(r)), dvPad);
+      vector::StoreOp::create(b, pv.getResult(r), accBuf, ValueRange{addi(base, dc)});
+      vector::StoreOp::create(b, pv.getResult(kRows + r), accBuf,
+                              ValueRange{addi(base, dc1)});
+    }
   });
 }
 
@@ -492,9 +531,13 @@ struct ConvertAttnToCPUPass
       };
       int64_t rows = Lowering::kRows;
       int64_t bqPad = (low.blockQ + rows - 1) / rows * rows;
-      int64_t bkPad = (low.blockK + vectorWidth - 1) / vectorWidth * vectorWidth;
+      // Scores and P.V step two vectors at a time: pad their dims to 2W.
+      int64_t w2 = 2 * vectorWidth;
+      int64_t bkPad = (low.blockK + w2 - 1) / w2 * w2;
       low.dPad = padded(low.headDim);
-      low.dvPad = padded(low.valueDim);
+      Value w2v = low.idx(w2);
+      low.dvPad = arith::MulIOp::create(
+          b, arith::CeilDivSIOp::create(b, low.valueDim, w2v), w2v);
       low.bkPad = low.idx(bkPad);
       auto flat = [&](Value n) -> Value {
         auto type = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());

@@ -62,4 +62,21 @@ def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
   ];
 }
 
+def AttnApproximateMathPass : Pass<"attn-approximate-math", "::mlir::func::FuncOp"> {
+  let summary = "Replace f32 exp, log and tanh by inline polynomials";
+  let description = [{
+    Rewrites `math.exp`, `math.log` and `math.tanh` on f32 scalars and
+    vectors into MLIR's polynomial approximations (range reduction plus a
+    minimax polynomial, a few ulp of error), so that vector code stays
+    vector code instead of one libm call per lane.
+
+    Before: `%p = math.exp %x : vector<8xf32>`
+    After:  arith/math.fma ops on `vector<8xf32>`, no `math.exp`.
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
+    "::mlir::vector::VectorDialect"
+  ];
+}
+
 #endif // ATTNC_PASSES_PASSES_TD

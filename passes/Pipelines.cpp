@@ -35,7 +35,9 @@ void attnc::buildAttnToCPUPipeline(OpPassManager &pm,
   pm.addPass(createCSEPass());
   if (!options.toLLVM)
     return;
-  // tanh, sigmoid pieces and rsqrt have no LLVM intrinsic: expand them first.
+  // Vector exp/log/tanh become inline polynomials; what is left without an
+  // LLVM intrinsic (rsqrt, ...) is expanded.
+  pm.addNestedPass<func::FuncOp>(createAttnApproximateMathPass());
   pm.addNestedPass<func::FuncOp>(math::createMathExpandOpsPass());
   pm.addPass(createSCFToControlFlowPass());
   pm.addPass(createConvertVectorToLLVMPass());
