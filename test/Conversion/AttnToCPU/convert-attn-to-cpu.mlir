@@ -2,8 +2,8 @@
 
 /// The fused loop nest: work items; q rows scaled once; per key tile a
 /// transposed K tile and a V tile; per group of 4 rows the score tile as
-/// broadcast FMAs, the inlined score and mask regions, the online softmax,
-/// and P.V as broadcast FMAs; then the gate, the output and lse.
+/// broadcast FMAs (two vectors of keys per broadcast), the inlined score and
+/// mask regions, the online softmax with vector weights, and P.V likewise; then the gate, the output and lse.
 
 // CHECK-LABEL: func.func @causal_softcap_gated
 // CHECK-SAME: %[[Q:[a-z0-9]+]]: memref<?x4x?x64xf32>
@@ -19,19 +19,20 @@
 // CHECK: vector.extract %{{.+}}[7] : f32 from vector<8xf32>
 // CHECK: memref.store %{{.+}}, %[[KT]]
 // CHECK: scf.for %[[GROUP:.+]] = %{{.+}} to %{{.+}} step %c4
-// CHECK: scf.for {{.+}} iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK: scf.for {{.+}} iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK: vector.load %[[KT]]
-// CHECK-COUNT-4: vector.fma
+// CHECK: vector.load %[[KT]]
+// CHECK-COUNT-8: vector.fma
 // CHECK: scf.if
 // CHECK: math.tanh
 // CHECK: %[[KEEP:.+]] = arith.cmpi sle, %{{.+}}, %{{.+}} : index
 // CHECK: arith.select %[[KEEP]], %{{.+}}, %{{.+}} : f32
 // CHECK: memref.store %{{.+}}, %[[SCORES]]
 // CHECK: arith.maximumf
-// CHECK: math.exp
+// CHECK: math.exp %{{.+}} : vector<8xf32>
 // CHECK: } else {
-// CHECK: -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
-// CHECK-COUNT-4: vector.fma
+// CHECK: -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
+// CHECK-COUNT-8: vector.fma
 // CHECK: arith.negf
 // CHECK: memref.store %{{.+}}, %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x4x?x64xf32>
 // CHECK: math.log
