@@ -18,6 +18,7 @@
 
 #include "dialects/attn/AttnOps.h"
 #include "passes/Passes.h"
+#include "passes/TileIntervals.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
@@ -102,7 +103,9 @@ struct Lowering {
   /// Scores, online softmax and P.V for query rows [rg, rg + kRows) of the
   /// item against the key tile at `kt` with `nk` keys.
   void emitRowGroup(Value bIdx, Value h, Value r0, Value nRows, Value rg,
-                    Value kt, Value nk);
+                    Value kt, Value nk, Value full);
+  /// The value of attn.size of `kind`.
+  Value sizeOf(SizeKind kind);
   void emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1);
   void emit(Value workBegin, Value workEnd);
 };
@@ -121,17 +124,7 @@ Value Lowering::inlineRegion(Region &region, ValueRange args) {
       continue;
     }
     if (auto size = dyn_cast<SizeOp>(inner)) {
-      Value v;
-      switch (size.getKind()) {
-      case SizeKind::batch: v = batch; break;
-      case SizeKind::q_heads: v = qHeads; break;
-      case SizeKind::kv_heads: v = kvHeads; break;
-      case SizeKind::q_len: v = qLen; break;
-      case SizeKind::kv_len: v = kvLen; break;
-      case SizeKind::head_dim: v = headDim; break;
-      case SizeKind::value_dim: v = valueDim; break;
-      }
-      map.map(size.getResult(), v);
+      map.map(size.getResult(), sizeOf(size.getKind()));
       continue;
     }
     b.clone(inner, map);
@@ -188,8 +181,21 @@ Value Lowering::truncateTo(Type elt, Value x) {
       b, b.getI16Type(), arith::ShRUIOp::create(b, chosen, c32(16)));
 }
 
+Value Lowering::sizeOf(SizeKind kind) {
+  switch (kind) {
+  case SizeKind::batch: return batch;
+  case SizeKind::q_heads: return qHeads;
+  case SizeKind::kv_heads: return kvHeads;
+  case SizeKind::q_len: return qLen;
+  case SizeKind::kv_len: return kvLen;
+  case SizeKind::head_dim: return headDim;
+  case SizeKind::value_dim: return valueDim;
+  }
+  llvm_unreachable("SizeKind has seven enumerators");
+}
+
 void Lowering::emitRowGroup(Value bIdx, Value h, Value r0, Value nRows,
-                            Value rg, Value kt, Value nk) {
+                            Value rg, Value kt, Value nk, Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width);
   Value negInf = f32(-std::numeric_limits<float>::infinity());
   Value fzero = f32(0.0), fone = f32(1.0);
@@ -237,23 +243,42 @@ void Lowering::emitRowGroup(Value bIdx, Value h, Value r0, Value nRows,
         b, valid,
         [&](OpBuilder &, Location) {
           Value i = addi(addi(r0, rr), queryOffset);
-          auto scores = scf::ForOp::create(
-              b, zero, nk, one, ValueRange{negInf},
-              [&](OpBuilder &, Location, Value jj, ValueRange tileMax) {
-                Value j = addi(kt, jj);
-                Value s = memref::LoadOp::create(b, sBuf, addi(sRow, jj));
-                if (!op.getScore().empty())
-                  s = inlineRegion(op.getScore(), {s, bIdx, h, i, j});
-                if (!op.getMask().empty()) {
-                  Value keep = inlineRegion(op.getMask(), {bIdx, h, i, j});
-                  s = arith::SelectOp::create(b, keep, s, negInf);
-                }
-                memref::StoreOp::create(b, s, sBuf, addi(sRow, jj));
-                scf::YieldOp::create(
-                    b, softmax ? arith::MaximumFOp::create(b, tileMax[0], s)
-                                     .getResult()
-                               : tileMax[0]);
-              });
+          // Scores with the regions inlined, and the tile's max. A FULL
+          // tile (no key masked) runs the loop without the mask.
+          auto scoreLoop = [&](bool withMask) {
+            return scf::ForOp::create(
+                b, zero, nk, one, ValueRange{negInf},
+                [&](OpBuilder &, Location, Value jj, ValueRange tileMax) {
+                  Value j = addi(kt, jj);
+                  Value s = memref::LoadOp::create(b, sBuf, addi(sRow, jj));
+                  if (!op.getScore().empty())
+                    s = inlineRegion(op.getScore(), {s, bIdx, h, i, j});
+                  if (withMask) {
+                    Value keep = inlineRegion(op.getMask(), {bIdx, h, i, j});
+                    s = arith::SelectOp::create(b, keep, s, negInf);
+                  }
+                  memref::StoreOp::create(b, s, sBuf, addi(sRow, jj));
+                  scf::YieldOp::create(
+                      b, softmax ? arith::MaximumFOp::create(b, tileMax[0], s)
+                                       .getResult()
+                                 : tileMax[0]);
+                }).getResult(0);
+          };
+          Value tileMaxValue;
+          if (op.getMask().empty()) {
+            tileMaxValue = scoreLoop(false);
+          } else {
+            tileMaxValue =
+                scf::IfOp::create(
+                    b, full,
+                    [&](OpBuilder &, Location) {
+                      scf::YieldOp::create(b, scoreLoop(false));
+                    },
+                    [&](OpBuilder &, Location) {
+                      scf::YieldOp::create(b, scoreLoop(true));
+                    })
+                    .getResult(0);
+          }
           Value m = memref::LoadOp::create(b, mBuf, rr);
           Value l = memref::LoadOp::create(b, lBuf, rr);
           // Softmax: rescale by exp(m - mNew), weights exp(s - mNew); a max
@@ -261,7 +286,7 @@ void Lowering::emitRowGroup(Value bIdx, Value h, Value r0, Value nRows,
           // Sigmoid: weights sigmoid(s), no rescaling.
           Value mNew = m, base = fzero, corr = fone;
           if (softmax) {
-            mNew = arith::MaximumFOp::create(b, m, scores.getResult(0));
+            mNew = arith::MaximumFOp::create(b, m, tileMaxValue);
             Value isNegInf = arith::CmpFOp::create(
                 b, arith::CmpFPredicate::OEQ, mNew, negInf);
             base = arith::SelectOp::create(b, isNegInf, fzero, mNew);
@@ -387,27 +412,49 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
   Value bk = idx(blockK), lastKey = arith::SubIOp::create(b, kvLen, one);
   loop(zero, kvLen, bk, [&](Value kt) {
     Value nk = arith::MinSIOp::create(b, bk, arith::SubIOp::create(b, kvLen, kt));
-    // K tile transposed into kT[d][j]; keys past the end repeat the last
-    // key (their scores are never read).
-    loop(zero, bkPad, one, [&](Value jj) {
-      Value j = arith::MinSIOp::create(b, addi(kt, jj), lastKey);
-      loop(zero, dPad, w, [&](Value d) {
-        Value kv = readF32(op.getKey(), {bIdx, hk, j, d});
-        for (int64_t lane = 0; lane < width; ++lane) {
-          Value x = vector::ExtractOp::create(b, kv, ArrayRef<int64_t>{lane});
-          Value off = addi(muli(addi(d, idx(lane)), bkPad), jj);
-          memref::StoreOp::create(b, x, kTBuf, off);
-        }
+    auto tileBody = [&](Value full) {
+      // K tile transposed into kT[d][j]; keys past the end repeat the last
+      // key (their scores are never read).
+      loop(zero, bkPad, one, [&](Value jj) {
+        Value j = arith::MinSIOp::create(b, addi(kt, jj), lastKey);
+        loop(zero, dPad, w, [&](Value d) {
+          Value kv = readF32(op.getKey(), {bIdx, hk, j, d});
+          for (int64_t lane = 0; lane < width; ++lane) {
+            Value x = vector::ExtractOp::create(b, kv, ArrayRef<int64_t>{lane});
+            Value off = addi(muli(addi(d, idx(lane)), bkPad), jj);
+            memref::StoreOp::create(b, x, kTBuf, off);
+          }
+        });
       });
-    });
-    loop(zero, nk, one, [&](Value jj) {
-      loop(zero, dvPad, w, [&](Value d) {
-        Value vv = readF32(op.getValue(), {bIdx, hk, addi(kt, jj), d});
-        vector::StoreOp::create(b, vv, vBuf, ValueRange{addi(muli(jj, dvPad), d)});
+      loop(zero, nk, one, [&](Value jj) {
+        loop(zero, dvPad, w, [&](Value d) {
+          Value vv = readF32(op.getValue(), {bIdx, hk, addi(kt, jj), d});
+          vector::StoreOp::create(b, vv, vBuf, ValueRange{addi(muli(jj, dvPad), d)});
+        });
       });
-    });
-    loop(zero, nRows, rows, [&](Value rg) {
-      emitRowGroup(bIdx, h, r0, nRows, rg, kt, nk);
+      loop(zero, nRows, rows, [&](Value rg) {
+        emitRowGroup(bIdx, h, r0, nRows, rg, kt, nk, full);
+      });
+    };
+    if (op.getMask().empty()) {
+      tileBody(Value());
+      return;
+    }
+    // Bound the mask over the tile's (i, j) box: EMPTY tiles are skipped,
+    // FULL tiles run without the mask.
+    attnc::TileBox box{bIdx,
+                h,
+                addi(r0, queryOffset),
+                arith::SubIOp::create(b, addi(r1, queryOffset), one),
+                kt,
+                arith::SubIOp::create(b, addi(kt, nk), one)};
+    attnc::TileClass cls = attnc::classifyTile(
+        b, op.getMask(), box, [&](int kind) { return sizeOf(static_cast<SizeKind>(kind)); });
+    Value full = arith::XOrIOp::create(
+        b, cls.mayDrop, arith::ConstantIntOp::create(b, 1, 1));
+    scf::IfOp::create(b, cls.mayKeep, [&](OpBuilder &, Location) {
+      tileBody(full);
+      scf::YieldOp::create(b);
     });
   });
 

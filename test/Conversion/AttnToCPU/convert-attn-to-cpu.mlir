@@ -16,6 +16,9 @@
 // CHECK: vector.transfer_read %[[Q]]{{.*}} : memref<?x4x?x64xf32>, vector<8xf32>
 // CHECK: vector.store %{{.+}}, %[[QS]]
 // CHECK: scf.for %[[TILE:.+]] = %{{.+}} to %{{.+}} step %c32
+/// The causal mask bounded over the tile: skip it when nothing is visible.
+// CHECK: %[[MAYKEEP:.+]] = arith.cmpi sle, %[[TILE]], %{{.+}} : index
+// CHECK: scf.if %[[MAYKEEP]] {
 // CHECK: vector.extract %{{.+}}[7] : f32 from vector<8xf32>
 // CHECK: memref.store %{{.+}}, %[[KT]]
 // CHECK: scf.for %[[GROUP:.+]] = %{{.+}} to %{{.+}} step %c4
@@ -23,6 +26,7 @@
 // CHECK: vector.load %[[KT]]
 // CHECK: vector.load %[[KT]]
 // CHECK-COUNT-8: vector.fma
+// CHECK: scf.if
 // CHECK: scf.if
 // CHECK: math.tanh
 // CHECK: %[[KEEP:.+]] = arith.cmpi sle, %{{.+}}, %{{.+}} : index
