@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+# On the GPU machine (16-core Xeon, PyTorch present): unpack the carried
+# LLVM/MLIR runtime, check the CPU kernels there (AVX-512 code paths), then
+# compare them with PyTorch's CPU SDPA. Binaries come in .device-carry/bin.
+set -uo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p /opt/llvm22 "$OUT"
+for f in .device-carry/*.deb; do dpkg -x "$f" /opt/llvm22; done
+export LD_LIBRARY_PATH=/opt/llvm22/usr/lib/x86_64-linux-gnu:/opt/llvm22/usr/lib/llvm-22/lib
+export ATTNC_CACHE_DIR=/tmp/attnc-cache PYTHONUNBUFFERED=1
+BIN=.device-carry/bin
+lscpu > "$OUT/lscpu.txt"
+echo "== conformance on this CPU"
+timeout 200 $BIN/attnc-cpu-conformance examples/*.attn test/Integration/cpu/Inputs/* > "$OUT/conformance.txt" 2>&1
+echo "conformance rc=$? $(tail -1 "$OUT/conformance.txt")"
+grep -v '^PASS' "$OUT/conformance.txt" | head -5
+echo "== JIT compile times (cold, then cached)"
+for i in 1 2; do $BIN/attnc examples/gated.attn --run -D S=256 --run-threads=16 | grep -o 'compile.*'; done
+echo "== f32, 16 threads"
+timeout 300 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 16 --dtype f32 \
+  --lens 1024,4096,8192 2> "$OUT/f32_t16.json" | tee "$OUT/f32_t16.txt"
+echo "== f32, 1 thread, H=2"
+timeout 100 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 1 --heads 2 --dtype f32 \
+  --dims 128 --lens 4096 --variants dense,causal 2> "$OUT/f32_t1.json" | tee "$OUT/f32_t1.txt"
+echo "== bf16, 16 threads"
+timeout 120 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 16 --dtype bf16 \
+  --dims 128 --lens 4096 2> "$OUT/bf16_t16.json" | tee "$OUT/bf16_t16.txt"
