@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 #
-# The README's main job: set up, build, then compile an example attention
-# program and run it.
+# The README's main job: set up, build, then compile an example spec with
+# attnc and run it on the CPU against the f64 reference (error and time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 BUILD_DIR=${ATTNC_BUILD_DIR:-build}
-echo "== attnc-opt: canonicalize and schedule examples/mlir/causal_gqa.mlir"
-"$BUILD_DIR/bin/attnc-opt" examples/mlir/causal_gqa.mlir --canonicalize --attn-select-schedule
+SPEC=${1:-examples/sliding_window.attn}
+echo "== attnc $SPEC --target=cpu --run -D S=1024 -D T=1024"
+"$BUILD_DIR/bin/attnc" "$SPEC" --target=cpu --run -D S=1024 -D T=1024

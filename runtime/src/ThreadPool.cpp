@@ -12,11 +12,15 @@
 namespace attnc {
 
 namespace {
-/// Chunk `part` of `parts` of [0, items): contiguous, sizes differ by <= 1.
-std::pair<int64_t, int64_t> chunk(int64_t items, unsigned parts, unsigned part) {
-  int64_t base = items / parts, extra = items % parts;
-  int64_t begin = part * base + std::min<int64_t>(part, extra);
-  return {begin, begin + base + (part < extra ? 1 : 0)};
+/// Takes chunks of `grain` items from `next` until [0, items) is done.
+void drain(std::atomic<int64_t> &next, int64_t items, int64_t grain,
+           const std::function<void(int64_t, int64_t)> &fn) {
+  while (true) {
+    int64_t begin = next.fetch_add(grain, std::memory_order_relaxed);
+    if (begin >= items)
+      return;
+    fn(begin, std::min(items, begin + grain));
+  }
 }
 } // namespace
 
@@ -45,7 +49,7 @@ void ThreadPool::workerLoop(unsigned id) {
   uint64_t seen = 0;
   while (true) {
     const std::function<void(int64_t, int64_t)> *fn;
-    int64_t items;
+    int64_t items, grain;
     unsigned parts;
     {
       std::unique_lock<std::mutex> lock(mutex);
@@ -55,13 +59,11 @@ void ThreadPool::workerLoop(unsigned id) {
       seen = generation;
       fn = job;
       items = jobItems;
+      grain = jobGrain;
       parts = jobThreads;
     }
-    if (id < parts) {
-      auto [b, e] = chunk(items, parts, id);
-      if (b < e)
-        (*fn)(b, e);
-    }
+    if (id < parts)
+      drain(nextItem, items, grain, *fn);
     std::lock_guard<std::mutex> lock(mutex);
     if (--pending == 0)
       done.notify_all();
@@ -69,7 +71,9 @@ void ThreadPool::workerLoop(unsigned id) {
 }
 
 void ThreadPool::parallelFor(int64_t items, unsigned maxThreads,
-                             const std::function<void(int64_t, int64_t)> &fn) {
+                             const std::function<void(int64_t, int64_t)> &fn,
+                             int64_t grain) {
+  grain = std::max<int64_t>(1, grain);
   if (items <= 0)
     return;
   unsigned parts = maxThreads == 0 ? size() : std::min(maxThreads, size());
@@ -83,13 +87,14 @@ void ThreadPool::parallelFor(int64_t items, unsigned maxThreads,
     std::lock_guard<std::mutex> lock(mutex);
     job = &fn;
     jobItems = items;
+    jobGrain = grain;
     jobThreads = parts;
+    nextItem.store(0, std::memory_order_relaxed);
     pending = static_cast<unsigned>(workers.size());
     ++generation;
   }
   wake.notify_all();
-  auto [b, e] = chunk(items, parts, 0);
-  fn(b, e);
+  drain(nextItem, items, grain, fn);
   std::unique_lock<std::mutex> lock(mutex);
   done.wait(lock, [&] { return pending == 0; });
 }

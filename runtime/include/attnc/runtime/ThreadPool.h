@@ -12,6 +12,7 @@
 #ifndef ATTNC_RUNTIME_THREADPOOL_H
 #define ATTNC_RUNTIME_THREADPOOL_H
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -33,8 +34,11 @@ public:
 
   /// Calls fn(begin, end) on disjoint chunks covering [0, items), using at
   /// most `maxThreads` threads (0 = all), and returns when all are done.
+  /// Threads take chunks of `grain` items from a shared counter, so a
+  /// thread that finishes early (lighter items, a busier core) takes more.
   void parallelFor(int64_t items, unsigned maxThreads,
-                   const std::function<void(int64_t, int64_t)> &fn);
+                   const std::function<void(int64_t, int64_t)> &fn,
+                   int64_t grain = 1);
 
   /// The process-wide pool.
   static ThreadPool &global();
@@ -48,6 +52,8 @@ private:
   std::condition_variable wake, done;
   const std::function<void(int64_t, int64_t)> *job = nullptr;
   int64_t jobItems = 0;
+  int64_t jobGrain = 1;
+  std::atomic<int64_t> nextItem{0};
   unsigned jobThreads = 0;
   uint64_t generation = 0;
   unsigned pending = 0;
