@@ -23,6 +23,7 @@
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Support/FileSystem.h"
+#include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SHA256.h"
@@ -107,9 +108,24 @@ void writeAtomically(const std::string &path, llvm::StringRef data) {
     llvm::sys::fs::remove(tmp);
 }
 
+/// With $ATTNC_TIMING set, prints how long each compile phase took.
+struct PhaseTimer {
+  bool enabled = std::getenv("ATTNC_TIMING") != nullptr;
+  std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+  void mark(const char *phase) {
+    auto now = std::chrono::steady_clock::now();
+    if (enabled)
+      llvm::errs() << "attnc: " << phase << " "
+                   << llvm::format("%.1f", std::chrono::duration<double, std::milli>(now - last).count())
+                   << " ms\n";
+    last = now;
+  }
+};
+
 Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
                              const CompileOptions &options) {
   auto start = std::chrono::steady_clock::now();
+  PhaseTimer timer;
   if (options.target != Target::cpu)
     return Status::error("attnc: the CUDA target is not available in the JIT yet");
   int width = options.vectorWidth ? options.vectorWidth : hostVectorWidth();
@@ -133,6 +149,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   if (!fn)
     return Status::error(diagText);
   KernelInfo info = extractKernelInfo(fn);
+  timer.mark("parse and prepare");
 
   // The key covers everything that changes the object.
   std::string ir;
@@ -164,6 +181,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   llvm::orc::LLJIT *jit = globalJit(error);
   if (!jit)
     return Status::error("attnc: cannot start the JIT: " + error);
+  timer.mark("start the JIT");
 
   std::string dir = cacheDirectory(options);
   std::string objPath = dir.empty() ? "" : dir + "/" + key + ".o";
@@ -178,16 +196,19 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   if (!object) {
     if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false)))
       return Status::error("attnc: internal error: lowering failed\n" + diagText);
+    timer.mark("lower to the LLVM dialect");
     llvm::LLVMContext llvmCtx;
     auto llvmModule = translateToLLVMIR(*module, llvmCtx, info.name);
     if (!llvmModule)
       return Status::error("attnc: internal error: translation to LLVM IR failed");
+    timer.mark("translate to LLVM IR");
     auto tm = hostTargetMachine(error);
     if (!tm)
       return Status::error("attnc: " + error);
     llvm::SmallVector<char, 0> obj;
     if (!emitObject(*llvmModule, *tm, obj, error))
       return Status::error("attnc: " + error);
+    timer.mark("optimize and emit the object");
     llvm::StringRef objRef(obj.data(), obj.size());
     if (!objPath.empty() && !llvm::sys::fs::create_directories(dir))
       writeAtomically(objPath, objRef);
@@ -216,6 +237,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
     return Status::error("attnc: kernel entry not found: " +
                          llvm::toString(symbol.takeError()));
   }
+  timer.mark("link the object");
   auto kernel = std::make_shared<CompiledKernel>();
   kernel->info = std::move(info);
   kernel->entry = symbol->toPtr<void (*)(void **)>();
