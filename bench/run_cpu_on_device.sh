@@ -15,8 +15,10 @@ echo "== conformance on this CPU"
 timeout 200 $BIN/attnc-cpu-conformance examples/*.attn test/Integration/cpu/Inputs/* > "$OUT/conformance.txt" 2>&1
 echo "conformance rc=$? $(tail -1 "$OUT/conformance.txt")"
 grep -v '^PASS' "$OUT/conformance.txt" | head -5
-echo "== JIT compile times (cold, then cached)"
-for i in 1 2; do $BIN/attnc examples/gated.attn --run -D S=256 --run-threads=16 | grep -o 'compile.*'; done
+echo "== JIT compile times: cold (new cache), then a second process (disk cache)"
+for spec in gated causal document alibi; do
+  for i in 1 2; do ATTNC_TIMING=1 $BIN/attnc examples/$spec.attn --run -D S=256 --run-threads=16 2>&1 | grep -o 'compile.*' | sed "s/^/$spec: /"; done
+done
 echo "== f32, 16 threads"
 timeout 300 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 16 --dtype f32 \
   --lens 1024,4096,8192 2> "$OUT/f32_t16.json" | tee "$OUT/f32_t16.txt"
