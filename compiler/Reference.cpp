@@ -533,3 +533,56 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
   (void)lse;
   return true;
 }
+
+//===----------------------------------------------------------------------===//
+// MaskOracle
+//===----------------------------------------------------------------------===//
+
+struct MaskOracle::Impl {
+  std::vector<ArgValue> args;
+  Tape tape;
+  std::vector<Slot> slots;
+};
+
+MaskOracle::MaskOracle() : impl(std::make_unique<Impl>()) {}
+MaskOracle::~MaskOracle() = default;
+
+std::unique_ptr<MaskOracle> MaskOracle::create(AttentionOp op,
+                                               llvm::ArrayRef<ArgValue> args,
+                                               std::string &error) {
+  std::unique_ptr<MaskOracle> oracle(new MaskOracle());
+  oracle->impl->args.assign(args.begin(), args.end());
+  llvm::DenseMap<Value, int> argIndex;
+  auto fn = op->getParentOfType<func::FuncOp>();
+  for (BlockArgument a : fn.getArguments())
+    if (a.getArgNumber() < args.size())
+      argIndex[a] = a.getArgNumber();
+  auto q = op.getQuery().getType(), k = op.getKey().getType(),
+       v = op.getValue().getType();
+  int64_t sizes[7] = {q.getDimSize(0), q.getDimSize(1), k.getDimSize(1),
+                      q.getDimSize(2), k.getDimSize(2), q.getDimSize(3),
+                      v.getDimSize(3)};
+  TapeCompiler compiler(op, oracle->impl->args, argIndex, sizes);
+  if (!compiler.compile(op.getMask(), oracle->impl->tape, error))
+    return nullptr;
+  oracle->impl->slots.resize(oracle->impl->tape.numSlots);
+  return oracle;
+}
+
+bool MaskOracle::keep(int64_t b, int64_t h, int64_t i, int64_t j, bool &result,
+                      std::string &error) {
+  Tape &tape = impl->tape;
+  if (tape.result < 0) {
+    result = true;
+    return true;
+  }
+  std::vector<Slot> &s = impl->slots;
+  s[0].i = b;
+  s[1].i = h;
+  s[2].i = i;
+  s[3].i = j;
+  if (!run(tape, s, impl->args, error))
+    return false;
+  result = s[tape.result].i != 0;
+  return true;
+}

@@ -16,6 +16,7 @@
 #include "attnc/runtime/Tensor.h"
 #include "llvm/ADT/ArrayRef.h"
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,24 @@ struct ReferenceResult {
   std::vector<double> lse;       // [B, Hq, S]; -inf for fully masked rows
   int64_t visiblePairs = 0;      // (b, h, i, j) with a nonzero weight
   double maxAbsScore = 0;        // over visible pairs, after the score region
+};
+
+/// The mask region of `op` as a function of (b, h, i, j), interpreted like
+/// the reference does; true when the op has no mask.
+class MaskOracle {
+public:
+  static std::unique_ptr<MaskOracle> create(attn::AttentionOp op,
+                                            llvm::ArrayRef<ArgValue> args,
+                                            std::string &error);
+  ~MaskOracle();
+  /// False with `error` set on an out-of-range read or a zero divisor.
+  bool keep(int64_t b, int64_t h, int64_t i, int64_t j, bool &result,
+            std::string &error);
+
+private:
+  MaskOracle();
+  struct Impl;
+  std::unique_ptr<Impl> impl;
 };
 
 /// Evaluates `op`, whose operands are arguments of its function, on `args`

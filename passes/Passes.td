@@ -79,4 +79,32 @@ def AttnApproximateMathPass : Pass<"attn-approximate-math", "::mlir::func::FuncO
   ];
 }
 
+def AttnInferBlockSparsityPass : Pass<"attn-infer-block-sparsity", "::mlir::func::FuncOp"> {
+  let summary = "Classify every tile as EMPTY, FULL or PARTIAL at compile time";
+  let description = [{
+    For an `attn.attention` with a schedule, static query and key lengths and
+    a mask that depends only on `i`, `j`, constants and static sizes, bounds
+    the mask over each (query tile, key tile) box in interval arithmetic (the
+    same evaluation the CPU kernel runs per tile) and folds the bounds:
+
+    - EMPTY (0): no pair of the tile is visible; the kernels never visit it;
+    - FULL (2): no pair is masked; the kernels drop the mask there;
+    - PARTIAL (1): anything else; the mask runs per element.
+
+    The plan is recorded as `attn.block_plan = dense<...> : tensor<NQxNKxi8>`
+    and `attn.key_tile_ranges` (per query tile, the first and one-past-last
+    key tile that is not EMPTY: the closed-form key range of causal, window,
+    chunked and neighborhood masks), and summarized in a remark. Masks that
+    read runtime parameters or tensors, depend on the batch or head, or have
+    symbolic lengths get a remark saying the kernel classifies tiles at run
+    time instead. Every bound is sound: an op the analysis cannot follow
+    makes the tile PARTIAL, never EMPTY or FULL.
+  }];
+  let options = [
+    Option<"maxTiles", "max-tiles", "int64_t", /*default=*/"65536",
+           "Largest plan to build at compile time">
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::func::FuncDialect"];
+}
+
 #endif // ATTNC_PASSES_PASSES_TD
