@@ -12,6 +12,7 @@
 //   attnc-cpu-bench [--variants dense,causal,...] [--dims 64,128]
 //                   [--lens 1024,2048,4096,8192] [--heads 16] [--batch 1]
 //                   [--threads N] [--dtype f32|bf16] [--reps 3] [--json]
+//                   [--no-skip]   (evaluate the mask on every tile)
 //
 //===----------------------------------------------------------------------===//
 
@@ -101,6 +102,7 @@ int main(int argc, char **argv) {
   unsigned threads = std::thread::hardware_concurrency();
   int reps = 3;
   bool json = false;
+  bool skipTiles = true;
   DType dtype = DType::f32;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -113,6 +115,7 @@ int main(int argc, char **argv) {
     else if (a == "--threads") threads = static_cast<unsigned>(std::atoi(next().c_str()));
     else if (a == "--reps") reps = std::atoi(next().c_str());
     else if (a == "--json") json = true;
+    else if (a == "--no-skip") skipTiles = false;
     else if (a == "--dtype") {
       if (!parseDType(next(), dtype) || (dtype != DType::f32 && dtype != DType::bf16)) {
         std::fprintf(stderr, "--dtype takes f32 or bf16\n");
@@ -138,6 +141,7 @@ int main(int argc, char **argv) {
     for (int64_t dim : dims) {
       CompileOptions options;
       options.dtype = dtype;
+      options.skipTiles = skipTiles;
       Result<Kernel> kernel = compileString(specFor(variant, heads, dim), variant + ".attn", options);
       if (!kernel) {
         std::fprintf(stderr, "%s", kernel.error().c_str());

@@ -191,11 +191,12 @@ KernelInfo attnc::extractKernelInfo(func::FuncOp fn) {
 }
 
 LogicalResult attnc::lowerForCPU(ModuleOp module, int vectorWidth, bool toLLVM,
-                                 bool printIRAfterAll) {
+                                 bool printIRAfterAll, bool skipTiles) {
   PassManager pm(module.getContext());
   AttnToCPUPipelineOptions options;
   options.vectorWidth = vectorWidth;
   options.toLLVM = toLLVM;
+  options.skipTiles = skipTiles;
   buildAttnToCPUPipeline(pm, options);
   return runPipeline(pm, module, printIRAfterAll);
 }

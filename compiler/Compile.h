@@ -66,7 +66,8 @@ KernelInfo extractKernelInfo(mlir::func::FuncOp fn);
 
 /// attn IR (prepared) -> loops; with `toLLVM` on to the LLVM dialect.
 mlir::LogicalResult lowerForCPU(mlir::ModuleOp module, int vectorWidth,
-                                bool toLLVM, bool printIRAfterAll);
+                                bool toLLVM, bool printIRAfterAll,
+                                bool skipTiles = true);
 
 /// LLVM dialect -> LLVM IR, plus `attnc_packed_<name>(void **args)` that
 /// takes one pointer per argument of `_mlir_ciface_<name>`.

@@ -158,7 +158,8 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   std::string cpu = llvm::sys::getHostCPUName().str();
   llvm::SHA256 sha;
   sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cpu|" LLVM_VERSION_STRING "|");
-  sha.update(cpu + "|" + std::to_string(width) + "|");
+  sha.update(cpu + "|" + std::to_string(width) + "|" +
+             (options.skipTiles ? "skip|" : "noskip|"));
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)
       sha.update(f.first().str() + ",");
@@ -194,7 +195,8 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
     }
   }
   if (!object) {
-    if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false)))
+    if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false,
+                                 options.skipTiles)))
       return Status::error("attnc: internal error: lowering failed\n" + diagText);
     timer.mark("lower to the LLVM dialect");
     llvm::LLVMContext llvmCtx;

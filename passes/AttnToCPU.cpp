@@ -35,12 +35,14 @@ using namespace attnc::attn;
 namespace {
 /// Everything the loop nest needs that does not change per row.
 struct Lowering {
-  Lowering(AttentionOp op, ImplicitLocOpBuilder &b, int64_t width)
-      : op(op), b(b), width(width) {}
+  Lowering(AttentionOp op, ImplicitLocOpBuilder &b, int64_t width,
+           bool skipTiles)
+      : op(op), b(b), width(width), skipTiles(skipTiles) {}
 
   AttentionOp op;
   ImplicitLocOpBuilder &b;
   int64_t width;
+  bool skipTiles;
   Value batch = {}, qHeads = {}, kvHeads = {}, qLen = {}, kvLen = {};
   Value headDim = {}, valueDim = {}, group = {}, queryOffset = {};
   // Scratch, all flat f32: q rows scaled [BQ][Dp], K tile transposed
@@ -440,6 +442,10 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
       tileBody(Value());
       return;
     }
+    if (!skipTiles) {
+      tileBody(arith::ConstantIntOp::create(b, 0, 1));
+      return;
+    }
     // Bound the mask over the tile's (i, j) box: EMPTY tiles are skipped,
     // FULL tiles run without the mask.
     attnc::TileBox box{bIdx,
@@ -550,7 +556,7 @@ struct ConvertAttnToCPUPass
     // Scratch buffers live in the entry block: scf.for bodies are not
     // allocation scopes, and an alloca there would grow the stack per row.
     ImplicitLocOpBuilder b(loc, op);
-    Lowering low(op, b, vectorWidth);
+    Lowering low(op, b, vectorWidth, skipTiles);
     low.blockQ = schedule.getBlockQ();
     low.blockK = schedule.getBlockK();
     Value q = op.getQuery(), k = op.getKey(), v = op.getValue();

@@ -53,7 +53,10 @@ def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
   }];
   let options = [
     Option<"vectorWidth", "vector-width", "int64_t", /*default=*/"16",
-           "f32 lanes per vector (16 for AVX-512, 8 for AVX2)">
+           "f32 lanes per vector (16 for AVX-512, 8 for AVX2)">,
+    Option<"skipTiles", "skip-tiles", "bool", /*default=*/"true",
+           "Bound the mask per key tile: skip EMPTY tiles, unmask FULL ones "
+           "(off: evaluate the mask everywhere, for comparison)">
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",

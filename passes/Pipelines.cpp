@@ -30,6 +30,7 @@ void attnc::buildAttnToCPUPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createAttnSelectSchedulePass(schedule));
   ConvertAttnToCPUPassOptions lower;
   lower.vectorWidth = options.vectorWidth;
+  lower.skipTiles = options.skipTiles;
   pm.addNestedPass<func::FuncOp>(createConvertAttnToCPUPass(lower));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -25,6 +25,9 @@ struct AttnToCPUPipelineOptions
   Option<int64_t> vectorWidth{*this, "vector-width",
                               llvm::cl::desc("f32 lanes per vector"),
                               llvm::cl::init(16)};
+  Option<bool> skipTiles{*this, "skip-tiles",
+                         llvm::cl::desc("Skip EMPTY key tiles, unmask FULL ones"),
+                         llvm::cl::init(true)};
   Option<bool> toLLVM{*this, "to-llvm",
                       llvm::cl::desc("Continue to the LLVM dialect"),
                       llvm::cl::init(true)};

@@ -81,6 +81,9 @@ struct CompileOptions {
   int vectorWidth = 0;
   /// When set, replaces the element type the spec gives q, k, v and o.
   std::optional<DType> dtype;
+  /// Skip key tiles the mask proves empty and drop the mask where it proves
+  /// full. Off only to measure what that saves.
+  bool skipTiles = true;
 };
 
 /// One argument of a compiled kernel.
