@@ -101,3 +101,27 @@ func.func @sigmoid(%q: memref<1x1x4x8xf32>) {
   return
 }
 
+
+// -----
+
+/// With skip-tiles=false the mask runs on every tile: no tile bound, one
+/// score loop with the mask.
+// RUN: attnc-opt %s --split-input-file --convert-attn-to-cpu="vector-width=8 skip-tiles=false" | FileCheck %s --check-prefix=NOSKIP
+// NOSKIP-LABEL: func.func @causal_noskip
+// NOSKIP: scf.for %[[TILE:.+]] = %{{.+}} to %{{.+}} step %c16
+// NOSKIP-NOT: scf.if
+// NOSKIP: vector.extract
+// NOSKIP-COUNT-4: arith.cmpi sle
+// NOSKIP-NOT: arith.cmpi sle
+// NOSKIP: return
+func.func @causal_noskip(%q: memref<1x1x8x8xf32>) {
+  attn.attention q(%q : memref<1x1x8x8xf32>) k(%q : memref<1x1x8x8xf32>) v(%q : memref<1x1x8x8xf32>)
+      out(%q : memref<1x1x8x8xf32>) kernel = softmax align = start scale = 0.5
+      schedule = #attn.schedule<block_q = 16, block_k = 16>
+  mask {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    %c = arith.cmpi sle, %j, %i : index
+    attn.yield %c : i1
+  }
+  return
+}
