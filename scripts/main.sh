@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 BUILD_DIR=${ATTNC_BUILD_DIR:-build}
 SPEC=${1:-examples/sliding_window.attn}
-echo "== attnc $SPEC --target=cpu --run -D S=1024 -D T=1024"
-"$BUILD_DIR/bin/attnc" "$SPEC" --target=cpu --run -D S=1024 -D T=1024
+echo "== attnc $SPEC --target=cpu --run -D S=512"
+"$BUILD_DIR/bin/attnc" "$SPEC" --target=cpu --run -D S=512
