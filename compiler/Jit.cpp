@@ -169,7 +169,6 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   std::lock_guard<std::mutex> lock(jitMutex());
   static llvm::StringMap<std::shared_ptr<CompiledKernel>> memoryCache;
   if (auto it = memoryCache.find(key); it != memoryCache.end()) {
-    KernelInfo cached = it->second->info;
     auto kernel = std::make_shared<CompiledKernel>(*it->second);
     kernel->info.fromCache = true;
     kernel->info.compileMs = std::chrono::duration<double, std::milli>(

@@ -11,6 +11,10 @@ target_include_directories(AttncShared PUBLIC
   $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
   $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/runtime/include>
   $<INSTALL_INTERFACE:include>)
+if(ATTNC_SANITIZE)
+  # The sanitizer runtimes come from the executable that loads the library.
+  target_link_options(AttncShared PRIVATE -Wl,-z,undefs)
+endif()
 set_target_properties(AttncShared PROPERTIES
   OUTPUT_NAME attnc EXPORT_NAME attnc
   LIBRARY_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/lib

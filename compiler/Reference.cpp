@@ -418,7 +418,7 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
     out = &args[it->second].tensor;
     return true;
   };
-  const TensorView *q, *k, *v, *o, *lse = nullptr;
+  const TensorView *q, *k, *v, *o, *lse = nullptr; // lse: only checked to exist
   if (!tensorOf(op.getQuery(), q) || !tensorOf(op.getKey(), k) ||
       !tensorOf(op.getValue(), v) || !tensorOf(op.getOutput(), o) ||
       (op.getLse() && !tensorOf(op.getLse(), lse))) {
@@ -530,7 +530,6 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
           result.lse[(b * Hq + h) * S + r] = m + std::log(l);
       }
     }
-  (void)lse;
   return true;
 }
 
