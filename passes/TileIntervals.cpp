@@ -6,9 +6,12 @@
 
 #include "passes/TileIntervals.h"
 #include "dialects/attn/AttnOps.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Matchers.h"
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/TypeSwitch.h"
+
+#include <limits>
 
 using namespace mlir;
 using namespace attnc;
@@ -24,6 +27,7 @@ struct Abs {
   Value lo, hi;       // integers
   Value mayT, mayF;   // booleans
   std::optional<int64_t> constant; // an integer known at compile time
+  bool point = false; // lo and hi are the same value by construction
 };
 
 class Evaluator {
@@ -38,7 +42,11 @@ public:
     a.hi = hi;
     return a;
   }
-  Abs exact(Value v) { return intRange(v, v); }
+  Abs exact(Value v) {
+    Abs a = intRange(v, v);
+    a.point = true;
+    return a;
+  }
   Abs boolean(Value t, Value f) {
     Abs a;
     a.known = a.isBool = true;
@@ -123,6 +131,8 @@ public:
   }
 
   Abs evaluate(Operation &op);
+  Abs evaluateOp(Operation &op);
+  Abs readRange(ReadOp read);
 
   ImplicitLocOpBuilder &b;
   const std::function<Value(int)> &sizeOf;
@@ -131,11 +141,65 @@ public:
 } // namespace
 
 Abs Evaluator::evaluate(Operation &op) {
+  Abs result = evaluateOp(op);
+  // Integer ops map exact inputs to exact outputs.
+  if (result.known && !result.isBool && !op.getOperands().empty() &&
+      llvm::all_of(op.getOperands(), [&](Value v) { return get(v).point; }))
+    result.point = true;
+  return result;
+}
+
+Abs Evaluator::readRange(ReadOp read) {
+  // Bounds of an integer tensor over the box: a scan along the one index
+  // that varies (e.g. doc[b, i] over the tile's rows); a tile of sorted
+  // document ids then comes out EMPTY or FULL. More varying indices, or
+  // float elements, are unknown.
+  auto type = cast<MemRefType>(read.getSource().getType());
+  if (!isa<IntegerType>(type.getElementType()))
+    return {};
+  SmallVector<Abs> idx;
+  int varying = -1;
+  for (auto [d, v] : llvm::enumerate(read.getIndices())) {
+    idx.push_back(get(v));
+    if (!idx.back().known)
+      return {};
+    if (!idx.back().point) {
+      if (varying >= 0)
+        return {};
+      varying = static_cast<int>(d);
+    }
+  }
+  auto load = [&](Value k) -> Value {
+    SmallVector<Value> at;
+    for (auto [d, a] : llvm::enumerate(idx))
+      at.push_back(static_cast<int>(d) == varying ? k : a.lo);
+    Value x = memref::LoadOp::create(b, read.getSource(), at);
+    return arith::IndexCastOp::create(b, b.getIndexType(), x);
+  };
+  if (varying < 0)
+    return exact(load(Value()));
+  // Clamped to the tensor: the kernel never reads outside it either.
+  Value dim = memref::DimOp::create(b, read.getSource(), varying);
+  Value lo = maxV(idx[varying].lo, index(0));
+  Value hi = minV(idx[varying].hi, arith::SubIOp::create(b, dim, index(1)));
+  Value end = arith::AddIOp::create(b, hi, index(1));
+  Value big = index(std::numeric_limits<int64_t>::max());
+  Value small = index(std::numeric_limits<int64_t>::min());
+  auto scan = scf::ForOp::create(
+      b, lo, end, index(1), ValueRange{big, small},
+      [&](OpBuilder &, Location, Value k, ValueRange mm) {
+        Value x = load(k);
+        scf::YieldOp::create(b, ValueRange{minV(mm[0], x), maxV(mm[1], x)});
+      });
+  return intRange(scan.getResult(0), scan.getResult(1));
+}
+
+Abs Evaluator::evaluateOp(Operation &op) {
   auto operand = [&](unsigned n) { return get(op.getOperand(n)); };
   bool allKnown = llvm::all_of(op.getOperands(), [&](Value v) { return get(v).known; });
   Type type = op.getNumResults() ? op.getResult(0).getType() : Type();
   bool isBoolResult = type && type.isInteger(1);
-  if (!allKnown && !isa<arith::ConstantOp, SizeOp>(op))
+  if (!allKnown && !isa<arith::ConstantOp, SizeOp, ReadOp>(op))
     return isBoolResult ? unknownBool() : Abs();
 
   return llvm::TypeSwitch<Operation *, Abs>(&op)
@@ -143,6 +207,7 @@ Abs Evaluator::evaluate(Operation &op) {
       .Case([&](SizeOp s) {
         return exact(sizeOf(static_cast<int>(s.getKind())));
       })
+      .Case([&](ReadOp r) { return readRange(r); })
       .Case<arith::IndexCastOp, arith::ExtSIOp, arith::TruncIOp>(
           [&](Operation *) { return operand(0); })
       .Case([&](arith::AddIOp) {
