@@ -125,6 +125,11 @@ struct PhaseTimer {
 Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
                              const CompileOptions &options) {
   auto start = std::chrono::steady_clock::now();
+  auto elapsedMs = [&] {
+    return std::chrono::duration<double, std::milli>(
+               std::chrono::steady_clock::now() - start)
+        .count();
+  };
   PhaseTimer timer;
   if (options.target != Target::cpu)
     return Status::error("attnc: the CUDA target is not available in the JIT yet");
@@ -171,9 +176,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   if (auto it = memoryCache.find(key); it != memoryCache.end()) {
     auto kernel = std::make_shared<CompiledKernel>(*it->second);
     kernel->info.fromCache = true;
-    kernel->info.compileMs = std::chrono::duration<double, std::milli>(
-                                 std::chrono::steady_clock::now() - start)
-                                 .count();
+    kernel->info.compileMs = elapsedMs();
     return Kernel(kernel);
   }
 
@@ -244,9 +247,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   kernel->entry = symbol->toPtr<void (*)(void **)>();
   kernel->info.fromCache = fromDisk;
   memoryCache[key] = kernel;
-  kernel->info.compileMs = std::chrono::duration<double, std::milli>(
-                               std::chrono::steady_clock::now() - start)
-                               .count();
+  kernel->info.compileMs = elapsedMs();
   return Kernel(kernel);
 }
 } // namespace
