@@ -12,7 +12,7 @@ export ATTNC_CACHE_DIR=/tmp/attnc-cache PYTHONUNBUFFERED=1
 BIN=.device-carry/bin
 lscpu > "$OUT/lscpu.txt"
 echo "== conformance on this CPU"
-timeout 200 $BIN/attnc-cpu-conformance examples/*.attn test/Integration/cpu/Inputs/* > "$OUT/conformance.txt" 2>&1
+timeout 200 $BIN/attnc-conformance examples/*.attn test/Integration/cpu/Inputs/* > "$OUT/conformance.txt" 2>&1
 echo "conformance rc=$? $(tail -1 "$OUT/conformance.txt")"
 grep -v '^PASS' "$OUT/conformance.txt" | head -5
 echo "== JIT compile times: cold (new cache), then a second process (disk cache)"

@@ -7,6 +7,7 @@
 #include "compiler/Check.h"
 #include "compiler/Compile.h"
 #include "compiler/Reference.h"
+#include "attnc/runtime/Cuda.h"
 #include "dialects/attn/AttnOps.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
@@ -29,6 +30,44 @@ double msSince(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+/// Device buffers mirroring host tensors, freed on scope exit.
+struct DeviceCopies {
+  std::vector<void *> buffers;
+  ~DeviceCopies() {
+    for (void *p : buffers)
+      cuda::free(p);
+  }
+  bool upload(const std::vector<TensorView> &host, std::vector<TensorView> &dev,
+              std::string &error) {
+    for (size_t t = 0; t < host.size(); ++t) {
+      size_t bytes = static_cast<size_t>(host[t].numel()) * dtypeSize(host[t].dtype);
+      void *p = nullptr;
+      if (!cuda::malloc(&p, bytes, error))
+        return false;
+      buffers.push_back(p);
+      if (!cuda::copyToDevice(p, host[t].data, bytes, error))
+        return false;
+      dev[t].data = p;
+    }
+    return true;
+  }
+  bool download(const KernelInfo &info, std::vector<TensorView> &host,
+                const std::vector<TensorView> &dev, std::string &error) {
+    size_t t = 0;
+    for (const ArgInfo &a : info.args) {
+      if (!a.isTensor)
+        continue;
+      if (a.isOutput && !cuda::copyToHost(host[t].data, dev[t].data,
+                                          static_cast<size_t>(host[t].numel()) *
+                                              dtypeSize(host[t].dtype),
+                                          error))
+        return false;
+      ++t;
+    }
+    return true;
+  }
+};
+
 /// Sizes of every symbolic dim: given ones first, then by role in q/k/v.
 std::map<std::string, int64_t> resolveSizes(const KernelInfo &info,
                                             const CheckOptions &c) {
@@ -49,11 +88,47 @@ std::map<std::string, int64_t> resolveSizes(const KernelInfo &info,
 }
 } // namespace
 
+/// The CUDA kernels are specialized on head dims: sizes for the symbolic
+/// head dims of q and v (by the same rules as the run), to compile with.
+static std::map<std::string, int64_t> headDimsToPin(const std::string &path,
+                                                    const CompileOptions &options,
+                                                    const CheckOptions &check) {
+  std::map<std::string, int64_t> pinned;
+  mlir::MLIRContext ctx(mlir::MLIRContext::Threading::DISABLED);
+  prepareContext(ctx);
+  llvm::SourceMgr sm;
+  auto buffer = llvm::MemoryBuffer::getFileOrSTDIN(path, /*IsText=*/false);
+  if (!buffer)
+    return pinned;
+  sm.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
+  mlir::ScopedDiagnosticHandler quiet(&ctx, [](mlir::Diagnostic &) { return mlir::success(); });
+  auto module = loadAttnModule(ctx, sm, options.dims);
+  mlir::func::FuncOp fn = module ? findKernelFunc(*module) : nullptr;
+  if (!fn)
+    return pinned; // the compile reports the error
+  KernelInfo info = extractKernelInfo(fn);
+  std::map<std::string, int64_t> sizes = resolveSizes(info, check);
+  int t = 0;
+  for (const ArgInfo &a : info.args) {
+    if (!a.isTensor)
+      continue;
+    if ((t == 0 || t == 2) && a.dims.size() == 4 && a.dims[3] < 0 &&
+        a.dimNames[3].rfind('?', 0) != 0)
+      pinned[a.dimNames[3]] = sizes[a.dimNames[3]];
+    ++t;
+  }
+  return pinned;
+}
+
 CheckReport attnc::checkSpec(const std::string &path,
                              const CompileOptions &options,
                              const CheckOptions &check) {
   CheckReport report;
-  Result<Kernel> kernel = compileFile(path, options);
+  CompileOptions compileOptions = options;
+  if (options.target == Target::cuda)
+    for (const auto &[name, size] : headDimsToPin(path, options, check))
+      compileOptions.dims.emplace(name, size);
+  Result<Kernel> kernel = compileFile(path, compileOptions);
   if (!kernel) {
     report.error = kernel.error();
     return report;
@@ -128,14 +203,23 @@ CheckReport attnc::checkSpec(const std::string &path,
     return report;
   }
 
-  if (Status st = kernel->run(views, check.params, check.threads); !st) {
+  // A CUDA kernel runs on device copies (outputs copied too: NaN poison),
+  // and its outputs come back into `views` for the comparison.
+  DeviceCopies device;
+  std::vector<TensorView> runViews = views;
+  if (kernel->target() == Target::cuda &&
+      !device.upload(views, runViews, report.error))
+    return report;
+  if (Status st = kernel->run(runViews, check.params, check.threads); !st) {
     report.error = st.error();
     return report;
   }
+  if (kernel->target() == Target::cuda && !device.download(info, views, runViews, report.error))
+    return report;
   report.kernelMs = 1e30;
   for (int r = 0; r < check.timingRuns; ++r) {
     auto start = std::chrono::steady_clock::now();
-    (void)kernel->run(views, check.params, check.threads);
+    (void)kernel->run(runViews, check.params, check.threads);
     report.kernelMs = std::min(report.kernelMs, msSince(start));
   }
   if (check.timingRuns == 0)
@@ -158,7 +242,7 @@ CheckReport attnc::checkSpec(const std::string &path,
   std::string diagText;
   llvm::raw_string_ostream diagOS(diagText);
   mlir::SourceMgrDiagnosticHandler handler(sm, &ctx, diagOS);
-  auto module = loadAttnModule(ctx, sm, options.dims);
+  auto module = loadAttnModule(ctx, sm, compileOptions.dims);
   if (!module || (options.dtype && mlir::failed(overrideDType(*module, *options.dtype)))) {
     report.error = "reference: " + diagText;
     return report;

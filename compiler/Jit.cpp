@@ -15,6 +15,8 @@
 #include "attnc/runtime/ThreadPool.h"
 #include "compiler/BuildId.h"
 #include "compiler/Compile.h"
+#include "attnc/runtime/Cuda.h"
+#include "passes/AttnToCUDA.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -32,6 +34,7 @@
 #include "llvm/TargetParser/Host.h"
 
 #include <chrono>
+#include <cstring>
 #include <cstdlib>
 #include <mutex>
 #include <unistd.h>
@@ -39,11 +42,15 @@
 using namespace attnc;
 
 namespace attnc {
-/// A loaded kernel: its signature and the packed entry point.
+/// A loaded kernel: its signature and the packed entry point (CPU) or the
+/// loaded function and its launch layout (CUDA).
 class CompiledKernel {
 public:
   KernelInfo info;
   void (*entry)(void **) = nullptr;
+  bool isCuda = false;
+  cuda::Function function;
+  CudaKernel layout; // source dropped once loaded
 };
 } // namespace attnc
 
@@ -122,8 +129,97 @@ struct PhaseTimer {
   }
 };
 
+/// The architecture to compile CUDA for: the option, else the device's.
+std::string cudaArchFor(const CompileOptions &options) {
+  if (!options.cudaArch.empty())
+    return options.cudaArch;
+  std::string error;
+  if (cuda::init(error))
+    return "sm_" + std::to_string(cuda::computeCapability());
+  return "sm_90";
+}
+
+/// Emits the CUDA kernel of `fn`, compiles it with NVRTC (or takes the cubin
+/// from the caches, keyed by a hash of the generated source) and loads it.
+template <typename ElapsedMs>
+Result<Kernel> compileCuda(mlir::func::FuncOp fn, KernelInfo info, const CompileOptions &options,
+                           const std::string &diagText, PhaseTimer &timer,
+                           ElapsedMs elapsedMs) {
+  CudaKernel layout;
+  if (mlir::failed(emitCudaKernel(fn, layout)))
+    return Status::error(diagText);
+  info.blockQ = layout.blockQ;
+  info.blockK = layout.blockK;
+  timer.mark("emit CUDA");
+  std::string arch = cudaArchFor(options);
+  std::string nvrtcError;
+  std::string nvrtcVersion = cuda::nvrtcVersion(nvrtcError);
+  llvm::SHA256 sha;
+  sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cuda|");
+  sha.update(arch + "|" + nvrtcVersion + "|");
+  sha.update(layout.source);
+  std::string key = llvm::toHex(sha.final(), /*LowerCase=*/true).substr(0, 32);
+
+  std::lock_guard<std::mutex> lock(jitMutex());
+  static llvm::StringMap<std::shared_ptr<CompiledKernel>> memoryCache;
+  if (auto it = memoryCache.find(key); it != memoryCache.end()) {
+    // The source does not depend on sizes fixed in the spec; the signature
+    // does: take this compile's.
+    auto kernel = std::make_shared<CompiledKernel>(*it->second);
+    kernel->info = std::move(info);
+    kernel->info.fromCache = true;
+    kernel->info.compileMs = elapsedMs();
+    return Kernel(kernel);
+  }
+  std::string error;
+  if (!cuda::init(error))
+    return Status::error("attnc: the CUDA target needs a GPU: " + error);
+
+  std::string dir = cacheDirectory(options);
+  std::string path = dir.empty() ? "" : dir + "/" + key + ".cubin";
+  std::string image;
+  bool fromDisk = false;
+  if (!path.empty())
+    if (auto file = llvm::MemoryBuffer::getFile(path, /*IsText=*/false)) {
+      image = (*file)->getBuffer().str();
+      fromDisk = true;
+    }
+  if (!fromDisk) {
+    if (nvrtcVersion.empty())
+      return Status::error("attnc: " + nvrtcError);
+    std::string log;
+    if (!cuda::compile(layout.source, info.name + ".cu", arch, /*cubin=*/true, image, log))
+      return Status::error("attnc: internal error: NVRTC rejected the generated kernel:\n" + log);
+    timer.mark("compile with NVRTC");
+    if (!path.empty() && !llvm::sys::fs::create_directories(dir))
+      writeAtomically(path, image);
+  }
+  auto kernel = std::make_shared<CompiledKernel>();
+  kernel->isCuda = true;
+  if (!cuda::loadFunction(image.data(), layout.entry.c_str(), kernel->function, error)) {
+    if (fromDisk) // a damaged cache file: compile afresh next time
+      llvm::sys::fs::remove(path);
+    return Status::error("attnc: cannot load the CUDA kernel: " + error);
+  }
+  if (!cuda::setMaxDynamicSharedMemory(kernel->function, cuda::maxSharedMemoryPerBlock(), error))
+    return Status::error("attnc: " + error);
+  timer.mark("load the module");
+  layout.source.clear();
+  kernel->layout = std::move(layout);
+  kernel->info = std::move(info);
+  kernel->info.fromCache = fromDisk;
+  memoryCache[key] = kernel;
+  kernel->info.compileMs = elapsedMs();
+  return Kernel(kernel);
+}
+
 Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
                              const CompileOptions &options) {
+  // Starting the driver (a context, ~0.2 s) is paid once per process, not
+  // per kernel: keep it out of the compile time.
+  std::string cudaError;
+  if (options.target == Target::cuda)
+    (void)cuda::init(cudaError);
   auto start = std::chrono::steady_clock::now();
   auto elapsedMs = [&] {
     return std::chrono::duration<double, std::milli>(
@@ -131,8 +227,6 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
         .count();
   };
   PhaseTimer timer;
-  if (options.target != Target::cpu)
-    return Status::error("attnc: the CUDA target is not available in the JIT yet");
   int width = options.vectorWidth ? options.vectorWidth : hostVectorWidth();
 
   mlir::MLIRContext ctx(mlir::MLIRContext::Threading::DISABLED);
@@ -155,6 +249,8 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
     return Status::error(diagText);
   KernelInfo info = extractKernelInfo(fn);
   timer.mark("parse and prepare");
+  if (options.target == Target::cuda)
+    return compileCuda(fn, std::move(info), options, diagText, timer, elapsedMs);
 
   // The key covers everything that changes the object.
   std::string ir;
@@ -379,11 +475,109 @@ struct ArgStorage {
 };
 } // namespace
 
+Target Kernel::target() const { return impl->isCuda ? Target::cuda : Target::cpu; }
+
+namespace {
+/// Fills the CUDA kernel's argument slots and launches it.
+Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensors,
+                  const std::map<std::string, double> &params, void *stream, bool wait) {
+  const KernelInfo &info = k.info;
+  std::vector<int> tensorOf(info.args.size(), -1);
+  int t = 0;
+  for (size_t n = 0; n < info.args.size(); ++n)
+    if (info.args[n].isTensor)
+      tensorOf[n] = t++;
+  for (size_t n = 0; n < info.args.size(); ++n) {
+    if (!info.args[n].isTensor)
+      continue;
+    const TensorView &view = tensors[tensorOf[n]];
+    std::string where = "tensor '" + info.args[n].name + "'";
+    if (view.numel() == 0)
+      continue;
+    if (!cuda::isDevicePointer(view.data))
+      return Status::error(where + " is not in GPU memory; a CUDA kernel takes device pointers");
+    if (reinterpret_cast<uintptr_t>(view.data) % 16)
+      return Status::error(where + " is not 16-byte aligned");
+  }
+  const TensorView &q = tensors[0], &kv = tensors[1];
+  int64_t batch = q.shape[0], heads = q.shape[1], qLen = q.shape[2], kvLen = kv.shape[2];
+  if (batch == 0 || heads == 0 || qLen == 0)
+    return Status::ok();
+  if (batch > 65535 || heads > 65535)
+    return Status::error("the CUDA kernel takes at most 65535 batches and 65535 heads");
+  const CudaKernel &layout = k.layout;
+  int64_t keyTiles = (kvLen + layout.blockK - 1) / layout.blockK;
+  int64_t smem = layout.smemBytes + (keyTiles + 15) / 16 * 16;
+  if (smem > cuda::maxSharedMemoryPerBlock())
+    return Status::error("key length " + std::to_string(kvLen) +
+                         " needs more shared memory than a CTA may have");
+  std::vector<uint64_t> slots(layout.slots.size(), 0);
+  for (size_t n = 0; n < layout.slots.size(); ++n) {
+    const CudaArgSlot &slot = layout.slots[n];
+    void *at = &slots[n];
+    switch (slot.kind) {
+    case CudaArgSlot::tensor: {
+      void *p = tensors[tensorOf[slot.arg]].data;
+      std::memcpy(at, &p, sizeof(p));
+      break;
+    }
+    case CudaArgSlot::tensorDim:
+      slots[n] = static_cast<uint64_t>(tensors[tensorOf[slot.arg]].shape[slot.dim]);
+      break;
+    case CudaArgSlot::size: {
+      int64_t sizes[5] = {batch, heads, kv.shape[1], qLen, kvLen};
+      slots[n] = static_cast<uint64_t>(sizes[slot.dim]);
+      break;
+    }
+    case CudaArgSlot::scalar: {
+      const ArgInfo &a = info.args[slot.arg];
+      auto it = params.find(a.name);
+      double value = it != params.end() ? it->second : *a.defaultValue;
+      if (slot.scalarKind == CudaArgSlot::f32) {
+        float f = static_cast<float>(value);
+        std::memcpy(at, &f, sizeof(f));
+      } else if (slot.scalarKind == CudaArgSlot::i32) {
+        int32_t i = static_cast<int32_t>(value);
+        std::memcpy(at, &i, sizeof(i));
+      } else {
+        slots[n] = static_cast<uint64_t>(static_cast<int64_t>(value));
+      }
+      break;
+    }
+    case CudaArgSlot::absent:
+      break;
+    }
+  }
+  unsigned grid[3] = {static_cast<unsigned>((qLen + layout.blockQ - 1) / layout.blockQ),
+                      static_cast<unsigned>(heads), static_cast<unsigned>(batch)};
+  unsigned block[3] = {static_cast<unsigned>(layout.threads), 1, 1};
+  void *argStruct = slots.data();
+  std::string error;
+  if (!cuda::launch(k.function, grid, block, static_cast<unsigned>(smem), stream, &argStruct,
+                    error))
+    return Status::error(error);
+  if (wait && !cuda::synchronize(error))
+    return Status::error(error);
+  return Status::ok();
+}
+} // namespace
+
+Status Kernel::launch(const std::vector<TensorView> &tensors,
+                      const std::map<std::string, double> &params, void *stream) const {
+  if (!impl->isCuda)
+    return run(tensors, params);
+  if (Status st = check(tensors, params); !st)
+    return st;
+  return launchCuda(*impl, tensors, params, stream, /*wait=*/false);
+}
+
 Status Kernel::run(const std::vector<TensorView> &tensors,
                    const std::map<std::string, double> &params,
                    unsigned threads) const {
   if (Status st = check(tensors, params); !st)
     return st;
+  if (impl->isCuda)
+    return launchCuda(*impl, tensors, params, nullptr, /*wait=*/true);
   const KernelInfo &info = impl->info;
   std::vector<ArgStorage> storage(info.args.size());
   std::vector<void *> argPtrs;

@@ -25,6 +25,7 @@ install(TARGETS AttncShared EXPORT attncTargets LIBRARY DESTINATION lib)
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/include/attnc/attnc.h DESTINATION include/attnc)
 install(FILES ${PROJECT_SOURCE_DIR}/runtime/include/attnc/runtime/Tensor.h
               ${PROJECT_SOURCE_DIR}/runtime/include/attnc/runtime/ThreadPool.h
+              ${PROJECT_SOURCE_DIR}/runtime/include/attnc/runtime/Cuda.h
         DESTINATION include/attnc/runtime)
 install(EXPORT attncTargets NAMESPACE attnc:: DESTINATION lib/cmake/attnc)
 file(WRITE ${CMAKE_CURRENT_BINARY_DIR}/attncConfig.cmake

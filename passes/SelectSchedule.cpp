@@ -28,13 +28,10 @@ struct Tiles {
 Tiles chooseTiles(StringRef target, int64_t headDim) {
   if (ShapedType::isDynamic(headDim))
     headDim = 128;
-  if (target == "cuda") {
-    if (headDim <= 64)
-      return {128, 128};
-    if (headDim <= 128)
-      return {128, 64};
-    return {64, 64};
-  }
+  // The portable CUDA kernel: four warps of 32 query rows; past D = 128 the
+  // accumulators fit only 16 rows per warp and half the keys per tile.
+  if (target == "cuda")
+    return headDim <= 128 ? Tiles{128, 64} : Tiles{64, 32};
   return headDim <= 128 ? Tiles{64, 64} : Tiles{32, 32};
 }
 
@@ -53,8 +50,11 @@ struct AttnSelectSchedulePass
         return;
       Tiles tiles = chooseTiles(target, op.getQuery().getType().getDimSize(3));
       int64_t queryLen = op.getQuery().getType().getDimSize(2);
-      if (!ShapedType::isDynamic(queryLen))
-        tiles.blockQ = std::min(tiles.blockQ, std::max<int64_t>(16, (queryLen + 15) / 16 * 16));
+      // Short queries (decode) take a smaller query tile; the CUDA kernel
+      // has tiles of 16 to 64 rows or 128.
+      int64_t fit = std::max<int64_t>(16, (queryLen + 15) / 16 * 16);
+      if (!ShapedType::isDynamic(queryLen) && (target != "cuda" || fit <= 64))
+        tiles.blockQ = std::min(tiles.blockQ, fit);
       op.setScheduleAttr(
           ScheduleAttr::get(op.getContext(), tiles.blockQ, tiles.blockK));
     });

@@ -26,3 +26,8 @@ llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 if config.attnc_have_cuda:
     config.available_features.add("cuda")
+# attnc opens NVRTC at run time; tests of --emit=ptx/cubin need it.
+import glob
+if glob.glob("/usr/local/cuda/lib64/libnvrtc.so*") or glob.glob(
+        os.path.join(os.environ.get("CUDA_HOME", "/nonexistent"), "lib64", "libnvrtc.so*")):
+    config.available_features.add("nvrtc")

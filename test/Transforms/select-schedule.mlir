@@ -19,7 +19,7 @@ func.func @d128(%q: memref<?x4x?x128xbf16>) {
 // CPU-LABEL: func.func @d64
 // CPU: schedule = #attn.schedule<block_q = 64, block_k = 64>
 // CUDA-LABEL: func.func @d64
-// CUDA: schedule = #attn.schedule<block_q = 128, block_k = 128>
+// CUDA: schedule = #attn.schedule<block_q = 128, block_k = 64>
 func.func @d64(%q: memref<?x4x?x64xf16>) {
   attn.attention q(%q : memref<?x4x?x64xf16>) k(%q : memref<?x4x?x64xf16>) v(%q : memref<?x4x?x64xf16>) out(%q : memref<?x4x?x64xf16>) kernel = softmax align = start scale = 0.125
   return
@@ -31,7 +31,7 @@ func.func @d64(%q: memref<?x4x?x64xf16>) {
 // CPU-LABEL: func.func @decode
 // CPU: schedule = #attn.schedule<block_q = 16, block_k = 32>
 // CUDA-LABEL: func.func @decode
-// CUDA: schedule = #attn.schedule<block_q = 16, block_k = 64>
+// CUDA: schedule = #attn.schedule<block_q = 16, block_k = 32>
 func.func @decode(%q: memref<8x4x1x256xf32>, %k: memref<8x4x?x256xf32>) {
   attn.attention q(%q : memref<8x4x1x256xf32>) k(%k : memref<8x4x?x256xf32>) v(%k : memref<8x4x?x256xf32>) out(%q : memref<8x4x1x256xf32>) kernel = softmax align = end scale = 0.0625
   return

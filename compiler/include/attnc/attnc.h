@@ -18,6 +18,10 @@
 // parameter mismatches at run time as a Status, never a crash. Compiled
 // kernels are cached in memory and on disk (see CompileOptions::cacheDir).
 //
+// With `target = Target::cuda` the tensors' data are device pointers (GPU
+// memory, 16-byte aligned for q, k, v and o); run() waits for the kernel,
+// launch() only enqueues it.
+//
 //===----------------------------------------------------------------------===//
 
 #ifndef ATTNC_ATTNC_H
@@ -84,6 +88,9 @@ struct CompileOptions {
   /// Skip key tiles the mask proves empty and drop the mask where it proves
   /// full. Off only to measure what that saves.
   bool skipTiles = true;
+  /// CUDA: the GPU architecture to compile for ("sm_90", "sm_80", ...).
+  /// Empty: the device's own, or sm_90 when no GPU is present.
+  std::string cudaArch;
 };
 
 /// One argument of a compiled kernel.
@@ -122,6 +129,14 @@ public:
   /// Checks shapes, dtypes and params as run() would, without running.
   Status check(const std::vector<TensorView> &tensors,
                const std::map<std::string, double> &params = {}) const;
+  /// CUDA kernels: enqueues the kernel on `stream` (a CUstream; null for
+  /// the default stream) and returns without waiting; errors the kernel
+  /// meets while running surface at the next synchronization. CPU kernels
+  /// run as run() does.
+  Status launch(const std::vector<TensorView> &tensors,
+                const std::map<std::string, double> &params = {},
+                void *stream = nullptr) const;
+  Target target() const;
 
 private:
   std::shared_ptr<CompiledKernel> impl;

@@ -19,6 +19,8 @@
 #include "compiler/Check.h"
 #include "compiler/Compile.h"
 #include "compiler/Registration.h"
+#include "attnc/runtime/Cuda.h"
+#include "passes/AttnToCUDA.h"
 #include "frontends/spec/Semantics.h"
 #include "frontends/spec/SpecFrontend.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -77,6 +79,7 @@ struct CompileOptions {
   std::map<std::string, int64_t> dims;
   std::optional<attnc::DType> dtype;
   std::string cpu;
+  std::string arch;
   int vectorWidth = 0;
   unsigned threads = 0;
 };
@@ -146,6 +149,12 @@ static cl::opt<int> vectorWidthFlag(
     cl::desc("f32 lanes per vector in CPU code (default: 16 with AVX-512, "
              "else 8)"),
     cl::init(0), cl::cat(attncCategory));
+
+static cl::opt<std::string> archFlag(
+    "arch",
+    cl::desc("GPU architecture for --target=cuda (sm_90a, sm_90, sm_80, ...; "
+             "default: sm_90a for --emit, the device's own for --run)"),
+    cl::value_desc("sm_XX"), cl::init(""), cl::cat(attncCategory));
 
 static cl::opt<unsigned>
     threadsFlag("run-threads", cl::desc("Threads for --run (default: all cores)"),
@@ -292,6 +301,8 @@ static int runAndCheck(const std::string &path, const CompileOptions &opts) {
     jit.dims[name] = size;
   jit.dtype = opts.dtype;
   jit.vectorWidth = opts.vectorWidth;
+  jit.target = opts.target == Target::CUDA ? attnc::Target::cuda : attnc::Target::cpu;
+  jit.cudaArch = opts.arch;
   attnc::CheckOptions check;
   check.threads = opts.threads;
   for (const auto &entry : opts.params) {
@@ -309,10 +320,10 @@ static int runAndCheck(const std::string &path, const CompileOptions &opts) {
     return kExitUserError;
   }
   llvm::outs() << llvm::format(
-      "attnc: ran %s on the CPU: %s\n"
+      "attnc: ran %s on the %s: %s\n"
       "  max error %.3g (tolerance %.3g), kernel %.3f ms (%.2f GFLOP/s), "
       "reference %.1f ms, compile %.1f ms%s\n",
-      path.c_str(), r.shape.c_str(),
+      path.c_str(), opts.target == Target::CUDA ? "GPU" : "CPU", r.shape.c_str(),
       r.tolerance >= 1e-3 ? r.maxAbsError : r.maxRelError, r.tolerance,
       r.kernelMs, r.gflops, r.referenceMs, r.compileMs,
       r.fromCache ? " (cached)" : "");
@@ -324,11 +335,53 @@ static int runAndCheck(const std::string &path, const CompileOptions &opts) {
 
 /// Runs the pipeline that produces `opts.emit` from the verified attn
 /// module and writes the artifact to `os`. Returns an ExitCode.
+/// --target=cuda: the CUDA source of the kernel, or PTX or a cubin compiled
+/// from it with NVRTC.
+static int compileForCuda(ModuleOp module, const CompileOptions &opts,
+                          llvm::raw_ostream &os) {
+  StringRef flag = opts.emit == EmitKind::CUDA  ? "--emit=cuda"
+                   : opts.emit == EmitKind::PTX ? "--emit=ptx"
+                                                : "--emit=cubin";
+  func::FuncOp fn = singleKernel(module, flag);
+  if (!fn)
+    return kExitUserError;
+  if (opts.dtype && failed(attnc::overrideDType(module, *opts.dtype)))
+    return kExitUserError;
+  if (failed(attnc::prepareForTarget(module, attnc::Target::cuda, opts.printIRAfterAll))) {
+    llvm::WithColor::error(llvm::errs(), "attnc") << "internal error: preparing the module failed\n";
+    return kExitInternalError;
+  }
+  attnc::CudaKernel kernel;
+  if (failed(attnc::emitCudaKernel(fn, kernel)))
+    return kExitUserError;
+  if (opts.emit == EmitKind::CUDA) {
+    os << kernel.source;
+    return kExitSuccess;
+  }
+  std::string arch = opts.arch.empty() ? "sm_90a" : opts.arch;
+  std::string out, log;
+  if (!attnc::cuda::compile(kernel.source, fn.getSymName().str() + ".cu", arch,
+                            opts.emit == EmitKind::Cubin, out, log)) {
+    if (log.find("NVRTC not found") != std::string::npos)
+      return userError(log);
+    llvm::WithColor::error(llvm::errs(), "attnc")
+        << "internal error: NVRTC rejected the generated kernel:\n" << log << "\n";
+    return kExitInternalError;
+  }
+  os << out;
+  return kExitSuccess;
+}
+
 static int compile(ModuleOp module, const CompileOptions &opts,
                    llvm::raw_ostream &os) {
-  if (opts.target != Target::CPU)
-    return notImplemented(opts.target == Target::CUDA ? "--target=cuda"
-                                                      : "--target=hip");
+  if (opts.target == Target::HIP)
+    return notImplemented("--target=hip");
+  bool gpuEmit = opts.emit == EmitKind::CUDA || opts.emit == EmitKind::PTX ||
+                 opts.emit == EmitKind::Cubin;
+  if (opts.target == Target::CUDA && !gpuEmit && opts.emit != EmitKind::Attn)
+    return userError("--target=cuda emits attn, cuda, ptx or cubin");
+  if (opts.target == Target::CPU && gpuEmit)
+    return userError("--emit=cuda, ptx and cubin need --target=cuda");
 
   PassManager pm(module->getContext());
   if (opts.printIRAfterAll)
@@ -353,6 +406,10 @@ static int compile(ModuleOp module, const CompileOptions &opts,
   case EmitKind::Attn:
     module.print(os);
     return kExitSuccess;
+  case EmitKind::PTX:
+  case EmitKind::Cubin:
+  case EmitKind::CUDA:
+    return compileForCuda(module, opts, os);
   case EmitKind::Lowered:
   case EmitKind::LLVM:
   case EmitKind::Obj:
@@ -400,12 +457,6 @@ static int compile(ModuleOp module, const CompileOptions &opts,
     os << llvm::StringRef(object.data(), object.size());
     return kExitSuccess;
   }
-  case EmitKind::PTX:
-    return notImplemented("--emit=ptx");
-  case EmitKind::Cubin:
-    return notImplemented("--emit=cubin");
-  case EmitKind::CUDA:
-    return notImplemented("--emit=cuda");
   case EmitKind::HIP:
     return notImplemented("--emit=hip");
   }
@@ -435,6 +486,13 @@ int main(int argc, char **argv) {
   CompileOptions opts;
   opts.emit = emitFlag;
   opts.target = targetFlag;
+  // A GPU emit kind alone implies its target.
+  if (!targetFlag.getNumOccurrences() &&
+      (emitFlag == EmitKind::CUDA || emitFlag == EmitKind::PTX || emitFlag == EmitKind::Cubin))
+    opts.target = Target::CUDA;
+  opts.arch = archFlag;
+  if (!opts.arch.empty() && (!StringRef(opts.arch).starts_with("sm_") || opts.arch.size() < 5))
+    return userError("--arch takes sm_XX (sm_90a, sm_80, ...), got '" + archFlag + "'");
   opts.run = runFlag;
   opts.canonicalize = canonicalizeFlag;
   opts.printIRAfterAll = printIRAfterAllFlag;
@@ -491,8 +549,8 @@ int main(int argc, char **argv) {
   if (failed(parseParams(*module, opts)))
     return kExitUserError;
   if (opts.run) {
-    if (opts.target != Target::CPU)
-      return notImplemented("--run with --target=cuda");
+    if (opts.target == Target::HIP)
+      return notImplemented("--run with --target=hip");
     if (inputFilename == "-")
       return userError("--run needs a spec file, not stdin");
     if (!singleKernel(*module, "--run"))

@@ -1,4 +1,4 @@
-//===- Conformance.cpp - Every example against the reference on the CPU -*- C++ -*-===//
+//===- Conformance.cpp - Every example against the reference ----*- C++ -*-===//
 //
 // SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 //
@@ -7,6 +7,8 @@
 // For each spec given on the command line: shapes {tiny, odd lengths, GQA
 // sized, long} x dtypes {f32, bf16, f16}, JIT-compiled and checked against the
 // f64 reference. Prints one line per case and "N passed, N failed" last.
+// With --target=cuda the kernels run on the GPU: bf16 and f16 only (the
+// tensor cores' types), plus a shape of several query and key tiles.
 //
 //===----------------------------------------------------------------------===//
 
@@ -21,18 +23,25 @@ using namespace attnc;
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s SPEC... [--cache-dir DIR]\n", argv[0]);
+    std::fprintf(stderr, "usage: %s SPEC... [--cache-dir DIR] [--target=cpu|cuda]\n",
+                 argv[0]);
     return 2;
   }
   std::vector<std::string> specs;
   std::string cacheDir = "off";
+  Target target = Target::cpu;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--cache-dir" && i + 1 < argc)
       cacheDir = argv[++i];
+    else if (a == "--target=cuda")
+      target = Target::cuda;
+    else if (a == "--target=cpu")
+      target = Target::cpu;
     else
       specs.push_back(a);
   }
+  bool gpu = target == Target::cuda;
   struct Preset {
     const char *name;
     int64_t batch, heads, qLen, kvLen, headDim;
@@ -41,6 +50,7 @@ int main(int argc, char **argv) {
       {"odd", 2, 4, 67, 67, 64},
       {"gqa", 1, 8, 33, 97, 40},
       {"long", 1, 2, 131, 261, 128},
+      {"tiles", 2, 2, 200, 333, 64}, // GPU only: several query and key tiles
   };
   // A spec with static sizes gives the same shape under several presets:
   // check each distinct shape once.
@@ -48,8 +58,13 @@ int main(int argc, char **argv) {
   for (const std::string &spec : specs) {
     std::vector<std::string> seen;
     for (const Preset &p : presets) {
+      if (!gpu && std::string(p.name) == "tiles")
+        continue;
       for (DType dt : {DType::f32, DType::bf16, DType::f16}) {
+        if (gpu && dt == DType::f32)
+          continue;
         CompileOptions options;
+        options.target = target;
         options.dtype = dt;
         options.cacheDir = cacheDir;
         CheckOptions check;

@@ -1,0 +1,122 @@
+//===- GpuBenchLib.cpp - attnc's CUDA kernels behind a C ABI for Python ---===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// bench/gpu_vs_torch.py loads this library with ctypes, so our kernels and
+// PyTorch's run in one process, on the same device tensors, timed by the
+// same CUDA events on the same stream. Only the public API (attnc.h) is used.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/attnc.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+struct BenchKernel {
+  attnc::Kernel kernel;
+};
+
+void setError(char *err, int errLen, const std::string &text) {
+  if (err && errLen > 0)
+    std::snprintf(err, static_cast<size_t>(errLen), "%s", text.c_str());
+}
+
+/// "a=1,b=2" into a map; false on a malformed entry.
+template <typename T>
+bool parseList(const char *text, std::map<std::string, T> &out, std::string &error) {
+  std::string s = text ? text : "";
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t end = s.find(',', pos);
+    if (end == std::string::npos)
+      end = s.size();
+    std::string item = s.substr(pos, end - pos);
+    size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      error = "expected NAME=VALUE, got '" + item + "'";
+      return false;
+    }
+    char *rest = nullptr;
+    double value = std::strtod(item.c_str() + eq + 1, &rest);
+    if (!rest || *rest) {
+      error = "'" + item + "' has no number after '='";
+      return false;
+    }
+    out[item.substr(0, eq)] = static_cast<T>(value);
+    pos = end + 1;
+  }
+  return true;
+}
+} // namespace
+
+extern "C" {
+
+void *attnc_bench_compile(const char *path, const char *dims, char *err, int errLen) {
+  attnc::CompileOptions options;
+  options.target = attnc::Target::cuda;
+  std::string error;
+  if (!parseList(dims, options.dims, error)) {
+    setError(err, errLen, "dims: " + error);
+    return nullptr;
+  }
+  attnc::Result<attnc::Kernel> kernel = attnc::compileFile(path, options);
+  if (!kernel) {
+    setError(err, errLen, kernel.error());
+    return nullptr;
+  }
+  return new BenchKernel{*kernel};
+}
+
+double attnc_bench_compile_ms(void *kernel) {
+  return static_cast<BenchKernel *>(kernel)->kernel.info().compileMs;
+}
+
+int attnc_bench_from_cache(void *kernel) {
+  return static_cast<BenchKernel *>(kernel)->kernel.info().fromCache ? 1 : 0;
+}
+
+int attnc_bench_run(void *handle, int numTensors, void **ptrs, const int *ranks,
+                    const int64_t *dims, const char *params, void *stream, char *err,
+                    int errLen) {
+  auto *k = static_cast<BenchKernel *>(handle);
+  std::vector<attnc::TensorView> views;
+  size_t at = 0, tensorArg = 0;
+  const auto &args = k->kernel.info().args;
+  for (int t = 0; t < numTensors; ++t) {
+    while (tensorArg < args.size() && !args[tensorArg].isTensor)
+      ++tensorArg;
+    if (tensorArg == args.size()) {
+      setError(err, errLen, "more tensors than the kernel takes");
+      return 1;
+    }
+    attnc::TensorView v;
+    v.data = ptrs[t];
+    v.dtype = args[tensorArg++].dtype;
+    v.shape.assign(dims + at, dims + at + ranks[t]);
+    at += static_cast<size_t>(ranks[t]);
+    views.push_back(v);
+  }
+  std::map<std::string, double> values;
+  std::string error;
+  if (!parseList(params, values, error)) {
+    setError(err, errLen, "params: " + error);
+    return 1;
+  }
+  attnc::Status st = k->kernel.launch(views, values, stream);
+  if (!st) {
+    setError(err, errLen, st.error());
+    return 1;
+  }
+  return 0;
+}
+
+} // extern "C"

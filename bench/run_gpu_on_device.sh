@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+# On the GPU machine: unpack the carried LLVM/MLIR runtime, check every
+# example's CUDA kernel against the f64 reference, run compute-sanitizer on
+# a few, time the JIT, then compare with PyTorch (SDPA FlashAttention-2 and
+# cuDNN, FlexAttention) in one process. Binaries come in .device-carry/bin,
+# libattnc and the bench library in .device-carry/lib.
+#   bash bench/run_gpu_on_device.sh [check|bench|all] [bench args...]
+set -uo pipefail
+OUT=${OUT:-/tmp/out}
+WHAT=${1:-all}
+shift || true
+mkdir -p /opt/llvm22 "$OUT"
+for f in .device-carry/*.deb; do dpkg -x "$f" /opt/llvm22; done
+export LD_LIBRARY_PATH=/opt/llvm22/usr/lib/x86_64-linux-gnu:/opt/llvm22/usr/lib/llvm-22/lib:$PWD/.device-carry/lib
+export ATTNC_CACHE_DIR=/tmp/attnc-cache PYTHONUNBUFFERED=1
+BIN=.device-carry/bin
+nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv | tee "$OUT/gpu.txt"
+
+if [[ $WHAT == check || $WHAT == all ]]; then
+  echo "== one spec through the CLI"
+  $BIN/attnc examples/causal.attn --target=cuda --run -D S=300
+  echo "== conformance on the GPU"
+  timeout 400 $BIN/attnc-conformance --target=cuda examples/*.attn test/Integration/cpu/Inputs/* \
+    > "$OUT/gpu_conformance.txt" 2>&1
+  echo "conformance rc=$? $(tail -1 "$OUT/gpu_conformance.txt")"
+  grep -v '^PASS' "$OUT/gpu_conformance.txt" | head -20
+  echo "== JIT: cold (empty cache), then a second process (disk cache)"
+  for spec in causal document alibi; do
+    for i in 1 2; do
+      ATTNC_TIMING=1 $BIN/attnc examples/$spec.attn --target=cuda --run -D S=256 2>&1 |
+        grep -o 'compile [0-9.]* ms.*' | sed "s/^/$spec: /"
+    done
+  done
+  echo "== compute-sanitizer"
+  for tool in memcheck racecheck; do
+    for run in "document -D S=130" "softcap -D S=130" "chunked -D S=70 -D T=200"; do
+      spec=${run%% *}
+      compute-sanitizer --tool $tool --error-exitcode 9 $BIN/attnc examples/$spec.attn ${run#* } \
+        --target=cuda --run > "$OUT/san_${tool}_$spec.txt" 2>&1
+      echo "$tool $spec rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_${tool}_$spec.txt" | head -1)"
+    done
+  done
+fi
+
+if [[ $WHAT == bench || $WHAT == all ]]; then
+  echo "== bench against PyTorch"
+  timeout 560 python3 bench/gpu_vs_torch.py --lib .device-carry/lib/libattnc-gpu-bench.so \
+    --json "$OUT/gpu_bench.json" --png "$OUT/gpu_bench.png" "$@" 2>&1 | tee "$OUT/gpu_bench.txt"
+fi

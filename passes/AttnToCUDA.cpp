@@ -1,0 +1,607 @@
+//===- AttnToCUDA.cpp - Emit a CUDA kernel for an attn program --*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Regions are straight-line arith/math code, so each op becomes one C
+// statement; the mask's tile bounds come from TileIntervals (the same code
+// the CPU kernel runs per tile), built into a scratch block and translated
+// the same way, scf.for scans included. Why text into a template and not
+// the gpu/nvgpu dialects: see docs/cuda-backend.md.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/AttnToCUDA.h"
+#include "dialects/attn/AttnOps.h"
+#include "passes/KernelTemplates.h"
+#include "passes/TileIntervals.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/Matchers.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/TypeSwitch.h"
+#include "llvm/Support/Format.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace attnc;
+using namespace attnc::attn;
+
+namespace {
+/// Prints the C++ for ops of one function body.
+class RegionEmitter {
+public:
+  RegionEmitter(AttentionOp op, func::FuncOp fn, llvm::raw_ostream &os)
+      : op(op), fn(fn), os(os) {}
+
+  /// Names a block argument of the body being emitted.
+  void bind(Value v, std::string name) { names[v] = std::move(name); }
+  LogicalResult emitBlock(Block &block, int indent);
+  std::string nameOf(Value v);
+  std::string typeOf(Type t);
+  /// The error to report, once emission failed.
+  std::string error;
+
+private:
+  LogicalResult emitOp(Operation &o, int indent);
+  std::string fresh() { return "v" + std::to_string(counter++); }
+  std::string tensorIndex(Value memref, ValueRange indices);
+  std::string load(Value memref, ValueRange indices);
+
+  AttentionOp op;
+  func::FuncOp fn;
+  llvm::raw_ostream &os;
+  llvm::DenseMap<Value, std::string> names;
+  int counter = 0;
+};
+} // namespace
+
+static std::string floatLiteral(double v) {
+  if (std::isnan(v))
+    return "__int_as_float(0x7fc00000)";
+  if (std::isinf(v))
+    return v > 0 ? "ATTNC_INF" : "(-ATTNC_INF)";
+  std::string text;
+  llvm::raw_string_ostream s(text);
+  // 9 significant digits read back as the same f32.
+  s << llvm::format("%.9g", static_cast<float>(v));
+  if (text.find_first_of(".e") == std::string::npos)
+    text += ".0";
+  return "(" + text + "f)";
+}
+
+std::string RegionEmitter::typeOf(Type t) {
+  if (t.isF32() || t.isBF16() || t.isF16())
+    return "float"; // narrow floats are carried as f32 values rounded to them
+  if (t.isF64())
+    return "double";
+  if (t.isInteger(1))
+    return "bool";
+  if (t.isIndex() || t.isInteger(64))
+    return "attnc_index";
+  if (t.isInteger(32))
+    return "int";
+  return "";
+}
+
+std::string RegionEmitter::nameOf(Value v) {
+  auto it = names.find(v);
+  if (it != names.end())
+    return it->second;
+  Attribute cst;
+  if (matchPattern(v, m_Constant(&cst))) {
+    if (auto f = dyn_cast<FloatAttr>(cst))
+      return floatLiteral(f.getValueAsDouble());
+    if (auto i = dyn_cast<IntegerAttr>(cst)) {
+      if (i.getType().isInteger(1))
+        return i.getValue().isZero() ? "false" : "true";
+      int64_t x = i.getValue().getSExtValue();
+      std::string t = typeOf(i.getType());
+      if (x == INT64_MIN)
+        return "(attnc_index)(-9223372036854775807LL - 1)";
+      return "((" + t + ")" + std::to_string(x) + "LL)";
+    }
+  }
+  if (auto arg = dyn_cast<BlockArgument>(v))
+    if (arg.getOwner() == &fn.getBody().front())
+      return "a.x" + std::to_string(arg.getArgNumber());
+  error = "the CUDA emitter cannot name a value";
+  return "0";
+}
+
+std::string RegionEmitter::tensorIndex(Value memref, ValueRange indices) {
+  auto arg = dyn_cast<BlockArgument>(memref);
+  if (!arg || arg.getOwner() != &fn.getBody().front()) {
+    error = "the CUDA emitter reads only tensors passed to the kernel";
+    return "0";
+  }
+  std::string field = "a.x" + std::to_string(arg.getArgNumber());
+  std::string at;
+  for (unsigned d = 0; d < indices.size(); ++d) {
+    std::string idx = "(attnc_index)" + nameOf(indices[d]);
+    at = d == 0 ? idx : "(" + at + ") * " + field + "_d" + std::to_string(d) + " + " + idx;
+  }
+  return at.empty() ? "0" : at;
+}
+
+std::string RegionEmitter::load(Value memref, ValueRange indices) {
+  Type elem = cast<MemRefType>(memref.getType()).getElementType();
+  auto arg = cast<BlockArgument>(memref);
+  std::string at = "a.x" + std::to_string(arg.getArgNumber()) + "[" +
+                   tensorIndex(memref, indices) + "]";
+  if (elem.isBF16())
+    return "attnc_bf16_to_f32(" + at + ")";
+  if (elem.isF16())
+    return "attnc_f16_to_f32(" + at + ")";
+  return at;
+}
+
+LogicalResult RegionEmitter::emitBlock(Block &block, int indent) {
+  for (Operation &o : block)
+    if (failed(emitOp(o, indent)))
+      return failure();
+  return success();
+}
+
+static const char *cmpIOperator(arith::CmpIPredicate p, bool &isUnsigned) {
+  using P = arith::CmpIPredicate;
+  isUnsigned = p == P::ult || p == P::ule || p == P::ugt || p == P::uge;
+  switch (p) {
+  case P::eq: return "==";
+  case P::ne: return "!=";
+  case P::slt: case P::ult: return "<";
+  case P::sle: case P::ule: return "<=";
+  case P::sgt: case P::ugt: return ">";
+  case P::sge: case P::uge: return ">=";
+  }
+  return "==";
+}
+
+static std::string cmpF(arith::CmpFPredicate p, const std::string &x, const std::string &y) {
+  using P = arith::CmpFPredicate;
+  switch (p) {
+  case P::AlwaysFalse: return "false";
+  case P::OEQ: return x + " == " + y;
+  case P::OGT: return x + " > " + y;
+  case P::OGE: return x + " >= " + y;
+  case P::OLT: return x + " < " + y;
+  case P::OLE: return x + " <= " + y;
+  case P::ONE: return "(" + x + " < " + y + " || " + x + " > " + y + ")";
+  case P::ORD: return "(" + x + " == " + x + " && " + y + " == " + y + ")";
+  case P::UEQ: return "!(" + x + " < " + y + " || " + x + " > " + y + ")";
+  case P::UGT: return "!(" + x + " <= " + y + ")";
+  case P::UGE: return "!(" + x + " < " + y + ")";
+  case P::ULT: return "!(" + x + " >= " + y + ")";
+  case P::ULE: return "!(" + x + " > " + y + ")";
+  case P::UNE: return x + " != " + y;
+  case P::UNO: return "(" + x + " != " + x + " || " + y + " != " + y + ")";
+  case P::AlwaysTrue: return "true";
+  }
+  return "false";
+}
+
+LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
+  std::string pad(indent, ' ');
+  if (isa<YieldOp>(o)) {
+    os << pad << "return " << nameOf(o.getOperand(0)) << ";\n";
+    return success(error.empty());
+  }
+  if (auto forOp = dyn_cast<scf::ForOp>(o)) {
+    // for (iv = lb; iv < ub; iv += step) with the carried values in locals.
+    std::vector<std::string> carried;
+    for (auto [init, res] : llvm::zip(forOp.getInitArgs(), forOp.getResults())) {
+      std::string n = fresh();
+      os << pad << typeOf(res.getType()) << " " << n << " = " << nameOf(init) << ";\n";
+      names[res] = n;
+      carried.push_back(n);
+    }
+    std::string iv = fresh();
+    os << pad << "for (attnc_index " << iv << " = " << nameOf(forOp.getLowerBound()) << "; "
+       << iv << " < " << nameOf(forOp.getUpperBound()) << "; " << iv
+       << " += " << nameOf(forOp.getStep()) << ") {\n";
+    names[forOp.getInductionVar()] = iv;
+    for (auto [arg, n] : llvm::zip(forOp.getRegionIterArgs(), carried))
+      names[arg] = n; // read before the yield overwrites: yields come last
+    Block &body = *forOp.getBody();
+    for (Operation &inner : body.without_terminator())
+      if (failed(emitOp(inner, indent + 2)))
+        return failure();
+    auto yield = cast<scf::YieldOp>(body.getTerminator());
+    // Yielded values go through temporaries: one may read another's carrier.
+    std::vector<std::string> tmp;
+    for (auto [v, n] : llvm::zip(yield.getOperands(), carried)) {
+      std::string t = fresh();
+      os << pad << "  " << typeOf(v.getType()) << " " << t << " = " << nameOf(v) << ";\n";
+      tmp.push_back(t);
+    }
+    for (auto [t, n] : llvm::zip(tmp, carried))
+      os << pad << "  " << n << " = " << t << ";\n";
+    os << pad << "}\n";
+    return success(error.empty());
+  }
+  if (o.getNumResults() != 1) {
+    error = "the CUDA emitter cannot translate '" + o.getName().getStringRef().str() + "'";
+    return failure();
+  }
+  Value result = o.getResult(0);
+  std::string type = typeOf(result.getType());
+  if (type.empty()) {
+    error = "the CUDA emitter has no C type for a result of '" +
+            o.getName().getStringRef().str() + "'";
+    return failure();
+  }
+  if (matchPattern(result, m_Constant()))
+    return success(); // constants are printed where they are used
+  auto x = [&](unsigned n) { return nameOf(o.getOperand(n)); };
+  bool wide = type == "attnc_index";
+  std::string uType = wide ? "unsigned long long" : "unsigned";
+  auto wrap = [&](const char *opText) { // two's complement, as arith defines it
+    return "(" + type + ")((" + uType + ")" + x(0) + " " + opText + " (" + uType + ")" +
+           x(1) + ")";
+  };
+  auto call = [&](const char *f, unsigned n = 1) {
+    std::string s = std::string(f) + "(";
+    for (unsigned i = 0; i < n; ++i)
+      s += (i ? ", " : "") + x(i);
+    return s + ")";
+  };
+  auto divide = [&](const char *helper) {
+    return "(" + type + ")" + helper + "((attnc_index)" + x(0) + ", (attnc_index)" + x(1) + ")";
+  };
+  std::string expr =
+      llvm::TypeSwitch<Operation *, std::string>(&o)
+          .Case([&](arith::AddIOp) { return wrap("+"); })
+          .Case([&](arith::SubIOp) { return wrap("-"); })
+          .Case([&](arith::MulIOp) { return wrap("*"); })
+          .Case([&](arith::DivSIOp) { return divide("attnc_divsi"); })
+          .Case([&](arith::RemSIOp) { return divide("attnc_remsi"); })
+          .Case([&](arith::FloorDivSIOp) { return divide("attnc_floordivsi"); })
+          .Case([&](arith::CeilDivSIOp) { return divide("attnc_ceildivsi"); })
+          .Case([&](arith::DivUIOp) {
+            return "(" + type + ")((" + uType + ")" + x(1) + " ? (" + uType + ")" + x(0) +
+                   " / (" + uType + ")" + x(1) + " : 0)";
+          })
+          .Case([&](arith::RemUIOp) {
+            return "(" + type + ")((" + uType + ")" + x(1) + " ? (" + uType + ")" + x(0) +
+                   " % (" + uType + ")" + x(1) + " : 0)";
+          })
+          .Case([&](arith::MinSIOp) { return "(" + x(0) + " < " + x(1) + " ? " + x(0) + " : " + x(1) + ")"; })
+          .Case([&](arith::MaxSIOp) { return "(" + x(0) + " > " + x(1) + " ? " + x(0) + " : " + x(1) + ")"; })
+          .Case([&](arith::MinUIOp) {
+            return "((" + uType + ")" + x(0) + " < (" + uType + ")" + x(1) + " ? " + x(0) + " : " + x(1) + ")";
+          })
+          .Case([&](arith::MaxUIOp) {
+            return "((" + uType + ")" + x(0) + " > (" + uType + ")" + x(1) + " ? " + x(0) + " : " + x(1) + ")";
+          })
+          .Case([&](arith::AndIOp) {
+            return type == "bool" ? "(" + x(0) + " && " + x(1) + ")" : "(" + x(0) + " & " + x(1) + ")";
+          })
+          .Case([&](arith::OrIOp) {
+            return type == "bool" ? "(" + x(0) + " || " + x(1) + ")" : "(" + x(0) + " | " + x(1) + ")";
+          })
+          .Case([&](arith::XOrIOp) {
+            return type == "bool" ? "(" + x(0) + " != " + x(1) + ")" : "(" + x(0) + " ^ " + x(1) + ")";
+          })
+          .Case([&](arith::ShLIOp) {
+            return "(" + type + ")((" + uType + ")" + x(0) + " << (" + x(1) + (wide ? " & 63))" : " & 31))");
+          })
+          .Case([&](arith::ShRSIOp) { return "(" + x(0) + " >> (" + x(1) + (wide ? " & 63))" : " & 31))"); })
+          .Case([&](arith::ShRUIOp) {
+            return "(" + type + ")((" + uType + ")" + x(0) + " >> (" + x(1) + (wide ? " & 63))" : " & 31))");
+          })
+          .Case([&](arith::CmpIOp c) {
+            bool isUnsigned;
+            const char *opText = cmpIOperator(c.getPredicate(), isUnsigned);
+            if (!isUnsigned)
+              return "(" + x(0) + " " + opText + " " + x(1) + ")";
+            std::string u = typeOf(c.getLhs().getType()) == "attnc_index" ? "(unsigned long long)" : "(unsigned)";
+            return "(" + u + x(0) + " " + opText + " " + u + x(1) + ")";
+          })
+          .Case([&](arith::AddFOp) { return "(" + x(0) + " + " + x(1) + ")"; })
+          .Case([&](arith::SubFOp) { return "(" + x(0) + " - " + x(1) + ")"; })
+          .Case([&](arith::MulFOp) { return "(" + x(0) + " * " + x(1) + ")"; })
+          .Case([&](arith::DivFOp) { return "(" + x(0) + " / " + x(1) + ")"; })
+          .Case([&](arith::RemFOp) { return call("fmodf", 2); })
+          .Case([&](arith::NegFOp) { return "(-" + x(0) + ")"; })
+          .Case<arith::MaximumFOp, arith::MaxNumFOp>([&](auto) { return call("fmaxf", 2); })
+          .Case<arith::MinimumFOp, arith::MinNumFOp>([&](auto) { return call("fminf", 2); })
+          .Case([&](arith::CmpFOp c) { return "(" + cmpF(c.getPredicate(), x(0), x(1)) + ")"; })
+          .Case([&](arith::SelectOp) { return "(" + x(0) + " ? " + x(1) + " : " + x(2) + ")"; })
+          .Case<arith::IndexCastOp, arith::ExtSIOp, arith::FPToSIOp>(
+              [&](auto) { return "(" + type + ")" + x(0); })
+          .Case<arith::IndexCastUIOp, arith::ExtUIOp>([&](Operation *c) {
+            Type from = c->getOperand(0).getType();
+            if (from.isInteger(1))
+              return "(" + type + ")" + x(0);
+            std::string u = typeOf(from) == "attnc_index" ? "(unsigned long long)" : "(unsigned)";
+            return "(" + type + ")" + u + x(0);
+          })
+          .Case([&](arith::TruncIOp) {
+            return type == "bool" ? "(bool)(" + x(0) + " & 1)" : "(" + type + ")" + x(0);
+          })
+          .Case([&](arith::SIToFPOp) { return "(" + type + ")" + x(0); })
+          .Case([&](arith::UIToFPOp c) {
+            std::string u = typeOf(c.getIn().getType()) == "attnc_index" ? "(unsigned long long)" : "(unsigned)";
+            return "(" + type + ")" + u + x(0);
+          })
+          .Case([&](arith::FPToUIOp) { return "(" + type + ")(unsigned long long)" + x(0); })
+          .Case([&](arith::ExtFOp) { return "(" + type + ")" + x(0); })
+          .Case([&](arith::TruncFOp t) {
+            Type to = t.getType();
+            if (to.isBF16())
+              return "attnc_round_bf16(" + x(0) + ")";
+            if (to.isF16())
+              return "attnc_round_f16(" + x(0) + ")";
+            return "(" + type + ")" + x(0);
+          })
+          .Case([&](math::ExpOp) { return call("expf"); })
+          .Case([&](math::Exp2Op) { return call("exp2f"); })
+          .Case([&](math::ExpM1Op) { return call("expm1f"); })
+          .Case([&](math::LogOp) { return call("logf"); })
+          .Case([&](math::Log2Op) { return call("log2f"); })
+          .Case([&](math::Log1pOp) { return call("log1pf"); })
+          .Case([&](math::TanhOp) { return call("tanhf"); })
+          .Case([&](math::SqrtOp) { return call("sqrtf"); })
+          .Case([&](math::RsqrtOp) { return call("rsqrtf"); })
+          .Case([&](math::AbsFOp) { return call("fabsf"); })
+          .Case([&](math::AbsIOp) { return "(" + x(0) + " < 0 ? -" + x(0) + " : " + x(0) + ")"; })
+          .Case([&](math::FloorOp) { return call("floorf"); })
+          .Case([&](math::CeilOp) { return call("ceilf"); })
+          .Case([&](math::RoundOp) { return call("roundf"); })
+          .Case([&](math::RoundEvenOp) { return call("rintf"); })
+          .Case([&](math::PowFOp) { return call("powf", 2); })
+          .Case([&](math::SinOp) { return call("sinf"); })
+          .Case([&](math::CosOp) { return call("cosf"); })
+          .Case([&](math::ErfOp) { return call("erff"); })
+          .Case([&](math::CopySignOp) { return call("copysignf", 2); })
+          .Case([&](math::FmaOp) { return call("fmaf", 3); })
+          .Case([&](ReadOp r) { return load(r.getSource(), r.getIndices()); })
+          .Case([&](memref::LoadOp l) { return load(l.getMemRef(), l.getIndices()); })
+          .Case([&](memref::DimOp d) -> std::string {
+            auto arg = dyn_cast<BlockArgument>(d.getSource());
+            std::optional<int64_t> dim = d.getConstantIndex();
+            if (!arg || !dim)
+              return "";
+            return "a.x" + std::to_string(arg.getArgNumber()) + "_d" + std::to_string(*dim);
+          })
+          .Case([&](SizeOp s) -> std::string {
+            switch (s.getKind()) {
+            case SizeKind::batch: return "a.B";
+            case SizeKind::q_heads: return "a.Hq";
+            case SizeKind::kv_heads: return "a.Hkv";
+            case SizeKind::q_len: return "a.S";
+            case SizeKind::kv_len: return "a.T";
+            case SizeKind::head_dim: return "(attnc_index)ATTNC_D";
+            case SizeKind::value_dim: return "(attnc_index)ATTNC_DV";
+            }
+            return "";
+          })
+          .Default([&](Operation *) { return std::string(); });
+  if (expr.empty()) {
+    error = "the CUDA emitter cannot translate '" + o.getName().getStringRef().str() + "'";
+    return failure();
+  }
+  std::string n = fresh();
+  names[result] = n;
+  os << pad << "const " << type << " " << n << " = " << expr << ";\n";
+  return success(error.empty());
+}
+
+//===----------------------------------------------------------------------===//
+// The translation unit
+//===----------------------------------------------------------------------===//
+
+static int dtypeCode(Type t) { return t.isF32() ? 0 : t.isBF16() ? 1 : 2; }
+
+LogicalResult attnc::emitCudaKernel(func::FuncOp fn, CudaKernel &out) {
+  AttentionOp op;
+  fn.walk([&](AttentionOp a) { op = a; });
+  if (!op)
+    return emitError(fn.getLoc(), "no attn.attention to emit for CUDA");
+  MemRefType qType = op.getQuery().getType(), vType = op.getValue().getType(),
+             oType = op.getOutput().getType();
+  Type elem = qType.getElementType();
+  if (elem.isF32())
+    return emitError(op.getLoc(), "the CUDA target takes bf16 or f16 q, k and v (the tensor cores' "
+                        "types); this spec has f32: convert the inputs, or pass --dtype=bf16");
+  int64_t d = qType.getDimSize(3), dv = vType.getDimSize(3);
+  if (ShapedType::isDynamic(d) || ShapedType::isDynamic(dv))
+    return emitError(op.getLoc(), "the CUDA target needs static head dims; give them with -D");
+  if (d % 8 || dv % 8 || d > 256 || dv > 256 || d <= 0 || dv <= 0)
+    return emitError(op.getLoc(), "the CUDA target takes head dims that are multiples of 8 up to 256; "
+                        "got D = ")
+           << d << ", Dv = " << dv;
+
+  ScheduleAttr schedule = op.getScheduleAttr();
+  if (!schedule)
+    return emitError(op.getLoc(), "the CUDA emitter needs a schedule (run attn-select-schedule)");
+  int64_t blockQ = schedule.getBlockQ(), blockK = schedule.getBlockK();
+  // Warps take 16 query rows each, or 32 (two row tiles sharing every K and
+  // V fragment they load) once there are four warps and the accumulators fit.
+  int64_t mTiles = blockQ == 128 && std::max(d, dv) <= 128 ? 2 : 1;
+  if (blockQ % 16 || blockQ < 16 || (blockQ > 64 && mTiles == 1) || blockK % 16 ||
+      blockK < 16 || blockK > 128)
+    return emitError(op.getLoc(), "the portable CUDA kernel takes block_q in {16, 32, 48, 64} "
+                                  "(or 128 with head dims up to 128) and block_k a multiple of "
+                                  "16 up to 128; the schedule has ")
+           << blockQ << " x " << blockK;
+  out = CudaKernel();
+  out.entry = "attnc_" + fn.getSymName().str();
+  out.threads = static_cast<int>(2 * blockQ / mTiles); // a warp per 16 * mTiles rows
+  out.blockQ = static_cast<int>(blockQ);
+  out.blockK = static_cast<int>(blockK);
+  int64_t dp = (d + 15) / 16 * 16, dvp = (dv + 15) / 16 * 16;
+  out.smemBytes = 2 * (blockQ * (dp + 8) + 2 * blockK * (dp + 8) + 2 * blockK * (dvp + 8));
+
+  std::string text;
+  llvm::raw_string_ostream os(text);
+  os << "// Generated by attnc for '" << fn.getSymName() << "'.\n";
+  os << kAttnCommonCuh;
+
+  // The argument struct: 8-byte slots, in the order `out.slots` records.
+  os << "\nstruct AttncArgs {\n";
+  auto slot = [&](CudaArgSlot s) { out.slots.push_back(s); };
+  const char *elemC = "const attnc_b16";
+  os << "  " << elemC << " *q;\n  " << elemC << " *k;\n  " << elemC << " *v;\n";
+  Block &entry = fn.getBody().front();
+  auto argNo = [&](Value v) { return static_cast<int>(cast<BlockArgument>(v).getArgNumber()); };
+  slot({CudaArgSlot::tensor, argNo(op.getQuery())});
+  slot({CudaArgSlot::tensor, argNo(op.getKey())});
+  slot({CudaArgSlot::tensor, argNo(op.getValue())});
+  os << "  " << (oType.getElementType().isF32() ? "float" : "attnc_b16") << " *o;\n";
+  slot({CudaArgSlot::tensor, argNo(op.getOutput())});
+  os << "  float *lse;\n";
+  if (op.getLse())
+    slot({CudaArgSlot::tensor, argNo(op.getLse())});
+  else
+    slot({CudaArgSlot::absent});
+  const char *sizeNames[] = {"B", "Hq", "Hkv", "S", "T"};
+  for (int s = 0; s < 5; ++s) {
+    os << "  attnc_index " << sizeNames[s] << ";\n";
+    CudaArgSlot sz{CudaArgSlot::size};
+    sz.dim = s;
+    slot(sz);
+  }
+  for (BlockArgument arg : entry.getArguments()) {
+    Value v = arg;
+    if (v == op.getQuery() || v == op.getKey() || v == op.getValue() ||
+        v == op.getOutput() || v == op.getLse())
+      continue;
+    int n = arg.getArgNumber();
+    std::string field = "x" + std::to_string(n);
+    if (auto mem = dyn_cast<MemRefType>(arg.getType())) {
+      Type t = mem.getElementType();
+      const char *c = t.isF32() ? "float" : (t.isBF16() || t.isF16()) ? "attnc_b16"
+                      : t.isInteger(32) ? "int" : t.isInteger(64) ? "long long" : nullptr;
+      if (!c)
+        return emitError(op.getLoc(), "the CUDA target cannot pass a tensor of ") << t;
+      os << "  const " << c << " *" << field << ";\n";
+      slot({CudaArgSlot::tensor, n});
+      for (int64_t k = 0; k < mem.getRank(); ++k) {
+        os << "  attnc_index " << field << "_d" << k << ";\n";
+        CudaArgSlot dimSlot{CudaArgSlot::tensorDim, n};
+        dimSlot.dim = static_cast<int>(k);
+        slot(dimSlot);
+      }
+      continue;
+    }
+    Type t = arg.getType();
+    CudaArgSlot s{CudaArgSlot::scalar, n};
+    if (t.isF32()) {
+      os << "  float " << field << ";\n  int " << field << "_pad;\n";
+      s.scalarKind = CudaArgSlot::f32;
+    } else if (t.isInteger(32)) {
+      os << "  int " << field << ";\n  int " << field << "_pad;\n";
+      s.scalarKind = CudaArgSlot::i32;
+    } else if (t.isInteger(64) || t.isIndex()) {
+      os << "  attnc_index " << field << ";\n";
+      s.scalarKind = CudaArgSlot::i64;
+    } else {
+      return emitError(op.getLoc(), "the CUDA target cannot pass a parameter of ") << t;
+    }
+    slot(s);
+  }
+  os << "};\n\n";
+
+  // The regions as device functions.
+  auto emitRegion = [&](Region &region, const char *signature,
+                        std::initializer_list<const char *> argNames) -> LogicalResult {
+    if (region.empty())
+      return success();
+    os << "ATTNC_DEV " << signature << " {\n";
+    RegionEmitter em(op, fn, os);
+    Block &block = region.front();
+    unsigned k = 0;
+    for (const char *name : argNames)
+      em.bind(block.getArgument(k++), name);
+    if (failed(em.emitBlock(block, 2)))
+      return emitError(op.getLoc(), em.error);
+    os << "}\n";
+    return success();
+  };
+  if (failed(emitRegion(op.getMask(),
+                        "bool attnc_mask(const AttncArgs &a, attnc_index b, attnc_index h, "
+                        "attnc_index i, attnc_index j)",
+                        {"b", "h", "i", "j"})) ||
+      failed(emitRegion(op.getScore(),
+                        "float attnc_score(const AttncArgs &a, float s, attnc_index b, "
+                        "attnc_index h, attnc_index i, attnc_index j)",
+                        {"s", "b", "h", "i", "j"})) ||
+      failed(emitRegion(op.getGate(),
+                        "float attnc_gate(const AttncArgs &a, float x, attnc_index b, "
+                        "attnc_index h, attnc_index i, attnc_index d)",
+                        {"x", "b", "h", "i", "d"})))
+    return failure();
+
+  // The mask's interval bounds over a tile, built in a scratch block whose
+  // arguments stand for the box and the sizes, then translated like a region.
+  bool hasTileClass = !op.getMask().empty();
+  if (hasTileClass) {
+    // The bounds code is built from these dialects' ops.
+    op.getContext()->loadDialect<arith::ArithDialect, memref::MemRefDialect, scf::SCFDialect>();
+    // The block lives in a temporary op at the top of `fn`, so the ops
+    // built into it sit in a real region (scf.for's builder needs one).
+    OpBuilder ob = OpBuilder::atBlockBegin(&fn.getBody().front());
+    auto holder = scf::ExecuteRegionOp::create(ob, op.getLoc(), TypeRange{});
+    Block *scratch = new Block();
+    holder.getRegion().push_back(scratch);
+    for (int k = 0; k < 11; ++k)
+      scratch->addArgument(ob.getIndexType(), op.getLoc());
+    ImplicitLocOpBuilder b(op.getLoc(), op.getContext());
+    b.setInsertionPointToEnd(scratch);
+    TileBox box{scratch->getArgument(0), scratch->getArgument(1), scratch->getArgument(2),
+                scratch->getArgument(3), scratch->getArgument(4), scratch->getArgument(5)};
+    auto sizeOf = [&](int kind) -> Value {
+      if (kind <= 4)
+        return scratch->getArgument(6 + kind);
+      return arith::ConstantIndexOp::create(b, kind == 5 ? d : dv);
+    };
+    TileClass cls = classifyTile(b, op.getMask(), box, sizeOf);
+    os << "ATTNC_DEV int attnc_tile_class(const AttncArgs &a, attnc_index b, attnc_index h, "
+          "attnc_index iLo, attnc_index iHi, attnc_index jLo, attnc_index jHi) {\n";
+    RegionEmitter em(op, fn, os);
+    const char *boxNames[] = {"b", "h", "iLo", "iHi", "jLo", "jHi",
+                              "a.B", "a.Hq", "a.Hkv", "a.S", "a.T"};
+    for (int k = 0; k < 11; ++k)
+      em.bind(scratch->getArgument(k), boxNames[k]);
+    LogicalResult emitted = em.emitBlock(*scratch, 2);
+    if (succeeded(emitted))
+      os << "  return (" << em.nameOf(cls.mayKeep) << " ? 1 : 0) | ("
+         << em.nameOf(cls.mayDrop) << " ? 2 : 0);\n}\n";
+    // Drop the scratch ops before the block goes: they use values of `fn`.
+    for (Operation &o : llvm::make_early_inc_range(llvm::reverse(*scratch))) {
+      o.dropAllUses();
+      o.erase();
+    }
+    scratch->dropAllUses();
+    holder.erase();
+    if (failed(emitted))
+      return emitError(op.getLoc(), em.error);
+  }
+
+  double scale = op.getScale().convertToDouble();
+  os << "\n#define ATTNC_KERNEL " << out.entry << "\n"
+     << "#define ATTNC_D " << d << "\n#define ATTNC_DV " << dv << "\n"
+     << "#define ATTNC_F16 " << (elem.isF16() ? 1 : 0) << "\n"
+     << "#define ATTNC_OUT " << dtypeCode(oType.getElementType()) << "\n"
+     << "#define ATTNC_BLOCK_M " << blockQ << "\n"
+     << "#define ATTNC_MTILES " << mTiles << "\n"
+     << "#define ATTNC_BLOCK_N " << blockK << "\n"
+     << "#define ATTNC_SCALE " << floatLiteral(scale) << "\n"
+     << "#define ATTNC_SIGMOID " << (op.getKernel() == KernelKind::sigmoid ? 1 : 0) << "\n"
+     << "#define ATTNC_ALIGN_END " << (op.getAlign() == QueryAlign::end ? 1 : 0) << "\n"
+     << "#define ATTNC_HAS_LSE " << (op.getLse() ? 1 : 0) << "\n"
+     << "#define ATTNC_HAS_MASK " << (op.getMask().empty() ? 0 : 1) << "\n"
+     << "#define ATTNC_HAS_SCORE " << (op.getScore().empty() ? 0 : 1) << "\n"
+     << "#define ATTNC_HAS_GATE " << (op.getGate().empty() ? 0 : 1) << "\n"
+     << "#define ATTNC_HAS_TILE_CLASS " << (hasTileClass ? 1 : 0) << "\n";
+  os << kAttnFwdMmaCuh;
+  out.source = std::move(text);
+  return success();
+}

@@ -1,0 +1,63 @@
+//===- AttnToCUDA.h - Emit a CUDA kernel for an attn program ----*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Translates one prepared attn.attention into a complete CUDA translation
+// unit: the variant's regions (and the interval bounds of its mask) become
+// device functions over a struct of kernel arguments, and a hand-written
+// kernel template (runtime/kernels/) is appended. The result compiles with
+// NVRTC or nvcc and needs no CUDA header.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_PASSES_ATTNTOCUDA_H
+#define ATTNC_PASSES_ATTNTOCUDA_H
+
+#include "mlir/Support/LLVM.h"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace mlir {
+namespace func {
+class FuncOp;
+} // namespace func
+} // namespace mlir
+
+namespace attnc {
+
+/// One 8-byte slot of the kernel's argument struct, in order.
+struct CudaArgSlot {
+  enum Kind {
+    tensor,    // device pointer of function argument `arg`
+    tensorDim, // size of dim `dim` of tensor argument `arg`
+    scalar,    // runtime parameter `arg` (int32, int64 or f32 by `scalarKind`)
+    size,      // problem size: 0 batch, 1 q heads, 2 kv heads, 3 S, 4 T
+    absent,    // an optional tensor the spec does not have (null)
+  };
+  Kind kind;
+  int arg = -1;
+  int dim = 0;
+  enum ScalarKind { i32, i64, f32 } scalarKind = i64;
+};
+
+struct CudaKernel {
+  std::string source;      // the whole translation unit
+  std::string entry;       // extern "C" kernel name
+  int threads = 0;         // per CTA
+  int blockQ = 0, blockK = 0;
+  int64_t smemBytes = 0;   // dynamic shared memory, plus one byte per key tile
+  std::vector<CudaArgSlot> slots;
+};
+
+/// Emits the kernel of the one attn.attention in `fn` (prepared for the
+/// CUDA target). Fails with a diagnostic on what the CUDA path cannot take:
+/// f32 inputs, symbolic or unaligned head dims, ops it cannot translate.
+mlir::LogicalResult emitCudaKernel(mlir::func::FuncOp fn, CudaKernel &out);
+
+} // namespace attnc
+
+#endif // ATTNC_PASSES_ATTNTOCUDA_H

@@ -1,0 +1,66 @@
+//===- Cuda.h - The CUDA driver and NVRTC, loaded at run time ---*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// attnc reaches the GPU through the CUDA driver API and NVRTC, both opened
+// with dlopen on first use: a build needs no CUDA toolkit, a binary runs on
+// machines without a GPU (every call then fails with a clear message), and
+// the same binary uses whatever driver the machine has. All calls work on
+// device 0's primary context, made current on the calling thread.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_RUNTIME_CUDA_H
+#define ATTNC_RUNTIME_CUDA_H
+
+#include <cstddef>
+#include <string>
+
+namespace attnc {
+namespace cuda {
+
+/// Opens the driver, initializes device 0 and makes its context current.
+/// False with `error` saying why (no driver, no device, ...).
+bool init(std::string &error);
+/// "NVIDIA H100 80GB HBM3 (sm_90, 132 SMs)"; empty before init succeeds.
+std::string deviceDescription();
+/// Compute capability as major * 10 + minor (90 for Hopper).
+int computeCapability();
+/// The largest dynamic shared memory a CTA may opt in to.
+int maxSharedMemoryPerBlock();
+
+bool malloc(void **ptr, size_t bytes, std::string &error);
+void free(void *ptr);
+bool copyToDevice(void *dst, const void *src, size_t bytes, std::string &error);
+bool copyToHost(void *dst, const void *src, size_t bytes, std::string &error);
+bool memset8(void *dst, unsigned char value, size_t bytes, std::string &error);
+bool synchronize(std::string &error);
+/// True when `ptr` is device memory this context can address.
+bool isDevicePointer(const void *ptr);
+
+/// A loaded module's kernel.
+struct Function {
+  void *module = nullptr;
+  void *function = nullptr;
+};
+/// Loads a cubin (or PTX, JIT-compiled by the driver) and finds `name`.
+bool loadFunction(const void *image, const char *name, Function &out, std::string &error);
+bool setMaxDynamicSharedMemory(const Function &f, int bytes, std::string &error);
+/// Launches with `params` (one pointer per kernel parameter) on `stream`
+/// (null: the legacy default stream).
+bool launch(const Function &f, const unsigned grid[3], const unsigned block[3],
+            unsigned sharedBytes, void *stream, void **params, std::string &error);
+
+/// Compiles CUDA C++ with NVRTC for `arch` ("sm_90a", "sm_80", ...): a
+/// cubin when `cubin` is set, else PTX. `log` gets the compiler's output.
+bool compile(const std::string &source, const std::string &name, const std::string &arch,
+             bool cubin, std::string &out, std::string &log);
+/// "13.0", or empty when NVRTC cannot be loaded (with `error`).
+std::string nvrtcVersion(std::string &error);
+
+} // namespace cuda
+} // namespace attnc
+
+#endif // ATTNC_RUNTIME_CUDA_H

@@ -1,0 +1,79 @@
+//===- attn_common.cuh - Types and conversions for generated kernels ------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The first part of every CUDA translation unit attnc emits: element types,
+// conversions and math helpers that the generated region functions and the
+// kernel templates share. NVRTC compiles it without any CUDA header, so it
+// spells out what it needs in PTX.
+//
+//===----------------------------------------------------------------------===//
+
+typedef unsigned short attnc_b16; // bf16 or f16 storage
+typedef long long attnc_index;
+
+#define ATTNC_INF __int_as_float(0x7f800000)
+#define ATTNC_DEV static __device__ __forceinline__
+
+ATTNC_DEV float attnc_bf16_to_f32(attnc_b16 h) {
+  return __uint_as_float(static_cast<unsigned>(h) << 16);
+}
+ATTNC_DEV float attnc_f16_to_f32(attnc_b16 h) {
+  float f;
+  asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+  return f;
+}
+ATTNC_DEV attnc_b16 attnc_f32_to_bf16(float f) {
+  attnc_b16 h;
+  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+ATTNC_DEV attnc_b16 attnc_f32_to_f16(float f) {
+  attnc_b16 h;
+  asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+  return h;
+}
+/// Rounds through the narrow type, as arith.truncf then arith.extf would.
+ATTNC_DEV float attnc_round_bf16(float f) { return attnc_bf16_to_f32(attnc_f32_to_bf16(f)); }
+ATTNC_DEV float attnc_round_f16(float f) { return attnc_f16_to_f32(attnc_f32_to_f16(f)); }
+
+/// Two floats into one register of two bf16 (f16): `lo` in the low half.
+ATTNC_DEV unsigned attnc_pack_bf16x2(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+ATTNC_DEV unsigned attnc_pack_f16x2(float lo, float hi) {
+  unsigned r;
+  asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
+  return r;
+}
+
+ATTNC_DEV float attnc_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Integer division as arith defines it; a zero divisor gives 0 here (it is
+// undefined behaviour in arith, and the reference reports it as an error).
+ATTNC_DEV attnc_index attnc_divsi(attnc_index a, attnc_index b) { return b ? a / b : 0; }
+ATTNC_DEV attnc_index attnc_remsi(attnc_index a, attnc_index b) { return b ? a % b : 0; }
+ATTNC_DEV attnc_index attnc_floordivsi(attnc_index a, attnc_index b) {
+  if (!b)
+    return 0;
+  attnc_index q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+ATTNC_DEV attnc_index attnc_ceildivsi(attnc_index a, attnc_index b) {
+  return -attnc_floordivsi(-a, b);
+}
+ATTNC_DEV attnc_index attnc_min(attnc_index a, attnc_index b) { return a < b ? a : b; }
+ATTNC_DEV attnc_index attnc_max(attnc_index a, attnc_index b) { return a > b ? a : b; }
+ATTNC_DEV int attnc_min32(int a, int b) { return a < b ? a : b; }
+ATTNC_DEV int attnc_max32(int a, int b) { return a > b ? a : b; }
+// arith.maximumf / minimumf propagate NaN; maxnumf / minnumf drop it.
+ATTNC_DEV float attnc_maximumf(float a, float b) { return (a != a || b != b) ? a + b : fmaxf(a, b); }
+ATTNC_DEV float attnc_minimumf(float a, float b) { return (a != a || b != b) ? a + b : fminf(a, b); }

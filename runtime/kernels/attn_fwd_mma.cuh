@@ -1,0 +1,407 @@
+//===- attn_fwd_mma.cuh - Portable fused attention forward (sm_80+) -------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The kernel template of the portable CUDA path: tensor-core mma.sync
+// (m16n8k16), online softmax, double-buffered cp.async loads of K and V.
+// attnc emits, before this file, the macros below and the variant's device
+// functions (attnc_mask, attnc_score, attnc_gate, attnc_tile_class) over a
+// struct AttncArgs holding pointers, sizes and the spec's extras.
+//
+//   ATTNC_KERNEL       entry name          ATTNC_D, ATTNC_DV  head dims (% 8 == 0)
+//   ATTNC_F16          f16 q/k/v, else bf16 ATTNC_OUT        0 f32, 1 bf16, 2 f16
+//   ATTNC_BLOCK_M      query rows per CTA; ATTNC_MTILES (1 or 2) row tiles
+//                      of 16 per warp: a warp's K and V fragments feed both
+//   ATTNC_BLOCK_N      keys per tile       ATTNC_SCALE       softmax scale
+//   ATTNC_SIGMOID      sigmoid kernel      ATTNC_ALIGN_END   i = r + T - S
+//   ATTNC_HAS_LSE / _MASK / _SCORE / _GATE / _TILE_CLASS
+//
+// One CTA owns ATTNC_BLOCK_M query rows of one (batch, query head); each warp
+// owns 16 * ATTNC_MTILES rows and keeps its scores and output accumulators in registers in
+// the mma accumulator layout, so the variant code runs on (i, j) it can name
+// directly. Key tiles are classified once per CTA (EMPTY, FULL, PARTIAL) by
+// the interval bounds attnc derives from the mask; EMPTY tiles are never
+// loaded, FULL tiles run without mask code.
+//
+//===----------------------------------------------------------------------===//
+
+#define ATTNC_BM ATTNC_BLOCK_M
+#define ATTNC_MT ATTNC_MTILES
+#define ATTNC_WARPS (ATTNC_BM / (16 * ATTNC_MT))
+#define ATTNC_THREADS (32 * ATTNC_WARPS)
+#define ATTNC_BN ATTNC_BLOCK_N
+#define ATTNC_DP ((ATTNC_D + 15) / 16 * 16)
+#define ATTNC_DVP ((ATTNC_DV + 15) / 16 * 16)
+// Shared rows are padded by 16 bytes so the 8 rows one ldmatrix reads fall
+// in 8 different bank groups.
+#define ATTNC_QS (ATTNC_DP + 8)
+#define ATTNC_VS (ATTNC_DVP + 8)
+#define ATTNC_LOG2E 1.4426950408889634f
+
+enum { ATTNC_EMPTY = 0, ATTNC_FULL = 1, ATTNC_PARTIAL = 2 };
+
+ATTNC_DEV unsigned attnc_smem_addr(const void *p) {
+  unsigned r;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+  return r;
+}
+
+/// 16 bytes from global to shared memory; zeros when `pred` is false.
+ATTNC_DEV void attnc_cp_async16(void *smem, const void *gmem, bool pred) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(attnc_smem_addr(smem)),
+               "l"(gmem), "r"(pred ? 16 : 0));
+}
+ATTNC_DEV void attnc_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+ATTNC_DEV void attnc_cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+ATTNC_DEV void attnc_ldmatrix_x4(unsigned (&r)[4], const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(attnc_smem_addr(p)));
+}
+ATTNC_DEV void attnc_ldmatrix_x4_trans(unsigned (&r)[4], const void *p) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(attnc_smem_addr(p)));
+}
+
+/// c += a * b for one 16x8x16 tile, f32 accumulators.
+ATTNC_DEV void attnc_mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+#if ATTNC_F16
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+#else
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+#endif
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+ATTNC_DEV unsigned attnc_pack_in(float lo, float hi) {
+#if ATTNC_F16
+  return attnc_pack_f16x2(lo, hi);
+#else
+  return attnc_pack_bf16x2(lo, hi);
+#endif
+}
+
+/// Copies `rows` rows of `width` elements (a multiple of 8) starting at
+/// `src` (row stride `width`) into shared rows of stride `stride`, padding
+/// columns to `padded` and rows to `tileRows` with zeros.
+template <int tileRows, int width, int padded, int stride>
+ATTNC_DEV void attnc_load_tile(attnc_b16 *dst, const attnc_b16 *src, int rows, int tid) {
+  constexpr int chunks = padded / 8;
+  for (int n = tid; n < tileRows * chunks; n += ATTNC_THREADS) {
+    int r = n / chunks, c = n % chunks;
+    bool ok = r < rows && c * 8 < width;
+    const attnc_b16 *g = ok ? src + static_cast<long long>(r) * width + c * 8 : src;
+    attnc_cp_async16(dst + r * stride + c * 8, g, ok);
+  }
+}
+
+ATTNC_DEV void attnc_store_out(const AttncArgs &a, long long at, float x0, float x1) {
+#if ATTNC_OUT == 0
+  float2 v;
+  v.x = x0;
+  v.y = x1;
+  *reinterpret_cast<float2 *>(a.o + at) = v;
+#elif ATTNC_OUT == 1
+  *reinterpret_cast<unsigned *>(a.o + at) = attnc_pack_bf16x2(x0, x1);
+#else
+  *reinterpret_cast<unsigned *>(a.o + at) = attnc_pack_f16x2(x0, x1);
+#endif
+}
+
+/// Scores to weights for one key tile, in place: masks (when MASKED),
+/// score modification, online softmax (or sigmoid) statistics.
+template <bool MASKED>
+ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], float (&m)[2],
+                             float (&l)[2], float (&corr)[2], long long b, long long h,
+                             long long r0, long long j0, long long iOffset) {
+  const int lane = threadIdx.x & 31;
+  const int g = lane >> 2, c = lane & 3;
+#pragma unroll
+  for (int nt = 0; nt < ATTNC_BN / 8; ++nt) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      long long r = r0 + g + (e >= 2 ? 8 : 0);
+      long long j = j0 + nt * 8 + 2 * c + (e & 1);
+      long long i = r + iOffset;
+      (void)i;
+      float x = s[nt][e];
+      bool keep = true;
+      if (MASKED) {
+        keep = r < a.S && j < a.T;
+#if ATTNC_HAS_MASK
+        keep = keep && attnc_mask(a, b, h, i, j);
+#endif
+      }
+#if ATTNC_HAS_SCORE
+      x = x * ATTNC_SCALE;
+      if (keep)
+        x = attnc_score(a, x, b, h, i, j);
+#if !ATTNC_SIGMOID
+      x *= ATTNC_LOG2E;
+#endif
+#else
+#if ATTNC_SIGMOID
+      x = x * ATTNC_SCALE;
+#else
+      x = x * (ATTNC_SCALE * ATTNC_LOG2E);
+#endif
+#endif
+      s[nt][e] = keep ? x : -ATTNC_INF;
+    }
+  }
+#if ATTNC_SIGMOID
+#pragma unroll
+  for (int nt = 0; nt < ATTNC_BN / 8; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      s[nt][e] = s[nt][e] == -ATTNC_INF ? 0.0f
+                                         : 1.0f / (1.0f + attnc_exp2(-s[nt][e] * ATTNC_LOG2E));
+  corr[0] = corr[1] = 1.0f;
+  (void)m;
+  (void)l;
+#else
+  // Scores are in log2 units from here on.
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    float mx = -ATTNC_INF;
+#pragma unroll
+    for (int nt = 0; nt < ATTNC_BN / 8; ++nt)
+      mx = fmaxf(mx, fmaxf(s[nt][2 * half], s[nt][2 * half + 1]));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+    float mNew = fmaxf(m[half], mx);
+    // A row with nothing visible yet keeps max -inf; subtract 0 instead so
+    // exp2 sees -inf, never NaN.
+    float base = mNew == -ATTNC_INF ? 0.0f : mNew;
+    corr[half] = attnc_exp2(m[half] - base);
+    m[half] = mNew;
+    float sum = 0.0f;
+#pragma unroll
+    for (int nt = 0; nt < ATTNC_BN / 8; ++nt) {
+      float p0 = attnc_exp2(s[nt][2 * half] - base);
+      float p1 = attnc_exp2(s[nt][2 * half + 1] - base);
+      s[nt][2 * half] = p0;
+      s[nt][2 * half + 1] = p1;
+      sum += p0 + p1;
+    }
+    l[half] = l[half] * corr[half] + sum; // this thread's share of the row
+  }
+#endif
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_THREADS)
+    ATTNC_KERNEL(const __grid_constant__ AttncArgs a) {
+  extern __shared__ __align__(16) unsigned char attnc_smem[];
+  attnc_b16 *qs = reinterpret_cast<attnc_b16 *>(attnc_smem);
+  attnc_b16 *ks = qs + ATTNC_BM * ATTNC_QS;
+  attnc_b16 *vs = ks + 2 * ATTNC_BN * ATTNC_QS;
+  unsigned char *tileClass =
+      reinterpret_cast<unsigned char *>(vs + 2 * ATTNC_BN * ATTNC_VS);
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  // Longest rows first: with a causal mask the last query tiles do the most
+  // work, and starting them early shortens the tail of the launch.
+  const long long numQTiles = (a.S + ATTNC_BM - 1) / ATTNC_BM;
+  const long long qTile = numQTiles - 1 - blockIdx.x;
+  const long long h = blockIdx.y, b = blockIdx.z;
+  const long long hk = h / (a.Hq / a.Hkv);
+  const long long q0 = qTile * ATTNC_BM;
+#if ATTNC_ALIGN_END
+  const long long iOffset = a.T - a.S;
+#else
+  const long long iOffset = 0;
+#endif
+  const int numKTiles = static_cast<int>((a.T + ATTNC_BN - 1) / ATTNC_BN);
+
+  const attnc_b16 *qg = a.q + ((b * a.Hq + h) * a.S + q0) * ATTNC_D;
+  const attnc_b16 *kg = a.k + (b * a.Hkv + hk) * a.T * ATTNC_D;
+  const attnc_b16 *vg = a.v + (b * a.Hkv + hk) * a.T * ATTNC_DV;
+  const int qRows = static_cast<int>(a.S - q0 < ATTNC_BM ? a.S - q0 : ATTNC_BM);
+
+  attnc_load_tile<ATTNC_BM, ATTNC_D, ATTNC_DP, ATTNC_QS>(qs, qg, qRows, tid);
+  attnc_cp_async_commit();
+
+  // Classify every key tile for this query tile, spread over the threads.
+  const bool qTail = q0 + ATTNC_BM > a.S;
+  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS) {
+    long long j0 = static_cast<long long>(kt) * ATTNC_BN;
+    bool tail = qTail || j0 + ATTNC_BN > a.T;
+    int cls = tail ? ATTNC_PARTIAL : ATTNC_FULL;
+#if ATTNC_HAS_TILE_CLASS
+    long long jHi = j0 + ATTNC_BN - 1 < a.T - 1 ? j0 + ATTNC_BN - 1 : a.T - 1;
+    long long iHi = q0 + qRows - 1;
+    int bits = attnc_tile_class(a, b, h, q0 + iOffset, iHi + iOffset, j0, jHi);
+    if (!(bits & 1))
+      cls = ATTNC_EMPTY;
+    else if (bits & 2)
+      cls = ATTNC_PARTIAL;
+#elif ATTNC_HAS_MASK
+    cls = ATTNC_PARTIAL;
+#endif
+    tileClass[kt] = static_cast<unsigned char>(cls);
+  }
+  __syncthreads();
+
+  auto nextTile = [&](int kt) {
+    while (kt < numKTiles && tileClass[kt] == ATTNC_EMPTY)
+      ++kt;
+    return kt;
+  };
+  auto loadKV = [&](int kt, int buf) {
+    long long j0 = static_cast<long long>(kt) * ATTNC_BN;
+    int rows = static_cast<int>(a.T - j0 < ATTNC_BN ? a.T - j0 : ATTNC_BN);
+    attnc_load_tile<ATTNC_BN, ATTNC_D, ATTNC_DP, ATTNC_QS>(ks + buf * ATTNC_BN * ATTNC_QS,
+                                                            kg + j0 * ATTNC_D, rows, tid);
+    attnc_load_tile<ATTNC_BN, ATTNC_DV, ATTNC_DVP, ATTNC_VS>(vs + buf * ATTNC_BN * ATTNC_VS,
+                                                              vg + j0 * ATTNC_DV, rows, tid);
+  };
+
+  float o[ATTNC_MT][ATTNC_DVP / 8][4];
+  float m[ATTNC_MT][2], l[ATTNC_MT][2];
+#pragma unroll
+  for (int mt = 0; mt < ATTNC_MT; ++mt) {
+#pragma unroll
+    for (int dt = 0; dt < ATTNC_DVP / 8; ++dt)
+      o[mt][dt][0] = o[mt][dt][1] = o[mt][dt][2] = o[mt][dt][3] = 0.0f;
+    m[mt][0] = m[mt][1] = -ATTNC_INF;
+    l[mt][0] = l[mt][1] = 0.0f;
+  }
+
+  int kt = nextTile(0);
+  if (kt < numKTiles)
+    loadKV(kt, 0);
+  attnc_cp_async_commit();
+  int buf = 0;
+  const attnc_b16 *qw = qs + warp * 16 * ATTNC_MT * ATTNC_QS;
+  while (kt < numKTiles) {
+    // Tile kt has landed in `buf`; every warp is done with the other buffer.
+    attnc_cp_async_wait_all();
+    __syncthreads();
+    int next = nextTile(kt + 1);
+    if (next < numKTiles)
+      loadKV(next, buf ^ 1);
+    attnc_cp_async_commit();
+
+    const attnc_b16 *kb = ks + buf * ATTNC_BN * ATTNC_QS;
+    const attnc_b16 *vb = vs + buf * ATTNC_BN * ATTNC_VS;
+    float s[ATTNC_MT][ATTNC_BN / 8][4];
+#pragma unroll
+    for (int mt = 0; mt < ATTNC_MT; ++mt)
+#pragma unroll
+      for (int nt = 0; nt < ATTNC_BN / 8; ++nt)
+        s[mt][nt][0] = s[mt][nt][1] = s[mt][nt][2] = s[mt][nt][3] = 0.0f;
+#pragma unroll
+    for (int kk = 0; kk < ATTNC_DP / 16; ++kk) {
+      unsigned qa[ATTNC_MT][4];
+#pragma unroll
+      for (int mt = 0; mt < ATTNC_MT; ++mt)
+        attnc_ldmatrix_x4(qa[mt], qw + (mt * 16 + (lane & 15)) * ATTNC_QS + kk * 16 +
+                                      (lane >> 4) * 8);
+#pragma unroll
+      for (int nt2 = 0; nt2 < ATTNC_BN / 16; ++nt2) {
+        unsigned kf[4];
+        int key = nt2 * 16 + (lane & 7) + ((lane >> 4) << 3);
+        int col = kk * 16 + ((lane >> 3) & 1) * 8;
+        attnc_ldmatrix_x4(kf, kb + key * ATTNC_QS + col);
+#pragma unroll
+        for (int mt = 0; mt < ATTNC_MT; ++mt) {
+          attnc_mma(s[mt][2 * nt2], qa[mt], kf[0], kf[1]);
+          attnc_mma(s[mt][2 * nt2 + 1], qa[mt], kf[2], kf[3]);
+        }
+      }
+    }
+
+    const bool partial = tileClass[kt] == ATTNC_PARTIAL;
+    const long long j0 = static_cast<long long>(kt) * ATTNC_BN;
+#pragma unroll
+    for (int mt = 0; mt < ATTNC_MT; ++mt) {
+      float corr[2];
+      long long r0 = q0 + (warp * ATTNC_MT + mt) * 16;
+      if (partial)
+        attnc_weights<true>(a, s[mt], m[mt], l[mt], corr, b, h, r0, j0, iOffset);
+      else
+        attnc_weights<false>(a, s[mt], m[mt], l[mt], corr, b, h, r0, j0, iOffset);
+#pragma unroll
+      for (int dt = 0; dt < ATTNC_DVP / 8; ++dt) {
+        o[mt][dt][0] *= corr[0];
+        o[mt][dt][1] *= corr[0];
+        o[mt][dt][2] *= corr[1];
+        o[mt][dt][3] *= corr[1];
+      }
+    }
+
+    // O += P V: the score accumulators of two adjacent key columns of 8 are
+    // exactly the A fragment of one 16-wide k step.
+#pragma unroll
+    for (int kk = 0; kk < ATTNC_BN / 16; ++kk) {
+      unsigned pa[ATTNC_MT][4];
+#pragma unroll
+      for (int mt = 0; mt < ATTNC_MT; ++mt) {
+        pa[mt][0] = attnc_pack_in(s[mt][2 * kk][0], s[mt][2 * kk][1]);
+        pa[mt][1] = attnc_pack_in(s[mt][2 * kk][2], s[mt][2 * kk][3]);
+        pa[mt][2] = attnc_pack_in(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
+        pa[mt][3] = attnc_pack_in(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
+      }
+#pragma unroll
+      for (int dt2 = 0; dt2 < ATTNC_DVP / 16; ++dt2) {
+        unsigned vf[4];
+        int key = kk * 16 + (lane & 7) + (((lane >> 3) & 1) << 3);
+        int col = dt2 * 16 + (lane >> 4) * 8;
+        attnc_ldmatrix_x4_trans(vf, vb + key * ATTNC_VS + col);
+#pragma unroll
+        for (int mt = 0; mt < ATTNC_MT; ++mt) {
+          attnc_mma(o[mt][2 * dt2], pa[mt], vf[0], vf[1]);
+          attnc_mma(o[mt][2 * dt2 + 1], pa[mt], vf[2], vf[3]);
+        }
+      }
+    }
+    kt = next;
+    buf ^= 1;
+  }
+  attnc_cp_async_wait_all();
+
+  // Epilogue: normalize, gate, store; rows with no visible key give gate(0)
+  // and lse = -inf.
+  const int g = lane >> 2, c = lane & 3;
+#pragma unroll
+  for (int mt = 0; mt < ATTNC_MT; ++mt) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      long long r = q0 + (warp * ATTNC_MT + mt) * 16 + g + half * 8;
+#if ATTNC_SIGMOID
+      float inv = 1.0f;
+#else
+      float sum = l[mt][half];
+      sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+      sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+      float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+#if ATTNC_HAS_LSE
+      if (c == 0 && r < a.S)
+        a.lse[(b * a.Hq + h) * a.S + r] =
+            sum > 0.0f ? (m[mt][half] + __log2f(sum)) * 0.6931471805599453f : -ATTNC_INF;
+#endif
+#endif
+      if (r >= a.S)
+        continue;
+      long long rowAt = ((b * a.Hq + h) * a.S + r) * ATTNC_DV;
+#pragma unroll
+      for (int dt = 0; dt < ATTNC_DVP / 8; ++dt) {
+        int d = dt * 8 + 2 * c;
+        if (d >= ATTNC_DV)
+          continue;
+        float x0 = o[mt][dt][2 * half] * inv, x1 = o[mt][dt][2 * half + 1] * inv;
+#if ATTNC_HAS_GATE
+        x0 = attnc_gate(a, x0, b, h, r + iOffset, d);
+        x1 = attnc_gate(a, x1, b, h, r + iOffset, d + 1);
+#endif
+        attnc_store_out(a, rowAt + d, x0, x1);
+      }
+    }
+  }
+}

@@ -1,0 +1,373 @@
+//===- Cuda.cpp - The CUDA driver and NVRTC, loaded at run time -----------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Declares the few driver and NVRTC entry points attnc uses with their C
+// ABI (stable across CUDA releases) and resolves them with dlsym.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/runtime/Cuda.h"
+
+#include <dlfcn.h>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <vector>
+
+using namespace attnc;
+
+namespace {
+using CUresult = int;
+using CUdevice = int;
+using CUdeviceptr = unsigned long long;
+using CUcontext = void *;
+using CUmodule = void *;
+using CUfunction = void *;
+using CUstream = void *;
+using nvrtcResult = int;
+using nvrtcProgram = void *;
+
+constexpr int kAttrSmCount = 16, kAttrCcMajor = 75, kAttrCcMinor = 76, kAttrSmemOptin = 97;
+constexpr int kFuncAttrMaxDynamicSmem = 8;
+constexpr int kPointerAttrMemoryType = 2, kMemoryTypeDevice = 2;
+
+struct Driver {
+  void *lib = nullptr;
+  CUresult (*cuInit)(unsigned);
+  CUresult (*cuDeviceGet)(CUdevice *, int);
+  CUresult (*cuDeviceGetAttribute)(int *, int, CUdevice);
+  CUresult (*cuDeviceGetName)(char *, int, CUdevice);
+  CUresult (*cuDevicePrimaryCtxRetain)(CUcontext *, CUdevice);
+  CUresult (*cuCtxSetCurrent)(CUcontext);
+  CUresult (*cuCtxSynchronize)();
+  CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
+  CUresult (*cuMemFree)(CUdeviceptr);
+  CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
+  CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
+  CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
+  CUresult (*cuModuleLoadData)(CUmodule *, const void *);
+  CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
+  CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
+  CUresult (*cuLaunchKernel)(CUfunction, unsigned, unsigned, unsigned, unsigned, unsigned,
+                             unsigned, unsigned, CUstream, void **, void **);
+  CUresult (*cuPointerGetAttribute)(void *, int, CUdeviceptr);
+  CUresult (*cuGetErrorString)(CUresult, const char **);
+  CUdevice device = 0;
+  CUcontext context = nullptr;
+  std::string description;
+  int cc = 0, smemOptin = 0;
+  std::string error; // why init failed, when it did
+  bool ready = false;
+};
+
+struct Nvrtc {
+  void *lib = nullptr;
+  nvrtcResult (*nvrtcVersion)(int *, int *);
+  nvrtcResult (*nvrtcCreateProgram)(nvrtcProgram *, const char *, const char *, int,
+                                    const char *const *, const char *const *);
+  nvrtcResult (*nvrtcCompileProgram)(nvrtcProgram, int, const char *const *);
+  nvrtcResult (*nvrtcGetProgramLogSize)(nvrtcProgram, size_t *);
+  nvrtcResult (*nvrtcGetProgramLog)(nvrtcProgram, char *);
+  nvrtcResult (*nvrtcGetPTXSize)(nvrtcProgram, size_t *);
+  nvrtcResult (*nvrtcGetPTX)(nvrtcProgram, char *);
+  nvrtcResult (*nvrtcGetCUBINSize)(nvrtcProgram, size_t *);
+  nvrtcResult (*nvrtcGetCUBIN)(nvrtcProgram, char *);
+  nvrtcResult (*nvrtcDestroyProgram)(nvrtcProgram *);
+  const char *(*nvrtcGetErrorString)(nvrtcResult);
+  std::string error;
+  bool ready = false;
+};
+
+template <typename F> bool resolve(void *lib, const char *name, F &fn, std::string &error) {
+  fn = reinterpret_cast<F>(dlsym(lib, name));
+  if (!fn)
+    error = std::string("missing symbol ") + name;
+  return fn != nullptr;
+}
+
+std::mutex &initMutex() {
+  static std::mutex m;
+  return m;
+}
+
+Driver &driver() {
+  static Driver d;
+  return d;
+}
+
+std::string describe(Driver &d, CUresult r) {
+  const char *text = nullptr;
+  if (d.cuGetErrorString)
+    d.cuGetErrorString(r, &text);
+  return text ? std::string(text) : "CUDA error " + std::to_string(r);
+}
+
+bool check(CUresult r, const char *what, std::string &error) {
+  if (r == 0)
+    return true;
+  error = std::string(what) + ": " + describe(driver(), r);
+  return false;
+}
+
+bool openDriver(Driver &d) {
+  d.lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
+  if (!d.lib) {
+    d.error = "no CUDA driver on this machine (libcuda.so.1 not found)";
+    return false;
+  }
+  std::string &e = d.error;
+  if (!resolve(d.lib, "cuInit", d.cuInit, e) || !resolve(d.lib, "cuDeviceGet", d.cuDeviceGet, e) ||
+      !resolve(d.lib, "cuDeviceGetAttribute", d.cuDeviceGetAttribute, e) ||
+      !resolve(d.lib, "cuDeviceGetName", d.cuDeviceGetName, e) ||
+      !resolve(d.lib, "cuDevicePrimaryCtxRetain", d.cuDevicePrimaryCtxRetain, e) ||
+      !resolve(d.lib, "cuCtxSetCurrent", d.cuCtxSetCurrent, e) ||
+      !resolve(d.lib, "cuCtxSynchronize", d.cuCtxSynchronize, e) ||
+      !resolve(d.lib, "cuMemAlloc_v2", d.cuMemAlloc, e) ||
+      !resolve(d.lib, "cuMemFree_v2", d.cuMemFree, e) ||
+      !resolve(d.lib, "cuMemcpyHtoD_v2", d.cuMemcpyHtoD, e) ||
+      !resolve(d.lib, "cuMemcpyDtoH_v2", d.cuMemcpyDtoH, e) ||
+      !resolve(d.lib, "cuMemsetD8_v2", d.cuMemsetD8, e) ||
+      !resolve(d.lib, "cuModuleLoadData", d.cuModuleLoadData, e) ||
+      !resolve(d.lib, "cuModuleGetFunction", d.cuModuleGetFunction, e) ||
+      !resolve(d.lib, "cuFuncSetAttribute", d.cuFuncSetAttribute, e) ||
+      !resolve(d.lib, "cuLaunchKernel", d.cuLaunchKernel, e) ||
+      !resolve(d.lib, "cuPointerGetAttribute", d.cuPointerGetAttribute, e) ||
+      !resolve(d.lib, "cuGetErrorString", d.cuGetErrorString, e))
+    return false;
+  std::string err;
+  if (!check(d.cuInit(0), "cuInit", err) || !check(d.cuDeviceGet(&d.device, 0), "cuDeviceGet", err) ||
+      !check(d.cuDevicePrimaryCtxRetain(&d.context, d.device), "cuDevicePrimaryCtxRetain", err)) {
+    d.error = "cannot use the GPU: " + err;
+    return false;
+  }
+  int major = 0, minor = 0, sms = 0;
+  d.cuDeviceGetAttribute(&major, kAttrCcMajor, d.device);
+  d.cuDeviceGetAttribute(&minor, kAttrCcMinor, d.device);
+  d.cuDeviceGetAttribute(&sms, kAttrSmCount, d.device);
+  d.cuDeviceGetAttribute(&d.smemOptin, kAttrSmemOptin, d.device);
+  d.cc = major * 10 + minor;
+  char name[256] = {0};
+  d.cuDeviceGetName(name, sizeof(name) - 1, d.device);
+  d.description = std::string(name) + " (sm_" + std::to_string(d.cc) + ", " +
+                  std::to_string(sms) + " SMs)";
+  return true;
+}
+
+/// The driver, initialized once, with the context current on this thread.
+Driver *ready(std::string &error) {
+  Driver &d = driver();
+  {
+    std::lock_guard<std::mutex> lock(initMutex());
+    if (!d.ready && d.error.empty())
+      d.ready = openDriver(d);
+  }
+  if (!d.ready) {
+    error = d.error;
+    return nullptr;
+  }
+  thread_local bool current = false;
+  if (!current) {
+    if (!check(d.cuCtxSetCurrent(d.context), "cuCtxSetCurrent", error))
+      return nullptr;
+    current = true;
+  }
+  return &d;
+}
+
+Nvrtc *nvrtc(std::string &error) {
+  static Nvrtc n;
+  std::lock_guard<std::mutex> lock(initMutex());
+  if (!n.ready && n.error.empty()) {
+    std::vector<std::string> candidates = {"libnvrtc.so.13", "libnvrtc.so.12", "libnvrtc.so"};
+    for (const char *env : {"CUDA_HOME", "CUDA_PATH"})
+      if (const char *root = std::getenv(env))
+        candidates.push_back(std::string(root) + "/lib64/libnvrtc.so");
+    candidates.push_back("/usr/local/cuda/lib64/libnvrtc.so");
+    for (const std::string &c : candidates)
+      if ((n.lib = dlopen(c.c_str(), RTLD_NOW | RTLD_LOCAL)))
+        break;
+    if (!n.lib) {
+      n.error = "NVRTC not found (looked for libnvrtc.so.13 on the library path, "
+                "$CUDA_HOME/lib64 and /usr/local/cuda/lib64)";
+    } else {
+      std::string &e = n.error;
+      n.ready = resolve(n.lib, "nvrtcVersion", n.nvrtcVersion, e) &&
+                resolve(n.lib, "nvrtcCreateProgram", n.nvrtcCreateProgram, e) &&
+                resolve(n.lib, "nvrtcCompileProgram", n.nvrtcCompileProgram, e) &&
+                resolve(n.lib, "nvrtcGetProgramLogSize", n.nvrtcGetProgramLogSize, e) &&
+                resolve(n.lib, "nvrtcGetProgramLog", n.nvrtcGetProgramLog, e) &&
+                resolve(n.lib, "nvrtcGetPTXSize", n.nvrtcGetPTXSize, e) &&
+                resolve(n.lib, "nvrtcGetPTX", n.nvrtcGetPTX, e) &&
+                resolve(n.lib, "nvrtcGetCUBINSize", n.nvrtcGetCUBINSize, e) &&
+                resolve(n.lib, "nvrtcGetCUBIN", n.nvrtcGetCUBIN, e) &&
+                resolve(n.lib, "nvrtcDestroyProgram", n.nvrtcDestroyProgram, e) &&
+                resolve(n.lib, "nvrtcGetErrorString", n.nvrtcGetErrorString, e);
+    }
+  }
+  if (!n.ready) {
+    error = n.error;
+    return nullptr;
+  }
+  return &n;
+}
+} // namespace
+
+bool cuda::init(std::string &error) { return ready(error) != nullptr; }
+
+std::string cuda::deviceDescription() {
+  std::string error;
+  Driver *d = ready(error);
+  return d ? d->description : "";
+}
+
+int cuda::computeCapability() {
+  std::string error;
+  Driver *d = ready(error);
+  return d ? d->cc : 0;
+}
+
+int cuda::maxSharedMemoryPerBlock() {
+  std::string error;
+  Driver *d = ready(error);
+  return d ? d->smemOptin : 0;
+}
+
+bool cuda::malloc(void **ptr, size_t bytes, std::string &error) {
+  Driver *d = ready(error);
+  if (!d)
+    return false;
+  CUdeviceptr p = 0;
+  if (!check(d->cuMemAlloc(&p, bytes ? bytes : 1), "cuMemAlloc", error))
+    return false;
+  *ptr = reinterpret_cast<void *>(p);
+  return true;
+}
+
+void cuda::free(void *ptr) {
+  std::string error;
+  if (Driver *d = ready(error); d && ptr)
+    d->cuMemFree(reinterpret_cast<CUdeviceptr>(ptr));
+}
+
+bool cuda::copyToDevice(void *dst, const void *src, size_t bytes, std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(dst), src, bytes),
+                    "cuMemcpyHtoD", error);
+}
+
+bool cuda::copyToHost(void *dst, const void *src, size_t bytes, std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuMemcpyDtoH(dst, reinterpret_cast<CUdeviceptr>(src), bytes),
+                    "cuMemcpyDtoH", error);
+}
+
+bool cuda::memset8(void *dst, unsigned char value, size_t bytes, std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuMemsetD8(reinterpret_cast<CUdeviceptr>(dst), value, bytes),
+                    "cuMemsetD8", error);
+}
+
+bool cuda::synchronize(std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuCtxSynchronize(), "the kernel failed", error);
+}
+
+bool cuda::isDevicePointer(const void *ptr) {
+  std::string error;
+  Driver *d = ready(error);
+  if (!d)
+    return false;
+  unsigned type = 0;
+  if (d->cuPointerGetAttribute(&type, kPointerAttrMemoryType,
+                               reinterpret_cast<CUdeviceptr>(ptr)) != 0)
+    return false;
+  return type == kMemoryTypeDevice;
+}
+
+bool cuda::loadFunction(const void *image, const char *name, Function &out,
+                        std::string &error) {
+  Driver *d = ready(error);
+  if (!d)
+    return false;
+  CUmodule module = nullptr;
+  if (!check(d->cuModuleLoadData(&module, image), "cuModuleLoadData", error))
+    return false;
+  CUfunction fn = nullptr;
+  if (!check(d->cuModuleGetFunction(&fn, module, name), "cuModuleGetFunction", error))
+    return false;
+  out.module = module;
+  out.function = fn;
+  return true;
+}
+
+bool cuda::setMaxDynamicSharedMemory(const Function &f, int bytes, std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuFuncSetAttribute(f.function, kFuncAttrMaxDynamicSmem, bytes),
+                    "cuFuncSetAttribute(max dynamic shared memory)", error);
+}
+
+bool cuda::launch(const Function &f, const unsigned grid[3], const unsigned block[3],
+                  unsigned sharedBytes, void *stream, void **params, std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuLaunchKernel(f.function, grid[0], grid[1], grid[2], block[0], block[1],
+                                      block[2], sharedBytes, stream, params, nullptr),
+                    "cuLaunchKernel", error);
+}
+
+bool cuda::compile(const std::string &source, const std::string &name, const std::string &arch,
+                   bool cubin, std::string &out, std::string &log) {
+  std::string error;
+  Nvrtc *n = nvrtc(error);
+  if (!n) {
+    log = error;
+    return false;
+  }
+  nvrtcProgram prog = nullptr;
+  if (nvrtcResult r = n->nvrtcCreateProgram(&prog, source.c_str(), name.c_str(), 0, nullptr, nullptr)) {
+    log = std::string("nvrtcCreateProgram: ") + n->nvrtcGetErrorString(r);
+    return false;
+  }
+  // A real architecture (sm_XX) gives SASS; compute_XX would give PTX only.
+  std::string archOpt = "--gpu-architecture=" + (cubin ? arch : "compute_" + arch.substr(3));
+  const char *options[] = {archOpt.c_str(), "--std=c++17", "--use_fast_math",
+                           "--extra-device-vectorization"};
+  nvrtcResult r = n->nvrtcCompileProgram(prog, 4, options);
+  size_t logSize = 0;
+  n->nvrtcGetProgramLogSize(prog, &logSize);
+  log.assign(logSize, '\0');
+  if (logSize)
+    n->nvrtcGetProgramLog(prog, &log[0]);
+  while (!log.empty() && (log.back() == '\0' || log.back() == '\n'))
+    log.pop_back();
+  bool ok = r == 0;
+  if (ok) {
+    size_t size = 0;
+    if (cubin) {
+      n->nvrtcGetCUBINSize(prog, &size);
+      out.assign(size, '\0');
+      n->nvrtcGetCUBIN(prog, &out[0]);
+    } else {
+      n->nvrtcGetPTXSize(prog, &size);
+      out.assign(size, '\0');
+      n->nvrtcGetPTX(prog, &out[0]);
+      while (!out.empty() && out.back() == '\0')
+        out.pop_back();
+    }
+  } else if (log.empty()) {
+    log = std::string("nvrtcCompileProgram: ") + n->nvrtcGetErrorString(r);
+  }
+  n->nvrtcDestroyProgram(&prog);
+  return ok;
+}
+
+std::string cuda::nvrtcVersion(std::string &error) {
+  Nvrtc *n = nvrtc(error);
+  if (!n)
+    return "";
+  int major = 0, minor = 0;
+  n->nvrtcVersion(&major, &minor);
+  return std::to_string(major) + "." + std::to_string(minor);
+}
