@@ -11,6 +11,7 @@ OUT=${OUT:-/tmp/out}
 WHAT=${1:-all}
 shift || true
 mkdir -p /opt/llvm22 "$OUT"
+rm -f "$OUT/summary.txt"
 for f in .device-carry/*.deb; do dpkg -x "$f" /opt/llvm22; done
 export LD_LIBRARY_PATH=/opt/llvm22/usr/lib/x86_64-linux-gnu:/opt/llvm22/usr/lib/llvm-22/lib:$PWD/.device-carry/lib
 export ATTNC_CACHE_DIR=/tmp/attnc-cache PYTHONUNBUFFERED=1
@@ -20,25 +21,28 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw -
 if [[ $WHAT == check || $WHAT == all ]]; then
   echo "== one spec through the CLI"
   $BIN/attnc examples/causal.attn --target=cuda --run -D S=300
-  echo "== conformance on the GPU"
-  timeout 400 $BIN/attnc-conformance --target=cuda examples/*.attn test/Integration/cpu/Inputs/* \
-    > "$OUT/gpu_conformance.txt" 2>&1
-  echo "conformance rc=$? $(tail -1 "$OUT/gpu_conformance.txt")"
-  grep -v '^PASS' "$OUT/gpu_conformance.txt" | head -20
+  for arch in sm_90a sm_90; do
+    echo "== conformance on the GPU, $arch (sm_90a: Hopper kernel where it applies; sm_90: portable)"
+    timeout 250 $BIN/attnc-conformance --target=cuda --cuda-arch=$arch examples/*.attn \
+      test/Integration/cpu/Inputs/* > "$OUT/gpu_conformance_$arch.txt" 2>&1
+    echo "conformance $arch rc=$? $(tail -1 "$OUT/gpu_conformance_$arch.txt")" | tee -a "$OUT/summary.txt"
+    grep -v '^PASS' "$OUT/gpu_conformance_$arch.txt" | head -8
+  done
+  cuobjdump -sass /tmp/attnc-cache/*.cubin 2>/dev/null | grep -o 'HGMMA[.A-Z0-9x]*' | sort | uniq -c | head -5 | tee -a "$OUT/summary.txt"
   echo "== JIT: cold (empty cache), then a second process (disk cache)"
   for spec in causal document alibi; do
     for i in 1 2; do
       ATTNC_TIMING=1 $BIN/attnc examples/$spec.attn --target=cuda --run -D S=256 2>&1 |
-        grep -o 'compile [0-9.]* ms.*' | sed "s/^/$spec: /"
+        grep -o 'compile [0-9.]* ms.*' | sed "s/^/$spec: /" | tee -a "$OUT/summary.txt"
     done
   done
   echo "== compute-sanitizer"
   for tool in memcheck racecheck; do
-    for run in "document -D S=130" "softcap -D S=130" "chunked -D S=70 -D T=200"; do
+    for run in "document -D S=130" "softcap -D S=130" "chunked -D S=70 -D T=200" "causal -D S=200"; do
       spec=${run%% *}
       compute-sanitizer --tool $tool --error-exitcode 9 $BIN/attnc examples/$spec.attn ${run#* } \
         --target=cuda --run > "$OUT/san_${tool}_$spec.txt" 2>&1
-      echo "$tool $spec rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_${tool}_$spec.txt" | head -1)"
+      echo "$tool $spec rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_${tool}_$spec.txt" | head -1)" | tee -a "$OUT/summary.txt"
     done
   done
 fi
@@ -48,3 +52,6 @@ if [[ $WHAT == bench || $WHAT == all ]]; then
   timeout 560 python3 bench/gpu_vs_torch.py --lib .device-carry/lib/libattnc-gpu-bench.so \
     --json "$OUT/gpu_bench.json" --png "$OUT/gpu_bench.png" "$@" 2>&1 | tee "$OUT/gpu_bench.txt"
 fi
+
+echo "== summary"
+cat "$OUT/summary.txt" 2>/dev/null

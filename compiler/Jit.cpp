@@ -133,10 +133,10 @@ struct PhaseTimer {
 std::string cudaArchFor(const CompileOptions &options) {
   if (!options.cudaArch.empty())
     return options.cudaArch;
+  // Hopper's own instructions (wgmma) need the arch-specific sm_90a.
   std::string error;
-  if (cuda::init(error))
-    return "sm_" + std::to_string(cuda::computeCapability());
-  return "sm_90";
+  int cc = cuda::init(error) ? cuda::computeCapability() : 90;
+  return "sm_" + std::to_string(cc) + (cc == 90 ? "a" : "");
 }
 
 /// Emits the CUDA kernel of `fn`, compiles it with NVRTC (or takes the cubin
@@ -145,13 +145,13 @@ template <typename ElapsedMs>
 Result<Kernel> compileCuda(mlir::func::FuncOp fn, KernelInfo info, const CompileOptions &options,
                            const std::string &diagText, PhaseTimer &timer,
                            ElapsedMs elapsedMs) {
+  std::string arch = cudaArchFor(options);
   CudaKernel layout;
-  if (mlir::failed(emitCudaKernel(fn, layout)))
+  if (mlir::failed(emitCudaKernel(fn, arch, layout)))
     return Status::error(diagText);
   info.blockQ = layout.blockQ;
   info.blockK = layout.blockK;
   timer.mark("emit CUDA");
-  std::string arch = cudaArchFor(options);
   std::string nvrtcError;
   std::string nvrtcVersion = cuda::nvrtcVersion(nvrtcError);
   llvm::SHA256 sha;

@@ -51,12 +51,16 @@ struct CudaKernel {
   int blockQ = 0, blockK = 0;
   int64_t smemBytes = 0;   // dynamic shared memory, plus one byte per key tile
   std::vector<CudaArgSlot> slots;
+  bool hopper = false;     // the sm_90a warpgroup-MMA kernel
 };
 
 /// Emits the kernel of the one attn.attention in `fn` (prepared for the
-/// CUDA target). Fails with a diagnostic on what the CUDA path cannot take:
-/// f32 inputs, symbolic or unaligned head dims, ops it cannot translate.
-mlir::LogicalResult emitCudaKernel(mlir::func::FuncOp fn, CudaKernel &out);
+/// CUDA target) for `arch` ("sm_90a", "sm_80", ...): with sm_90a and head
+/// dims 64 or 128 the Hopper warpgroup-MMA kernel, else the portable one.
+/// Fails with a diagnostic on what the CUDA path cannot take: f32 inputs,
+/// symbolic or unaligned head dims, ops it cannot translate.
+mlir::LogicalResult emitCudaKernel(mlir::func::FuncOp fn, llvm::StringRef arch,
+                                   CudaKernel &out);
 
 } // namespace attnc
 

@@ -101,6 +101,81 @@ ATTNC_DEV void attnc_load_tile(attnc_b16 *dst, const attnc_b16 *src, int rows, i
   }
 }
 
+#if ATTNC_WGMMA
+//===----------------------------------------------------------------------===//
+// Hopper warpgroup MMA (sm_90a): operands in shared memory in the 128-byte
+// swizzled layout (rows of 64 elements, 16-byte chunk c of row r stored at
+// chunk c ^ (r % 8), tiles 1024-byte aligned), read by the tensor cores
+// through descriptors.
+//===----------------------------------------------------------------------===//
+
+/// Descriptor of a K-major (or, for B, MN-major) operand at `p`: 128-byte
+/// swizzle, 8-row groups 1024 bytes apart.
+ATTNC_DEV unsigned long long attnc_desc(const void *p) {
+  unsigned long long addr = attnc_smem_addr(p);
+  return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
+}
+ATTNC_DEV void attnc_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+ATTNC_DEV void attnc_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+ATTNC_DEV void attnc_wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
+ATTNC_DEV void attnc_fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+
+/// d (64 x 64, f32, the warpgroup's accumulator layout) += A * B^T, both
+/// from shared memory, K-major; `accumulate` = 0 overwrites d.
+ATTNC_DEV void attnc_wgmma_ss(float (*d)[4], unsigned long long descA,
+                              unsigned long long descB, int accumulate) {
+#if ATTNC_F16
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+               : "l"(descA), "l"(descB), "r"(accumulate));
+#else
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+               : "l"(descA), "l"(descB), "r"(accumulate));
+#endif
+}
+
+/// d (64 x 64) += A * B with A (64 x 16) in registers in the mma.sync
+/// fragment layout and B (16 x 64) in shared memory, MN-major.
+ATTNC_DEV void attnc_wgmma_rs(float (*d)[4], const unsigned (&a)[4],
+                              unsigned long long descB) {
+#if ATTNC_F16
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(1));
+#else
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %37, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, {%32, %33, %34, %35}, %36, p, 1, 1, 1;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(1));
+#endif
+}
+
+/// Copies `rows` rows of ATTNC_D-wide (a multiple of 64) elements into the
+/// swizzled layout: [D / 64][tileRows][64]; missing rows become zeros.
+template <int tileRows, int width>
+ATTNC_DEV void attnc_load_tile_sw(attnc_b16 *dst, const attnc_b16 *src, int rows, int tid) {
+  constexpr int chunks = width / 8;
+  unsigned char *bytes = reinterpret_cast<unsigned char *>(dst);
+  for (int n = tid; n < tileRows * chunks; n += ATTNC_THREADS) {
+    int r = n / chunks, c = n % chunks;
+    bool ok = r < rows;
+    const attnc_b16 *g = ok ? src + static_cast<long long>(r) * width + c * 8 : src;
+    int at = (c >> 3) * (tileRows * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4);
+    attnc_cp_async16(bytes + at, g, ok);
+  }
+}
+#endif
+
 ATTNC_DEV void attnc_store_out(const AttncArgs &a, long long at, float x0, float x1) {
 #if ATTNC_OUT == 0
   float2 v;
@@ -195,14 +270,27 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
 #endif
 }
 
-extern "C" __global__ void __launch_bounds__(ATTNC_THREADS)
+// CTAs per SM the register allocation must allow (attnc may set it).
+#ifndef ATTNC_MIN_BLOCKS
+#define ATTNC_MIN_BLOCKS 1
+#endif
+extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
     ATTNC_KERNEL(const __grid_constant__ AttncArgs a) {
   extern __shared__ __align__(16) unsigned char attnc_smem[];
+#if ATTNC_WGMMA
+  // Swizzled tiles start on 1024-byte boundaries (the host adds the slack).
+  unsigned char *smemBase = attnc_smem + ((1024 - (attnc_smem_addr(attnc_smem) & 1023)) & 1023);
+  attnc_b16 *qs = reinterpret_cast<attnc_b16 *>(smemBase);
+  attnc_b16 *ks = qs + ATTNC_BM * ATTNC_D;
+  attnc_b16 *vs = ks + 2 * ATTNC_BN * ATTNC_D;
+  unsigned char *tileClass = reinterpret_cast<unsigned char *>(vs + 2 * ATTNC_BN * ATTNC_DV);
+#else
   attnc_b16 *qs = reinterpret_cast<attnc_b16 *>(attnc_smem);
   attnc_b16 *ks = qs + ATTNC_BM * ATTNC_QS;
   attnc_b16 *vs = ks + 2 * ATTNC_BN * ATTNC_QS;
   unsigned char *tileClass =
       reinterpret_cast<unsigned char *>(vs + 2 * ATTNC_BN * ATTNC_VS);
+#endif
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   // Longest rows first: with a causal mask the last query tiles do the most
@@ -224,7 +312,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS)
   const attnc_b16 *vg = a.v + (b * a.Hkv + hk) * a.T * ATTNC_DV;
   const int qRows = static_cast<int>(a.S - q0 < ATTNC_BM ? a.S - q0 : ATTNC_BM);
 
+#if ATTNC_WGMMA
+  attnc_load_tile_sw<ATTNC_BM, ATTNC_D>(qs, qg, qRows, tid);
+#else
   attnc_load_tile<ATTNC_BM, ATTNC_D, ATTNC_DP, ATTNC_QS>(qs, qg, qRows, tid);
+#endif
   attnc_cp_async_commit();
 
   // Classify every key tile for this query tile, spread over the threads.
@@ -256,10 +348,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS)
   auto loadKV = [&](int kt, int buf) {
     long long j0 = static_cast<long long>(kt) * ATTNC_BN;
     int rows = static_cast<int>(a.T - j0 < ATTNC_BN ? a.T - j0 : ATTNC_BN);
+#if ATTNC_WGMMA
+    attnc_load_tile_sw<ATTNC_BN, ATTNC_D>(ks + buf * ATTNC_BN * ATTNC_D, kg + j0 * ATTNC_D,
+                                           rows, tid);
+    attnc_load_tile_sw<ATTNC_BN, ATTNC_DV>(vs + buf * ATTNC_BN * ATTNC_DV, vg + j0 * ATTNC_DV,
+                                            rows, tid);
+#else
     attnc_load_tile<ATTNC_BN, ATTNC_D, ATTNC_DP, ATTNC_QS>(ks + buf * ATTNC_BN * ATTNC_QS,
                                                             kg + j0 * ATTNC_D, rows, tid);
     attnc_load_tile<ATTNC_BN, ATTNC_DV, ATTNC_DVP, ATTNC_VS>(vs + buf * ATTNC_BN * ATTNC_VS,
                                                               vg + j0 * ATTNC_DV, rows, tid);
+#endif
   };
 
   float o[ATTNC_MT][ATTNC_DVP / 8][4];
@@ -282,12 +381,33 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS)
   while (kt < numKTiles) {
     // Tile kt has landed in `buf`; every warp is done with the other buffer.
     attnc_cp_async_wait_all();
+#if ATTNC_WGMMA
+    attnc_fence_proxy_async(); // the tensor cores read what cp.async wrote
+#endif
     __syncthreads();
     int next = nextTile(kt + 1);
     if (next < numKTiles)
       loadKV(next, buf ^ 1);
     attnc_cp_async_commit();
 
+#if ATTNC_WGMMA
+    const attnc_b16 *kb = ks + buf * ATTNC_BN * ATTNC_D;
+    const attnc_b16 *vb = vs + buf * ATTNC_BN * ATTNC_DV;
+    float s[ATTNC_MT][ATTNC_BN / 8][4];
+    {
+      // S = Q K^T for this warpgroup's 64 rows: D / 16 steps of k = 16, each
+      // 32 bytes further along the swizzled 128-byte rows.
+      const unsigned char *qb = reinterpret_cast<const unsigned char *>(qs) + (warp >> 2) * 64 * 128;
+      const unsigned char *kbb = reinterpret_cast<const unsigned char *>(kb);
+      attnc_wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < ATTNC_D / 16; ++kk)
+        attnc_wgmma_ss(s[0], attnc_desc(qb + (kk >> 2) * (ATTNC_BM * 128) + (kk & 3) * 32),
+                       attnc_desc(kbb + (kk >> 2) * (ATTNC_BN * 128) + (kk & 3) * 32), kk > 0);
+      attnc_wgmma_commit();
+      attnc_wgmma_wait();
+    }
+#else
     const attnc_b16 *kb = ks + buf * ATTNC_BN * ATTNC_QS;
     const attnc_b16 *vb = vs + buf * ATTNC_BN * ATTNC_VS;
     float s[ATTNC_MT][ATTNC_BN / 8][4];
@@ -317,6 +437,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS)
       }
     }
 
+#endif
+
     const bool partial = tileClass[kt] == ATTNC_PARTIAL;
     const long long j0 = static_cast<long long>(kt) * ATTNC_BN;
 #pragma unroll
@@ -336,6 +458,29 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS)
       }
     }
 
+#if ATTNC_WGMMA
+    {
+      // O += P V: P from registers (the accumulator layout of S is the
+      // A-fragment layout), V as an MN-major operand, one 64-wide half of
+      // the value dim per instruction.
+      const unsigned char *vbb = reinterpret_cast<const unsigned char *>(vb);
+      attnc_wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < ATTNC_BN / 16; ++kk) {
+        unsigned pa[4];
+        pa[0] = attnc_pack_in(s[0][2 * kk][0], s[0][2 * kk][1]);
+        pa[1] = attnc_pack_in(s[0][2 * kk][2], s[0][2 * kk][3]);
+        pa[2] = attnc_pack_in(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
+        pa[3] = attnc_pack_in(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+#pragma unroll
+        for (int dh = 0; dh < ATTNC_DV / 64; ++dh)
+          attnc_wgmma_rs(&o[0][dh * 8], pa,
+                         attnc_desc(vbb + dh * (ATTNC_BN * 128) + kk * 16 * 128));
+      }
+      attnc_wgmma_commit();
+      attnc_wgmma_wait();
+    }
+#else
     // O += P V: the score accumulators of two adjacent key columns of 8 are
     // exactly the A fragment of one 16-wide k step.
 #pragma unroll
@@ -361,6 +506,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS)
         }
       }
     }
+#endif
     kt = next;
     buf ^= 1;
   }

@@ -351,14 +351,14 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
     llvm::WithColor::error(llvm::errs(), "attnc") << "internal error: preparing the module failed\n";
     return kExitInternalError;
   }
+  std::string arch = opts.arch.empty() ? "sm_90a" : opts.arch;
   attnc::CudaKernel kernel;
-  if (failed(attnc::emitCudaKernel(fn, kernel)))
+  if (failed(attnc::emitCudaKernel(fn, arch, kernel)))
     return kExitUserError;
   if (opts.emit == EmitKind::CUDA) {
     os << kernel.source;
     return kExitSuccess;
   }
-  std::string arch = opts.arch.empty() ? "sm_90a" : opts.arch;
   std::string out, log;
   if (!attnc::cuda::compile(kernel.source, fn.getSymName().str() + ".cu", arch,
                             opts.emit == EmitKind::Cubin, out, log)) {

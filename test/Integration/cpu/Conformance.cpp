@@ -8,7 +8,8 @@
 // sized, long} x dtypes {f32, bf16, f16}, JIT-compiled and checked against the
 // f64 reference. Prints one line per case and "N passed, N failed" last.
 // With --target=cuda the kernels run on the GPU: bf16 and f16 only (the
-// tensor cores' types), plus a shape of several query and key tiles.
+// tensor cores' types), plus a shape of several query and key tiles;
+// --cuda-arch=sm_90 checks the portable kernel on a Hopper GPU.
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,13 +24,14 @@ using namespace attnc;
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s SPEC... [--cache-dir DIR] [--target=cpu|cuda]\n",
+    std::fprintf(stderr, "usage: %s SPEC... [--cache-dir DIR] [--target=cpu|cuda] [--cuda-arch=sm_XX]\n",
                  argv[0]);
     return 2;
   }
   std::vector<std::string> specs;
   std::string cacheDir = "off";
   Target target = Target::cpu;
+  std::string cudaArch; // empty: the device's (sm_90a on Hopper)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--cache-dir" && i + 1 < argc)
@@ -38,6 +40,8 @@ int main(int argc, char **argv) {
       target = Target::cuda;
     else if (a == "--target=cpu")
       target = Target::cpu;
+    else if (a.rfind("--cuda-arch=", 0) == 0)
+      cudaArch = a.substr(12);
     else
       specs.push_back(a);
   }
@@ -65,6 +69,7 @@ int main(int argc, char **argv) {
           continue;
         CompileOptions options;
         options.target = target;
+        options.cudaArch = cudaArch;
         options.dtype = dt;
         options.cacheDir = cacheDir;
         CheckOptions check;
