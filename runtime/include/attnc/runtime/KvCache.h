@@ -1,0 +1,143 @@
+//===- KvCache.h - A paged, quantized, persistent KV cache ------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// A pool of fixed-size pages, each holding `pageTokens` tokens of K and V for
+// every layer and KV head, stored as bf16, int8 or 4-bit with one f32 scale
+// per group of `groupSize` features. Sequences own block tables of page ids.
+// Pages are reference counted: fork() shares a prefix and the first write to
+// a shared page copies it. A radix index over token ids finds the longest
+// cached prefix; under a byte budget, cached pages no sequence uses are
+// evicted least recently used first. Sequences are saved to and restored
+// from safetensors files (KvFile.h).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_RUNTIME_KVCACHE_H
+#define ATTNC_RUNTIME_KVCACHE_H
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace attnc {
+namespace kv {
+
+enum class Quant : uint8_t { bf16, q8, q4 };
+const char *quantName(Quant q);
+bool parseQuant(const std::string &name, Quant &out);
+
+struct PoolConfig {
+  int layers = 1, kvHeads = 1, headDim = 64;
+  int pageTokens = 16;
+  Quant quant = Quant::bf16;
+  int groupSize = 32; // q8/q4: features per scale; must divide headDim
+  /// Bytes the pages may take; 0 for no limit.
+  size_t byteBudget = 0;
+};
+
+/// Why a call failed; empty when it did not.
+using Error = std::string;
+
+using SeqId = int64_t;
+using PageId = int32_t;
+
+/// Chooses which cached page to drop when the pool is full. The pool calls
+/// touched() when a page is used and victim() with the pages only the
+/// prefix index holds.
+class EvictionPolicy {
+public:
+  virtual ~EvictionPolicy() = default;
+  virtual void touched(PageId page, uint64_t tick) = 0;
+  virtual void released(PageId page) = 0;
+  /// One of `candidates` (non-empty) to evict.
+  virtual PageId victim(const std::vector<PageId> &candidates) = 0;
+};
+std::unique_ptr<EvictionPolicy> makeLruPolicy();
+
+class BlockPool {
+public:
+  /// Checks `config` (sizes positive, group size dividing the head dim, an
+  /// even group size for q4); `error` says what is wrong.
+  static std::unique_ptr<BlockPool> create(const PoolConfig &config, Error &error,
+                                           std::unique_ptr<EvictionPolicy> policy = nullptr);
+  ~BlockPool();
+
+  const PoolConfig &config() const { return cfg; }
+  /// Bytes of one page (all layers, K and V, scales included).
+  size_t pageBytes() const { return pageSize; }
+  size_t pagesInUse() const;
+  size_t bytesInUse() const { return pagesInUse() * pageSize; }
+
+  SeqId createSequence();
+  bool hasSequence(SeqId seq) const;
+  int64_t length(SeqId seq) const;
+  const std::vector<PageId> &blockTable(SeqId seq) const;
+
+  /// Appends `tokens` tokens; k and v are f32 [layers][kvHeads][tokens][headDim].
+  /// Quantizes on the way in. Fails (and changes nothing) when the budget
+  /// cannot make room.
+  Error append(SeqId seq, const float *k, const float *v, int64_t tokens);
+  /// Reads tokens [begin, begin + count) back as f32, same layout as append.
+  Error read(SeqId seq, int64_t begin, int64_t count, float *k, float *v) const;
+  /// A new sequence sharing all of `seq`'s pages (copy on write).
+  SeqId fork(SeqId seq);
+  Error truncate(SeqId seq, int64_t length);
+  void free(SeqId seq);
+
+  /// Records `seq`'s full pages in the prefix index under `tokens` (its
+  /// token ids, one per cached position); the index keeps the pages alive.
+  Error cachePrefix(SeqId seq, const std::vector<int32_t> &tokens);
+  /// A new sequence holding the longest cached prefix of `tokens` (whole
+  /// pages); `matched` gets its length in tokens.
+  SeqId adoptPrefix(const std::vector<int32_t> &tokens, int64_t &matched);
+  /// Drops cached prefixes until at most `bytes` are in use, or none is left.
+  void evictTo(size_t bytes);
+
+  // Raw page access, for kernels and persistence. A page holds, per layer,
+  // K then V: [kvHeads][pageTokens] rows of the quantized features, then
+  // (q8/q4) the f32 scales [kvHeads][pageTokens][headDim / groupSize].
+  uint8_t *pageData(PageId page);
+  const uint8_t *pageData(PageId page) const;
+  size_t rowBytes() const;   // one token's features for one head
+  size_t scaleCount() const; // scales per row (0 for bf16)
+  /// Adds a sequence made of `pages` fresh pages (for restore); none on
+  /// failure.
+  SeqId createWithPages(int64_t tokens, std::vector<PageId> &pages, Error &error);
+
+private:
+  BlockPool(const PoolConfig &config, std::unique_ptr<EvictionPolicy> policy);
+  struct Seq {
+    std::vector<PageId> pages;
+    int64_t length = 0;
+  };
+  struct RadixNode;
+  PageId allocatePage(Error &error);
+  void release(PageId page);
+  void quantizeRow(const float *x, uint8_t *row, float *scales) const;
+  void dequantizeRow(const uint8_t *row, const float *scales, float *x) const;
+  size_t offsetOf(int layer, int which, int head, int slot) const;
+  size_t scaleOffsetOf(int layer, int which, int head, int slot) const;
+  void dropIndexed(RadixNode *node);
+
+  PoolConfig cfg;
+  size_t pageSize = 0;
+  std::vector<std::unique_ptr<uint8_t[]>> pages;
+  std::vector<int32_t> refs; // 0: free
+  std::vector<PageId> freeList;
+  std::map<SeqId, Seq> seqs;
+  SeqId nextSeq = 1;
+  uint64_t tick = 0;
+  std::unique_ptr<EvictionPolicy> policy;
+  std::unique_ptr<RadixNode> root;
+};
+
+} // namespace kv
+} // namespace attnc
+
+#endif // ATTNC_RUNTIME_KVCACHE_H

@@ -1,0 +1,474 @@
+//===- KvCache.cpp - A paged, quantized, persistent KV cache --------------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/runtime/KvCache.h"
+#include "attnc/runtime/Tensor.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+using namespace attnc;
+using namespace attnc::kv;
+
+const char *kv::quantName(Quant q) {
+  switch (q) {
+  case Quant::bf16: return "bf16";
+  case Quant::q8: return "q8";
+  case Quant::q4: return "q4";
+  }
+  return "?";
+}
+
+bool kv::parseQuant(const std::string &name, Quant &out) {
+  if (name == "bf16") out = Quant::bf16;
+  else if (name == "q8") out = Quant::q8;
+  else if (name == "q4") out = Quant::q4;
+  else return false;
+  return true;
+}
+
+namespace {
+class LruPolicy : public EvictionPolicy {
+public:
+  void touched(PageId page, uint64_t tick) override {
+    if (static_cast<size_t>(page) >= last.size())
+      last.resize(page + 1, 0);
+    last[page] = tick;
+  }
+  void released(PageId page) override {
+    if (static_cast<size_t>(page) < last.size())
+      last[page] = 0;
+  }
+  PageId victim(const std::vector<PageId> &candidates) override {
+    PageId best = candidates.front();
+    for (PageId p : candidates)
+      if (at(p) < at(best))
+        best = p;
+    return best;
+  }
+
+private:
+  uint64_t at(PageId p) const { return static_cast<size_t>(p) < last.size() ? last[p] : 0; }
+  std::vector<uint64_t> last;
+};
+} // namespace
+
+std::unique_ptr<EvictionPolicy> kv::makeLruPolicy() { return std::make_unique<LruPolicy>(); }
+
+/// One page's worth of token ids below its parent; holds a reference to the
+/// page with those tokens' K and V.
+struct BlockPool::RadixNode {
+  std::vector<int32_t> tokens;
+  PageId page = -1;
+  RadixNode *parent = nullptr;
+  std::map<std::vector<int32_t>, std::unique_ptr<RadixNode>> children;
+};
+
+BlockPool::BlockPool(const PoolConfig &config, std::unique_ptr<EvictionPolicy> policy)
+    : cfg(config), policy(policy ? std::move(policy) : makeLruPolicy()),
+      root(std::make_unique<RadixNode>()) {
+  size_t perLayer = 2 * static_cast<size_t>(cfg.kvHeads) * cfg.pageTokens *
+                    (rowBytes() + scaleCount() * sizeof(float));
+  pageSize = perLayer * cfg.layers;
+}
+
+BlockPool::~BlockPool() = default;
+
+std::unique_ptr<BlockPool> BlockPool::create(const PoolConfig &c, Error &error,
+                                             std::unique_ptr<EvictionPolicy> policy) {
+  constexpr int kMax = 1 << 16;
+  if (c.layers < 1 || c.kvHeads < 1 || c.headDim < 1 || c.pageTokens < 1 || c.layers > kMax ||
+      c.kvHeads > kMax || c.headDim > kMax || c.pageTokens > kMax) {
+    error = "layers, KV heads, head dim and page size must be between 1 and 65536";
+    return nullptr;
+  }
+  if (c.quant != Quant::bf16) {
+    if (c.groupSize < 1 || c.headDim % c.groupSize) {
+      error = "the group size (" + std::to_string(c.groupSize) + ") must divide the head dim (" +
+              std::to_string(c.headDim) + ")";
+      return nullptr;
+    }
+    if (c.quant == Quant::q4 && c.groupSize % 2) {
+      error = "4-bit groups pack two features per byte: the group size must be even";
+      return nullptr;
+    }
+  }
+  auto pool = std::unique_ptr<BlockPool>(new BlockPool(c, std::move(policy)));
+  if (c.byteBudget && c.byteBudget < pool->pageSize) {
+    error = "the byte budget (" + std::to_string(c.byteBudget) + ") is smaller than one page (" +
+            std::to_string(pool->pageSize) + " bytes)";
+    return nullptr;
+  }
+  return pool;
+}
+
+size_t BlockPool::rowBytes() const {
+  switch (cfg.quant) {
+  case Quant::bf16: return 2 * static_cast<size_t>(cfg.headDim);
+  case Quant::q8: return static_cast<size_t>(cfg.headDim);
+  case Quant::q4: return static_cast<size_t>(cfg.headDim) / 2;
+  }
+  return 0;
+}
+
+size_t BlockPool::scaleCount() const {
+  return cfg.quant == Quant::bf16 ? 0 : static_cast<size_t>(cfg.headDim / cfg.groupSize);
+}
+
+size_t BlockPool::pagesInUse() const {
+  return static_cast<size_t>(std::count_if(refs.begin(), refs.end(), [](int32_t r) { return r > 0; }));
+}
+
+size_t BlockPool::offsetOf(int layer, int which, int head, int slot) const {
+  size_t perLayer = pageSize / cfg.layers;
+  size_t row = (static_cast<size_t>(which) * cfg.kvHeads + head) * cfg.pageTokens + slot;
+  return layer * perLayer + row * rowBytes();
+}
+
+size_t BlockPool::scaleOffsetOf(int layer, int which, int head, int slot) const {
+  size_t perLayer = pageSize / cfg.layers;
+  size_t rows = 2 * static_cast<size_t>(cfg.kvHeads) * cfg.pageTokens;
+  size_t row = (static_cast<size_t>(which) * cfg.kvHeads + head) * cfg.pageTokens + slot;
+  return layer * perLayer + rows * rowBytes() + row * scaleCount() * sizeof(float);
+}
+
+uint8_t *BlockPool::pageData(PageId page) { return pages[page].get(); }
+const uint8_t *BlockPool::pageData(PageId page) const { return pages[page].get(); }
+
+void BlockPool::quantizeRow(const float *x, uint8_t *row, float *scales) const {
+  if (cfg.quant == Quant::bf16) {
+    for (int d = 0; d < cfg.headDim; ++d) {
+      uint16_t h = floatToBF16(x[d]);
+      std::memcpy(row + 2 * d, &h, 2);
+    }
+    return;
+  }
+  int levels = cfg.quant == Quant::q8 ? 127 : 7;
+  for (int g = 0; g < cfg.headDim / cfg.groupSize; ++g) {
+    const float *xs = x + g * cfg.groupSize;
+    float maxAbs = 0;
+    for (int d = 0; d < cfg.groupSize; ++d)
+      if (std::isfinite(xs[d]))
+        maxAbs = std::max(maxAbs, std::fabs(xs[d]));
+    float scale = maxAbs > 0 ? maxAbs / levels : 1.0f;
+    scales[g] = scale;
+    for (int d = 0; d < cfg.groupSize; ++d) {
+      float v = std::isfinite(xs[d]) ? xs[d] / scale : 0.0f;
+      int q = static_cast<int>(std::lround(std::clamp(v, -float(levels), float(levels))));
+      int at = g * cfg.groupSize + d;
+      if (cfg.quant == Quant::q8) {
+        row[at] = static_cast<uint8_t>(static_cast<int8_t>(q));
+      } else {
+        uint8_t nib = static_cast<uint8_t>(q + 8); // 1..15
+        uint8_t &byte = row[at / 2];
+        byte = at % 2 ? static_cast<uint8_t>((byte & 0x0F) | (nib << 4))
+                      : static_cast<uint8_t>((byte & 0xF0) | nib);
+      }
+    }
+  }
+}
+
+void BlockPool::dequantizeRow(const uint8_t *row, const float *scales, float *x) const {
+  for (int d = 0; d < cfg.headDim; ++d) {
+    if (cfg.quant == Quant::bf16) {
+      uint16_t h;
+      std::memcpy(&h, row + 2 * d, 2);
+      x[d] = bf16ToFloat(h);
+    } else if (cfg.quant == Quant::q8) {
+      x[d] = static_cast<int8_t>(row[d]) * scales[d / cfg.groupSize];
+    } else {
+      int nib = d % 2 ? row[d / 2] >> 4 : row[d / 2] & 0x0F;
+      x[d] = static_cast<float>(nib - 8) * scales[d / cfg.groupSize];
+    }
+  }
+}
+
+PageId BlockPool::allocatePage(Error &error) {
+  if (freeList.empty()) {
+    bool withinBudget = !cfg.byteBudget || (pages.size() + 1) * pageSize <= cfg.byteBudget;
+    if (withinBudget) {
+      pages.push_back(std::unique_ptr<uint8_t[]>(new (std::nothrow) uint8_t[pageSize]()));
+      if (!pages.back()) {
+        pages.pop_back();
+        error = "out of host memory for a KV page of " + std::to_string(pageSize) + " bytes";
+        return -1;
+      }
+      refs.push_back(0);
+      freeList.push_back(static_cast<PageId>(pages.size() - 1));
+    } else {
+      // Evict one cached page that only the prefix index holds.
+      size_t before = pagesInUse();
+      evictTo(before ? (before - 1) * pageSize : 0);
+      if (freeList.empty()) {
+        error = "the KV pool is full (" + std::to_string(pages.size()) + " pages of " +
+                std::to_string(pageSize) + " bytes, budget " + std::to_string(cfg.byteBudget) +
+                ") and no cached page is free to evict";
+        return -1;
+      }
+    }
+  }
+  PageId p = freeList.back();
+  freeList.pop_back();
+  refs[p] = 1;
+  policy->touched(p, ++tick);
+  return p;
+}
+
+void BlockPool::release(PageId page) {
+  if (--refs[page] == 0) {
+    policy->released(page);
+    freeList.push_back(page);
+  }
+}
+
+SeqId BlockPool::createSequence() {
+  SeqId id = nextSeq++;
+  seqs[id] = Seq();
+  return id;
+}
+
+bool BlockPool::hasSequence(SeqId seq) const { return seqs.count(seq) != 0; }
+
+int64_t BlockPool::length(SeqId seq) const {
+  auto it = seqs.find(seq);
+  return it == seqs.end() ? -1 : it->second.length;
+}
+
+const std::vector<PageId> &BlockPool::blockTable(SeqId seq) const {
+  static const std::vector<PageId> none;
+  auto it = seqs.find(seq);
+  return it == seqs.end() ? none : it->second.pages;
+}
+
+Error BlockPool::append(SeqId seq, const float *k, const float *v, int64_t tokens) {
+  auto it = seqs.find(seq);
+  if (it == seqs.end())
+    return "no sequence " + std::to_string(seq);
+  if (tokens < 0)
+    return "cannot append a negative number of tokens";
+  Seq &s = it->second;
+  // Room first, so a failure leaves the sequence as it was: a private copy
+  // of a shared, partly filled last page (copy on write), then new pages.
+  int64_t newLength = s.length + tokens;
+  size_t needPages = static_cast<size_t>((newLength + cfg.pageTokens - 1) / cfg.pageTokens);
+  std::vector<PageId> table = s.pages, acquired;
+  PageId sharedLast = -1;
+  Error e;
+  if (tokens > 0 && s.length % cfg.pageTokens && refs[table.back()] > 1) {
+    PageId copy = allocatePage(e);
+    if (copy < 0)
+      return e;
+    std::memcpy(pages[copy].get(), pages[table.back()].get(), pageSize);
+    sharedLast = table.back();
+    table.back() = copy;
+    acquired.push_back(copy);
+  }
+  while (table.size() < needPages) {
+    PageId p = allocatePage(e);
+    if (p < 0) {
+      for (PageId q : acquired)
+        release(q);
+      return e;
+    }
+    acquired.push_back(p);
+    table.push_back(p);
+  }
+  if (sharedLast >= 0)
+    release(sharedLast);
+  s.pages = std::move(table);
+  size_t rowElems = static_cast<size_t>(cfg.headDim);
+  for (int64_t t = 0; t < tokens; ++t) {
+    int64_t pos = s.length + t;
+    PageId page = s.pages[pos / cfg.pageTokens];
+    int slot = static_cast<int>(pos % cfg.pageTokens);
+    uint8_t *base = pages[page].get();
+    for (int l = 0; l < cfg.layers; ++l)
+      for (int which = 0; which < 2; ++which)
+        for (int h = 0; h < cfg.kvHeads; ++h) {
+          const float *src = (which ? v : k) +
+                             ((static_cast<size_t>(l) * cfg.kvHeads + h) * tokens + t) * rowElems;
+          float *scales = scaleCount() ? reinterpret_cast<float *>(
+                                             base + scaleOffsetOf(l, which, h, slot))
+                                       : nullptr;
+          quantizeRow(src, base + offsetOf(l, which, h, slot), scales);
+        }
+  }
+  s.length = newLength;
+  return "";
+}
+
+Error BlockPool::read(SeqId seq, int64_t begin, int64_t count, float *k, float *v) const {
+  auto it = seqs.find(seq);
+  if (it == seqs.end())
+    return "no sequence " + std::to_string(seq);
+  const Seq &s = it->second;
+  if (begin < 0 || count < 0 || begin + count > s.length)
+    return "tokens [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
+           ") are outside the sequence's " + std::to_string(s.length);
+  size_t rowElems = static_cast<size_t>(cfg.headDim);
+  for (int64_t t = 0; t < count; ++t) {
+    int64_t pos = begin + t;
+    const uint8_t *base = pages[s.pages[pos / cfg.pageTokens]].get();
+    int slot = static_cast<int>(pos % cfg.pageTokens);
+    for (int l = 0; l < cfg.layers; ++l)
+      for (int which = 0; which < 2; ++which)
+        for (int h = 0; h < cfg.kvHeads; ++h) {
+          float *dst = (which ? v : k) +
+                       ((static_cast<size_t>(l) * cfg.kvHeads + h) * count + t) * rowElems;
+          const float *scales = scaleCount() ? reinterpret_cast<const float *>(
+                                                   base + scaleOffsetOf(l, which, h, slot))
+                                             : nullptr;
+          dequantizeRow(base + offsetOf(l, which, h, slot), scales, dst);
+        }
+  }
+  return "";
+}
+
+SeqId BlockPool::fork(SeqId seq) {
+  auto it = seqs.find(seq);
+  if (it == seqs.end())
+    return -1;
+  SeqId id = nextSeq++;
+  seqs[id] = it->second;
+  for (PageId p : it->second.pages) {
+    ++refs[p];
+    policy->touched(p, ++tick);
+  }
+  return id;
+}
+
+Error BlockPool::truncate(SeqId seq, int64_t newLength) {
+  auto it = seqs.find(seq);
+  if (it == seqs.end())
+    return "no sequence " + std::to_string(seq);
+  Seq &s = it->second;
+  if (newLength < 0 || newLength > s.length)
+    return "cannot truncate a sequence of " + std::to_string(s.length) + " tokens to " +
+           std::to_string(newLength);
+  size_t keep = static_cast<size_t>((newLength + cfg.pageTokens - 1) / cfg.pageTokens);
+  while (s.pages.size() > keep) {
+    release(s.pages.back());
+    s.pages.pop_back();
+  }
+  s.length = newLength;
+  return "";
+}
+
+void BlockPool::free(SeqId seq) {
+  auto it = seqs.find(seq);
+  if (it == seqs.end())
+    return;
+  for (PageId p : it->second.pages)
+    release(p);
+  seqs.erase(it);
+}
+
+Error BlockPool::cachePrefix(SeqId seq, const std::vector<int32_t> &tokens) {
+  auto it = seqs.find(seq);
+  if (it == seqs.end())
+    return "no sequence " + std::to_string(seq);
+  const Seq &s = it->second;
+  if (static_cast<int64_t>(tokens.size()) > s.length)
+    return "more token ids (" + std::to_string(tokens.size()) + ") than cached positions (" +
+           std::to_string(s.length) + ")";
+  RadixNode *node = root.get();
+  size_t full = tokens.size() / cfg.pageTokens;
+  for (size_t p = 0; p < full; ++p) {
+    std::vector<int32_t> key(tokens.begin() + p * cfg.pageTokens,
+                             tokens.begin() + (p + 1) * cfg.pageTokens);
+    auto child = node->children.find(key);
+    if (child == node->children.end()) {
+      auto fresh = std::make_unique<RadixNode>();
+      fresh->tokens = key;
+      fresh->page = s.pages[p];
+      fresh->parent = node;
+      ++refs[fresh->page];
+      child = node->children.emplace(key, std::move(fresh)).first;
+    }
+    policy->touched(child->second->page, ++tick);
+    node = child->second.get();
+  }
+  return "";
+}
+
+SeqId BlockPool::adoptPrefix(const std::vector<int32_t> &tokens, int64_t &matched) {
+  SeqId id = createSequence();
+  Seq &s = seqs[id];
+  RadixNode *node = root.get();
+  for (size_t p = 0; (p + 1) * cfg.pageTokens <= tokens.size(); ++p) {
+    std::vector<int32_t> key(tokens.begin() + p * cfg.pageTokens,
+                             tokens.begin() + (p + 1) * cfg.pageTokens);
+    auto child = node->children.find(key);
+    if (child == node->children.end())
+      break;
+    node = child->second.get();
+    ++refs[node->page];
+    policy->touched(node->page, ++tick);
+    s.pages.push_back(node->page);
+  }
+  s.length = static_cast<int64_t>(s.pages.size()) * cfg.pageTokens;
+  matched = s.length;
+  return id;
+}
+
+void BlockPool::dropIndexed(RadixNode *node) {
+  RadixNode *parent = node->parent;
+  release(node->page);
+  parent->children.erase(node->tokens);
+}
+
+void BlockPool::evictTo(size_t bytes) {
+  while (bytesInUse() > bytes) {
+    // Leaves whose page only the index holds; dropping a leaf keeps every
+    // cached prefix whole.
+    std::vector<RadixNode *> leaves;
+    std::vector<RadixNode *> stack = {root.get()};
+    while (!stack.empty()) {
+      RadixNode *n = stack.back();
+      stack.pop_back();
+      for (auto &c : n->children) {
+        if (c.second->children.empty()) {
+          if (refs[c.second->page] == 1)
+            leaves.push_back(c.second.get());
+        } else {
+          stack.push_back(c.second.get());
+        }
+      }
+    }
+    if (leaves.empty())
+      return;
+    std::vector<PageId> candidates;
+    for (RadixNode *n : leaves)
+      candidates.push_back(n->page);
+    PageId victim = policy->victim(candidates);
+    for (RadixNode *n : leaves)
+      if (n->page == victim) {
+        dropIndexed(n);
+        break;
+      }
+  }
+}
+
+SeqId BlockPool::createWithPages(int64_t tokens, std::vector<PageId> &out, Error &error) {
+  size_t need = static_cast<size_t>((tokens + cfg.pageTokens - 1) / cfg.pageTokens);
+  std::vector<PageId> got;
+  for (size_t n = 0; n < need; ++n) {
+    PageId p = allocatePage(error);
+    if (p < 0) {
+      for (PageId q : got)
+        release(q);
+      return -1;
+    }
+    got.push_back(p);
+  }
+  SeqId id = createSequence();
+  seqs[id].pages = got;
+  seqs[id].length = tokens;
+  out = got;
+  return id;
+}

@@ -1,0 +1,690 @@
+//===- KvFile.cpp - Save and restore KV caches as safetensors -------------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Files are untrusted input: the header is parsed by a small strict JSON
+// reader with size and depth limits, every tensor must be exactly the one
+// the metadata implies, offsets must tile the data section, and the data's
+// CRC-32 must match before a single page is allocated.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/runtime/KvFile.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <map>
+#include <memory>
+#include <random>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+using namespace attnc;
+using namespace attnc::kv;
+
+uint32_t kv::crc32(const void *data, size_t size, uint32_t crc) {
+  static uint32_t table[256];
+  static bool ready = [] {
+    for (uint32_t n = 0; n < 256; ++n) {
+      uint32_t c = n;
+      for (int k = 0; k < 8; ++k)
+        c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      table[n] = c;
+    }
+    return true;
+  }();
+  (void)ready;
+  const uint8_t *p = static_cast<const uint8_t *>(data);
+  crc = ~crc;
+  for (size_t i = 0; i < size; ++i)
+    crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+namespace {
+constexpr uint64_t kMaxHeader = 16u << 20;
+
+//===----------------------------------------------------------------------===//
+// A strict JSON reader for the header: objects, arrays, strings, integers.
+//===----------------------------------------------------------------------===//
+
+struct Json {
+  enum Kind { object, array, string, number } kind = object;
+  std::map<std::string, Json> members;
+  std::vector<Json> items;
+  std::string text;
+  int64_t value = 0;
+};
+
+class JsonReader {
+public:
+  JsonReader(const std::string &s) : s(s) {}
+  bool parse(Json &out, std::string &error) {
+    if (!value(out, 0)) {
+      error = "malformed header JSON at byte " + std::to_string(pos) + (why.empty() ? "" : ": " + why);
+      return false;
+    }
+    skip();
+    if (pos != s.size()) {
+      error = "trailing bytes after the header JSON";
+      return false;
+    }
+    return true;
+  }
+
+private:
+  void skip() {
+    while (pos < s.size() && (s[pos] == ' ' || s[pos] == '\n' || s[pos] == '\t' || s[pos] == '\r'))
+      ++pos;
+  }
+  bool str(std::string &out) {
+    if (pos >= s.size() || s[pos] != '"')
+      return false;
+    ++pos;
+    while (pos < s.size() && s[pos] != '"') {
+      char c = s[pos++];
+      if (static_cast<unsigned char>(c) < 0x20)
+        return why = "control character in a string", false;
+      if (c == '\\') {
+        if (pos >= s.size())
+          return false;
+        char e = s[pos++];
+        switch (e) {
+        case '"': case '\\': case '/': out += e; break;
+        case 'n': out += '\n'; break;
+        case 't': out += '\t'; break;
+        case 'r': out += '\r'; break;
+        case 'b': out += '\b'; break;
+        case 'f': out += '\f'; break;
+        case 'u': {
+          if (pos + 4 > s.size())
+            return false;
+          unsigned code = static_cast<unsigned>(std::strtoul(s.substr(pos, 4).c_str(), nullptr, 16));
+          pos += 4;
+          if (code < 0x80) out += static_cast<char>(code);
+          else if (code < 0x800) {
+            out += static_cast<char>(0xC0 | (code >> 6));
+            out += static_cast<char>(0x80 | (code & 0x3F));
+          } else {
+            out += static_cast<char>(0xE0 | (code >> 12));
+            out += static_cast<char>(0x80 | ((code >> 6) & 0x3F));
+            out += static_cast<char>(0x80 | (code & 0x3F));
+          }
+          break;
+        }
+        default: return why = "bad escape", false;
+        }
+      } else {
+        out += c;
+      }
+    }
+    if (pos >= s.size())
+      return false;
+    ++pos;
+    return true;
+  }
+  bool value(Json &out, int depth) {
+    if (depth > 8)
+      return why = "nested too deep", false;
+    skip();
+    if (pos >= s.size())
+      return false;
+    char c = s[pos];
+    if (c == '{') {
+      out.kind = Json::object;
+      ++pos;
+      skip();
+      if (pos < s.size() && s[pos] == '}')
+        return ++pos, true;
+      while (true) {
+        skip();
+        std::string key;
+        if (!str(key))
+          return false;
+        if (out.members.count(key))
+          return why = "duplicate key '" + key + "'", false;
+        skip();
+        if (pos >= s.size() || s[pos++] != ':')
+          return false;
+        if (!value(out.members[key], depth + 1))
+          return false;
+        skip();
+        if (pos < s.size() && s[pos] == ',') {
+          ++pos;
+          continue;
+        }
+        if (pos < s.size() && s[pos] == '}')
+          return ++pos, true;
+        return false;
+      }
+    }
+    if (c == '[') {
+      out.kind = Json::array;
+      ++pos;
+      skip();
+      if (pos < s.size() && s[pos] == ']')
+        return ++pos, true;
+      while (true) {
+        out.items.emplace_back();
+        if (out.items.size() > 64 || !value(out.items.back(), depth + 1))
+          return false;
+        skip();
+        if (pos < s.size() && s[pos] == ',') {
+          ++pos;
+          continue;
+        }
+        if (pos < s.size() && s[pos] == ']')
+          return ++pos, true;
+        return false;
+      }
+    }
+    if (c == '"') {
+      out.kind = Json::string;
+      return str(out.text);
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      out.kind = Json::number;
+      size_t start = pos;
+      if (c == '-')
+        ++pos;
+      while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9')
+        ++pos;
+      if (pos - start > 18)
+        return why = "number too long", false;
+      out.value = std::strtoll(s.substr(start, pos - start).c_str(), nullptr, 10);
+      return pos > start + (c == '-');
+    }
+    return false;
+  }
+  const std::string &s;
+  size_t pos = 0;
+  std::string why;
+};
+
+std::string jsonEscape(const std::string &in) {
+  std::string out;
+  for (char c : in) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", c);
+      out += buf;
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+//===----------------------------------------------------------------------===//
+// What a file of given metadata must hold
+//===----------------------------------------------------------------------===//
+
+struct TensorSpec {
+  std::string name, dtype;
+  std::vector<int64_t> shape;
+  uint64_t bytes = 0;
+};
+
+size_t rowBytesOf(Quant q, int headDim) {
+  return q == Quant::bf16 ? 2 * static_cast<size_t>(headDim)
+         : q == Quant::q8 ? static_cast<size_t>(headDim)
+                          : static_cast<size_t>(headDim) / 2;
+}
+
+/// The tensors in file order, for `meta`.
+std::vector<TensorSpec> expectedTensors(const KvFileMeta &m) {
+  std::vector<TensorSpec> out;
+  const char *dtype = m.quant == Quant::bf16 ? "BF16" : m.quant == Quant::q8 ? "I8" : "U8";
+  int64_t width = m.quant == Quant::q4 ? m.headDim / 2 : m.headDim;
+  int64_t groups = m.quant == Quant::bf16 ? 0 : m.headDim / m.groupSize;
+  for (int l = 0; l < m.layers; ++l)
+    for (const char *which : {"k", "v"}) {
+      TensorSpec t;
+      t.name = "layer" + std::to_string(l) + "." + which;
+      t.dtype = dtype;
+      t.shape = {m.kvHeads, m.tokens, width};
+      t.bytes = static_cast<uint64_t>(m.kvHeads) * m.tokens * rowBytesOf(m.quant, m.headDim);
+      out.push_back(t);
+      if (groups) {
+        TensorSpec s;
+        s.name = t.name + "_scale";
+        s.dtype = "F32";
+        s.shape = {m.kvHeads, m.tokens, groups};
+        s.bytes = static_cast<uint64_t>(m.kvHeads) * m.tokens * groups * 4;
+        out.push_back(s);
+      }
+    }
+  return out;
+}
+
+bool toInt(const std::map<std::string, Json> &meta, const char *key, int64_t lo, int64_t hi,
+           int64_t &out, Error &error) {
+  auto it = meta.find(key);
+  if (it == meta.end() || it->second.kind != Json::string) {
+    error = std::string("metadata has no '") + key + "'";
+    return false;
+  }
+  const std::string &t = it->second.text;
+  char *end = nullptr;
+  errno = 0;
+  long long v = std::strtoll(t.c_str(), &end, 10);
+  if (t.empty() || *end || errno || v < lo || v > hi) {
+    error = std::string("metadata '") + key + "' = '" + t + "' is not an integer in [" +
+            std::to_string(lo) + ", " + std::to_string(hi) + "]";
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+bool readAll(int fd, void *buf, size_t n, uint64_t offset) {
+  uint8_t *p = static_cast<uint8_t *>(buf);
+  while (n) {
+    ssize_t got = ::pread(fd, p, n, static_cast<off_t>(offset));
+    if (got <= 0) {
+      if (got < 0 && errno == EINTR)
+        continue;
+      return false;
+    }
+    p += got;
+    n -= static_cast<size_t>(got);
+    offset += static_cast<uint64_t>(got);
+  }
+  return true;
+}
+
+/// Parses and checks the header; `dataStart` is where the data begins.
+Error parseHeader(int fd, uint64_t fileBytes, KvFileMeta &meta, uint64_t &dataStart) {
+  meta = KvFileMeta();
+  meta.fileBytes = fileBytes;
+  if (fileBytes < 8)
+    return "the file is " + std::to_string(fileBytes) + " bytes: too short for a safetensors header";
+  uint8_t lenBytes[8];
+  if (!readAll(fd, lenBytes, 8, 0))
+    return "cannot read the header length";
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; --i)
+    n = (n << 8) | lenBytes[i];
+  if (n > kMaxHeader || n > fileBytes - 8)
+    return "the header length (" + std::to_string(n) + ") runs past the end of the file (" +
+           std::to_string(fileBytes) + " bytes): truncated or not a safetensors file";
+  std::string text(n, '\0');
+  if (n && !readAll(fd, &text[0], n, 8))
+    return "cannot read the header";
+  Json root;
+  Error error;
+  if (!JsonReader(text).parse(root, error))
+    return error;
+  if (root.kind != Json::object)
+    return "the header is not a JSON object";
+  auto metaIt = root.members.find("__metadata__");
+  if (metaIt == root.members.end() || metaIt->second.kind != Json::object)
+    return "the header has no __metadata__: not an attnc KV cache file";
+  const auto &md = metaIt->second.members;
+  for (const auto &kv : md)
+    if (kv.second.kind != Json::string)
+      return "metadata '" + kv.first + "' is not a string";
+  auto format = md.find("format");
+  if (format == md.end() || format->second.text != "attnc-kv")
+    return "metadata 'format' is not 'attnc-kv': not an attnc KV cache file";
+  int64_t v;
+  if (!toInt(md, "format_version", 0, 1 << 20, v, error))
+    return error;
+  meta.version = static_cast<int>(v);
+  if (meta.version != kKvFormatVersion)
+    return "format version " + std::to_string(meta.version) + ", this attnc reads version " +
+           std::to_string(kKvFormatVersion);
+  auto quant = md.find("quant");
+  if (quant == md.end() || !parseQuant(quant->second.text, meta.quant))
+    return "metadata 'quant' must be bf16, q8 or q4";
+  constexpr int64_t kMax = 1 << 16;
+  int64_t layers, heads, dim, page, group, tokens, offset;
+  if (!toInt(md, "layers", 1, kMax, layers, error) || !toInt(md, "kv_heads", 1, kMax, heads, error) ||
+      !toInt(md, "head_dim", 1, kMax, dim, error) || !toInt(md, "page_tokens", 1, kMax, page, error) ||
+      !toInt(md, "group_size", 0, kMax, group, error) ||
+      !toInt(md, "tokens", 0, int64_t(1) << 40, tokens, error) ||
+      !toInt(md, "position_offset", 0, int64_t(1) << 40, offset, error))
+    return error;
+  meta.layers = static_cast<int>(layers);
+  meta.kvHeads = static_cast<int>(heads);
+  meta.headDim = static_cast<int>(dim);
+  meta.pageTokens = static_cast<int>(page);
+  meta.groupSize = static_cast<int>(group);
+  meta.tokens = tokens;
+  meta.positionOffset = offset;
+  if (meta.quant != Quant::bf16 &&
+      (group < 1 || dim % group || (meta.quant == Quant::q4 && group % 2)))
+    return "group size " + std::to_string(group) + " does not fit head dim " + std::to_string(dim);
+  if (auto model = md.find("model_id"); model != md.end())
+    meta.modelId = model->second.text;
+  auto sum = md.find("checksum");
+  if (sum == md.end() || sum->second.text.rfind("crc32:", 0) != 0 || sum->second.text.size() != 14)
+    return "metadata 'checksum' must be 'crc32:' and 8 hex digits";
+  char *end = nullptr;
+  meta.checksum = static_cast<uint32_t>(std::strtoul(sum->second.text.c_str() + 6, &end, 16));
+  if (*end)
+    return "metadata 'checksum' is not hexadecimal";
+
+  // The tensors must be exactly those the metadata implies, back to back.
+  std::vector<TensorSpec> want = expectedTensors(meta);
+  if (root.members.size() != want.size() + 1)
+    return "the header lists " + std::to_string(root.members.size() - 1) + " tensors, expected " +
+           std::to_string(want.size());
+  uint64_t at = 0;
+  for (const TensorSpec &t : want) {
+    auto it = root.members.find(t.name);
+    if (it == root.members.end() || it->second.kind != Json::object)
+      return "tensor '" + t.name + "' is missing";
+    const auto &e = it->second.members;
+    auto dtype = e.find("dtype");
+    auto shape = e.find("shape");
+    auto offs = e.find("data_offsets");
+    if (dtype == e.end() || shape == e.end() || offs == e.end() || e.size() != 3)
+      return "tensor '" + t.name + "' needs exactly dtype, shape and data_offsets";
+    if (dtype->second.text != t.dtype)
+      return "tensor '" + t.name + "' is " + dtype->second.text + ", expected " + t.dtype;
+    std::vector<int64_t> dims;
+    for (const Json &d : shape->second.items)
+      dims.push_back(d.kind == Json::number ? d.value : -1);
+    if (shape->second.kind != Json::array || dims != t.shape)
+      return "tensor '" + t.name + "' has the wrong shape for the metadata";
+    const auto &o = offs->second.items;
+    if (offs->second.kind != Json::array || o.size() != 2 || o[0].kind != Json::number ||
+        o[1].kind != Json::number || o[0].value != static_cast<int64_t>(at) ||
+        o[1].value != static_cast<int64_t>(at + t.bytes))
+      return "tensor '" + t.name + "' has data offsets that do not follow the previous tensor";
+    at += t.bytes;
+  }
+  meta.dataBytes = at;
+  dataStart = 8 + n;
+  if (dataStart + at != fileBytes)
+    return "the data section is " + std::to_string(fileBytes - dataStart) + " bytes, the header "
+           "describes " + std::to_string(at) + ": the file is truncated or has trailing bytes";
+  return "";
+}
+
+Error openFile(const std::string &path, Fd &f, uint64_t &size) {
+  f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (f.fd < 0)
+    return "cannot open '" + path + "': " + std::strerror(errno);
+  struct stat st;
+  if (::fstat(f.fd, &st) != 0 || !S_ISREG(st.st_mode))
+    return "'" + path + "' is not a regular file";
+  size = static_cast<uint64_t>(st.st_size);
+  return "";
+}
+
+/// Writes `data` to `fd`; a test hook ($ATTNC_KV_TEST_DIE_AFTER bytes) ends
+/// the process part way, as a killed writer would.
+bool writeAll(int fd, const void *data, size_t n, uint64_t &written) {
+  const char *dieAfter = std::getenv("ATTNC_KV_TEST_DIE_AFTER");
+  const uint8_t *p = static_cast<const uint8_t *>(data);
+  while (n) {
+    size_t chunk = n;
+    if (dieAfter) {
+      uint64_t limit = std::strtoull(dieAfter, nullptr, 10);
+      if (written >= limit)
+        ::_exit(86);
+      chunk = static_cast<size_t>(std::min<uint64_t>(chunk, limit - written));
+    }
+    ssize_t put = ::write(fd, p, chunk);
+    if (put < 0) {
+      if (errno == EINTR)
+        continue;
+      return false;
+    }
+    p += put;
+    n -= static_cast<size_t>(put);
+    written += static_cast<uint64_t>(put);
+  }
+  return true;
+}
+
+/// Gathers tensor `t` (layer l, K or V, rows or scales) of `seq` from pages.
+void gather(const BlockPool &pool, const std::vector<PageId> &table, int64_t tokens, int layer,
+            int which, bool scales, std::vector<uint8_t> &out) {
+  const PoolConfig &c = pool.config();
+  size_t rowBytes = scales ? pool.scaleCount() * sizeof(float) : pool.rowBytes();
+  size_t perLayer = pool.pageBytes() / c.layers;
+  size_t rows = 2 * static_cast<size_t>(c.kvHeads) * c.pageTokens;
+  out.resize(static_cast<size_t>(c.kvHeads) * tokens * rowBytes);
+  for (int h = 0; h < c.kvHeads; ++h)
+    for (int64_t t = 0; t < tokens; ++t) {
+      const uint8_t *page = pool.pageData(table[t / c.pageTokens]);
+      size_t row = (static_cast<size_t>(which) * c.kvHeads + h) * c.pageTokens + t % c.pageTokens;
+      size_t off = layer * perLayer + (scales ? rows * pool.rowBytes() + row * rowBytes : row * rowBytes);
+      std::memcpy(&out[(static_cast<size_t>(h) * tokens + t) * rowBytes], page + off, rowBytes);
+    }
+}
+} // namespace
+
+Error kv::saveSequence(const BlockPool &pool, SeqId seq, const std::string &path,
+                       const std::string &modelId, int64_t positionOffset) {
+  if (!pool.hasSequence(seq))
+    return "no sequence " + std::to_string(seq);
+  const PoolConfig &c = pool.config();
+  KvFileMeta m;
+  m.version = kKvFormatVersion;
+  m.quant = c.quant;
+  m.groupSize = c.quant == Quant::bf16 ? 0 : c.groupSize;
+  m.pageTokens = c.pageTokens;
+  m.layers = c.layers;
+  m.kvHeads = c.kvHeads;
+  m.headDim = c.headDim;
+  m.tokens = pool.length(seq);
+  m.positionOffset = positionOffset;
+  m.modelId = modelId;
+  const std::vector<PageId> &table = pool.blockTable(seq);
+
+  // The data, tensor by tensor, and its checksum.
+  std::vector<std::vector<uint8_t>> buffers;
+  uint32_t crc = 0;
+  for (int l = 0; l < c.layers; ++l)
+    for (int which = 0; which < 2; ++which)
+      for (bool scales : {false, true}) {
+        if (scales && c.quant == Quant::bf16)
+          continue;
+        buffers.emplace_back();
+        gather(pool, table, m.tokens, l, which, scales, buffers.back());
+        crc = crc32(buffers.back().data(), buffers.back().size(), crc);
+      }
+  char sum[16];
+  std::snprintf(sum, sizeof(sum), "%08x", crc);
+  std::string header = "{\"__metadata__\":{\"format\":\"attnc-kv\",\"format_version\":\"" +
+                       std::to_string(kKvFormatVersion) + "\",\"quant\":\"" + quantName(c.quant) +
+                       "\",\"group_size\":\"" + std::to_string(m.groupSize) +
+                       "\",\"page_tokens\":\"" + std::to_string(c.pageTokens) +
+                       "\",\"layers\":\"" + std::to_string(c.layers) + "\",\"kv_heads\":\"" +
+                       std::to_string(c.kvHeads) + "\",\"head_dim\":\"" + std::to_string(c.headDim) +
+                       "\",\"tokens\":\"" + std::to_string(m.tokens) + "\",\"position_offset\":\"" +
+                       std::to_string(positionOffset) + "\",\"model_id\":\"" + jsonEscape(modelId) +
+                       "\",\"checksum\":\"crc32:" + sum + "\"}";
+  uint64_t at = 0;
+  for (const TensorSpec &t : expectedTensors(m)) {
+    header += ",\"" + t.name + "\":{\"dtype\":\"" + t.dtype + "\",\"shape\":[" +
+              std::to_string(t.shape[0]) + "," + std::to_string(t.shape[1]) + "," +
+              std::to_string(t.shape[2]) + "],\"data_offsets\":[" + std::to_string(at) + "," +
+              std::to_string(at + t.bytes) + "]}";
+    at += t.bytes;
+  }
+  header += "}";
+  while (header.size() % 8)
+    header += ' '; // keeps the data 8-byte aligned
+  uint8_t len[8];
+  uint64_t n = header.size();
+  for (int i = 0; i < 8; ++i)
+    len[i] = static_cast<uint8_t>(n >> (8 * i));
+
+  // Temporary file, fsync, rename, fsync the directory: a reader sees the
+  // old file or the new one, never a part.
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return "cannot create '" + tmp + "': " + std::strerror(errno);
+  uint64_t written = 0;
+  bool ok = writeAll(fd, len, 8, written) && writeAll(fd, header.data(), header.size(), written);
+  for (const auto &b : buffers)
+    ok = ok && writeAll(fd, b.data(), b.size(), written);
+  ok = ok && ::fsync(fd) == 0;
+  int savedErrno = errno;
+  ok = (::close(fd) == 0) && ok;
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return "cannot write '" + tmp + "': " + std::strerror(savedErrno);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    savedErrno = errno;
+    ::unlink(tmp.c_str());
+    return "cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(savedErrno);
+  }
+  std::string dir = path.find('/') == std::string::npos ? "." : path.substr(0, path.rfind('/'));
+  if (dir.empty())
+    dir = "/";
+  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return "";
+}
+
+Error kv::readHeader(const std::string &path, KvFileMeta &meta) {
+  Fd f;
+  uint64_t size = 0, dataStart = 0;
+  Error e = openFile(path, f, size);
+  if (!e.empty())
+    return e;
+  return parseHeader(f.fd, size, meta, dataStart);
+}
+
+Error kv::verifyFile(const std::string &path, KvFileMeta &meta) {
+  Fd f;
+  uint64_t size = 0, dataStart = 0;
+  Error e = openFile(path, f, size);
+  if (e.empty())
+    e = parseHeader(f.fd, size, meta, dataStart);
+  if (!e.empty())
+    return e;
+  std::vector<uint8_t> buf(1 << 20);
+  uint32_t crc = 0;
+  for (uint64_t at = 0; at < meta.dataBytes;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), meta.dataBytes - at));
+    if (!readAll(f.fd, buf.data(), n, dataStart + at))
+      return "cannot read the data at byte " + std::to_string(dataStart + at);
+    crc = crc32(buf.data(), n, crc);
+    at += n;
+  }
+  if (crc != meta.checksum) {
+    char got[16], want[16];
+    std::snprintf(got, sizeof(got), "%08x", crc);
+    std::snprintf(want, sizeof(want), "%08x", meta.checksum);
+    return std::string("the data's CRC-32 is ") + got + ", the header records " + want +
+           ": the file is corrupted";
+  }
+  return "";
+}
+
+Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, KvFileMeta &meta,
+                          const std::string &modelId) {
+  seq = -1;
+  Fd f;
+  uint64_t size = 0, dataStart = 0;
+  Error e = openFile(path, f, size);
+  if (e.empty())
+    e = parseHeader(f.fd, size, meta, dataStart);
+  if (!e.empty())
+    return e;
+  const PoolConfig &c = pool.config();
+  int poolGroup = c.quant == Quant::bf16 ? 0 : c.groupSize;
+  if (meta.quant != c.quant || meta.groupSize != poolGroup || meta.layers != c.layers ||
+      meta.kvHeads != c.kvHeads || meta.headDim != c.headDim)
+    return std::string("the file holds ") + quantName(meta.quant) + " (group " +
+           std::to_string(meta.groupSize) + "), " + std::to_string(meta.layers) + " layers x " +
+           std::to_string(meta.kvHeads) + " KV heads x head dim " + std::to_string(meta.headDim) +
+           "; the pool holds " + quantName(c.quant) + " (group " + std::to_string(poolGroup) +
+           "), " + std::to_string(c.layers) + " x " + std::to_string(c.kvHeads) + " x " +
+           std::to_string(c.headDim);
+  if (!modelId.empty() && meta.modelId != modelId)
+    return "the file is for model '" + meta.modelId + "', not '" + modelId + "'";
+  // Read and check everything before the pool changes.
+  std::vector<uint8_t> data(meta.dataBytes);
+  if (meta.dataBytes && !readAll(f.fd, data.data(), data.size(), dataStart))
+    return "cannot read the data";
+  uint32_t crc = crc32(data.data(), data.size());
+  if (crc != meta.checksum)
+    return "the data's CRC-32 does not match the header: the file is corrupted";
+  std::vector<PageId> table;
+  SeqId id = pool.createWithPages(meta.tokens, table, e);
+  if (id < 0)
+    return e;
+  // Scatter the rows (and scales) into the pages as they are.
+  size_t perLayer = pool.pageBytes() / c.layers;
+  size_t rows = 2 * static_cast<size_t>(c.kvHeads) * c.pageTokens;
+  size_t at = 0;
+  for (int l = 0; l < c.layers; ++l)
+    for (int which = 0; which < 2; ++which)
+      for (bool scales : {false, true}) {
+        if (scales && c.quant == Quant::bf16)
+          continue;
+        size_t rowBytes = scales ? pool.scaleCount() * sizeof(float) : pool.rowBytes();
+        for (int h = 0; h < c.kvHeads; ++h)
+          for (int64_t t = 0; t < meta.tokens; ++t) {
+            uint8_t *page = pool.pageData(table[t / c.pageTokens]);
+            size_t row = (static_cast<size_t>(which) * c.kvHeads + h) * c.pageTokens +
+                         t % c.pageTokens;
+            size_t off = l * perLayer +
+                         (scales ? rows * pool.rowBytes() + row * rowBytes : row * rowBytes);
+            std::memcpy(page + off, &data[at], rowBytes);
+            at += rowBytes;
+          }
+      }
+  seq = id;
+  return "";
+}
+
+Error kv::synthesizeFile(const std::string &path, const PoolConfig &config, int64_t tokens,
+                         const std::string &modelId, uint32_t seed) {
+  if (tokens < 0)
+    return "the token count must not be negative";
+  PoolConfig c = config;
+  c.byteBudget = 0;
+  Error e;
+  auto pool = BlockPool::create(c, e);
+  if (!pool)
+    return e;
+  SeqId seq = pool->createSequence();
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  // In chunks, so a long cache needs no f32 copy of itself.
+  const int64_t chunk = 256;
+  size_t per = static_cast<size_t>(c.layers) * c.kvHeads * c.headDim;
+  std::vector<float> k(per * chunk), v(per * chunk);
+  for (int64_t done = 0; done < tokens; done += chunk) {
+    int64_t n = std::min(chunk, tokens - done);
+    for (size_t i = 0; i < per * static_cast<size_t>(n); ++i) {
+      k[i] = normal(rng);
+      v[i] = normal(rng);
+    }
+    e = pool->append(seq, k.data(), v.data(), n);
+    if (!e.empty())
+      return e;
+  }
+  return saveSequence(*pool, seq, path, modelId, 0);
+}

@@ -1,0 +1,319 @@
+//===- KvCacheTest.cpp - The paged KV cache and its files -----------------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/runtime/KvCache.h"
+#include "attnc/runtime/KvFile.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sys/wait.h>
+#include <unistd.h>
+
+using namespace attnc::kv;
+
+namespace {
+PoolConfig config(Quant q, int pageTokens = 4, size_t budget = 0) {
+  PoolConfig c;
+  c.layers = 2;
+  c.kvHeads = 3;
+  c.headDim = 64;
+  c.pageTokens = pageTokens;
+  c.quant = q;
+  c.groupSize = 16;
+  c.byteBudget = budget;
+  return c;
+}
+
+std::unique_ptr<BlockPool> makePool(const PoolConfig &c) {
+  Error e;
+  auto pool = BlockPool::create(c, e);
+  EXPECT_TRUE(pool) << e;
+  return pool;
+}
+
+/// Random K and V for `tokens` tokens in append's layout.
+struct Tokens {
+  std::vector<float> k, v;
+  Tokens(const PoolConfig &c, int64_t tokens, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal;
+    size_t n = static_cast<size_t>(c.layers) * c.kvHeads * tokens * c.headDim;
+    k.resize(n);
+    v.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      k[i] = normal(rng);
+      v[i] = normal(rng);
+    }
+  }
+};
+
+std::vector<float> readAllK(const BlockPool &pool, SeqId seq) {
+  const PoolConfig &c = pool.config();
+  int64_t n = pool.length(seq);
+  std::vector<float> k(static_cast<size_t>(c.layers) * c.kvHeads * n * c.headDim),
+      v(k.size());
+  EXPECT_EQ(pool.read(seq, 0, n, k.data(), v.data()), "");
+  k.insert(k.end(), v.begin(), v.end());
+  return k;
+}
+
+std::string tempPath(const char *name) {
+  return ::testing::TempDir() + "/attnc_kv_" + std::to_string(::getpid()) + "_" + name;
+}
+} // namespace
+
+TEST(KvCacheTest, RejectsBadConfigs) {
+  Error e;
+  PoolConfig c = config(Quant::q8);
+  c.groupSize = 24; // does not divide 64
+  EXPECT_FALSE(BlockPool::create(c, e));
+  EXPECT_NE(e.find("must divide the head dim"), std::string::npos) << e;
+  c = config(Quant::q4);
+  c.groupSize = 1;
+  EXPECT_FALSE(BlockPool::create(c, e));
+  EXPECT_NE(e.find("even"), std::string::npos) << e;
+  c = config(Quant::bf16, 4, 100);
+  EXPECT_FALSE(BlockPool::create(c, e));
+  EXPECT_NE(e.find("smaller than one page"), std::string::npos) << e;
+  c = config(Quant::bf16);
+  c.kvHeads = 0;
+  EXPECT_FALSE(BlockPool::create(c, e));
+}
+
+TEST(KvCacheTest, QuantizationErrorBounds) {
+  for (Quant q : {Quant::bf16, Quant::q8, Quant::q4}) {
+    PoolConfig c = config(q);
+    auto pool = makePool(c);
+    Tokens t(c, 10, 7);
+    SeqId s = pool->createSequence();
+    ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 10), "");
+    std::vector<float> k(t.k.size()), v(t.v.size());
+    ASSERT_EQ(pool->read(s, 0, 10, k.data(), v.data()), "");
+    // Per group: |x - x'| <= scale / 2 with scale = max|x| / levels (q8:
+    // 127, q4: 7); bf16 rounds to 8 significant bits.
+    int levels = q == Quant::q8 ? 127 : 7;
+    for (size_t g = 0; g < k.size(); g += c.groupSize) {
+      float maxAbs = 0;
+      for (int d = 0; d < c.groupSize; ++d)
+        maxAbs = std::max(maxAbs, std::fabs(t.k[g + d]));
+      for (int d = 0; d < c.groupSize; ++d) {
+        float err = std::fabs(k[g + d] - t.k[g + d]);
+        float bound = q == Quant::bf16 ? std::fabs(t.k[g + d]) * 0x1p-8f
+                                       : maxAbs / levels * 0.5f * 1.0001f;
+        ASSERT_LE(err, bound) << quantName(q) << " element " << g + d;
+      }
+    }
+  }
+}
+
+TEST(KvCacheTest, FourBitPagesAreSmaller) {
+  PoolConfig c = config(Quant::bf16);
+  c.headDim = 128;
+  c.groupSize = 32;
+  auto bf16 = makePool(c);
+  c.quant = Quant::q4;
+  auto q4 = makePool(c);
+  c.quant = Quant::q8;
+  auto q8 = makePool(c);
+  // bf16: 256 bytes a row; q4: 64 bytes plus 4 f32 scales; q8: 128 + 16.
+  EXPECT_EQ(bf16->pageBytes() * 80, q4->pageBytes() * 256);
+  EXPECT_EQ(bf16->pageBytes() * 144, q8->pageBytes() * 256);
+}
+
+TEST(KvCacheTest, ForkSharesPagesAndCopiesOnWrite) {
+  PoolConfig c = config(Quant::q8);
+  auto pool = makePool(c);
+  Tokens a(c, 6, 1), b(c, 3, 2);
+  SeqId parent = pool->createSequence();
+  ASSERT_EQ(pool->append(parent, a.k.data(), a.v.data(), 6), "");
+  EXPECT_EQ(pool->pagesInUse(), 2u); // 4 + 2 tokens
+  std::vector<float> before = readAllK(*pool, parent);
+  SeqId child = pool->fork(parent);
+  EXPECT_EQ(pool->pagesInUse(), 2u); // shared
+  EXPECT_EQ(pool->blockTable(child), pool->blockTable(parent));
+  ASSERT_EQ(pool->append(child, b.k.data(), b.v.data(), 3), "");
+  // The shared, partly filled last page was copied; the full one is shared.
+  EXPECT_EQ(pool->blockTable(child)[0], pool->blockTable(parent)[0]);
+  EXPECT_NE(pool->blockTable(child)[1], pool->blockTable(parent)[1]);
+  EXPECT_EQ(pool->pagesInUse(), 4u);
+  EXPECT_EQ(readAllK(*pool, parent), before);
+  EXPECT_EQ(pool->length(child), 9);
+  pool->free(parent);
+  EXPECT_EQ(pool->pagesInUse(), 3u);
+  ASSERT_EQ(pool->truncate(child, 4), "");
+  EXPECT_EQ(pool->pagesInUse(), 1u);
+  EXPECT_NE(pool->truncate(child, 5), "");
+  pool->free(child);
+  EXPECT_EQ(pool->pagesInUse(), 0u);
+}
+
+TEST(KvCacheTest, BudgetFailsCleanlyAndEvictsCachedPrefixes) {
+  PoolConfig c = config(Quant::bf16);
+  auto probe = makePool(c);
+  c.byteBudget = 3 * probe->pageBytes();
+  auto pool = makePool(c);
+  Tokens t(c, 16, 3);
+  SeqId s = pool->createSequence();
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 8), ""); // 2 pages
+  Error e = pool->append(s, t.k.data(), t.v.data(), 8);      // needs 2 more
+  EXPECT_NE(e.find("the KV pool is full"), std::string::npos) << e;
+  EXPECT_EQ(pool->length(s), 8); // unchanged
+  EXPECT_EQ(pool->pagesInUse(), 2u);
+  // Cache the prefix, drop the sequence: the index keeps the pages until
+  // room is needed, then gives the least recently used one up.
+  std::vector<int32_t> ids = {1, 2, 3, 4, 5, 6, 7, 8};
+  ASSERT_EQ(pool->cachePrefix(s, ids), "");
+  pool->free(s);
+  EXPECT_EQ(pool->pagesInUse(), 2u);
+  SeqId other = pool->createSequence();
+  ASSERT_EQ(pool->append(other, t.k.data(), t.v.data(), 8), ""); // evicts one cached page
+  EXPECT_EQ(pool->pagesInUse(), 3u);
+  int64_t matched = -1;
+  SeqId again = pool->adoptPrefix(ids, matched);
+  EXPECT_EQ(matched, 4); // the second page of the prefix was evicted (a leaf)
+  pool->free(again);
+  pool->free(other);
+  pool->evictTo(0);
+  EXPECT_EQ(pool->pagesInUse(), 0u);
+}
+
+TEST(KvCacheTest, PrefixIndexFindsTheLongestCachedPrefix) {
+  PoolConfig c = config(Quant::q4);
+  auto pool = makePool(c);
+  Tokens t(c, 10, 4);
+  SeqId s = pool->createSequence();
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 10), "");
+  std::vector<int32_t> ids = {9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
+  ASSERT_EQ(pool->cachePrefix(s, ids), "");
+  int64_t matched = 0;
+  std::vector<int32_t> query = {9, 8, 7, 6, 5, 4, 3, 2, 42, 42, 42};
+  SeqId hit = pool->adoptPrefix(query, matched);
+  EXPECT_EQ(matched, 8); // two whole pages
+  std::vector<float> k(static_cast<size_t>(c.layers) * c.kvHeads * 8 * c.headDim), v(k.size());
+  std::vector<float> k2(k.size()), v2(k.size());
+  ASSERT_EQ(pool->read(hit, 0, 8, k.data(), v.data()), "");
+  ASSERT_EQ(pool->read(s, 0, 8, k2.data(), v2.data()), "");
+  EXPECT_EQ(k, k2);
+  SeqId miss = pool->adoptPrefix({1, 2, 3, 4}, matched);
+  EXPECT_EQ(matched, 0);
+  pool->free(miss);
+  pool->free(hit);
+  pool->free(s);
+}
+
+TEST(KvCacheTest, SaveAndRestoreAreExact) {
+  for (Quant q : {Quant::bf16, Quant::q8, Quant::q4}) {
+    PoolConfig c = config(q);
+    auto pool = makePool(c);
+    Tokens t(c, 11, 5);
+    SeqId s = pool->createSequence();
+    ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 11), "");
+    std::string path = tempPath((std::string("exact_") + quantName(q)).c_str());
+    ASSERT_EQ(saveSequence(*pool, s, path, "model-\"x\"", 100), "");
+    KvFileMeta meta;
+    ASSERT_EQ(verifyFile(path, meta), "");
+    EXPECT_EQ(meta.tokens, 11);
+    EXPECT_EQ(meta.positionOffset, 100);
+    EXPECT_EQ(meta.modelId, "model-\"x\"");
+    EXPECT_EQ(meta.quant, q);
+    // Into a pool with another page size: rows move, values do not change.
+    PoolConfig c2 = c;
+    c2.pageTokens = 3;
+    auto other = makePool(c2);
+    SeqId r = -1;
+    ASSERT_EQ(restoreSequence(*other, path, r, meta, "model-\"x\""), "");
+    EXPECT_EQ(readAllK(*other, r), readAllK(*pool, s)) << quantName(q);
+    std::remove(path.c_str());
+  }
+}
+
+TEST(KvCacheTest, BadFilesAreRejectedAndLeaveThePoolAlone) {
+  PoolConfig c = config(Quant::q8);
+  auto pool = makePool(c);
+  Tokens t(c, 9, 6);
+  SeqId s = pool->createSequence();
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 9), "");
+  std::string path = tempPath("bad");
+  ASSERT_EQ(saveSequence(*pool, s, path, "m"), "");
+  std::ifstream in(path, std::ios::binary);
+  std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  in.close();
+  auto tryRestore = [&](const std::string &bytes, const char *expect) {
+    std::string p = tempPath("bad_variant");
+    std::ofstream(p, std::ios::binary) << bytes;
+    size_t pagesBefore = pool->pagesInUse();
+    SeqId r = 7;
+    KvFileMeta meta;
+    Error e = restoreSequence(*pool, p, r, meta);
+    EXPECT_NE(e.find(expect), std::string::npos) << "got: " << e;
+    EXPECT_EQ(r, -1);
+    EXPECT_EQ(pool->pagesInUse(), pagesBefore);
+    std::remove(p.c_str());
+  };
+  tryRestore(good.substr(0, 5), "too short");
+  tryRestore(good.substr(0, 40), "runs past the end");
+  tryRestore(good.substr(0, good.size() - 1), "truncated");
+  tryRestore(good + "x", "trailing bytes");
+  std::string flipped = good;
+  flipped[flipped.size() - 3] ^= 0x40;
+  tryRestore(flipped, "corrupted");
+  std::string version = good;
+  size_t at = version.find("\"format_version\":\"1\"");
+  ASSERT_NE(at, std::string::npos);
+  version[at + 18] = '2';
+  tryRestore(version, "format version 2");
+  std::string notJson = good;
+  notJson[9] = '[';
+  tryRestore(notJson, "malformed header JSON");
+  // Another shape of pool.
+  PoolConfig c2 = c;
+  c2.kvHeads = 4;
+  auto other = makePool(c2);
+  SeqId r;
+  KvFileMeta meta;
+  Error e = restoreSequence(*other, path, r, meta);
+  EXPECT_NE(e.find("the pool holds"), std::string::npos) << e;
+  EXPECT_EQ(other->pagesInUse(), 0u);
+  e = restoreSequence(*pool, path, r, meta, "another-model");
+  EXPECT_NE(e.find("not 'another-model'"), std::string::npos) << e;
+  std::remove(path.c_str());
+}
+
+TEST(KvCacheTest, AKilledWriterLeavesThePreviousFile) {
+  PoolConfig c = config(Quant::bf16);
+  auto pool = makePool(c);
+  Tokens t(c, 64, 8);
+  SeqId s = pool->createSequence();
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 32), "");
+  std::string path = tempPath("killed");
+  ASSERT_EQ(saveSequence(*pool, s, path, "m"), "");
+  KvFileMeta before;
+  ASSERT_EQ(verifyFile(path, before), "");
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 32), "");
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Dies after 10000 bytes of the new, longer file.
+    ::setenv("ATTNC_KV_TEST_DIE_AFTER", "10000", 1);
+    saveSequence(*pool, s, path, "m");
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 86); // it did die part way
+  KvFileMeta after;
+  ASSERT_EQ(verifyFile(path, after), "");
+  EXPECT_EQ(after.tokens, 32);
+  EXPECT_EQ(after.checksum, before.checksum);
+  std::remove(path.c_str());
+  std::remove((path + ".tmp." + std::to_string(child)).c_str());
+}
