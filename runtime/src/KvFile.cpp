@@ -7,7 +7,7 @@
 // Files are untrusted input: the header is parsed by a small strict JSON
 // reader with size and depth limits, every tensor must be exactly the one
 // the metadata implies, offsets must tile the data section, and the data's
-// CRC-32 must match before a single page is allocated.
+// CRC-32C must match before a single page is allocated.
 //
 //===----------------------------------------------------------------------===//
 
@@ -28,23 +28,53 @@
 using namespace attnc;
 using namespace attnc::kv;
 
-uint32_t kv::crc32(const void *data, size_t size, uint32_t crc) {
+namespace {
+/// CRC-32C, a byte at a time (any CPU).
+uint32_t crc32cTable(const uint8_t *p, size_t n, uint32_t crc) {
   static uint32_t table[256];
   static bool ready = [] {
-    for (uint32_t n = 0; n < 256; ++n) {
-      uint32_t c = n;
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
       for (int k = 0; k < 8; ++k)
-        c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-      table[n] = c;
+        c = c & 1 ? 0x82F63B78u ^ (c >> 1) : c >> 1;
+      table[i] = c;
     }
     return true;
   }();
   (void)ready;
+  for (size_t i = 0; i < n; ++i)
+    crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return crc;
+}
+
+#if defined(__x86_64__)
+/// CRC-32C with SSE 4.2's crc32 instruction, 8 bytes at a time (~10x the
+/// table; the checksum would otherwise bound save and restore speed).
+__attribute__((target("sse4.2"))) uint32_t crc32cHardware(const uint8_t *p, size_t n,
+                                                         uint32_t crc) {
+  uint64_t c = crc;
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t word;
+    std::memcpy(&word, p, 8);
+    c = __builtin_ia32_crc32di(c, word);
+  }
+  crc = static_cast<uint32_t>(c);
+  for (; n; --n, ++p)
+    crc = __builtin_ia32_crc32qi(crc, *p);
+  return crc;
+}
+#endif
+} // namespace
+
+uint32_t kv::crc32c(const void *data, size_t size, uint32_t crc) {
   const uint8_t *p = static_cast<const uint8_t *>(data);
   crc = ~crc;
-  for (size_t i = 0; i < size; ++i)
-    crc = table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
-  return ~crc;
+#if defined(__x86_64__)
+  static const bool hardware = __builtin_cpu_supports("sse4.2");
+  if (hardware)
+    return ~crc32cHardware(p, size, crc);
+#endif
+  return ~crc32cTable(p, size, crc);
 }
 
 namespace {
@@ -375,10 +405,10 @@ Error parseHeader(int fd, uint64_t fileBytes, KvFileMeta &meta, uint64_t &dataSt
   if (auto model = md.find("model_id"); model != md.end())
     meta.modelId = model->second.text;
   auto sum = md.find("checksum");
-  if (sum == md.end() || sum->second.text.rfind("crc32:", 0) != 0 || sum->second.text.size() != 14)
-    return "metadata 'checksum' must be 'crc32:' and 8 hex digits";
+  if (sum == md.end() || sum->second.text.rfind("crc32c:", 0) != 0 || sum->second.text.size() != 15)
+    return "metadata 'checksum' must be 'crc32c:' and 8 hex digits";
   char *end = nullptr;
-  meta.checksum = static_cast<uint32_t>(std::strtoul(sum->second.text.c_str() + 6, &end, 16));
+  meta.checksum = static_cast<uint32_t>(std::strtoul(sum->second.text.c_str() + 7, &end, 16));
   if (*end)
     return "metadata 'checksum' is not hexadecimal";
 
@@ -503,7 +533,7 @@ Error kv::saveSequence(const BlockPool &pool, SeqId seq, const std::string &path
           continue;
         buffers.emplace_back();
         gather(pool, table, m.tokens, l, which, scales, buffers.back());
-        crc = crc32(buffers.back().data(), buffers.back().size(), crc);
+        crc = crc32c(buffers.back().data(), buffers.back().size(), crc);
       }
   char sum[16];
   std::snprintf(sum, sizeof(sum), "%08x", crc);
@@ -515,7 +545,7 @@ Error kv::saveSequence(const BlockPool &pool, SeqId seq, const std::string &path
                        std::to_string(c.kvHeads) + "\",\"head_dim\":\"" + std::to_string(c.headDim) +
                        "\",\"tokens\":\"" + std::to_string(m.tokens) + "\",\"position_offset\":\"" +
                        std::to_string(positionOffset) + "\",\"model_id\":\"" + jsonEscape(modelId) +
-                       "\",\"checksum\":\"crc32:" + sum + "\"}";
+                       "\",\"checksum\":\"crc32c:" + sum + "\"}";
   uint64_t at = 0;
   for (const TensorSpec &t : expectedTensors(m)) {
     header += ",\"" + t.name + "\":{\"dtype\":\"" + t.dtype + "\",\"shape\":[" +
@@ -542,7 +572,10 @@ Error kv::saveSequence(const BlockPool &pool, SeqId seq, const std::string &path
   bool ok = writeAll(fd, len, 8, written) && writeAll(fd, header.data(), header.size(), written);
   for (const auto &b : buffers)
     ok = ok && writeAll(fd, b.data(), b.size(), written);
-  ok = ok && ::fsync(fd) == 0;
+  // $ATTNC_KV_NO_FSYNC skips the flush to disk (benchmarks measure both);
+  // the rename still makes the switch atomic for readers.
+  if (!std::getenv("ATTNC_KV_NO_FSYNC"))
+    ok = ok && ::fsync(fd) == 0;
   int savedErrno = errno;
   ok = (::close(fd) == 0) && ok;
   if (!ok) {
@@ -588,14 +621,14 @@ Error kv::verifyFile(const std::string &path, KvFileMeta &meta) {
     size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), meta.dataBytes - at));
     if (!readAll(f.fd, buf.data(), n, dataStart + at))
       return "cannot read the data at byte " + std::to_string(dataStart + at);
-    crc = crc32(buf.data(), n, crc);
+    crc = crc32c(buf.data(), n, crc);
     at += n;
   }
   if (crc != meta.checksum) {
     char got[16], want[16];
     std::snprintf(got, sizeof(got), "%08x", crc);
     std::snprintf(want, sizeof(want), "%08x", meta.checksum);
-    return std::string("the data's CRC-32 is ") + got + ", the header records " + want +
+    return std::string("the data's CRC-32C is ") + got + ", the header records " + want +
            ": the file is corrupted";
   }
   return "";
@@ -627,9 +660,9 @@ Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, 
   std::vector<uint8_t> data(meta.dataBytes);
   if (meta.dataBytes && !readAll(f.fd, data.data(), data.size(), dataStart))
     return "cannot read the data";
-  uint32_t crc = crc32(data.data(), data.size());
+  uint32_t crc = crc32c(data.data(), data.size());
   if (crc != meta.checksum)
-    return "the data's CRC-32 does not match the header: the file is corrupted";
+    return "the data's CRC-32C does not match the header: the file is corrupted";
   std::vector<PageId> table;
   SeqId id = pool.createWithPages(meta.tokens, table, e);
   if (id < 0)

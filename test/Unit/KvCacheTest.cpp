@@ -317,3 +317,10 @@ TEST(KvCacheTest, AKilledWriterLeavesThePreviousFile) {
   std::remove(path.c_str());
   std::remove((path + ".tmp." + std::to_string(child)).c_str());
 }
+
+TEST(KvCacheTest, Crc32cKnownAnswer) {
+  // The standard check value of CRC-32C, in one piece and in two.
+  EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
+  EXPECT_EQ(crc32c("6789", 4, crc32c("12345", 5)), 0xE3069283u);
+  EXPECT_EQ(crc32c("", 0), 0u);
+}

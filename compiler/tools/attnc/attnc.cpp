@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 //
 // attnc FILE.attn [-o OUT] [--target=...] [--emit=...] [--run]
+// attnc kv inspect|verify|synth ...      (KV cache files, KvCommand.cpp)
 //       [--param NAME=VALUE]... [-D DIM=SIZE]... [--canonicalize]
 //       [--print-ir-after-all]
 //
@@ -19,6 +20,7 @@
 #include "compiler/Check.h"
 #include "compiler/Compile.h"
 #include "compiler/Registration.h"
+#include "compiler/tools/attnc/KvCommand.h"
 #include "attnc/runtime/Cuda.h"
 #include "passes/AttnToCUDA.h"
 #include "frontends/spec/Semantics.h"
@@ -464,6 +466,9 @@ static int compile(ModuleOp module, const CompileOptions &opts,
 }
 
 int main(int argc, char **argv) {
+  // `attnc kv ...` works on KV cache files, not specs.
+  if (argc >= 2 && std::string(argv[1]) == "kv")
+    return attnc::runKvCommand(argc - 1, argv + 1);
   llvm::InitLLVM init(argc, argv);
   registerAsmPrinterCLOptions();
   registerMLIRContextCLOptions();

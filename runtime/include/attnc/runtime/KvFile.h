@@ -12,7 +12,7 @@
 // tokens, head_dim / group_size]). `__metadata__` records everything a reader
 // must agree on: format and version, quantization and group size, page size,
 // layers, heads, head dim, token count, position offset, model id and a
-// CRC-32 of the data. Files are written atomically (temporary file, fsync,
+// CRC-32C of the data. Files are written atomically (temporary file, fsync,
 // rename); a restore checks all of it before touching the pool.
 //
 //===----------------------------------------------------------------------===//
@@ -64,8 +64,9 @@ Error restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, KvFi
 Error synthesizeFile(const std::string &path, const PoolConfig &config, int64_t tokens,
                      const std::string &modelId, uint32_t seed = 1);
 
-/// CRC-32 (IEEE 802.3, as zlib) of `size` bytes, continuing from `crc`.
-uint32_t crc32(const void *data, size_t size, uint32_t crc = 0);
+/// CRC-32C (Castagnoli, as iSCSI and ext4 use) of `size` bytes, continuing
+/// from `crc`; SSE 4.2's crc32 instruction where the CPU has it.
+uint32_t crc32c(const void *data, size_t size, uint32_t crc = 0);
 
 } // namespace kv
 } // namespace attnc
