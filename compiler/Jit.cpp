@@ -50,6 +50,7 @@ public:
   void (*entry)(void **) = nullptr;
   bool isCuda = false;
   cuda::Function function;
+  cuda::Function classes; // the tile-class kernel, when layout.classTable
   CudaKernel layout; // source dropped once loaded
 };
 } // namespace attnc
@@ -203,6 +204,10 @@ Result<Kernel> compileCuda(mlir::func::FuncOp fn, KernelInfo info, const Compile
   }
   if (!cuda::setMaxDynamicSharedMemory(kernel->function, cuda::maxSharedMemoryPerBlock(), error))
     return Status::error("attnc: " + error);
+  if (layout.classTable &&
+      !cuda::loadFunction(image.data(), (layout.entry + "_classes").c_str(), kernel->classes,
+                          error))
+    return Status::error("attnc: cannot load the tile-class kernel: " + error);
   timer.mark("load the module");
   layout.source.clear();
   kernel->layout = std::move(layout);
@@ -545,16 +550,45 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
       break;
     }
     case CudaArgSlot::absent:
+    case CudaArgSlot::classes: // filled below
       break;
+    }
+  }
+  // Tile classes for the launch, when the mask's bounds scan tensors: a
+  // table in stream-ordered memory, filled by its own kernel first.
+  std::string error;
+  void *table = nullptr;
+  int64_t queryTiles = (qLen + layout.blockQ - 1) / layout.blockQ;
+  if (layout.classTable && keyTiles > 0) {
+    int64_t batches = layout.classUsesBatch ? batch : 1, headsC = layout.classUsesHead ? heads : 1;
+    if (batches * headsC > 65535 || queryTiles > 65535)
+      return Status::error("too many batches x heads or query tiles for the tile-class kernel");
+    size_t bytes = static_cast<size_t>(batches * headsC * queryTiles * keyTiles);
+    if (!cuda::mallocAsync(&table, bytes, stream, error))
+      return Status::error(error);
+    for (size_t n = 0; n < layout.slots.size(); ++n)
+      if (layout.slots[n].kind == CudaArgSlot::classes)
+        std::memcpy(&slots[n], &table, sizeof(table));
+    unsigned grid[3] = {static_cast<unsigned>((keyTiles + 127) / 128),
+                        static_cast<unsigned>(queryTiles), static_cast<unsigned>(batches * headsC)};
+    unsigned block[3] = {128, 1, 1};
+    void *argStruct = slots.data();
+    if (!cuda::launch(k.classes, grid, block, 0, stream, &argStruct, error)) {
+      std::string ignored;
+      cuda::freeAsync(table, stream, ignored);
+      return Status::error(error);
     }
   }
   unsigned grid[3] = {static_cast<unsigned>((qLen + layout.blockQ - 1) / layout.blockQ),
                       static_cast<unsigned>(heads), static_cast<unsigned>(batch)};
   unsigned block[3] = {static_cast<unsigned>(layout.threads), 1, 1};
   void *argStruct = slots.data();
-  std::string error;
-  if (!cuda::launch(k.function, grid, block, static_cast<unsigned>(smem), stream, &argStruct,
-                    error))
+  bool launched =
+      cuda::launch(k.function, grid, block, static_cast<unsigned>(smem), stream, &argStruct, error);
+  std::string freeError;
+  if (table && !cuda::freeAsync(table, stream, freeError) && launched)
+    return Status::error(freeError);
+  if (!launched)
     return Status::error(error);
   if (wait && !cuda::synchronize(error))
     return Status::error(error);

@@ -480,6 +480,8 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     sz.dim = s;
     slot(sz);
   }
+  os << "  unsigned char *classes;\n";
+  slot({CudaArgSlot::classes});
   for (BlockArgument arg : entry.getArguments()) {
     Value v = arg;
     if (v == op.getQuery() || v == op.getKey() || v == op.getValue() ||
@@ -575,6 +577,10 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
       return arith::ConstantIndexOp::create(b, kind == 5 ? d : dv);
     };
     TileClass cls = classifyTile(b, op.getMask(), box, sizeOf);
+    // Bounds that scan tensors are worth computing once per launch.
+    scratch->walk([&](scf::ForOp) { out.classTable = true; });
+    out.classUsesBatch = !op.getMask().getArgument(0).use_empty();
+    out.classUsesHead = !op.getMask().getArgument(1).use_empty();
     os << "ATTNC_DEV int attnc_tile_class(const AttncArgs &a, attnc_index b, attnc_index h, "
           "attnc_index iLo, attnc_index iHi, attnc_index jLo, attnc_index jHi) {\n";
     RegionEmitter em(op, fn, os);
@@ -613,7 +619,12 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
      << "#define ATTNC_HAS_MASK " << (op.getMask().empty() ? 0 : 1) << "\n"
      << "#define ATTNC_HAS_SCORE " << (op.getScore().empty() ? 0 : 1) << "\n"
      << "#define ATTNC_HAS_GATE " << (op.getGate().empty() ? 0 : 1) << "\n"
-     << "#define ATTNC_HAS_TILE_CLASS " << (hasTileClass ? 1 : 0) << "\n";
+     << "#define ATTNC_HAS_TILE_CLASS " << (hasTileClass ? 1 : 0) << "\n"
+     << "#define ATTNC_CLASS_TABLE " << (out.classTable ? 1 : 0) << "\n";
+  if (out.classTable)
+    os << "#define ATTNC_CLASS_KERNEL " << out.entry << "_classes\n"
+       << "#define ATTNC_CLASS_USES_B " << (out.classUsesBatch ? 1 : 0) << "\n"
+       << "#define ATTNC_CLASS_USES_H " << (out.classUsesHead ? 1 : 0) << "\n";
   // Hopper: registers capped for two CTAs per SM, so that while one
   // warpgroup runs its softmax another keeps the tensor cores busy (+21% at
   // D = 128 on the H100, docs/cuda-backend.md). $ATTNC_CUDA_MIN_BLOCKS

@@ -37,6 +37,7 @@ struct CudaArgSlot {
     scalar,    // runtime parameter `arg` (int32, int64 or f32 by `scalarKind`)
     size,      // problem size: 0 batch, 1 q heads, 2 kv heads, 3 S, 4 T
     absent,    // an optional tensor the spec does not have (null)
+    classes,   // the launch's tile-class table (device memory), or null
   };
   Kind kind;
   int arg = -1;
@@ -52,6 +53,11 @@ struct CudaKernel {
   int64_t smemBytes = 0;   // dynamic shared memory, plus one byte per key tile
   std::vector<CudaArgSlot> slots;
   bool hopper = false;     // the sm_90a warpgroup-MMA kernel
+  /// A second kernel, `entry + "_classes"`, fills a table of tile classes
+  /// before the attention kernel runs: one byte per (batch if the mask reads
+  /// it, head if it reads it, query tile, key tile).
+  bool classTable = false;
+  bool classUsesBatch = false, classUsesHead = false;
 };
 
 /// Emits the kernel of the one attn.attention in `fn` (prepared for the

@@ -270,6 +270,55 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
 #endif
 }
 
+/// EMPTY, FULL or PARTIAL for key tile `kt` of the query tile at row `q0`
+/// (`qRows` rows). Tiles past either end are PARTIAL: they need bounds checks.
+ATTNC_DEV int attnc_classify(const AttncArgs &a, long long b, long long h, long long q0,
+                             int qRows, int kt, long long iOffset) {
+  long long j0 = static_cast<long long>(kt) * ATTNC_BN;
+  bool tail = q0 + ATTNC_BM > a.S || j0 + ATTNC_BN > a.T;
+  int cls = tail ? ATTNC_PARTIAL : ATTNC_FULL;
+#if ATTNC_HAS_TILE_CLASS
+  long long jHi = j0 + ATTNC_BN - 1 < a.T - 1 ? j0 + ATTNC_BN - 1 : a.T - 1;
+  long long iHi = q0 + qRows - 1;
+  int bits = attnc_tile_class(a, b, h, q0 + iOffset, iHi + iOffset, j0, jHi);
+  if (!(bits & 1))
+    cls = ATTNC_EMPTY;
+  else if (bits & 2)
+    cls = ATTNC_PARTIAL;
+#elif ATTNC_HAS_MASK
+  cls = ATTNC_PARTIAL;
+#endif
+  return cls;
+}
+
+#if ATTNC_CLASS_TABLE
+// Masks whose bounds scan tensors (document ids) are classified for the
+// whole launch first, one thread per (query tile, key tile), instead of
+// every CTA scanning for each of its key tiles. The table is indexed by
+// batch and head only when the mask reads them.
+#define ATTNC_CLASS_BATCH(b) (ATTNC_CLASS_USES_B ? (b) : 0)
+#define ATTNC_CLASS_HEAD(h) (ATTNC_CLASS_USES_H ? (h) : 0)
+#define ATTNC_CLASS_HEADS (ATTNC_CLASS_USES_H ? a.Hq : 1)
+extern "C" __global__ void __launch_bounds__(128) ATTNC_CLASS_KERNEL(const __grid_constant__ AttncArgs a) {
+  const long long numQTiles = (a.S + ATTNC_BM - 1) / ATTNC_BM;
+  const int numKTiles = static_cast<int>((a.T + ATTNC_BN - 1) / ATTNC_BN);
+  int kt = blockIdx.x * 128 + threadIdx.x;
+  long long qTile = blockIdx.y;
+  long long h = blockIdx.z % ATTNC_CLASS_HEADS, b = blockIdx.z / ATTNC_CLASS_HEADS;
+  if (kt >= numKTiles)
+    return;
+  long long q0 = qTile * ATTNC_BM;
+  int qRows = static_cast<int>(a.S - q0 < ATTNC_BM ? a.S - q0 : ATTNC_BM);
+#if ATTNC_ALIGN_END
+  const long long iOffset = a.T - a.S;
+#else
+  const long long iOffset = 0;
+#endif
+  a.classes[((b * ATTNC_CLASS_HEADS + h) * numQTiles + qTile) * numKTiles + kt] =
+      static_cast<unsigned char>(attnc_classify(a, b, h, q0, qRows, kt, iOffset));
+}
+#endif
+
 // CTAs per SM the register allocation must allow (attnc may set it).
 #ifndef ATTNC_MIN_BLOCKS
 #define ATTNC_MIN_BLOCKS 1
@@ -319,25 +368,18 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
 #endif
   attnc_cp_async_commit();
 
-  // Classify every key tile for this query tile, spread over the threads.
-  const bool qTail = q0 + ATTNC_BM > a.S;
-  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS) {
-    long long j0 = static_cast<long long>(kt) * ATTNC_BN;
-    bool tail = qTail || j0 + ATTNC_BN > a.T;
-    int cls = tail ? ATTNC_PARTIAL : ATTNC_FULL;
-#if ATTNC_HAS_TILE_CLASS
-    long long jHi = j0 + ATTNC_BN - 1 < a.T - 1 ? j0 + ATTNC_BN - 1 : a.T - 1;
-    long long iHi = q0 + qRows - 1;
-    int bits = attnc_tile_class(a, b, h, q0 + iOffset, iHi + iOffset, j0, jHi);
-    if (!(bits & 1))
-      cls = ATTNC_EMPTY;
-    else if (bits & 2)
-      cls = ATTNC_PARTIAL;
-#elif ATTNC_HAS_MASK
-    cls = ATTNC_PARTIAL;
+  // Classify every key tile for this query tile, spread over the threads,
+  // or copy the classes the class kernel computed for the launch.
+#if ATTNC_CLASS_TABLE
+  const unsigned char *classRow =
+      a.classes + ((ATTNC_CLASS_BATCH(b) * ATTNC_CLASS_HEADS + ATTNC_CLASS_HEAD(h)) * numQTiles +
+                   qTile) * numKTiles;
+  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS)
+    tileClass[kt] = classRow[kt];
+#else
+  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS)
+    tileClass[kt] = static_cast<unsigned char>(attnc_classify(a, b, h, q0, qRows, kt, iOffset));
 #endif
-    tileClass[kt] = static_cast<unsigned char>(cls);
-  }
   __syncthreads();
 
   auto nextTile = [&](int kt) {

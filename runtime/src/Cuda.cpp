@@ -45,6 +45,8 @@ struct Driver {
   CUresult (*cuCtxSynchronize)();
   CUresult (*cuMemAlloc)(CUdeviceptr *, size_t);
   CUresult (*cuMemFree)(CUdeviceptr);
+  CUresult (*cuMemAllocAsync)(CUdeviceptr *, size_t, CUstream);
+  CUresult (*cuMemFreeAsync)(CUdeviceptr, CUstream);
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
   CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
@@ -127,6 +129,8 @@ bool openDriver(Driver &d) {
       !resolve(d.lib, "cuCtxSynchronize", d.cuCtxSynchronize, e) ||
       !resolve(d.lib, "cuMemAlloc_v2", d.cuMemAlloc, e) ||
       !resolve(d.lib, "cuMemFree_v2", d.cuMemFree, e) ||
+      !resolve(d.lib, "cuMemAllocAsync", d.cuMemAllocAsync, e) ||
+      !resolve(d.lib, "cuMemFreeAsync", d.cuMemFreeAsync, e) ||
       !resolve(d.lib, "cuMemcpyHtoD_v2", d.cuMemcpyHtoD, e) ||
       !resolve(d.lib, "cuMemcpyDtoH_v2", d.cuMemcpyDtoH, e) ||
       !resolve(d.lib, "cuMemsetD8_v2", d.cuMemsetD8, e) ||
@@ -244,6 +248,23 @@ bool cuda::malloc(void **ptr, size_t bytes, std::string &error) {
     return false;
   *ptr = reinterpret_cast<void *>(p);
   return true;
+}
+
+bool cuda::mallocAsync(void **ptr, size_t bytes, void *stream, std::string &error) {
+  Driver *d = ready(error);
+  if (!d)
+    return false;
+  CUdeviceptr p = 0;
+  if (!check(d->cuMemAllocAsync(&p, bytes ? bytes : 1, stream), "cuMemAllocAsync", error))
+    return false;
+  *ptr = reinterpret_cast<void *>(p);
+  return true;
+}
+
+bool cuda::freeAsync(void *ptr, void *stream, std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuMemFreeAsync(reinterpret_cast<CUdeviceptr>(ptr), stream),
+                    "cuMemFreeAsync", error);
 }
 
 void cuda::free(void *ptr) {

@@ -32,6 +32,10 @@ int computeCapability();
 int maxSharedMemoryPerBlock();
 
 bool malloc(void **ptr, size_t bytes, std::string &error);
+/// Stream-ordered allocation (the driver's pool): usable by work enqueued
+/// on `stream` after this call; freeAsync returns it when that work is done.
+bool mallocAsync(void **ptr, size_t bytes, void *stream, std::string &error);
+bool freeAsync(void *ptr, void *stream, std::string &error);
 void free(void *ptr);
 bool copyToDevice(void *dst, const void *src, size_t bytes, std::string &error);
 bool copyToHost(void *dst, const void *src, size_t bytes, std::string &error);
