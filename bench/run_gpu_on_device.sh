@@ -21,6 +21,10 @@ nvidia-smi --query-gpu=name,clocks.sm,clocks.max.sm,temperature.gpu,power.draw -
 if [[ $WHAT == check || $WHAT == all ]]; then
   echo "== one spec through the CLI"
   $BIN/attnc examples/causal.attn --target=cuda --run -D S=300
+  if [[ -x .device-carry/aot/aot_cuda ]]; then
+    echo "== AOT: cubin + header + examples/host/aot_cuda.c (driver API only)"
+    .device-carry/aot/aot_cuda .device-carry/aot/causal.cubin 2>&1 | tee -a "$OUT/summary.txt"
+  fi
   for arch in sm_90a sm_90; do
     echo "== conformance on the GPU, $arch (sm_90a: Hopper kernel where it applies; sm_90: portable)"
     timeout 250 $BIN/attnc-conformance --target=cuda --cuda-arch=$arch examples/*.attn \

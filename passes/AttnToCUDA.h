@@ -68,6 +68,11 @@ struct CudaKernel {
 mlir::LogicalResult emitCudaKernel(mlir::func::FuncOp fn, llvm::StringRef arch,
                                    CudaKernel &out);
 
+/// A C header for launching `kernel` (emitted from `fn`) from a cubin with
+/// the CUDA driver API: entry names, the argument struct, block size,
+/// shared memory and grid, with no attnc or LLVM needed.
+std::string emitCudaLaunchHeader(mlir::func::FuncOp fn, const CudaKernel &kernel);
+
 } // namespace attnc
 
 #endif // ATTNC_PASSES_ATTNTOCUDA_H

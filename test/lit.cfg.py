@@ -31,3 +31,10 @@ import glob
 if glob.glob("/usr/local/cuda/lib64/libnvrtc.so*") or glob.glob(
         os.path.join(os.environ.get("CUDA_HOME", "/nonexistent"), "lib64", "libnvrtc.so*")):
     config.available_features.add("nvrtc")
+# Host programs against the driver API build with the toolkit's headers and
+# its libcuda stub; they run only where a GPU is.
+if os.path.exists("/usr/local/cuda/include/cuda.h") and os.path.exists(
+        "/usr/local/cuda/lib64/stubs/libcuda.so"):
+    config.available_features.add("cuda-headers")
+if os.path.exists("/dev/nvidia0"):
+    config.available_features.add("cuda-device")

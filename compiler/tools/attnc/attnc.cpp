@@ -341,9 +341,10 @@ static int runAndCheck(const std::string &path, const CompileOptions &opts) {
 /// from it with NVRTC.
 static int compileForCuda(ModuleOp module, const CompileOptions &opts,
                           llvm::raw_ostream &os) {
-  StringRef flag = opts.emit == EmitKind::CUDA  ? "--emit=cuda"
-                   : opts.emit == EmitKind::PTX ? "--emit=ptx"
-                                                : "--emit=cubin";
+  StringRef flag = opts.emit == EmitKind::CUDA     ? "--emit=cuda"
+                   : opts.emit == EmitKind::PTX    ? "--emit=ptx"
+                   : opts.emit == EmitKind::Header ? "--emit=header"
+                                                   : "--emit=cubin";
   func::FuncOp fn = singleKernel(module, flag);
   if (!fn)
     return kExitUserError;
@@ -359,6 +360,10 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
     return kExitUserError;
   if (opts.emit == EmitKind::CUDA) {
     os << kernel.source;
+    return kExitSuccess;
+  }
+  if (opts.emit == EmitKind::Header) {
+    os << attnc::emitCudaLaunchHeader(fn, kernel);
     return kExitSuccess;
   }
   std::string out, log;
@@ -380,8 +385,10 @@ static int compile(ModuleOp module, const CompileOptions &opts,
     return notImplemented("--target=hip");
   bool gpuEmit = opts.emit == EmitKind::CUDA || opts.emit == EmitKind::PTX ||
                  opts.emit == EmitKind::Cubin;
+  if (opts.target == Target::CUDA && opts.emit == EmitKind::Header)
+    return compileForCuda(module, opts, os);
   if (opts.target == Target::CUDA && !gpuEmit && opts.emit != EmitKind::Attn)
-    return userError("--target=cuda emits attn, cuda, ptx or cubin");
+    return userError("--target=cuda emits attn, cuda, ptx, cubin or header");
   if (opts.target == Target::CPU && gpuEmit)
     return userError("--emit=cuda, ptx and cubin need --target=cuda");
 
