@@ -150,46 +150,63 @@ Abs Evaluator::evaluate(Operation &op) {
 }
 
 Abs Evaluator::readRange(ReadOp read) {
-  // Bounds of an integer tensor over the box: a scan along the one index
-  // that varies (e.g. doc[b, i] over the tile's rows); a tile of sorted
-  // document ids then comes out EMPTY or FULL. More varying indices, or
-  // float elements, are unknown.
+  // Bounds of an integer tensor over the box: a min/max scan over the
+  // indices that vary (e.g. doc[b, i] over the tile's rows; blocks[b, h,
+  // i / 128, j / 64] over the one or few blocks a tile touches); a tile of
+  // sorted document ids, or inside one block of a block mask, then comes out
+  // EMPTY or FULL. More than two varying indices, or float elements, are
+  // unknown.
   auto type = cast<MemRefType>(read.getSource().getType());
   if (!isa<IntegerType>(type.getElementType()))
     return {};
   SmallVector<Abs> idx;
-  int varying = -1;
+  SmallVector<int> varying;
   for (auto [d, v] : llvm::enumerate(read.getIndices())) {
     idx.push_back(get(v));
     if (!idx.back().known)
       return {};
-    if (!idx.back().point) {
-      if (varying >= 0)
-        return {};
-      varying = static_cast<int>(d);
-    }
+    if (!idx.back().point)
+      varying.push_back(static_cast<int>(d));
   }
-  auto load = [&](Value k) -> Value {
-    SmallVector<Value> at;
-    for (auto [d, a] : llvm::enumerate(idx))
-      at.push_back(static_cast<int>(d) == varying ? k : a.lo);
+  if (varying.size() > 2)
+    return {};
+  auto load = [&](ArrayRef<Value> at) -> Value {
     Value x = memref::LoadOp::create(b, read.getSource(), at);
     return arith::IndexCastOp::create(b, b.getIndexType(), x);
   };
-  if (varying < 0)
-    return exact(load(Value()));
-  // Clamped to the tensor: the kernel never reads outside it either.
-  Value dim = memref::DimOp::create(b, read.getSource(), varying);
-  Value lo = maxV(idx[varying].lo, index(0));
-  Value hi = minV(idx[varying].hi, arith::SubIOp::create(b, dim, index(1)));
-  Value end = arith::AddIOp::create(b, hi, index(1));
+  SmallVector<Value> at;
+  for (const Abs &a : idx)
+    at.push_back(a.lo);
+  if (varying.empty())
+    return exact(load(at));
+  // Each varying index runs over its range clamped to the tensor: the
+  // kernel never reads outside it either.
+  SmallVector<Value> lo, end;
+  for (int d : varying) {
+    Value dim = memref::DimOp::create(b, read.getSource(), d);
+    lo.push_back(maxV(idx[d].lo, index(0)));
+    Value hi = minV(idx[d].hi, arith::SubIOp::create(b, dim, index(1)));
+    end.push_back(arith::AddIOp::create(b, hi, index(1)));
+  }
   Value big = index(std::numeric_limits<int64_t>::max());
   Value small = index(std::numeric_limits<int64_t>::min());
   auto scan = scf::ForOp::create(
-      b, lo, end, index(1), ValueRange{big, small},
-      [&](OpBuilder &, Location, Value k, ValueRange mm) {
-        Value x = load(k);
-        scf::YieldOp::create(b, ValueRange{minV(mm[0], x), maxV(mm[1], x)});
+      b, lo[0], end[0], index(1), ValueRange{big, small},
+      [&](OpBuilder &, Location, Value k0, ValueRange mm) {
+        at[varying[0]] = k0;
+        if (varying.size() == 1) {
+          Value x = load(at);
+          scf::YieldOp::create(b, ValueRange{minV(mm[0], x), maxV(mm[1], x)});
+          return;
+        }
+        auto inner = scf::ForOp::create(
+            b, lo[1], end[1], index(1), ValueRange{mm[0], mm[1]},
+            [&](OpBuilder &, Location, Value k1, ValueRange mm2) {
+              at[varying[1]] = k1;
+              Value x = load(at);
+              scf::YieldOp::create(b, ValueRange{minV(mm2[0], x), maxV(mm2[1], x)});
+            });
+        scf::YieldOp::create(b, inner.getResults());
       });
   return intRange(scan.getResult(0), scan.getResult(1));
 }
