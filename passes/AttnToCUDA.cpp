@@ -443,6 +443,11 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
                blockK == 64;
   if (out.hopper)
     mTiles = 1;
+  // Without a mask, at D = 64, the accumulators leave room for 128-key tiles
+  // (one wgmma per k step for S): half the per-tile softmax bookkeeping and
+  // barriers. With mask code in the loop the 128-register cap would spill.
+  if (out.hopper && d == 64 && op.getMask().empty())
+    blockK = 128;
   out.entry = "attnc_" + fn.getSymName().str();
   out.threads = static_cast<int>(2 * blockQ / mTiles); // a warp per 16 * mTiles rows
   out.blockQ = static_cast<int>(blockQ);
