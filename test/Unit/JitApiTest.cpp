@@ -132,3 +132,30 @@ TEST(JitApi, FullyMaskedRowsGiveZeroAndMinusInfinity) {
   for (float x : buf.lse)
     EXPECT_TRUE(std::isinf(x) && x < 0);
 }
+
+TEST(JitApi, CudaTargetFailsCleanly) {
+  // f32 inputs are a located diagnostic, whatever the machine.
+  CompileOptions o = noDiskCache();
+  o.target = Target::cuda;
+  Result<Kernel> f32 = compileString(kWindowSpec, "window.attn", o);
+  ASSERT_FALSE(f32);
+  EXPECT_NE(f32.error().find("window.attn:"), std::string::npos) << f32.error();
+  EXPECT_NE(f32.error().find("takes bf16 or f16"), std::string::npos) << f32.error();
+  // bf16: compiles where a GPU is; elsewhere says why, never crashes.
+  o.dtype = DType::bf16;
+  Result<Kernel> k = compileString(kWindowSpec, "window.attn", o);
+  if (!k) {
+    EXPECT_NE(k.error().find("the CUDA target needs a GPU"), std::string::npos) << k.error();
+    return;
+  }
+  EXPECT_EQ(k->target(), Target::cuda);
+  // Host memory is refused before anything is launched.
+  Buffers b(6);
+  std::vector<TensorView> views = b.views();
+  for (TensorView &t : views)
+    if (t.shape.size() == 4)
+      t.dtype = DType::bf16;
+  Status st = k->run(views, {});
+  ASSERT_FALSE(st);
+  EXPECT_NE(st.error().find("is not in GPU memory"), std::string::npos) << st.error();
+}

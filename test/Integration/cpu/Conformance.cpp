@@ -14,6 +14,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "compiler/Check.h"
+#include "attnc/runtime/Cuda.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -24,7 +25,8 @@ using namespace attnc;
 
 int main(int argc, char **argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: %s SPEC... [--cache-dir DIR] [--target=cpu|cuda] [--cuda-arch=sm_XX]\n",
+    std::fprintf(stderr, "usage: %s SPEC... [--cache-dir DIR] [--target=cpu|cuda] [--cuda-arch=sm_XX]\n"
+                 "       [--skip-without-gpu]\n",
                  argv[0]);
     return 2;
   }
@@ -32,6 +34,7 @@ int main(int argc, char **argv) {
   std::string cacheDir = "off";
   Target target = Target::cpu;
   std::string cudaArch; // empty: the device's (sm_90a on Hopper)
+  bool skipWithoutGpu = false; // exit 77 (ctest: skipped) when there is no GPU
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--cache-dir" && i + 1 < argc)
@@ -42,10 +45,17 @@ int main(int argc, char **argv) {
       target = Target::cpu;
     else if (a.rfind("--cuda-arch=", 0) == 0)
       cudaArch = a.substr(12);
+    else if (a == "--skip-without-gpu")
+      skipWithoutGpu = true;
     else
       specs.push_back(a);
   }
   bool gpu = target == Target::cuda;
+  std::string why;
+  if (gpu && skipWithoutGpu && !cuda::init(why)) {
+    std::printf("skipped: %s\n", why.c_str());
+    return 77;
+  }
   struct Preset {
     const char *name;
     int64_t batch, heads, qLen, kvLen, headDim;
