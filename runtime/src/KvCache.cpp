@@ -140,50 +140,93 @@ size_t BlockPool::scaleOffsetOf(int layer, int which, int head, int slot) const 
 uint8_t *BlockPool::pageData(PageId page) { return pages[page].get(); }
 const uint8_t *BlockPool::pageData(PageId page) const { return pages[page].get(); }
 
+namespace {
+/// Round to nearest even bf16; NaN stays NaN. Inline so loops vectorize.
+inline uint16_t toBf16(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  uint32_t rounded = (bits + 0x7fff + ((bits >> 16) & 1)) >> 16;
+  bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
+  return static_cast<uint16_t>(nan ? (bits >> 16) | 0x40 : rounded);
+}
+inline float fromBf16(uint16_t h) {
+  uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+} // namespace
+
+// Quantization is symmetric per group: scale = max|x| / levels, q =
+// round(x / scale) in [-levels, levels]; non-finite inputs count as 0. The
+// loops are plain enough for the compiler to vectorize.
 void BlockPool::quantizeRow(const float *x, uint8_t *row, float *scales) const {
+  const int dim = cfg.headDim;
   if (cfg.quant == Quant::bf16) {
-    for (int d = 0; d < cfg.headDim; ++d) {
-      uint16_t h = floatToBF16(x[d]);
-      std::memcpy(row + 2 * d, &h, 2);
+    uint16_t tmp[1024];
+    for (int base = 0; base < dim; base += 1024) {
+      int n = std::min(1024, dim - base);
+      for (int d = 0; d < n; ++d)
+        tmp[d] = toBf16(x[base + d]);
+      std::memcpy(row + 2 * base, tmp, 2 * static_cast<size_t>(n));
     }
     return;
   }
-  int levels = cfg.quant == Quant::q8 ? 127 : 7;
-  for (int g = 0; g < cfg.headDim / cfg.groupSize; ++g) {
-    const float *xs = x + g * cfg.groupSize;
+  const int levels = cfg.quant == Quant::q8 ? 127 : 7;
+  const int group = cfg.groupSize;
+  for (int g = 0; g < dim / group; ++g) {
+    const float *xs = x + g * group;
     float maxAbs = 0;
-    for (int d = 0; d < cfg.groupSize; ++d)
-      if (std::isfinite(xs[d]))
-        maxAbs = std::max(maxAbs, std::fabs(xs[d]));
+    for (int d = 0; d < group; ++d) {
+      float a = std::fabs(xs[d]);
+      maxAbs = a <= std::numeric_limits<float>::max() && a > maxAbs ? a : maxAbs;
+    }
     float scale = maxAbs > 0 ? maxAbs / levels : 1.0f;
+    float inv = 1.0f / scale;
     scales[g] = scale;
-    for (int d = 0; d < cfg.groupSize; ++d) {
-      float v = std::isfinite(xs[d]) ? xs[d] / scale : 0.0f;
-      int q = static_cast<int>(std::lround(std::clamp(v, -float(levels), float(levels))));
-      int at = g * cfg.groupSize + d;
-      if (cfg.quant == Quant::q8) {
-        row[at] = static_cast<uint8_t>(static_cast<int8_t>(q));
-      } else {
-        uint8_t nib = static_cast<uint8_t>(q + 8); // 1..15
-        uint8_t &byte = row[at / 2];
-        byte = at % 2 ? static_cast<uint8_t>((byte & 0x0F) | (nib << 4))
-                      : static_cast<uint8_t>((byte & 0xF0) | nib);
+    if (cfg.quant == Quant::q8) {
+      int8_t *out = reinterpret_cast<int8_t *>(row) + g * group;
+      for (int d = 0; d < group; ++d) {
+        float v = xs[d] * inv;
+        v = std::isfinite(v) ? std::min(std::max(v, -127.0f), 127.0f) : 0.0f;
+        out[d] = static_cast<int8_t>(std::nearbyint(v));
+      }
+    } else {
+      uint8_t *out = row + g * group / 2;
+      for (int d = 0; d < group; d += 2) {
+        float v0 = xs[d] * inv, v1 = xs[d + 1] * inv;
+        v0 = std::isfinite(v0) ? std::min(std::max(v0, -7.0f), 7.0f) : 0.0f;
+        v1 = std::isfinite(v1) ? std::min(std::max(v1, -7.0f), 7.0f) : 0.0f;
+        int q0 = static_cast<int>(std::nearbyint(v0)) + 8, q1 = static_cast<int>(std::nearbyint(v1)) + 8;
+        out[d / 2] = static_cast<uint8_t>(q0 | (q1 << 4)); // low nibble first
       }
     }
   }
 }
 
 void BlockPool::dequantizeRow(const uint8_t *row, const float *scales, float *x) const {
-  for (int d = 0; d < cfg.headDim; ++d) {
-    if (cfg.quant == Quant::bf16) {
+  const int dim = cfg.headDim;
+  if (cfg.quant == Quant::bf16) {
+    for (int d = 0; d < dim; ++d) {
       uint16_t h;
       std::memcpy(&h, row + 2 * d, 2);
-      x[d] = bf16ToFloat(h);
-    } else if (cfg.quant == Quant::q8) {
-      x[d] = static_cast<int8_t>(row[d]) * scales[d / cfg.groupSize];
+      x[d] = fromBf16(h);
+    }
+    return;
+  }
+  const int group = cfg.groupSize;
+  for (int g = 0; g < dim / group; ++g) {
+    float scale = scales[g];
+    if (cfg.quant == Quant::q8) {
+      const int8_t *in = reinterpret_cast<const int8_t *>(row) + g * group;
+      for (int d = 0; d < group; ++d)
+        x[g * group + d] = in[d] * scale;
     } else {
-      int nib = d % 2 ? row[d / 2] >> 4 : row[d / 2] & 0x0F;
-      x[d] = static_cast<float>(nib - 8) * scales[d / cfg.groupSize];
+      const uint8_t *in = row + g * group / 2;
+      for (int d = 0; d < group; d += 2) {
+        x[g * group + d] = static_cast<float>((in[d / 2] & 0x0F) - 8) * scale;
+        x[g * group + d + 1] = static_cast<float>((in[d / 2] >> 4) - 8) * scale;
+      }
     }
   }
 }
