@@ -4,7 +4,8 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// Times attnc's CPU kernels for dense, causal, sliding-window, document and
+// Times attnc's CPU kernels for dense, causal, sliding-window, document,
+// block-sparse (a user-supplied block mask, about 1/8 of 64 x 64 blocks) and
 // gated attention over head dims and lengths, and prints GFLOP/s over
 // visible (query, key) pairs: 2 * (D + Dv) flops each. With --json it prints
 // one JSON object per line for bench/cpu_vs_torch.py.
@@ -69,6 +70,9 @@ std::string specFor(const std::string &variant, int64_t heads, int64_t dim) {
   if (variant == "document")
     return head + ", docs: i32[B, S]" + outs +
            "  mask(b, h, i, j) = docs[b, i] == docs[b, j] && j <= i\n}\n";
+  if (variant == "block_sparse") // a user-supplied mask of 64 x 64 blocks
+    return head + ", blocks: i32[B, " + h + ", QB, KB]" + outs +
+           "  mask(b, h, i, j) = blocks[b, h, i / 64, j / 64] != 0\n}\n";
   if (variant == "gated")
     return head + ", g: f32[B, " + h + ", S]" + outs +
            "  mask(b, h, i, j) = j <= i\n"
@@ -152,6 +156,15 @@ int main(int argc, char **argv) {
         size_t bytes = elems * dtypeSize(dtype);
         std::vector<char> q(bytes), k(bytes), v(bytes), o(bytes);
         std::vector<int32_t> docs(batch * n);
+        // block_sparse: keep the diagonal block and about 1 in 8 others.
+        int64_t nb = (n + 63) / 64;
+        std::vector<int32_t> blocks(batch * heads * nb * nb);
+        int64_t keptBlocks = 0;
+        for (size_t x = 0; x < blocks.size(); ++x) {
+          int64_t qb = static_cast<int64_t>(x) / nb % nb, kb = static_cast<int64_t>(x) % nb;
+          blocks[x] = qb == kb || (x * 2654435761u >> 7) % 8 == 0;
+          keptBlocks += blocks[x];
+        }
         std::vector<float> g(batch * heads * n);
         for (auto *buf : {&q, &k, &v}) {
           TensorView t{buf->data(), dtype, {static_cast<int64_t>(elems)}, {}};
@@ -170,6 +183,8 @@ int main(int argc, char **argv) {
           views.push_back({docs.data(), DType::i32, {batch, n}, {}});
         if (variant == "gated")
           views.push_back({g.data(), DType::f32, {batch, heads, n}, {}});
+        if (variant == "block_sparse")
+          views.push_back({blocks.data(), DType::i32, {batch, heads, nb, nb}, {}});
         views.push_back({o.data(), dtype, shape, {}});
         double best = 1e30;
         for (int r = 0; r < reps + 1; ++r) { // the first run warms up
@@ -185,6 +200,8 @@ int main(int argc, char **argv) {
             best = std::min(best, ms);
         }
         double flops = 2.0 * (dim + dim) * visiblePairs(variant, n) * batch * heads;
+        if (variant == "block_sparse") // n is a multiple of 64 in every preset
+          flops = 2.0 * (dim + dim) * 64.0 * 64.0 * static_cast<double>(keptBlocks);
         double gflops = flops / (best * 1e6);
         double pct = 100.0 * gflops / (peak * threads);
         if (json)
