@@ -147,6 +147,10 @@ Result<Kernel> compileCuda(mlir::func::FuncOp fn, KernelInfo info, const Compile
                            const std::string &diagText, PhaseTimer &timer,
                            ElapsedMs elapsedMs) {
   std::string arch = cudaArchFor(options);
+  if (arch.size() < 5 || arch.rfind("sm_", 0) != 0 ||
+      arch.find_first_not_of("0123456789", 3) < arch.size() - (arch.back() == 'a' ? 1 : 0))
+    return Status::error("attnc: CompileOptions::cudaArch must look like sm_90a or sm_80, got '" +
+                         arch + "'");
   CudaKernel layout;
   if (mlir::failed(emitCudaKernel(fn, arch, layout)))
     return Status::error(diagText);

@@ -141,8 +141,13 @@ TEST(JitApi, CudaTargetFailsCleanly) {
   ASSERT_FALSE(f32);
   EXPECT_NE(f32.error().find("window.attn:"), std::string::npos) << f32.error();
   EXPECT_NE(f32.error().find("takes bf16 or f16"), std::string::npos) << f32.error();
-  // bf16: compiles where a GPU is; elsewhere says why, never crashes.
   o.dtype = DType::bf16;
+  o.cudaArch = "hopper";
+  Result<Kernel> badArch = compileString(kWindowSpec, "window.attn", o);
+  ASSERT_FALSE(badArch);
+  EXPECT_NE(badArch.error().find("must look like sm_90a"), std::string::npos) << badArch.error();
+  o.cudaArch.clear();
+  // bf16: compiles where a GPU is; elsewhere says why, never crashes.
   Result<Kernel> k = compileString(kWindowSpec, "window.attn", o);
   if (!k) {
     EXPECT_NE(k.error().find("the CUDA target needs a GPU"), std::string::npos) << k.error();
