@@ -13,6 +13,7 @@
 
 #include "attnc/runtime/KvFile.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -487,21 +488,37 @@ bool writeAll(int fd, const void *data, size_t n, uint64_t &written) {
   return true;
 }
 
-/// Gathers tensor `t` (layer l, K or V, rows or scales) of `seq` from pages.
+/// Visits one tensor of a sequence (layer, K or V, rows or scales) as runs
+/// of consecutive tokens that sit back to back in one page:
+/// fn(page, byte offset in the page, byte offset in the tensor, bytes).
+template <typename Fn>
+void forEachRun(const BlockPool &pool, const std::vector<PageId> &table, int64_t tokens,
+                int layer, int which, bool scales, Fn fn) {
+  const PoolConfig &c = pool.config();
+  size_t rowBytes = scales ? pool.scaleCount() * sizeof(float) : pool.rowBytes();
+  size_t perLayer = pool.pageBytes() / c.layers;
+  size_t base = layer * perLayer +
+                (scales ? 2 * static_cast<size_t>(c.kvHeads) * c.pageTokens * pool.rowBytes() : 0);
+  for (int h = 0; h < c.kvHeads; ++h)
+    for (int64_t t = 0; t < tokens;) {
+      int64_t slot = t % c.pageTokens, n = std::min<int64_t>(c.pageTokens - slot, tokens - t);
+      size_t row = (static_cast<size_t>(which) * c.kvHeads + h) * c.pageTokens + slot;
+      fn(table[t / c.pageTokens], base + row * rowBytes,
+         (static_cast<size_t>(h) * tokens + t) * rowBytes, static_cast<size_t>(n) * rowBytes);
+      t += n;
+    }
+}
+
+/// Gathers one tensor of `seq` from its pages, in file layout.
 void gather(const BlockPool &pool, const std::vector<PageId> &table, int64_t tokens, int layer,
             int which, bool scales, std::vector<uint8_t> &out) {
   const PoolConfig &c = pool.config();
   size_t rowBytes = scales ? pool.scaleCount() * sizeof(float) : pool.rowBytes();
-  size_t perLayer = pool.pageBytes() / c.layers;
-  size_t rows = 2 * static_cast<size_t>(c.kvHeads) * c.pageTokens;
   out.resize(static_cast<size_t>(c.kvHeads) * tokens * rowBytes);
-  for (int h = 0; h < c.kvHeads; ++h)
-    for (int64_t t = 0; t < tokens; ++t) {
-      const uint8_t *page = pool.pageData(table[t / c.pageTokens]);
-      size_t row = (static_cast<size_t>(which) * c.kvHeads + h) * c.pageTokens + t % c.pageTokens;
-      size_t off = layer * perLayer + (scales ? rows * pool.rowBytes() + row * rowBytes : row * rowBytes);
-      std::memcpy(&out[(static_cast<size_t>(h) * tokens + t) * rowBytes], page + off, rowBytes);
-    }
+  forEachRun(pool, table, tokens, layer, which, scales,
+             [&](PageId page, size_t pageOff, size_t fileOff, size_t bytes) {
+               std::memcpy(&out[fileOff], pool.pageData(page) + pageOff, bytes);
+             });
 }
 } // namespace
 
@@ -667,9 +684,8 @@ Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, 
   SeqId id = pool.createWithPages(meta.tokens, table, e);
   if (id < 0)
     return e;
-  // Scatter the rows (and scales) into the pages as they are.
-  size_t perLayer = pool.pageBytes() / c.layers;
-  size_t rows = 2 * static_cast<size_t>(c.kvHeads) * c.pageTokens;
+  // Scatter the rows (and scales) into the pages as they are, a page's run
+  // of tokens at a time.
   size_t at = 0;
   for (int l = 0; l < c.layers; ++l)
     for (int which = 0; which < 2; ++which)
@@ -677,16 +693,11 @@ Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, 
         if (scales && c.quant == Quant::bf16)
           continue;
         size_t rowBytes = scales ? pool.scaleCount() * sizeof(float) : pool.rowBytes();
-        for (int h = 0; h < c.kvHeads; ++h)
-          for (int64_t t = 0; t < meta.tokens; ++t) {
-            uint8_t *page = pool.pageData(table[t / c.pageTokens]);
-            size_t row = (static_cast<size_t>(which) * c.kvHeads + h) * c.pageTokens +
-                         t % c.pageTokens;
-            size_t off = l * perLayer +
-                         (scales ? rows * pool.rowBytes() + row * rowBytes : row * rowBytes);
-            std::memcpy(page + off, &data[at], rowBytes);
-            at += rowBytes;
-          }
+        forEachRun(pool, table, meta.tokens, l, which, scales,
+                   [&](PageId page, size_t pageOff, size_t fileOff, size_t bytes) {
+                     std::memcpy(pool.pageData(page) + pageOff, &data[at + fileOff], bytes);
+                   });
+        at += static_cast<size_t>(c.kvHeads) * meta.tokens * rowBytes;
       }
   seq = id;
   return "";
