@@ -413,6 +413,16 @@ Error parseHeader(int fd, uint64_t fileBytes, KvFileMeta &meta, uint64_t &dataSt
   if (*end)
     return "metadata 'checksum' is not hexadecimal";
 
+  // The data those sizes imply must fit in the file: checked with 128-bit
+  // arithmetic first, so a crafted header cannot wrap the sizes below.
+  unsigned __int128 implied = static_cast<unsigned __int128>(meta.layers) * 2 * meta.kvHeads *
+                              static_cast<uint64_t>(meta.tokens) *
+                              (rowBytesOf(meta.quant, meta.headDim) +
+                               (meta.quant == Quant::bf16 ? 0 : 4u * (dim / group)));
+  if (implied > fileBytes)
+    return "the header describes " + std::to_string(meta.layers) + " layers x " +
+           std::to_string(meta.kvHeads) + " KV heads x " + std::to_string(meta.tokens) +
+           " tokens, more data than the file's " + std::to_string(fileBytes) + " bytes";
   // The tensors must be exactly those the metadata implies, back to back.
   std::vector<TensorSpec> want = expectedTensors(meta);
   if (root.members.size() != want.size() + 1)

@@ -270,6 +270,18 @@ TEST(KvCacheTest, BadFilesAreRejectedAndLeaveThePoolAlone) {
   ASSERT_NE(at, std::string::npos);
   version[at + 18] = '2';
   tryRestore(version, "format version 2");
+  // Sizes whose product wraps 64 bits must not pass for a small file.
+  std::string huge = good;
+  size_t tok = huge.find("\"tokens\":\"9\"");
+  ASSERT_NE(tok, std::string::npos);
+  huge.replace(tok, 12, "\"tokens\":\"1099511627776\"");
+  uint64_t hl = 0;
+  for (int i = 7; i >= 0; --i)
+    hl = (hl << 8) | static_cast<uint8_t>(good[i]);
+  hl += 12; // the header grew by 12 bytes
+  for (int i = 0; i < 8; ++i)
+    huge[i] = static_cast<char>(hl >> (8 * i));
+  tryRestore(huge, "more data than the file's");
   std::string notJson = good;
   notJson[9] = '[';
   tryRestore(notJson, "malformed header JSON");
