@@ -70,10 +70,3 @@ ATTNC_DEV attnc_index attnc_floordivsi(attnc_index a, attnc_index b) {
 ATTNC_DEV attnc_index attnc_ceildivsi(attnc_index a, attnc_index b) {
   return -attnc_floordivsi(-a, b);
 }
-ATTNC_DEV attnc_index attnc_min(attnc_index a, attnc_index b) { return a < b ? a : b; }
-ATTNC_DEV attnc_index attnc_max(attnc_index a, attnc_index b) { return a > b ? a : b; }
-ATTNC_DEV int attnc_min32(int a, int b) { return a < b ? a : b; }
-ATTNC_DEV int attnc_max32(int a, int b) { return a > b ? a : b; }
-// arith.maximumf / minimumf propagate NaN; maxnumf / minnumf drop it.
-ATTNC_DEV float attnc_maximumf(float a, float b) { return (a != a || b != b) ? a + b : fmaxf(a, b); }
-ATTNC_DEV float attnc_minimumf(float a, float b) { return (a != a || b != b) ? a + b : fminf(a, b); }

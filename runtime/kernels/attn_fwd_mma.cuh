@@ -437,7 +437,6 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
     loadKV(kt, 0);
   attnc_cp_async_commit();
   int buf = 0;
-  const attnc_b16 *qw = qs + warp * 16 * ATTNC_MT * ATTNC_QS;
   while (kt < numKTiles) {
     // Tile kt has landed in `buf`; every warp is done with the other buffer.
     attnc_cp_async_wait_all();
@@ -474,6 +473,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
       attnc_wgmma_wait();
     }
 #else
+    const attnc_b16 *qw = qs + warp * 16 * ATTNC_MT * ATTNC_QS;
     const attnc_b16 *kb = ks + buf * ATTNC_BN * ATTNC_QS;
     const attnc_b16 *vb = vs + buf * ATTNC_BN * ATTNC_VS;
     float s[ATTNC_MT][ATTNC_BN / 8][4];

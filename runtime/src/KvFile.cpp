@@ -422,7 +422,8 @@ Error parseHeader(int fd, uint64_t fileBytes, KvFileMeta &meta, uint64_t &dataSt
   if (implied > fileBytes)
     return "the header describes " + std::to_string(meta.layers) + " layers x " +
            std::to_string(meta.kvHeads) + " KV heads x " + std::to_string(meta.tokens) +
-           " tokens, more data than the file's " + std::to_string(fileBytes) + " bytes";
+           " tokens, more data than the file's " + std::to_string(fileBytes) +
+           " bytes: the file is truncated or its header is corrupted";
   // The tensors must be exactly those the metadata implies, back to back.
   std::vector<TensorSpec> want = expectedTensors(meta);
   if (root.members.size() != want.size() + 1)
