@@ -151,6 +151,11 @@ LogicalResult RegionEmitter::emitBlock(Block &block, int indent) {
   return success();
 }
 
+/// The unsigned C type of the same width as `cType` (int or attnc_index).
+static std::string unsignedOf(const std::string &cType) {
+  return cType == "attnc_index" ? "unsigned long long" : "unsigned";
+}
+
 static const char *cmpIOperator(arith::CmpIPredicate p, bool &isUnsigned) {
   using P = arith::CmpIPredicate;
   isUnsigned = p == P::ult || p == P::ule || p == P::ugt || p == P::uge;
@@ -244,7 +249,7 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
     return success(); // constants are printed where they are used
   auto x = [&](unsigned n) { return nameOf(o.getOperand(n)); };
   bool wide = type == "attnc_index";
-  std::string uType = wide ? "unsigned long long" : "unsigned";
+  std::string uType = unsignedOf(type);
   auto wrap = [&](const char *opText) { // two's complement, as arith defines it
     return "(" + type + ")((" + uType + ")" + x(0) + " " + opText + " (" + uType + ")" +
            x(1) + ")";
@@ -258,6 +263,14 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
   auto divide = [&](const char *helper) {
     return "(" + type + ")" + helper + "((attnc_index)" + x(0) + ", (attnc_index)" + x(1) + ")";
   };
+  // Unsigned division by zero gives 0, like the signed helpers.
+  auto divideUnsigned = [&](const char *opText) {
+    return "(" + type + ")((" + uType + ")" + x(1) + " ? (" + uType + ")" + x(0) + " " + opText +
+           " (" + uType + ")" + x(1) + " : 0)";
+  };
+  auto pick = [&](const std::string &cast, const char *cmp) {
+    return "(" + cast + x(0) + " " + cmp + " " + cast + x(1) + " ? " + x(0) + " : " + x(1) + ")";
+  };
   std::string expr =
       llvm::TypeSwitch<Operation *, std::string>(&o)
           .Case([&](arith::AddIOp) { return wrap("+"); })
@@ -267,22 +280,12 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
           .Case([&](arith::RemSIOp) { return divide("attnc_remsi"); })
           .Case([&](arith::FloorDivSIOp) { return divide("attnc_floordivsi"); })
           .Case([&](arith::CeilDivSIOp) { return divide("attnc_ceildivsi"); })
-          .Case([&](arith::DivUIOp) {
-            return "(" + type + ")((" + uType + ")" + x(1) + " ? (" + uType + ")" + x(0) +
-                   " / (" + uType + ")" + x(1) + " : 0)";
-          })
-          .Case([&](arith::RemUIOp) {
-            return "(" + type + ")((" + uType + ")" + x(1) + " ? (" + uType + ")" + x(0) +
-                   " % (" + uType + ")" + x(1) + " : 0)";
-          })
-          .Case([&](arith::MinSIOp) { return "(" + x(0) + " < " + x(1) + " ? " + x(0) + " : " + x(1) + ")"; })
-          .Case([&](arith::MaxSIOp) { return "(" + x(0) + " > " + x(1) + " ? " + x(0) + " : " + x(1) + ")"; })
-          .Case([&](arith::MinUIOp) {
-            return "((" + uType + ")" + x(0) + " < (" + uType + ")" + x(1) + " ? " + x(0) + " : " + x(1) + ")";
-          })
-          .Case([&](arith::MaxUIOp) {
-            return "((" + uType + ")" + x(0) + " > (" + uType + ")" + x(1) + " ? " + x(0) + " : " + x(1) + ")";
-          })
+          .Case([&](arith::DivUIOp) { return divideUnsigned("/"); })
+          .Case([&](arith::RemUIOp) { return divideUnsigned("%"); })
+          .Case([&](arith::MinSIOp) { return pick("", "<"); })
+          .Case([&](arith::MaxSIOp) { return pick("", ">"); })
+          .Case([&](arith::MinUIOp) { return pick("(" + uType + ")", "<"); })
+          .Case([&](arith::MaxUIOp) { return pick("(" + uType + ")", ">"); })
           .Case([&](arith::AndIOp) {
             return type == "bool" ? "(" + x(0) + " && " + x(1) + ")" : "(" + x(0) + " & " + x(1) + ")";
           })
@@ -304,7 +307,7 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
             const char *opText = cmpIOperator(c.getPredicate(), isUnsigned);
             if (!isUnsigned)
               return "(" + x(0) + " " + opText + " " + x(1) + ")";
-            std::string u = typeOf(c.getLhs().getType()) == "attnc_index" ? "(unsigned long long)" : "(unsigned)";
+            std::string u = "(" + unsignedOf(typeOf(c.getLhs().getType())) + ")";
             return "(" + u + x(0) + " " + opText + " " + u + x(1) + ")";
           })
           .Case([&](arith::AddFOp) { return "(" + x(0) + " + " + x(1) + ")"; })
@@ -323,7 +326,7 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
             Type from = c->getOperand(0).getType();
             if (from.isInteger(1))
               return "(" + type + ")" + x(0);
-            std::string u = typeOf(from) == "attnc_index" ? "(unsigned long long)" : "(unsigned)";
+            std::string u = "(" + unsignedOf(typeOf(from)) + ")";
             return "(" + type + ")" + u + x(0);
           })
           .Case([&](arith::TruncIOp) {
@@ -331,7 +334,7 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
           })
           .Case([&](arith::SIToFPOp) { return "(" + type + ")" + x(0); })
           .Case([&](arith::UIToFPOp c) {
-            std::string u = typeOf(c.getIn().getType()) == "attnc_index" ? "(unsigned long long)" : "(unsigned)";
+            std::string u = "(" + unsignedOf(typeOf(c.getIn().getType())) + ")";
             return "(" + type + ")" + u + x(0);
           })
           .Case([&](arith::FPToUIOp) { return "(" + type + ")(unsigned long long)" + x(0); })

@@ -120,21 +120,13 @@ size_t BlockPool::scaleCount() const {
   return cfg.quant == Quant::bf16 ? 0 : static_cast<size_t>(cfg.headDim / cfg.groupSize);
 }
 
-size_t BlockPool::pagesInUse() const {
-  return static_cast<size_t>(std::count_if(refs.begin(), refs.end(), [](int32_t r) { return r > 0; }));
-}
 
-size_t BlockPool::offsetOf(int layer, int which, int head, int slot) const {
-  size_t perLayer = pageSize / cfg.layers;
-  size_t row = (static_cast<size_t>(which) * cfg.kvHeads + head) * cfg.pageTokens + slot;
-  return layer * perLayer + row * rowBytes();
-}
-
-size_t BlockPool::scaleOffsetOf(int layer, int which, int head, int slot) const {
+size_t BlockPool::rowOffset(int layer, int which, int head, int slot, bool scales) const {
   size_t perLayer = pageSize / cfg.layers;
   size_t rows = 2 * static_cast<size_t>(cfg.kvHeads) * cfg.pageTokens;
   size_t row = (static_cast<size_t>(which) * cfg.kvHeads + head) * cfg.pageTokens + slot;
-  return layer * perLayer + rows * rowBytes() + row * scaleCount() * sizeof(float);
+  return layer * perLayer + (scales ? rows * rowBytes() + row * scaleCount() * sizeof(float)
+                                    : row * rowBytes());
 }
 
 uint8_t *BlockPool::pageData(PageId page) { return pages[page].get(); }
@@ -258,14 +250,40 @@ PageId BlockPool::allocatePage(Error &error) {
   PageId p = freeList.back();
   freeList.pop_back();
   refs[p] = 1;
+  ++used;
   policy->touched(p, ++tick);
   return p;
 }
 
 void BlockPool::release(PageId page) {
   if (--refs[page] == 0) {
+    --used;
     policy->released(page);
     freeList.push_back(page);
+  }
+}
+
+/// Calls fn(offset, isV, row, scales) for every row of positions [begin,
+/// begin + count) of the sequence with block table `table`: `offset` is the
+/// row's place in the [layers][kvHeads][count][headDim] arrays of append and
+/// read, `scales` null for bf16.
+template <typename Fn>
+void BlockPool::forEachRow(const std::vector<PageId> &table, int64_t begin, int64_t count,
+                           Fn fn) const {
+  size_t rowElems = static_cast<size_t>(cfg.headDim);
+  for (int64_t t = 0; t < count; ++t) {
+    int64_t pos = begin + t;
+    uint8_t *base = pages[table[pos / cfg.pageTokens]].get();
+    int slot = static_cast<int>(pos % cfg.pageTokens);
+    for (int l = 0; l < cfg.layers; ++l)
+      for (int which = 0; which < 2; ++which)
+        for (int h = 0; h < cfg.kvHeads; ++h) {
+          float *scales = scaleCount() ? reinterpret_cast<float *>(
+                                             base + rowOffset(l, which, h, slot, true))
+                                       : nullptr;
+          fn(((static_cast<size_t>(l) * cfg.kvHeads + h) * count + t) * rowElems, which == 1,
+             base + rowOffset(l, which, h, slot), scales);
+        }
   }
 }
 
@@ -324,23 +342,9 @@ Error BlockPool::append(SeqId seq, const float *k, const float *v, int64_t token
   if (sharedLast >= 0)
     release(sharedLast);
   s.pages = std::move(table);
-  size_t rowElems = static_cast<size_t>(cfg.headDim);
-  for (int64_t t = 0; t < tokens; ++t) {
-    int64_t pos = s.length + t;
-    PageId page = s.pages[pos / cfg.pageTokens];
-    int slot = static_cast<int>(pos % cfg.pageTokens);
-    uint8_t *base = pages[page].get();
-    for (int l = 0; l < cfg.layers; ++l)
-      for (int which = 0; which < 2; ++which)
-        for (int h = 0; h < cfg.kvHeads; ++h) {
-          const float *src = (which ? v : k) +
-                             ((static_cast<size_t>(l) * cfg.kvHeads + h) * tokens + t) * rowElems;
-          float *scales = scaleCount() ? reinterpret_cast<float *>(
-                                             base + scaleOffsetOf(l, which, h, slot))
-                                       : nullptr;
-          quantizeRow(src, base + offsetOf(l, which, h, slot), scales);
-        }
-  }
+  forEachRow(s.pages, s.length, tokens, [&](size_t at, bool isV, uint8_t *row, float *scales) {
+    quantizeRow((isV ? v : k) + at, row, scales);
+  });
   s.length = newLength;
   return "";
 }
@@ -353,22 +357,9 @@ Error BlockPool::read(SeqId seq, int64_t begin, int64_t count, float *k, float *
   if (begin < 0 || count < 0 || begin + count > s.length)
     return "tokens [" + std::to_string(begin) + ", " + std::to_string(begin + count) +
            ") are outside the sequence's " + std::to_string(s.length);
-  size_t rowElems = static_cast<size_t>(cfg.headDim);
-  for (int64_t t = 0; t < count; ++t) {
-    int64_t pos = begin + t;
-    const uint8_t *base = pages[s.pages[pos / cfg.pageTokens]].get();
-    int slot = static_cast<int>(pos % cfg.pageTokens);
-    for (int l = 0; l < cfg.layers; ++l)
-      for (int which = 0; which < 2; ++which)
-        for (int h = 0; h < cfg.kvHeads; ++h) {
-          float *dst = (which ? v : k) +
-                       ((static_cast<size_t>(l) * cfg.kvHeads + h) * count + t) * rowElems;
-          const float *scales = scaleCount() ? reinterpret_cast<const float *>(
-                                                   base + scaleOffsetOf(l, which, h, slot))
-                                             : nullptr;
-          dequantizeRow(base + offsetOf(l, which, h, slot), scales, dst);
-        }
-  }
+  forEachRow(s.pages, begin, count, [&](size_t at, bool isV, uint8_t *row, float *scales) {
+    dequantizeRow(row, scales, (isV ? v : k) + at);
+  });
   return "";
 }
 

@@ -160,6 +160,27 @@ private:
     ++pos;
     return true;
   }
+  /// `open item (, item)* close` or `open close`, the opening character at
+  /// `pos`; `item` parses one element.
+  template <typename Item> bool list(char close, Item item) {
+    ++pos;
+    skip();
+    if (pos < s.size() && s[pos] == close)
+      return ++pos, true;
+    while (true) {
+      skip();
+      if (!item())
+        return false;
+      skip();
+      if (pos < s.size() && s[pos] == ',') {
+        ++pos;
+        continue;
+      }
+      if (pos < s.size() && s[pos] == close)
+        return ++pos, true;
+      return false;
+    }
+  }
   bool value(Json &out, int depth) {
     if (depth > 8)
       return why = "nested too deep", false;
@@ -169,12 +190,7 @@ private:
     char c = s[pos];
     if (c == '{') {
       out.kind = Json::object;
-      ++pos;
-      skip();
-      if (pos < s.size() && s[pos] == '}')
-        return ++pos, true;
-      while (true) {
-        skip();
+      return list('}', [&] {
         std::string key;
         if (!str(key))
           return false;
@@ -183,37 +199,15 @@ private:
         skip();
         if (pos >= s.size() || s[pos++] != ':')
           return false;
-        if (!value(out.members[key], depth + 1))
-          return false;
-        skip();
-        if (pos < s.size() && s[pos] == ',') {
-          ++pos;
-          continue;
-        }
-        if (pos < s.size() && s[pos] == '}')
-          return ++pos, true;
-        return false;
-      }
+        return value(out.members[key], depth + 1);
+      });
     }
     if (c == '[') {
       out.kind = Json::array;
-      ++pos;
-      skip();
-      if (pos < s.size() && s[pos] == ']')
-        return ++pos, true;
-      while (true) {
+      return list(']', [&] {
         out.items.emplace_back();
-        if (out.items.size() > 64 || !value(out.items.back(), depth + 1))
-          return false;
-        skip();
-        if (pos < s.size() && s[pos] == ',') {
-          ++pos;
-          continue;
-        }
-        if (pos < s.size() && s[pos] == ']')
-          return ++pos, true;
-        return false;
-      }
+        return out.items.size() <= 64 && value(out.items.back(), depth + 1);
+      });
     }
     if (c == '"') {
       out.kind = Json::string;
@@ -262,7 +256,10 @@ std::string jsonEscape(const std::string &in) {
 struct TensorSpec {
   std::string name, dtype;
   std::vector<int64_t> shape;
-  uint64_t bytes = 0;
+  /// 128 bits: a crafted header's sizes must not wrap.
+  unsigned __int128 bytes = 0;
+  int layer = 0, which = 0; // K = 0, V = 1
+  bool scales = false;
 };
 
 size_t rowBytesOf(Quant q, int headDim) {
@@ -283,14 +280,19 @@ std::vector<TensorSpec> expectedTensors(const KvFileMeta &m) {
       t.name = "layer" + std::to_string(l) + "." + which;
       t.dtype = dtype;
       t.shape = {m.kvHeads, m.tokens, width};
-      t.bytes = static_cast<uint64_t>(m.kvHeads) * m.tokens * rowBytesOf(m.quant, m.headDim);
+      t.bytes = static_cast<unsigned __int128>(m.kvHeads) * static_cast<uint64_t>(m.tokens) *
+                rowBytesOf(m.quant, m.headDim);
+      t.layer = l;
+      t.which = which[0] == 'v';
       out.push_back(t);
       if (groups) {
-        TensorSpec s;
+        TensorSpec s = t;
         s.name = t.name + "_scale";
         s.dtype = "F32";
         s.shape = {m.kvHeads, m.tokens, groups};
-        s.bytes = static_cast<uint64_t>(m.kvHeads) * m.tokens * groups * 4;
+        s.bytes = static_cast<unsigned __int128>(m.kvHeads) * static_cast<uint64_t>(m.tokens) *
+                  groups * 4;
+        s.scales = true;
         out.push_back(s);
       }
     }
@@ -413,23 +415,21 @@ Error parseHeader(int fd, uint64_t fileBytes, KvFileMeta &meta, uint64_t &dataSt
   if (*end)
     return "metadata 'checksum' is not hexadecimal";
 
-  // The data those sizes imply must fit in the file: checked with 128-bit
-  // arithmetic first, so a crafted header cannot wrap the sizes below.
-  unsigned __int128 implied = static_cast<unsigned __int128>(meta.layers) * 2 * meta.kvHeads *
-                              static_cast<uint64_t>(meta.tokens) *
-                              (rowBytesOf(meta.quant, meta.headDim) +
-                               (meta.quant == Quant::bf16 ? 0 : 4u * (dim / group)));
-  if (implied > fileBytes)
+  // The tensors must be exactly those the metadata implies, back to back.
+  dataStart = 8 + n;
+  std::vector<TensorSpec> want = expectedTensors(meta);
+  unsigned __int128 implied = 0;
+  for (const TensorSpec &t : want)
+    implied += t.bytes;
+  if (dataStart + implied > fileBytes)
     return "the header describes " + std::to_string(meta.layers) + " layers x " +
            std::to_string(meta.kvHeads) + " KV heads x " + std::to_string(meta.tokens) +
            " tokens, more data than the file's " + std::to_string(fileBytes) +
            " bytes: the file is truncated or its header is corrupted";
-  // The tensors must be exactly those the metadata implies, back to back.
-  std::vector<TensorSpec> want = expectedTensors(meta);
   if (root.members.size() != want.size() + 1)
     return "the header lists " + std::to_string(root.members.size() - 1) + " tensors, expected " +
            std::to_string(want.size());
-  uint64_t at = 0;
+  uint64_t at = 0; // no wrap: the sizes fit in the file
   for (const TensorSpec &t : want) {
     auto it = root.members.find(t.name);
     if (it == root.members.end() || it->second.kind != Json::object)
@@ -450,12 +450,11 @@ Error parseHeader(int fd, uint64_t fileBytes, KvFileMeta &meta, uint64_t &dataSt
     const auto &o = offs->second.items;
     if (offs->second.kind != Json::array || o.size() != 2 || o[0].kind != Json::number ||
         o[1].kind != Json::number || o[0].value != static_cast<int64_t>(at) ||
-        o[1].value != static_cast<int64_t>(at + t.bytes))
+        o[1].value != static_cast<int64_t>(at + static_cast<uint64_t>(t.bytes)))
       return "tensor '" + t.name + "' has data offsets that do not follow the previous tensor";
-    at += t.bytes;
+    at += static_cast<uint64_t>(t.bytes);
   }
   meta.dataBytes = at;
-  dataStart = 8 + n;
   if (dataStart + at != fileBytes)
     return "the data section is " + std::to_string(fileBytes - dataStart) + " bytes, the header "
            "describes " + std::to_string(at) + ": the file is truncated or has trailing bytes";
@@ -499,37 +498,29 @@ bool writeAll(int fd, const void *data, size_t n, uint64_t &written) {
   return true;
 }
 
-/// Visits one tensor of a sequence (layer, K or V, rows or scales) as runs
-/// of consecutive tokens that sit back to back in one page:
-/// fn(page, byte offset in the page, byte offset in the tensor, bytes).
+/// Visits tensor `t` of a sequence as runs of consecutive tokens that sit
+/// back to back in one page (BlockPool::rowOffset keeps a head's slots in
+/// order): fn(page, byte offset in the page, byte offset in the tensor, bytes).
 template <typename Fn>
 void forEachRun(const BlockPool &pool, const std::vector<PageId> &table, int64_t tokens,
-                int layer, int which, bool scales, Fn fn) {
+                const TensorSpec &t, Fn fn) {
   const PoolConfig &c = pool.config();
-  size_t rowBytes = scales ? pool.scaleCount() * sizeof(float) : pool.rowBytes();
-  size_t perLayer = pool.pageBytes() / c.layers;
-  size_t base = layer * perLayer +
-                (scales ? 2 * static_cast<size_t>(c.kvHeads) * c.pageTokens * pool.rowBytes() : 0);
+  size_t rowBytes = t.scales ? pool.scaleCount() * sizeof(float) : pool.rowBytes();
   for (int h = 0; h < c.kvHeads; ++h)
-    for (int64_t t = 0; t < tokens;) {
-      int64_t slot = t % c.pageTokens, n = std::min<int64_t>(c.pageTokens - slot, tokens - t);
-      size_t row = (static_cast<size_t>(which) * c.kvHeads + h) * c.pageTokens + slot;
-      fn(table[t / c.pageTokens], base + row * rowBytes,
-         (static_cast<size_t>(h) * tokens + t) * rowBytes, static_cast<size_t>(n) * rowBytes);
-      t += n;
+    for (int64_t at = 0; at < tokens;) {
+      int slot = static_cast<int>(at % c.pageTokens);
+      int64_t n = std::min<int64_t>(c.pageTokens - slot, tokens - at);
+      fn(table[at / c.pageTokens], pool.rowOffset(t.layer, t.which, h, slot, t.scales),
+         (static_cast<size_t>(h) * tokens + at) * rowBytes, static_cast<size_t>(n) * rowBytes);
+      at += n;
     }
 }
 
-/// Gathers one tensor of `seq` from its pages, in file layout.
-void gather(const BlockPool &pool, const std::vector<PageId> &table, int64_t tokens, int layer,
-            int which, bool scales, std::vector<uint8_t> &out) {
-  const PoolConfig &c = pool.config();
-  size_t rowBytes = scales ? pool.scaleCount() * sizeof(float) : pool.rowBytes();
-  out.resize(static_cast<size_t>(c.kvHeads) * tokens * rowBytes);
-  forEachRun(pool, table, tokens, layer, which, scales,
-             [&](PageId page, size_t pageOff, size_t fileOff, size_t bytes) {
-               std::memcpy(&out[fileOff], pool.pageData(page) + pageOff, bytes);
-             });
+/// Opens `path` and checks its header.
+Error openAndParse(const std::string &path, Fd &f, KvFileMeta &meta, uint64_t &dataStart) {
+  uint64_t size = 0;
+  Error e = openFile(path, f, size);
+  return e.empty() ? parseHeader(f.fd, size, meta, dataStart) : e;
 }
 } // namespace
 
@@ -551,18 +542,19 @@ Error kv::saveSequence(const BlockPool &pool, SeqId seq, const std::string &path
   m.modelId = modelId;
   const std::vector<PageId> &table = pool.blockTable(seq);
 
-  // The data, tensor by tensor, and its checksum.
+  std::vector<TensorSpec> tensors = expectedTensors(m);
+
+  // The data, tensor by tensor, gathered from the pages, and its checksum.
   std::vector<std::vector<uint8_t>> buffers;
   uint32_t crc = 0;
-  for (int l = 0; l < c.layers; ++l)
-    for (int which = 0; which < 2; ++which)
-      for (bool scales : {false, true}) {
-        if (scales && c.quant == Quant::bf16)
-          continue;
-        buffers.emplace_back();
-        gather(pool, table, m.tokens, l, which, scales, buffers.back());
-        crc = crc32c(buffers.back().data(), buffers.back().size(), crc);
-      }
+  for (const TensorSpec &t : tensors) {
+    std::vector<uint8_t> &out = buffers.emplace_back(static_cast<size_t>(t.bytes));
+    forEachRun(pool, table, m.tokens, t,
+               [&](PageId page, size_t pageOff, size_t fileOff, size_t bytes) {
+                 std::memcpy(&out[fileOff], pool.pageData(page) + pageOff, bytes);
+               });
+    crc = crc32c(out.data(), out.size(), crc);
+  }
   char sum[16];
   std::snprintf(sum, sizeof(sum), "%08x", crc);
   std::string header = "{\"__metadata__\":{\"format\":\"attnc-kv\",\"format_version\":\"" +
@@ -575,12 +567,13 @@ Error kv::saveSequence(const BlockPool &pool, SeqId seq, const std::string &path
                        std::to_string(positionOffset) + "\",\"model_id\":\"" + jsonEscape(modelId) +
                        "\",\"checksum\":\"crc32c:" + sum + "\"}";
   uint64_t at = 0;
-  for (const TensorSpec &t : expectedTensors(m)) {
+  for (const TensorSpec &t : tensors) {
+    uint64_t bytes = static_cast<uint64_t>(t.bytes);
     header += ",\"" + t.name + "\":{\"dtype\":\"" + t.dtype + "\",\"shape\":[" +
               std::to_string(t.shape[0]) + "," + std::to_string(t.shape[1]) + "," +
               std::to_string(t.shape[2]) + "],\"data_offsets\":[" + std::to_string(at) + "," +
-              std::to_string(at + t.bytes) + "]}";
-    at += t.bytes;
+              std::to_string(at + bytes) + "]}";
+    at += bytes;
   }
   header += "}";
   while (header.size() % 8)
@@ -628,19 +621,14 @@ Error kv::saveSequence(const BlockPool &pool, SeqId seq, const std::string &path
 
 Error kv::readHeader(const std::string &path, KvFileMeta &meta) {
   Fd f;
-  uint64_t size = 0, dataStart = 0;
-  Error e = openFile(path, f, size);
-  if (!e.empty())
-    return e;
-  return parseHeader(f.fd, size, meta, dataStart);
+  uint64_t dataStart = 0;
+  return openAndParse(path, f, meta, dataStart);
 }
 
 Error kv::verifyFile(const std::string &path, KvFileMeta &meta) {
   Fd f;
-  uint64_t size = 0, dataStart = 0;
-  Error e = openFile(path, f, size);
-  if (e.empty())
-    e = parseHeader(f.fd, size, meta, dataStart);
+  uint64_t dataStart = 0;
+  Error e = openAndParse(path, f, meta, dataStart);
   if (!e.empty())
     return e;
   std::vector<uint8_t> buf(1 << 20);
@@ -666,10 +654,8 @@ Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, 
                           const std::string &modelId) {
   seq = -1;
   Fd f;
-  uint64_t size = 0, dataStart = 0;
-  Error e = openFile(path, f, size);
-  if (e.empty())
-    e = parseHeader(f.fd, size, meta, dataStart);
+  uint64_t dataStart = 0;
+  Error e = openAndParse(path, f, meta, dataStart);
   if (!e.empty())
     return e;
   const PoolConfig &c = pool.config();
@@ -698,18 +684,13 @@ Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, 
   // Scatter the rows (and scales) into the pages as they are, a page's run
   // of tokens at a time.
   size_t at = 0;
-  for (int l = 0; l < c.layers; ++l)
-    for (int which = 0; which < 2; ++which)
-      for (bool scales : {false, true}) {
-        if (scales && c.quant == Quant::bf16)
-          continue;
-        size_t rowBytes = scales ? pool.scaleCount() * sizeof(float) : pool.rowBytes();
-        forEachRun(pool, table, meta.tokens, l, which, scales,
-                   [&](PageId page, size_t pageOff, size_t fileOff, size_t bytes) {
-                     std::memcpy(pool.pageData(page) + pageOff, &data[at + fileOff], bytes);
-                   });
-        at += static_cast<size_t>(c.kvHeads) * meta.tokens * rowBytes;
-      }
+  for (const TensorSpec &t : expectedTensors(meta)) {
+    forEachRun(pool, table, meta.tokens, t,
+               [&](PageId page, size_t pageOff, size_t fileOff, size_t bytes) {
+                 std::memcpy(pool.pageData(page) + pageOff, &data[at + fileOff], bytes);
+               });
+    at += static_cast<size_t>(t.bytes);
+  }
   seq = id;
   return "";
 }

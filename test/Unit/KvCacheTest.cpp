@@ -65,6 +65,15 @@ std::vector<float> readAllK(const BlockPool &pool, SeqId seq) {
   return k;
 }
 
+std::string readBytes(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void writeBytes(const std::string &path, const std::string &bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
 std::string tempPath(const char *name) {
   return ::testing::TempDir() + "/attnc_kv_" + std::to_string(::getpid()) + "_" + name;
 }
@@ -243,12 +252,10 @@ TEST(KvCacheTest, BadFilesAreRejectedAndLeaveThePoolAlone) {
   ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 9), "");
   std::string path = tempPath("bad");
   ASSERT_EQ(saveSequence(*pool, s, path, "m"), "");
-  std::ifstream in(path, std::ios::binary);
-  std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
+  std::string good = readBytes(path);
   auto tryRestore = [&](const std::string &bytes, const char *expect) {
     std::string p = tempPath("bad_variant");
-    std::ofstream(p, std::ios::binary) << bytes;
+    writeBytes(p, bytes);
     size_t pagesBefore = pool->pagesInUse();
     SeqId r = 7;
     KvFileMeta meta;
@@ -348,9 +355,7 @@ TEST(KvCacheTest, SurvivesMutatedFiles) {
   ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 7), "");
   std::string path = tempPath("mutate");
   ASSERT_EQ(saveSequence(*pool, s, path, "m"), "");
-  std::ifstream in(path, std::ios::binary);
-  std::string good((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  in.close();
+  std::string good = readBytes(path);
   std::mt19937 rng(11);
   int rejected = 0;
   for (int round = 0; round < 600; ++round) {
@@ -373,7 +378,7 @@ TEST(KvCacheTest, SurvivesMutatedFiles) {
       break;
     }
     std::string p = tempPath("mutated");
-    std::ofstream(p, std::ios::binary) << bad;
+    writeBytes(p, bad);
     size_t pagesBefore = pool->pagesInUse();
     SeqId r = -1;
     KvFileMeta meta;

@@ -178,6 +178,12 @@ static int userError(const llvm::Twine &msg) {
   return kExitUserError;
 }
 
+/// Prints "attnc: error: internal error: <msg>" and returns kExitInternalError.
+static int internalError(const llvm::Twine &msg) {
+  llvm::WithColor::error(llvm::errs(), "attnc") << "internal error: " << msg << "\n";
+  return kExitInternalError;
+}
+
 static int notImplemented(StringRef flag) {
   return userError(flag + " is not implemented yet");
 }
@@ -350,10 +356,8 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
     return kExitUserError;
   if (opts.dtype && failed(attnc::overrideDType(module, *opts.dtype)))
     return kExitUserError;
-  if (failed(attnc::prepareForTarget(module, attnc::Target::cuda, opts.printIRAfterAll))) {
-    llvm::WithColor::error(llvm::errs(), "attnc") << "internal error: preparing the module failed\n";
-    return kExitInternalError;
-  }
+  if (failed(attnc::prepareForTarget(module, attnc::Target::cuda, opts.printIRAfterAll)))
+    return internalError("preparing the module failed");
   std::string arch = opts.arch.empty() ? "sm_90a" : opts.arch;
   attnc::CudaKernel kernel;
   if (failed(attnc::emitCudaKernel(fn, arch, kernel)))
@@ -371,9 +375,7 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
                             opts.emit == EmitKind::Cubin, out, log)) {
     if (log.find("NVRTC not found") != std::string::npos)
       return userError(log);
-    llvm::WithColor::error(llvm::errs(), "attnc")
-        << "internal error: NVRTC rejected the generated kernel:\n" << log << "\n";
-    return kExitInternalError;
+    return internalError("NVRTC rejected the generated kernel:\n" + log);
   }
   os << out;
   return kExitSuccess;
@@ -385,9 +387,8 @@ static int compile(ModuleOp module, const CompileOptions &opts,
     return notImplemented("--target=hip");
   bool gpuEmit = opts.emit == EmitKind::CUDA || opts.emit == EmitKind::PTX ||
                  opts.emit == EmitKind::Cubin;
-  if (opts.target == Target::CUDA && opts.emit == EmitKind::Header)
-    return compileForCuda(module, opts, os);
-  if (opts.target == Target::CUDA && !gpuEmit && opts.emit != EmitKind::Attn)
+  if (opts.target == Target::CUDA && !gpuEmit && opts.emit != EmitKind::Attn &&
+      opts.emit != EmitKind::Header)
     return userError("--target=cuda emits attn, cuda, ptx, cubin or header");
   if (opts.target == Target::CPU && gpuEmit)
     return userError("--emit=cuda, ptx and cubin need --target=cuda");
@@ -400,16 +401,8 @@ static int compile(ModuleOp module, const CompileOptions &opts,
         /*printModuleScope=*/true, /*printAfterOnlyOnChange=*/false);
   if (opts.canonicalize)
     pm.addPass(createCanonicalizerPass());
-  if (failed(pm.run(module))) {
-    llvm::WithColor::error(llvm::errs(), "attnc")
-        << "internal error: a pass failed on a verified module\n";
-    return kExitInternalError;
-  }
-  auto internalError = [](StringRef what) {
-    llvm::WithColor::error(llvm::errs(), "attnc")
-        << "internal error: " << what << "\n";
-    return kExitInternalError;
-  };
+  if (failed(pm.run(module)))
+    return internalError("a pass failed on a verified module");
 
   switch (opts.emit) {
   case EmitKind::Attn:
@@ -423,6 +416,8 @@ static int compile(ModuleOp module, const CompileOptions &opts,
   case EmitKind::LLVM:
   case EmitKind::Obj:
   case EmitKind::Header: {
+    if (opts.target == Target::CUDA) // the cubin's launch header
+      return compileForCuda(module, opts, os);
     StringRef flag = opts.emit == EmitKind::Lowered ? "--emit=lowered"
                      : opts.emit == EmitKind::LLVM  ? "--emit=llvm"
                      : opts.emit == EmitKind::Obj   ? "--emit=obj"

@@ -71,7 +71,7 @@ public:
   const PoolConfig &config() const { return cfg; }
   /// Bytes of one page (all layers, K and V, scales included).
   size_t pageBytes() const { return pageSize; }
-  size_t pagesInUse() const;
+  size_t pagesInUse() const { return used; }
   size_t bytesInUse() const { return pagesInUse() * pageSize; }
 
   SeqId createSequence();
@@ -106,6 +106,10 @@ public:
   const uint8_t *pageData(PageId page) const;
   size_t rowBytes() const;   // one token's features for one head
   size_t scaleCount() const; // scales per row (0 for bf16)
+  /// Byte offset in a page of the row (or, with `scales`, the row's scales)
+  /// of K (which = 0) or V (1) for `head` and page slot `slot`. The rows of
+  /// one (layer, which, head) are consecutive in slot order.
+  size_t rowOffset(int layer, int which, int head, int slot, bool scales = false) const;
   /// Adds a sequence made of `pages` fresh pages (for restore); none on
   /// failure.
   SeqId createWithPages(int64_t tokens, std::vector<PageId> &pages, Error &error);
@@ -119,16 +123,17 @@ private:
   struct RadixNode;
   PageId allocatePage(Error &error);
   void release(PageId page);
+  template <typename Fn>
+  void forEachRow(const std::vector<PageId> &table, int64_t begin, int64_t count, Fn fn) const;
   void quantizeRow(const float *x, uint8_t *row, float *scales) const;
   void dequantizeRow(const uint8_t *row, const float *scales, float *x) const;
-  size_t offsetOf(int layer, int which, int head, int slot) const;
-  size_t scaleOffsetOf(int layer, int which, int head, int slot) const;
   void dropIndexed(RadixNode *node);
 
   PoolConfig cfg;
   size_t pageSize = 0;
   std::vector<std::unique_ptr<uint8_t[]>> pages;
   std::vector<int32_t> refs; // 0: free
+  size_t used = 0;           // pages with refs > 0
   std::vector<PageId> freeList;
   std::map<SeqId, Seq> seqs;
   SeqId nextSeq = 1;
