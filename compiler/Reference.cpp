@@ -17,6 +17,7 @@
 #include "llvm/ADT/DenseMap.h"
 #include "llvm/ADT/TypeSwitch.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -37,6 +38,7 @@ enum class Code {
   AddF, SubF, MulF, DivF, RemF, NegF, MaxF, MinF, CmpF, Select,
   IToF, UIToF, FToI, Exp, Exp2, ExpM1, Log, Log2, Log1p, Tanh, Sqrt, Rsqrt,
   AbsF, AbsI, Floor, Ceil, Round, Pow, Sin, Cos, Erf, Fma, CopySign, Read,
+  Listed,
 };
 
 struct Inst {
@@ -45,8 +47,8 @@ struct Inst {
   double fconst = 0;
   int64_t iconst = 0;
   int pred = 0;
-  int arg = -1;             // Read: function argument index
-  std::vector<int> indices; // Read
+  int arg = -1;             // Read, Listed: function argument index
+  std::vector<int> indices; // Read, Listed (the row's prefix)
   unsigned width = 64;      // integer results narrower than 64 bits wrap
 };
 
@@ -232,6 +234,19 @@ bool TapeCompiler::compile(Region &region, Tape &tape, std::string &error) {
           for (unsigned n = 0; n < r.getIndices().size(); ++n)
             inst.indices.push_back(slotOf(r.getIndices()[n], tape, error));
         })
+        .Case([&](ListedOp l) {
+          inst.code = Code::Listed;
+          auto it = argIndex.find(l.getList());
+          if (it == argIndex.end() || !args[it->second].isTensor) {
+            ok = false;
+            return;
+          }
+          inst.arg = it->second;
+          inst.a = slotOf(l.getValue(), tape, error);
+          inst.b = slotOf(l.getCount(), tape, error);
+          for (Value p : l.getPrefix())
+            inst.indices.push_back(slotOf(p, tape, error));
+        })
         .Default([&](Operation *) { ok = false; });
     if (!ok) {
       if (error.empty())
@@ -388,9 +403,28 @@ static bool run(const Tape &tape, std::vector<Slot> &s,
         o.f = v;
       break;
     }
+    case Code::Listed: {
+      const TensorView &t = args[in.arg].tensor;
+      size_t last = in.indices.size();
+      int64_t idx[8];
+      for (size_t d = 0; d < last; ++d) {
+        idx[d] = s[in.indices[d]].i;
+        if (idx[d] < 0 || idx[d] >= t.shape[d]) {
+          error = "reference: a region looks up row index " + std::to_string(idx[d]) +
+                  " of dim " + std::to_string(d) + " (size " +
+                  std::to_string(t.shape[d]) + ") of a list tensor";
+          return false;
+        }
+      }
+      int64_t n = std::clamp<int64_t>(s[in.b].i, 0, t.shape[last]);
+      o.i = 0;
+      for (idx[last] = 0; idx[last] < n && !o.i; ++idx[last])
+        o.i = static_cast<int64_t>(t.load(idx)) == a.i;
+      break;
+    }
     }
     // Narrow integers wrap like the kernels' integer types (i1 stays 0/1).
-    if (in.width < 64 && in.width > 1 && in.code != Code::Read &&
+    if (in.width < 64 && in.width > 1 && in.code != Code::Read && in.code != Code::Listed &&
         in.code != Code::CmpI && in.code != Code::CmpF) {
       unsigned shift = 64 - in.width;
       o.i = static_cast<int64_t>(static_cast<uint64_t>(o.i) << shift) >> shift;

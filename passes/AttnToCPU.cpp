@@ -125,6 +125,16 @@ Value Lowering::inlineRegion(Region &region, ValueRange args) {
               memref::LoadOp::create(b, read.getSource(), indices).getResult());
       continue;
     }
+    if (auto listed = dyn_cast<ListedOp>(inner)) {
+      SmallVector<Value> prefix;
+      for (Value p : listed.getPrefix())
+        prefix.push_back(map.lookupOrDefault(p));
+      Value x = map.lookupOrDefault(listed.getValue());
+      Value n = map.lookupOrDefault(listed.getCount());
+      map.map(listed.getResult(),
+              attnc::scanList(b, listed.getList(), prefix, n, n, x, x).anyIn);
+      continue;
+    }
     if (auto size = dyn_cast<SizeOp>(inner)) {
       map.map(size.getResult(), sizeOf(size.getKind()));
       continue;

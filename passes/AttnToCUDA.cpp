@@ -234,6 +234,30 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
     os << pad << "}\n";
     return success(error.empty());
   }
+  if (auto listed = dyn_cast<ListedOp>(o)) {
+    // The first min(count, L) entries of one row of the list, searched.
+    auto arg = dyn_cast<BlockArgument>(listed.getList());
+    if (!arg || arg.getOwner() != &fn.getBody().front()) {
+      error = "the CUDA emitter reads only tensors passed to the kernel";
+      return failure();
+    }
+    std::string field = "a.x" + std::to_string(arg.getArgNumber());
+    std::string len = field + "_d" + std::to_string(listed.getPrefix().size());
+    std::string found = fresh(), n = fresh(), t = fresh(), row = fresh();
+    os << pad << "bool " << found << " = false;\n";
+    os << pad << "{\n";
+    os << pad << "  const attnc_index " << n << " = attnc_clamp_index(" << nameOf(listed.getCount())
+       << ", " << len << ");\n";
+    os << pad << "  const attnc_index " << row << " = (" << tensorIndex(listed.getList(), listed.getPrefix())
+       << ") * " << len << ";\n";
+    os << pad << "  for (attnc_index " << t << " = 0; " << t << " < " << n << " && !" << found << "; ++"
+       << t << ")\n";
+    os << pad << "    " << found << " = (attnc_index)" << field << "[" << row << " + " << t
+       << "] == " << nameOf(listed.getValue()) << ";\n";
+    os << pad << "}\n";
+    names[listed.getResult()] = found;
+    return success(error.empty());
+  }
   if (o.getNumResults() != 1) {
     error = "the CUDA emitter cannot translate '" + o.getName().getStringRef().str() + "'";
     return failure();

@@ -133,6 +133,7 @@ public:
   Abs evaluate(Operation &op);
   Abs evaluateOp(Operation &op);
   Abs readRange(ReadOp read);
+  Abs listedRange(ListedOp listed);
 
   ImplicitLocOpBuilder &b;
   const std::function<Value(int)> &sizeOf;
@@ -211,12 +212,36 @@ Abs Evaluator::readRange(ReadOp read) {
   return intRange(scan.getResult(0), scan.getResult(1));
 }
 
+Abs Evaluator::listedRange(ListedOp listed) {
+  // One scan of the row per tile: no entry in the tile's value range makes
+  // it EMPTY; a value that is one point and surely listed makes it FULL. A
+  // range of several values is never FULL (entries may repeat). When the
+  // row differs across the tile (its indices are not one point at run time)
+  // nothing is claimed.
+  SmallVector<Value> prefix;
+  Value oneRow = i1(true);
+  for (Value p : listed.getPrefix()) {
+    Abs a = get(p);
+    if (!a.known)
+      return unknownBool();
+    prefix.push_back(a.lo);
+    if (!a.point)
+      oneRow = andV(oneRow, eq(a.lo, a.hi));
+  }
+  Abs x = get(listed.getValue()), n = get(listed.getCount());
+  if (!x.known || !n.known)
+    return unknownBool();
+  ListScan scan = scanList(b, listed.getList(), prefix, n.hi, n.lo, x.lo, x.hi);
+  Value sure = x.point ? scan.hitLo : andV(eq(x.lo, x.hi), scan.hitLo);
+  return boolean(orV(scan.anyIn, notV(oneRow)), notV(andV(oneRow, sure)));
+}
+
 Abs Evaluator::evaluateOp(Operation &op) {
   auto operand = [&](unsigned n) { return get(op.getOperand(n)); };
   bool allKnown = llvm::all_of(op.getOperands(), [&](Value v) { return get(v).known; });
   Type type = op.getNumResults() ? op.getResult(0).getType() : Type();
   bool isBoolResult = type && type.isInteger(1);
-  if (!allKnown && !isa<arith::ConstantOp, SizeOp, ReadOp>(op))
+  if (!allKnown && !isa<arith::ConstantOp, SizeOp, ReadOp, ListedOp>(op))
     return isBoolResult ? unknownBool() : Abs();
 
   return llvm::TypeSwitch<Operation *, Abs>(&op)
@@ -225,6 +250,7 @@ Abs Evaluator::evaluateOp(Operation &op) {
         return exact(sizeOf(static_cast<int>(s.getKind())));
       })
       .Case([&](ReadOp r) { return readRange(r); })
+      .Case([&](ListedOp l) { return listedRange(l); })
       .Case<arith::IndexCastOp, arith::ExtSIOp, arith::TruncIOp>(
           [&](Operation *) { return operand(0); })
       .Case([&](arith::AddIOp) {
@@ -353,4 +379,33 @@ TileClass attnc::classifyTile(ImplicitLocOpBuilder &b, Region &mask,
   if (!result.known || !result.isBool)
     return {eval.i1(true), eval.i1(true)};
   return {result.mayT, result.mayF};
+}
+
+ListScan attnc::scanList(ImplicitLocOpBuilder &b, Value list, ValueRange prefix, Value count,
+                         Value sureCount, Value lo, Value hi) {
+  auto type = cast<MemRefType>(list.getType());
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value one = arith::ConstantIndexOp::create(b, 1);
+  Value len = memref::DimOp::create(b, list, type.getRank() - 1);
+  auto clampToRow = [&](Value n) {
+    return arith::MinSIOp::create(b, arith::MaxSIOp::create(b, n, zero), len);
+  };
+  Value n = clampToRow(count), sure = clampToRow(sureCount);
+  Value no = arith::ConstantIntOp::create(b, 0, 1);
+  using P = arith::CmpIPredicate;
+  auto loop = scf::ForOp::create(
+      b, zero, n, one, ValueRange{no, no},
+      [&](OpBuilder &, Location, Value t, ValueRange found) {
+        SmallVector<Value> at(prefix.begin(), prefix.end());
+        at.push_back(t);
+        Value e = arith::IndexCastOp::create(b, b.getIndexType(),
+                                             memref::LoadOp::create(b, list, at));
+        Value in = arith::AndIOp::create(b, arith::CmpIOp::create(b, P::sle, lo, e),
+                                         arith::CmpIOp::create(b, P::sle, e, hi));
+        Value hit = arith::AndIOp::create(b, arith::CmpIOp::create(b, P::eq, e, lo),
+                                          arith::CmpIOp::create(b, P::slt, t, sure));
+        scf::YieldOp::create(b, ValueRange{arith::OrIOp::create(b, found[0], in),
+                                           arith::OrIOp::create(b, found[1], hit)});
+      });
+  return {loop.getResult(0), loop.getResult(1)};
 }

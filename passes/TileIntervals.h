@@ -47,6 +47,16 @@ TileClass classifyTile(mlir::ImplicitLocOpBuilder &b, mlir::Region &mask,
                        const TileBox &box,
                        const std::function<mlir::Value(int)> &sizeOf);
 
+/// What one scan of a list row finds (see attn.listed): `anyIn`, whether
+/// one of the row's first min(count, L) entries lies in [lo, hi]; `hitLo`,
+/// whether `lo` itself is among the first min(sureCount, L) entries
+/// (sureCount <= count). Emitted as one scf.for over the row.
+struct ListScan {
+  mlir::Value anyIn, hitLo; // i1
+};
+ListScan scanList(mlir::ImplicitLocOpBuilder &b, mlir::Value list, mlir::ValueRange prefix,
+                  mlir::Value count, mlir::Value sureCount, mlir::Value lo, mlir::Value hi);
+
 } // namespace attnc
 
 #endif // ATTNC_PASSES_TILEINTERVALS_H

@@ -214,7 +214,7 @@ static LogicalResult verifyVariantRegion(AttentionOp op, Region &region,
       return inner.emitOpError() << "is not allowed in the " << name
                                  << " region of attn.attention: only arith, "
                                     "math and attn ops may appear there";
-    if (!isa<ReadOp>(inner) && !isMemoryEffectFree(&inner))
+    if (!isa<ReadOp, ListedOp>(inner) && !isMemoryEffectFree(&inner))
       return inner.emitOpError() << "has side effects; the " << name
                                  << " region must be pure";
     for (Value operand : inner.getOperands()) {
@@ -250,5 +250,20 @@ LogicalResult ReadOp::verify() {
     return emitOpError() << "expects " << type.getRank()
                          << " indices for a rank-" << type.getRank()
                          << " tensor, got " << getIndices().size();
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ListedOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult ListedOp::verify() {
+  auto type = cast<MemRefType>(getList().getType());
+  if (!isa<IntegerType>(type.getElementType()))
+    return emitOpError() << "expects a list of integers, got " << type.getElementType();
+  if (static_cast<int64_t>(getPrefix().size()) + 1 != type.getRank())
+    return emitOpError() << "expects " << type.getRank() - 1
+                         << " prefix indices for a rank-" << type.getRank()
+                         << " list, got " << getPrefix().size();
   return success();
 }

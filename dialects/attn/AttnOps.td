@@ -83,7 +83,7 @@ def Attn_AttentionOp : Attn_Op<"attention", [AttrSizedOperandSegments,
     - a region has the wrong block arguments, a wrong terminator or yields
       the wrong type;
     - a region holds an op outside `arith`, `math` and `attn`, or an op with
-      side effects (`attn.read` excepted), or uses a value from above that
+      side effects (`attn.read` and `attn.listed` excepted), or uses a value from above that
       is neither a constant nor an extra;
     - an extra is neither a memref nor an integer, index or float scalar.
 
@@ -174,6 +174,42 @@ def Attn_ReadOp : Attn_Op<"read", [HasParent<"AttentionOp">,
   let results = (outs AnyType:$result);
   let assemblyFormat = [{
     $source `[` $indices `]` attr-dict `:` type($source)
+  }];
+  let hasVerifier = 1;
+}
+
+def Attn_ListedOp : Attn_Op<"listed", [HasParent<"AttentionOp">]> {
+  let summary = "Whether a value is among the first entries of a list row";
+  let description = [{
+    `attn.listed %x in %list[%p0, ..., %pK] count %n` is true when `%x`
+    equals one of `%list[%p0, ..., %pK, t]` for `0 <= t < min(%n, L)`,
+    where `L` is the last dimension of `%list` (so `%n` past the row's end
+    reads the whole row and a negative `%n` reads none). `%list` is an
+    integer extra tensor of rank `K + 2`. This is how a block index list
+    (FlexAttention's `kv_indices` with `kv_num_blocks`) becomes a mask:
+
+    ```mlir
+    %keep = attn.listed %kb in %kv_indices[%b, %h, %qb] count %n
+        : memref<?x16x?x?xi32>
+    ```
+
+    The tile bounds scan the row once per tile: a tile inside one listed
+    block is FULL, a tile of an unlisted block EMPTY. A prefix index out of
+    range is undefined behaviour in the kernels; the reference and the
+    `attnc --run` checker report it as an error.
+
+    **Verifier errors**
+
+    - the list does not have integer elements;
+    - the number of prefix indices is not the rank of the list minus one.
+  }];
+  let arguments = (ins Index:$value,
+                       Arg<AnyMemRef, "list tensor", [MemRead]>:$list,
+                       Variadic<Index>:$prefix,
+                       Index:$count);
+  let results = (outs I1:$result);
+  let assemblyFormat = [{
+    $value `in` $list `[` $prefix `]` `count` $count attr-dict `:` type($list)
   }];
   let hasVerifier = 1;
 }

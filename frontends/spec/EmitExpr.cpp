@@ -382,7 +382,64 @@ FailureOr<Typed> SpecEmitter::emitBinary(const Expr &e) {
   }
 }
 
+FailureOr<Typed> SpecEmitter::emitListed(const Expr &e) {
+  static constexpr const char *usage =
+      "'listed' takes a list row, a count and a value: listed(list[p...], count, x)";
+  if (e.operands.size() != 3) {
+    error(e.loc, std::string(usage) + ", got " + llvm::Twine(e.operands.size()).str() +
+                     " argument" + (e.operands.size() == 1 ? "" : "s"));
+    return failure();
+  }
+  const Expr &row = *e.operands[0];
+  auto g = row.kind == Expr::Kind::Index ? globals.find(row.name) : globals.end();
+  if (g == globals.end() || g->second.kind != Global::Kind::Tensor) {
+    error(row.loc, std::string(usage) + "; the first argument must index a tensor");
+    return failure();
+  }
+  const ResolvedTensor &t = *g->second.tensor;
+  size_t rank = t.shape.size();
+  if (!isa<IntegerType>(t.elementType)) {
+    error(row.loc, "the list '" + row.name + "' must hold integers");
+    return failure();
+  }
+  if (row.operands.size() + 1 != rank) {
+    error(row.loc, "the list '" + row.name + "' has rank " + llvm::Twine(rank) +
+                       "; name one row of it with " + plural(rank - 1) + ", got " +
+                       llvm::Twine(row.operands.size()));
+    return failure();
+  }
+  auto intOperand = [&](const Expr &x, const char *what) -> FailureOr<Value> {
+    FailureOr<Typed> v = emit(x);
+    if (failed(v))
+      return failure();
+    if (v->kind != ScalarKind::Int) {
+      error(x.loc, std::string(what) + " must be an int, got " + kindName(v->kind));
+      return failure();
+    }
+    return v->value;
+  };
+  SmallVector<Value> prefix;
+  for (const ExprPtr &idx : row.operands) {
+    FailureOr<Value> v = intOperand(*idx, "a list index");
+    if (failed(v))
+      return failure();
+    prefix.push_back(*v);
+  }
+  FailureOr<Value> count = intOperand(*e.operands[1], "the count of 'listed'");
+  if (failed(count))
+    return failure();
+  FailureOr<Value> x = intOperand(*e.operands[2], "the value 'listed' looks for");
+  if (failed(x))
+    return failure();
+  usedArgs.insert(g->second.argIndex);
+  Value list = entry->getArgument(g->second.argIndex);
+  return Typed{attn::ListedOp::create(b, loc(e.loc), b.getI1Type(), *x, list, prefix, *count),
+               ScalarKind::Bool};
+}
+
 FailureOr<Typed> SpecEmitter::emitCall(const Expr &e) {
+  if (e.kind == Expr::Kind::Call && e.name == "listed")
+    return emitListed(e);
   Builtin fn = Builtin::Select;
   StringRef name = "?:";
   if (e.kind == Expr::Kind::Call) {

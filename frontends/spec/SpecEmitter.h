@@ -84,6 +84,8 @@ private:
   mlir::FailureOr<Typed> emitUnary(const Expr &e);
   mlir::FailureOr<Typed> emitBinary(const Expr &e);
   mlir::FailureOr<Typed> emitCall(const Expr &e);
+  /// `listed(list[p...], count, x)`: attn.listed.
+  mlir::FailureOr<Typed> emitListed(const Expr &e);
   mlir::FailureOr<Typed> emitConst(ConstValue v, llvm::SMLoc at);
   /// `v` converted to `kind` (int to float, or unchanged).
   mlir::Value promote(Typed v, ScalarKind kind, mlir::Location l);

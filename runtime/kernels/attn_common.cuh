@@ -61,6 +61,9 @@ ATTNC_DEV float attnc_exp2(float x) {
 // undefined behaviour in arith, and the reference reports it as an error).
 ATTNC_DEV attnc_index attnc_divsi(attnc_index a, attnc_index b) { return b ? a / b : 0; }
 ATTNC_DEV attnc_index attnc_remsi(attnc_index a, attnc_index b) { return b ? a % b : 0; }
+ATTNC_DEV attnc_index attnc_clamp_index(attnc_index n, attnc_index len) {
+  return n < 0 ? 0 : n > len ? len : n;
+}
 ATTNC_DEV attnc_index attnc_floordivsi(attnc_index a, attnc_index b) {
   if (!b)
     return 0;

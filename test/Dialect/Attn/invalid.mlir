@@ -254,3 +254,29 @@ func.func @negative_schedule(%q: memref<1x4x16x8xf32>) {
   attn.attention q(%q : memref<1x4x16x8xf32>) k(%q : memref<1x4x16x8xf32>) v(%q : memref<1x4x16x8xf32>) out(%q : memref<1x4x16x8xf32>) kernel = softmax align = start scale = 1.0 schedule = #attn.schedule<block_q = 0, block_k = 64>
   return
 }
+
+// -----
+
+func.func @negative_listed_float(%q: memref<1x4x16x8xf32>, %l: memref<4x8xf32>, %n: index) {
+  attn.attention q(%q : memref<1x4x16x8xf32>) k(%q : memref<1x4x16x8xf32>) v(%q : memref<1x4x16x8xf32>) out(%q : memref<1x4x16x8xf32>) extras(%l, %n : memref<4x8xf32>, index) kernel = softmax align = start scale = 1.0
+  mask {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    // expected-error @+1 {{'attn.listed' op expects a list of integers, got 'f32'}}
+    %x = attn.listed %j in %l[%h] count %n : memref<4x8xf32>
+    attn.yield %x : i1
+  }
+  return
+}
+
+// -----
+
+func.func @negative_listed_rank(%q: memref<1x4x16x8xf32>, %l: memref<4x8xi32>, %n: index) {
+  attn.attention q(%q : memref<1x4x16x8xf32>) k(%q : memref<1x4x16x8xf32>) v(%q : memref<1x4x16x8xf32>) out(%q : memref<1x4x16x8xf32>) extras(%l, %n : memref<4x8xi32>, index) kernel = softmax align = start scale = 1.0
+  mask {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    // expected-error @+1 {{'attn.listed' op expects 1 prefix indices for a rank-2 list, got 2}}
+    %x = attn.listed %j in %l[%b, %h] count %n : memref<4x8xi32>
+    attn.yield %x : i1
+  }
+  return
+}

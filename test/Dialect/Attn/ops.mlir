@@ -86,3 +86,23 @@ func.func @sigmoid_window_param(%q: memref<1x1x4x4xf16>, %k: memref<1x1x6x4xf16>
   }
   return
 }
+
+// CHECK-LABEL: func.func @block_list
+// CHECK: mask {
+// CHECK: %[[KB:.+]] = arith.floordivsi
+// CHECK: attn.listed %[[KB]] in %{{.+}}[%{{.+}}, %{{.+}}] count %{{.+}} : memref<?x4x?xi32>
+func.func @block_list(%q: memref<?x4x?x64xbf16>, %o: memref<?x4x?x64xbf16>,
+                      %idx: memref<?x4x?xi32>, %num: index) {
+  attn.attention q(%q : memref<?x4x?x64xbf16>) k(%q : memref<?x4x?x64xbf16>)
+      v(%q : memref<?x4x?x64xbf16>) out(%o : memref<?x4x?x64xbf16>)
+      extras(%idx, %num : memref<?x4x?xi32>, index)
+      kernel = softmax align = start scale = 0.125
+  mask {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    %c64 = arith.constant 64 : index
+    %kb = arith.floordivsi %j, %c64 : index
+    %keep = attn.listed %kb in %idx[%b, %h] count %num : memref<?x4x?xi32>
+    attn.yield %keep : i1
+  }
+  return
+}

@@ -9,8 +9,13 @@
 // (attn-infer-block-sparsity) and checks every (i, j) of every tile against
 // the reference's interpretation of the mask: no visible pair in an EMPTY
 // tile, no masked pair in a FULL tile. Parameters are baked in as constants
-// so that masks with runtime windows are planned too. The CPU kernel bounds
-// tiles with the same interval code at run time, so this covers it as well.
+// so that masks with runtime windows are planned too.
+//
+// Masks that read tensors (document ids, block masks, block lists) have no
+// compile-time plan; for them the test emits the same run-time tile bound
+// the CPU kernel and the GPU class kernel use (classifyTile), runs it with a
+// small interpreter on random tensors (sorted segment ids, random small
+// ints, random lists) and checks it against the reference the same way.
 // Prints "N passed, N failed" last.
 //
 //===----------------------------------------------------------------------===//
@@ -19,6 +24,13 @@
 #include "compiler/Reference.h"
 #include "dialects/attn/AttnOps.h"
 #include "passes/Passes.h"
+#include "passes/TileIntervals.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/ADT/TypeSwitch.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -36,7 +48,220 @@ namespace {
 struct Case {
   int64_t s, t, bq, bk;
   std::map<std::string, int64_t> params;
+  /// Size every other symbol too (the run-time check needs tensors).
+  bool sizeAll = false;
 };
+
+/// Runs the integer IR classifyTile emits (arith, math.absi, memref.load
+/// and dim of the kernel's tensors, scf.for) on concrete values.
+class BoundInterpreter {
+public:
+  BoundInterpreter(func::FuncOp fn, const std::vector<ArgValue> &args) : fn(fn), args(args) {}
+  llvm::DenseMap<Value, int64_t> env;
+  /// Values the caller sets (the tile's box); never recomputed.
+  llvm::DenseSet<Value> seeded;
+  std::string error;
+
+  bool run(Block &block) {
+    for (Operation &op : block.without_terminator())
+      if (!step(op))
+        return false;
+    return true;
+  }
+
+private:
+  int64_t get(Value v) {
+    auto it = env.find(v);
+    if (it != env.end())
+      return it->second;
+    if (auto arg = dyn_cast<BlockArgument>(v); arg && arg.getOwner() == &fn.getBody().front())
+      return static_cast<int64_t>(args[arg.getArgNumber()].scalar);
+    error = "the interpreter has no value for an operand";
+    return 0;
+  }
+  const TensorView *tensorOf(Value v) {
+    auto arg = dyn_cast<BlockArgument>(v);
+    if (!arg || arg.getOwner() != &fn.getBody().front() || !args[arg.getArgNumber()].isTensor)
+      return nullptr;
+    return &args[arg.getArgNumber()].tensor;
+  }
+  static int64_t wrap(int64_t x, Type t) {
+    unsigned w = t.isIndex() ? 64 : t.getIntOrFloatBitWidth();
+    if (w == 1)
+      return x & 1;
+    if (w >= 64)
+      return x;
+    unsigned shift = 64 - w;
+    return static_cast<int64_t>(static_cast<uint64_t>(x) << shift) >> shift;
+  }
+  bool step(Operation &op) {
+    if (auto forOp = dyn_cast<scf::ForOp>(op)) {
+      int64_t lo = get(forOp.getLowerBound()), hi = get(forOp.getUpperBound()),
+              st = get(forOp.getStep());
+      llvm::SmallVector<int64_t> carried;
+      for (Value v : forOp.getInitArgs())
+        carried.push_back(get(v));
+      for (int64_t iv = lo; iv < hi && st > 0; iv += st) {
+        env[forOp.getInductionVar()] = iv;
+        for (auto [arg, v] : llvm::zip(forOp.getRegionIterArgs(), carried))
+          env[arg] = v;
+        if (!run(*forOp.getBody()))
+          return false;
+        auto yield = cast<scf::YieldOp>(forOp.getBody()->getTerminator());
+        for (auto [n, v] : llvm::enumerate(yield.getOperands()))
+          carried[n] = get(v);
+      }
+      for (auto [res, v] : llvm::zip(forOp.getResults(), carried))
+        env[res] = v;
+      return error.empty();
+    }
+    if (op.getNumResults() != 1) {
+      error = "the interpreter cannot run '" + op.getName().getStringRef().str() + "'";
+      return false;
+    }
+    Value r = op.getResult(0);
+    if (seeded.count(r))
+      return true;
+    auto x = [&](unsigned n) { return get(op.getOperand(n)); };
+    using P = arith::CmpIPredicate;
+    bool ok = true;
+    int64_t v = llvm::TypeSwitch<Operation *, int64_t>(&op)
+        .Case([&](arith::ConstantOp c) -> int64_t {
+          if (auto i = dyn_cast<IntegerAttr>(c.getValue()))
+            return i.getType().isInteger(1) ? !i.getValue().isZero()
+                                             : i.getValue().getSExtValue();
+          ok = false;
+          return 0;
+        })
+        .Case([&](arith::AddIOp) { return static_cast<int64_t>(static_cast<uint64_t>(x(0)) + static_cast<uint64_t>(x(1))); })
+        .Case([&](arith::SubIOp) { return static_cast<int64_t>(static_cast<uint64_t>(x(0)) - static_cast<uint64_t>(x(1))); })
+        .Case([&](arith::MulIOp) { return static_cast<int64_t>(static_cast<uint64_t>(x(0)) * static_cast<uint64_t>(x(1))); })
+        .Case([&](arith::DivSIOp) { return x(1) ? x(0) / x(1) : 0; })
+        .Case([&](arith::RemSIOp) { return x(1) ? x(0) % x(1) : 0; })
+        .Case([&](arith::FloorDivSIOp) -> int64_t {
+          int64_t a = x(0), b = x(1);
+          if (!b)
+            return 0;
+          int64_t q = a / b;
+          return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+        })
+        .Case([&](arith::MinSIOp) { return std::min(x(0), x(1)); })
+        .Case([&](arith::MaxSIOp) { return std::max(x(0), x(1)); })
+        .Case([&](arith::AndIOp) { return x(0) & x(1); })
+        .Case([&](arith::OrIOp) { return x(0) | x(1); })
+        .Case([&](arith::XOrIOp) { return x(0) ^ x(1); })
+        .Case([&](arith::SelectOp) { return x(0) ? x(1) : x(2); })
+        .Case<arith::IndexCastOp, arith::ExtSIOp, arith::TruncIOp>([&](Operation *) { return x(0); })
+        .Case([&](math::AbsIOp) { return x(0) < 0 ? -x(0) : x(0); })
+        .Case([&](arith::CmpIOp c) -> int64_t {
+          int64_t a = x(0), b = x(1);
+          uint64_t ua = a, ub = b;
+          switch (c.getPredicate()) {
+          case P::eq: return a == b;
+          case P::ne: return a != b;
+          case P::slt: return a < b;
+          case P::sle: return a <= b;
+          case P::sgt: return a > b;
+          case P::sge: return a >= b;
+          case P::ult: return ua < ub;
+          case P::ule: return ua <= ub;
+          case P::ugt: return ua > ub;
+          case P::uge: return ua >= ub;
+          }
+          return 0;
+        })
+        .Case([&](memref::DimOp d) -> int64_t {
+          const TensorView *t = tensorOf(d.getSource());
+          std::optional<int64_t> dim = d.getConstantIndex();
+          if (!t || !dim) {
+            ok = false;
+            return 0;
+          }
+          return t->shape[*dim];
+        })
+        .Case([&](memref::LoadOp l) -> int64_t {
+          const TensorView *t = tensorOf(l.getMemRef());
+          if (!t) {
+            ok = false;
+            return 0;
+          }
+          int64_t idx[8];
+          for (auto [n, i] : llvm::enumerate(l.getIndices())) {
+            idx[n] = get(i);
+            if (idx[n] < 0 || idx[n] >= t->shape[n]) {
+              error = "the tile bound reads index " + std::to_string(idx[n]) + " of dim " +
+                      std::to_string(n) + " (size " + std::to_string(t->shape[n]) + ")";
+              return 0;
+            }
+          }
+          return static_cast<int64_t>(t->load(idx));
+        })
+        .Default([&](Operation *) {
+          ok = false;
+          return 0;
+        });
+    if (!ok) {
+      error = "the interpreter cannot run '" + op.getName().getStringRef().str() + "'";
+      return false;
+    }
+    env[r] = wrap(v, r.getType());
+    return error.empty();
+  }
+
+  func::FuncOp fn;
+  const std::vector<ArgValue> &args;
+};
+
+/// Random contents for every input tensor: int tensors get, at random,
+/// sorted segment ids along the last dim (document masks), ints in [0, 6), or
+/// ints up to the last dim's size (block lists and their counts).
+std::vector<ArgValue> randomArgs(func::FuncOp fn, std::mt19937 &rng,
+                                 std::vector<std::vector<char>> &buffers) {
+  std::vector<ArgValue> args;
+  KernelInfo info = extractKernelInfo(fn);
+  for (BlockArgument arg : fn.getArguments()) {
+    ArgValue v;
+    auto type = dyn_cast<MemRefType>(arg.getType());
+    v.isTensor = static_cast<bool>(type);
+    if (!type) {
+      args.push_back(v);
+      continue;
+    }
+    const ArgInfo &a = info.args[arg.getArgNumber()];
+    TensorView &t = v.tensor;
+    t.dtype = a.dtype;
+    t.shape.assign(type.getShape().begin(), type.getShape().end());
+    buffers.emplace_back(static_cast<size_t>(t.numel()) * dtypeSize(t.dtype));
+    t.data = buffers.back().data();
+    bool isInt = t.dtype == DType::i32 || t.dtype == DType::i64;
+    int style = static_cast<int>(rng() % 3);
+    int64_t last = t.shape.empty() ? 1 : t.shape.back();
+    std::vector<int64_t> idx(t.shape.size(), 0);
+    int64_t segment = 0, left = 0;
+    for (int64_t n = 0; isInt && !a.isOutput && n < t.numel(); ++n) {
+      int64_t rem = n;
+      for (size_t d = t.shape.size(); d-- > 0;) {
+        idx[d] = rem % t.shape[d];
+        rem /= t.shape[d];
+      }
+      double value;
+      if (style == 0) {
+        if (idx.back() == 0 || --left <= 0) {
+          segment = idx.back() == 0 ? 0 : segment + 1;
+          left = 1 + static_cast<int64_t>(rng() % 40);
+        }
+        value = static_cast<double>(segment);
+      } else if (style == 1) {
+        value = static_cast<double>(rng() % 6);
+      } else {
+        value = static_cast<double>(rng() % (last + 2)) - 1;
+      }
+      t.store(idx.data(), value);
+    }
+    args.push_back(v);
+  }
+  return args;
+}
 
 /// Loads `path` with the query and key lengths fixed, bakes params in, sets
 /// the tile shape and runs the plan. Returns the op, or null.
@@ -77,6 +302,16 @@ attn::AttentionOp planned(MLIRContext &ctx, const std::string &path,
     dims[q.dimNames[2]] = c.s;
   if (k.dims[2] < 0)
     dims[k.dimNames[2]] = c.t;
+  if (c.sizeAll) {
+    // Every other symbol: the batch 1 or 2, head dims 8, and sizes of extra
+    // tensors large enough for any index a mask derives from i or j.
+    for (const ArgInfo &a : info.args)
+      for (size_t d = 0; d < a.dims.size(); ++d)
+        if (a.dims[d] < 0 && !dims.count(a.dimNames[d]))
+          dims[a.dimNames[d]] = (&a == &q && d == 0)   ? 1 + c.s % 2
+                                : (&a == &q && d == 3) ? 8
+                                                       : std::max(c.s, c.t) + 1;
+  }
   module = load(dims);
   if (!module) {
     why = "cannot load with the lengths";
@@ -118,18 +353,26 @@ attn::AttentionOp planned(MLIRContext &ctx, const std::string &path,
 int main(int argc, char **argv) {
   MLIRContext ctx(MLIRContext::Threading::DISABLED);
   prepareContext(ctx);
+  // The run-time bounds are emitted as scf/memref/arith IR.
+  ctx.loadDialect<scf::SCFDialect, memref::MemRefDialect, arith::ArithDialect,
+                  math::MathDialect>();
   std::mt19937 rng(2026);
   int passed = 0, failed = 0;
   for (int a = 1; a < argc; ++a) {
     std::string path = argv[a];
-    int planned_ = 0, checkedTiles = 0, emptyTiles = 0, fullTiles = 0;
+    int planned_ = 0, runtimeChecked = 0, checkedTiles = 0, emptyTiles = 0, fullTiles = 0;
     bool specFailed = false;
-    for (int trial = 0; trial < 40 && !specFailed; ++trial) {
+    // Run-time bounds depend on the data too: more trials for them.
+    for (int trial = 0; trial < (runtimeChecked ? 200 : 40) && !specFailed; ++trial) {
       Case c;
       c.s = 1 + rng() % 200;
       c.t = c.s + rng() % 120;
       c.bq = 1 + rng() % 70;
       c.bk = 1 + rng() % 70;
+      if (trial % 3 == 0) { // tiles that nest in the examples' 128 x 64 blocks
+        c.bq = 8 << (rng() % 5);
+        c.bk = 4 << (rng() % 5);
+      }
       c.params = {{"window", 1 + rng() % 150}, {"sinks", rng() % 8},
                   {"recent", 1 + rng() % 100}, {"chunk", 1 + rng() % 64},
                   {"prompt", 1 + rng() % 150}, {"carry", rng() % 60}};
@@ -139,17 +382,50 @@ int main(int argc, char **argv) {
       if (!op)
         continue;
       auto plan = op->getAttrOfType<DenseElementsAttr>("attn.block_plan");
-      if (!plan)
-        continue; // classified at run time (data-dependent mask)
-      ++planned_;
-      // Reference arguments: tensors are never read by these masks.
-      std::vector<ArgValue> args;
       func::FuncOp fn = op->getParentOfType<func::FuncOp>();
-      for (BlockArgument arg : fn.getArguments()) {
-        ArgValue v;
-        v.isTensor = isa<MemRefType>(arg.getType());
-        args.push_back(v);
+      std::vector<ArgValue> args;
+      std::vector<std::vector<char>> buffers;
+      // The run-time bound: emitted once over a box of placeholders, then
+      // interpreted per tile on random tensors.
+      std::unique_ptr<BoundInterpreter> interp;
+      Block *boundBlock = nullptr;
+      TileBox box;
+      TileClass bound;
+      if (!plan) {
+        if (op.getMask().empty() || c.sizeAll)
+          continue;
+        // Reload with every symbol sized, then emit the bound.
+        c.sizeAll = true;
+        op = planned(ctx, path, c, module, why);
+        if (!op)
+          continue;
+        fn = op->getParentOfType<func::FuncOp>();
+        args = randomArgs(fn, rng, buffers);
+        OpBuilder ob(&ctx);
+        ob.setInsertionPoint(op);
+        auto exec = scf::ExecuteRegionOp::create(ob, op.getLoc(), TypeRange{});
+        boundBlock = &exec.getRegion().emplaceBlock();
+        ImplicitLocOpBuilder b(op.getLoc(), &ctx);
+        b.setInsertionPointToStart(boundBlock);
+        auto slot = [&]() { return arith::ConstantIndexOp::create(b, -1).getResult(); };
+        box = {slot(), slot(), slot(), slot(), slot(), slot()};
+        bound = classifyTile(b, op.getMask(), box, [&](int) { return slot(); });
+        scf::YieldOp::create(b);
+        interp = std::make_unique<BoundInterpreter>(fn, args);
+        for (Value v : {box.b, box.h, box.iLo, box.iHi, box.jLo, box.jHi})
+          interp->seeded.insert(v);
+        ++runtimeChecked;
+      } else {
+        ++planned_;
+        // Reference arguments: tensors are never read by these masks.
+        for (BlockArgument arg : fn.getArguments()) {
+          ArgValue v;
+          v.isTensor = isa<MemRefType>(arg.getType());
+          args.push_back(v);
+        }
       }
+      int64_t bIdx = interp ? static_cast<int64_t>(rng() % op.getQuery().getType().getDimSize(0)) : 0;
+      int64_t hIdx = interp ? static_cast<int64_t>(rng() % op.getQuery().getType().getDimSize(1)) : 0;
       std::string error;
       auto oracle = MaskOracle::create(op, args, error);
       if (!oracle) {
@@ -159,17 +435,38 @@ int main(int argc, char **argv) {
       }
       int64_t offset = op.getAlign() == attn::QueryAlign::end ? c.t - c.s : 0;
       int64_t nq = (c.s + c.bq - 1) / c.bq, nk = (c.t + c.bk - 1) / c.bk;
-      auto kinds = llvm::to_vector(plan.getValues<int8_t>());
+      llvm::SmallVector<int8_t> kinds;
+      if (plan)
+        kinds = llvm::to_vector(plan.getValues<int8_t>());
       for (int64_t qt = 0; qt < nq && !specFailed; ++qt)
         for (int64_t kt = 0; kt < nk && !specFailed; ++kt) {
-          int8_t kind = kinds[qt * nk + kt];
+          int8_t kind;
+          if (interp) {
+            int64_t off = op.getAlign() == attn::QueryAlign::end ? c.t - c.s : 0;
+            interp->env.clear();
+            interp->env[box.b] = bIdx;
+            interp->env[box.h] = hIdx;
+            interp->env[box.iLo] = qt * c.bq + off;
+            interp->env[box.iHi] = std::min(c.s, (qt + 1) * c.bq) - 1 + off;
+            interp->env[box.jLo] = kt * c.bk;
+            interp->env[box.jHi] = std::min(c.t, (kt + 1) * c.bk) - 1;
+            if (!interp->run(*boundBlock)) {
+              std::printf("FAIL %s: %s\n", path.c_str(), interp->error.c_str());
+              specFailed = true;
+              break;
+            }
+            bool mayKeep = interp->env.lookup(bound.mayKeep), mayDrop = interp->env.lookup(bound.mayDrop);
+            kind = !mayKeep ? 0 : mayDrop ? 1 : 2;
+          } else {
+            kind = kinds[qt * nk + kt];
+          }
           ++checkedTiles;
           emptyTiles += kind == 0;
           fullTiles += kind == 2;
-          for (int64_t r = qt * c.bq; r < std::min(c.s, (qt + 1) * c.bq); ++r)
+          for (int64_t r = qt * c.bq; r < std::min(c.s, (qt + 1) * c.bq) && !specFailed; ++r)
             for (int64_t j = kt * c.bk; j < std::min(c.t, (kt + 1) * c.bk); ++j) {
               bool keep;
-              if (!oracle->keep(0, 0, r + offset, j, keep, error)) {
+              if (!oracle->keep(bIdx, hIdx, r + offset, j, keep, error)) {
                 std::printf("FAIL %s: %s\n", path.c_str(), error.c_str());
                 specFailed = true;
                 break;
@@ -187,9 +484,10 @@ int main(int argc, char **argv) {
             }
         }
     }
-    std::printf("%s %-40s %2d plans, %6d tiles checked exhaustively (%d EMPTY, %d FULL)\n",
-                specFailed ? "FAIL" : "PASS", path.c_str(), planned_, checkedTiles,
-                emptyTiles, fullTiles);
+    std::printf("%s %-40s %2d plans, %2d run-time bounds, %6d tiles checked exhaustively "
+                "(%d EMPTY, %d FULL)\n",
+                specFailed ? "FAIL" : "PASS", path.c_str(), planned_, runtimeChecked,
+                checkedTiles, emptyTiles, fullTiles);
     (specFailed ? failed : passed) += 1;
   }
   std::printf("%d passed, %d failed\n", passed, failed);
