@@ -23,6 +23,7 @@
 namespace {
 struct BenchKernel {
   attnc::Kernel kernel;
+  attnc::TilePlan plan; // used by runs once attnc_bench_plan built it
 };
 
 void setError(char *err, int errLen, const std::string &text) {
@@ -73,7 +74,7 @@ void *attnc_bench_compile(const char *path, const char *dims, char *err, int err
     setError(err, errLen, kernel.error());
     return nullptr;
   }
-  return new BenchKernel{*kernel};
+  return new BenchKernel{*kernel, {}};
 }
 
 double attnc_bench_compile_ms(void *kernel) {
@@ -84,11 +85,10 @@ int attnc_bench_from_cache(void *kernel) {
   return static_cast<BenchKernel *>(kernel)->kernel.info().fromCache ? 1 : 0;
 }
 
-int attnc_bench_run(void *handle, int numTensors, void **ptrs, const int *ranks,
-                    const int64_t *dims, const char *params, void *stream, char *err,
-                    int errLen) {
-  auto *k = static_cast<BenchKernel *>(handle);
-  std::vector<attnc::TensorView> views;
+/// The tensors and params of one call, checked against the kernel's args.
+static bool views(BenchKernel *k, int numTensors, void **ptrs, const int *ranks,
+                  const int64_t *dims, const char *params, std::vector<attnc::TensorView> &out,
+                  std::map<std::string, double> &values, char *err, int errLen) {
   size_t at = 0, tensorArg = 0;
   const auto &args = k->kernel.info().args;
   for (int t = 0; t < numTensors; ++t) {
@@ -96,27 +96,63 @@ int attnc_bench_run(void *handle, int numTensors, void **ptrs, const int *ranks,
       ++tensorArg;
     if (tensorArg == args.size()) {
       setError(err, errLen, "more tensors than the kernel takes");
-      return 1;
+      return false;
     }
     attnc::TensorView v;
     v.data = ptrs[t];
     v.dtype = args[tensorArg++].dtype;
     v.shape.assign(dims + at, dims + at + ranks[t]);
     at += static_cast<size_t>(ranks[t]);
-    views.push_back(v);
+    out.push_back(v);
   }
-  std::map<std::string, double> values;
   std::string error;
   if (!parseList(params, values, error)) {
     setError(err, errLen, "params: " + error);
-    return 1;
+    return false;
   }
-  attnc::Status st = k->kernel.launch(views, values, stream);
+  return true;
+}
+
+int attnc_bench_run(void *handle, int numTensors, void **ptrs, const int *ranks,
+                    const int64_t *dims, const char *params, void *stream, char *err,
+                    int errLen) {
+  auto *k = static_cast<BenchKernel *>(handle);
+  std::vector<attnc::TensorView> tensors;
+  std::map<std::string, double> values;
+  if (!views(k, numTensors, ptrs, ranks, dims, params, tensors, values, err, errLen))
+    return 1;
+  attnc::Status st = k->kernel.launch(tensors, values, stream, k->plan);
   if (!st) {
     setError(err, errLen, st.error());
     return 1;
   }
   return 0;
 }
+
+/// Builds the kernel's tile plan for these inputs (see attnc::TilePlan);
+/// later runs use it. Returns 1 on error.
+int attnc_bench_plan(void *handle, int numTensors, void **ptrs, const int *ranks,
+                     const int64_t *dims, const char *params, void *stream, char *err,
+                     int errLen) {
+  auto *k = static_cast<BenchKernel *>(handle);
+  std::vector<attnc::TensorView> tensors;
+  std::map<std::string, double> values;
+  if (!views(k, numTensors, ptrs, ranks, dims, params, tensors, values, err, errLen))
+    return 1;
+  attnc::Result<attnc::TilePlan> plan = k->kernel.planTiles(tensors, values, stream);
+  if (!plan) {
+    setError(err, errLen, plan.error());
+    return 1;
+  }
+  k->plan = *plan;
+  return 0;
+}
+
+/// Bytes of the kept plan's table (0: none).
+long long attnc_bench_plan_bytes(void *handle) {
+  return static_cast<long long>(static_cast<BenchKernel *>(handle)->plan.bytes());
+}
+
+void attnc_bench_drop_plan(void *handle) { static_cast<BenchKernel *>(handle)->plan = {}; }
 
 } // extern "C"

@@ -211,9 +211,13 @@ class Attnc:
         L.attnc_bench_compile_ms.argtypes = [vp]
         L.attnc_bench_from_cache.restype = i32
         L.attnc_bench_from_cache.argtypes = [vp]
-        L.attnc_bench_run.restype = i32
-        L.attnc_bench_run.argtypes = [vp, i32, ctypes.POINTER(vp), ctypes.POINTER(i32),
-                                      ctypes.POINTER(ctypes.c_int64), cp, vp, cp, i32]
+        for f in (L.attnc_bench_run, L.attnc_bench_plan):
+            f.restype = i32
+            f.argtypes = [vp, i32, ctypes.POINTER(vp), ctypes.POINTER(i32),
+                          ctypes.POINTER(ctypes.c_int64), cp, vp, cp, i32]
+        L.attnc_bench_plan_bytes.restype = ctypes.c_longlong
+        L.attnc_bench_plan_bytes.argtypes = [vp]
+        L.attnc_bench_drop_plan.argtypes = [vp]
         self.err = ctypes.create_string_buffer(8192)
 
     def message(self):
@@ -243,7 +247,15 @@ class Attnc:
             if run(h, n, ptrs, ranks, dims, p, stream, err, len(err)):
                 raise RuntimeError("run: " + self.message())
             return out
+
+        def plan():
+            # Builds the tile plan that later calls of fn use (attnc::TilePlan).
+            if self.lib.attnc_bench_plan(h, n, ptrs, ranks, dims, p, stream, err, len(err)):
+                raise RuntimeError("plan: " + self.message())
+            return self.lib.attnc_bench_plan_bytes(h)
         fn.keep = tensors  # the pointers above stay valid while fn lives
+        fn.plan = plan
+        fn.drop_plan = lambda: self.lib.attnc_bench_drop_plan(h)
         return fn
 
 
@@ -406,6 +418,24 @@ def run_case(c, a, attnc, dev):
         except Exception as e:
             row[f"{who}_error"] = brief(e)
             log(f"  {who}: {brief(e)}")
+    # Masks that read tensors: the tile plan built once per input (as every
+    # layer of a model would share it), then launches that reuse it.
+    if "attnc" in fns and name == "document":
+        fn = fns["attnc"][0]
+        try:
+            row["attnc_plan_bytes"] = fn.plan()
+            if row["attnc_plan_bytes"]:
+                row["attnc_plan_ms"] = time_ms(fn.plan, a.reps, a.target_ms)
+                row["attnc_planned_ms"] = time_ms(fn, a.reps, a.target_ms)
+                row["attnc_planned_tflops"] = row["flops"] / (row["attnc_planned_ms"] * 1e9)
+                log(f"  attnc plan  {row['attnc_plan_ms']:9.3f} ms ({row['attnc_plan_bytes']} bytes); "
+                    f"launch with it {row['attnc_planned_ms']:.3f} ms "
+                    f"{row['attnc_planned_tflops']:8.1f} TFLOP/s")
+        except Exception as e:
+            row["attnc_plan_error"] = brief(e)
+            log(f"  attnc plan: {brief(e)}")
+        finally:
+            fn.drop_plan()
     for who in ("cudnn", "flex"):
         if row.get("attnc_tflops") and row.get(f"{who}_tflops"):
             row[f"attnc_over_{who}"] = row["attnc_tflops"] / row[f"{who}_tflops"]
@@ -450,6 +480,10 @@ def print_table(rows):
                 extra = f", {r['block_mask_compiled_ms']:.2f} ms under torch.compile"
             log(f"create_block_mask for document N={r['N']} B={r['B']}: "
                 f"{r['block_mask_ms']:.2f} ms (median){extra}")
+        if "attnc_plan_ms" in r:
+            log(f"attnc tile plan for document N={r['N']} B={r['B']}: {r['attnc_plan_ms']:.3f} ms; "
+                f"launches with it {r['attnc_planned_tflops']:.1f} TFLOP/s "
+                f"(without: {r.get('attnc_tflops') or 0:.1f})")
 
 
 def plot_matplotlib(path, rows, title):

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -67,6 +68,54 @@ struct DeviceCopies {
     return true;
   }
 };
+
+/// CUDA kernels whose tile classes come from a class kernel: a launch that
+/// takes them from a TilePlan must write the very same bytes. `host` holds
+/// the outputs of the launch without a plan; the outputs on the device are
+/// poisoned with NaN first.
+bool checkTilePlan(const Kernel &kernel, const std::vector<TensorView> &host,
+                   const std::vector<TensorView> &dev, const CheckOptions &check,
+                   CheckReport &report) {
+  Result<TilePlan> plan = kernel.planTiles(dev, check.params);
+  if (!plan) {
+    report.error = "tile plan: " + plan.error();
+    return false;
+  }
+  if (plan->empty())
+    return true;
+  const KernelInfo &info = kernel.info();
+  std::vector<size_t> outputs;
+  size_t t = 0;
+  for (const ArgInfo &a : info.args) {
+    if (!a.isTensor)
+      continue;
+    if (a.isOutput) {
+      outputs.push_back(t);
+      size_t bytes = static_cast<size_t>(dev[t].numel()) * dtypeSize(dev[t].dtype);
+      if (!cuda::memset8(dev[t].data, 0xff, bytes, report.error))
+        return false;
+    }
+    ++t;
+  }
+  if (Status st = kernel.launch(dev, check.params, nullptr, *plan); !st) {
+    report.error = "launch with a tile plan: " + st.error();
+    return false;
+  }
+  if (!cuda::synchronize(report.error))
+    return false;
+  for (size_t o : outputs) {
+    size_t bytes = static_cast<size_t>(dev[o].numel()) * dtypeSize(dev[o].dtype);
+    std::vector<char> planned(bytes);
+    if (!cuda::copyToHost(planned.data(), dev[o].data, bytes, report.error))
+      return false;
+    if (std::memcmp(planned.data(), host[o].data, bytes) != 0) {
+      report.error = "a launch with a tile plan wrote other bytes than one without";
+      return false;
+    }
+  }
+  report.planChecked = true;
+  return true;
+}
 
 /// Sizes of every symbolic dim: given ones first, then by role in q/k/v.
 std::map<std::string, int64_t> resolveSizes(const KernelInfo &info,
@@ -215,6 +264,8 @@ CheckReport attnc::checkSpec(const std::string &path,
     return report;
   }
   if (kernel->target() == Target::cuda && !device.download(info, views, runViews, report.error))
+    return report;
+  if (kernel->target() == Target::cuda && !checkTilePlan(*kernel, views, runViews, check, report))
     return report;
   report.kernelMs = 1e30;
   for (int r = 0; r < check.timingRuns; ++r) {

@@ -47,6 +47,7 @@ struct CheckReport {
   double gflops = 0;        // 4 * D-ish flops over visible pairs / kernelMs
   bool fromCache = false;
   bool skipped = false;     // the shape was in skipShapes
+  bool planChecked = false; // CUDA: a launch with a TilePlan matched bit for bit
 };
 
 /// Compiles `path` with `options` and checks it as described above.

@@ -486,10 +486,29 @@ struct ArgStorage {
 
 Target Kernel::target() const { return impl->isCuda ? Target::cuda : Target::cpu; }
 
+namespace attnc {
+/// A tile-class table in GPU memory and what it was built for.
+struct TilePlanData {
+  const CompiledKernel *kernel = nullptr;
+  int64_t batch = 0, heads = 0, qLen = 0, kvLen = 0;
+  void *table = nullptr;
+  size_t bytes = 0;
+  ~TilePlanData() {
+    if (table)
+      cuda::free(table);
+  }
+};
+} // namespace attnc
+
+size_t TilePlan::bytes() const { return data ? data->bytes : 0; }
+
 namespace {
-/// Fills the CUDA kernel's argument slots and launches it.
+/// Fills the CUDA kernel's argument slots and launches it. With `planOut`,
+/// only builds the tile-class table into it (synchronously); with `plan`,
+/// takes the table from there.
 Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensors,
-                  const std::map<std::string, double> &params, void *stream, bool wait) {
+                  const std::map<std::string, double> &params, void *stream, bool wait,
+                  const TilePlanData *plan = nullptr, TilePlanData *planOut = nullptr) {
   const KernelInfo &info = k.info;
   std::vector<int> tensorOf(info.args.size(), -1);
   int t = 0;
@@ -561,28 +580,58 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
   // Tile classes for the launch, when the mask's bounds scan tensors: a
   // table in stream-ordered memory, filled by its own kernel first.
   std::string error;
-  void *table = nullptr;
+  void *table = nullptr; // a per-launch table, freed after the launch
   int64_t queryTiles = (qLen + layout.blockQ - 1) / layout.blockQ;
-  if (layout.classTable && keyTiles > 0) {
+  auto useTable = [&](void *t) {
+    for (size_t n = 0; n < layout.slots.size(); ++n)
+      if (layout.slots[n].kind == CudaArgSlot::classes)
+        std::memcpy(&slots[n], &t, sizeof(t));
+  };
+  if (plan && plan->table) {
+    if (plan->kernel != &k)
+      return Status::error("the tile plan was built for another kernel");
+    if (plan->batch != batch || plan->heads != heads || plan->qLen != qLen ||
+        plan->kvLen != kvLen)
+      return Status::error("the tile plan was built for other shapes (B=" +
+                           std::to_string(plan->batch) + " Hq=" + std::to_string(plan->heads) +
+                           " S=" + std::to_string(plan->qLen) + " T=" +
+                           std::to_string(plan->kvLen) + ")");
+    useTable(plan->table);
+  } else if (layout.classTable && keyTiles > 0) {
     int64_t batches = layout.classUsesBatch ? batch : 1, headsC = layout.classUsesHead ? heads : 1;
     if (batches * headsC > 65535 || queryTiles > 65535)
       return Status::error("too many batches x heads or query tiles for the tile-class kernel");
     size_t bytes = static_cast<size_t>(batches * headsC * queryTiles * keyTiles);
-    if (!cuda::mallocAsync(&table, bytes, stream, error))
+    bool ok = planOut ? cuda::malloc(&table, bytes, error)
+                      : cuda::mallocAsync(&table, bytes, stream, error);
+    if (!ok)
       return Status::error(error);
-    for (size_t n = 0; n < layout.slots.size(); ++n)
-      if (layout.slots[n].kind == CudaArgSlot::classes)
-        std::memcpy(&slots[n], &table, sizeof(table));
+    useTable(table);
     unsigned grid[3] = {static_cast<unsigned>((keyTiles + 127) / 128),
                         static_cast<unsigned>(queryTiles), static_cast<unsigned>(batches * headsC)};
     unsigned block[3] = {128, 1, 1};
     void *argStruct = slots.data();
     if (!cuda::launch(k.classes, grid, block, 0, stream, &argStruct, error)) {
       std::string ignored;
-      cuda::freeAsync(table, stream, ignored);
+      if (planOut)
+        cuda::free(table);
+      else
+        cuda::freeAsync(table, stream, ignored);
       return Status::error(error);
     }
+    if (planOut) {
+      planOut->kernel = &k;
+      planOut->batch = batch;
+      planOut->heads = heads;
+      planOut->qLen = qLen;
+      planOut->kvLen = kvLen;
+      planOut->table = table;
+      planOut->bytes = bytes;
+      return Status::ok();
+    }
   }
+  if (planOut)
+    return Status::ok(); // nothing to plan
   unsigned grid[3] = {static_cast<unsigned>((qLen + layout.blockQ - 1) / layout.blockQ),
                       static_cast<unsigned>(heads), static_cast<unsigned>(batch)};
   unsigned block[3] = {static_cast<unsigned>(layout.threads), 1, 1};
@@ -607,6 +656,33 @@ Status Kernel::launch(const std::vector<TensorView> &tensors,
   if (Status st = check(tensors, params); !st)
     return st;
   return launchCuda(*impl, tensors, params, stream, /*wait=*/false);
+}
+
+Status Kernel::launch(const std::vector<TensorView> &tensors,
+                      const std::map<std::string, double> &params, void *stream,
+                      const TilePlan &plan) const {
+  if (!impl->isCuda || plan.empty())
+    return launch(tensors, params, stream);
+  if (Status st = check(tensors, params); !st)
+    return st;
+  return launchCuda(*impl, tensors, params, stream, /*wait=*/false, plan.data.get());
+}
+
+Result<TilePlan> Kernel::planTiles(const std::vector<TensorView> &tensors,
+                                   const std::map<std::string, double> &params,
+                                   void *stream) const {
+  if (Status st = check(tensors, params); !st)
+    return st;
+  TilePlan plan;
+  if (!impl->isCuda || !impl->layout.classTable)
+    return plan;
+  auto data = std::make_shared<TilePlanData>();
+  if (Status st = launchCuda(*impl, tensors, params, stream, /*wait=*/false, nullptr, data.get());
+      !st)
+    return st;
+  if (data->table)
+    plan.data = std::move(data);
+  return plan;
 }
 
 Status Kernel::run(const std::vector<TensorView> &tensors,

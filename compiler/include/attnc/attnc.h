@@ -115,6 +115,26 @@ struct KernelInfo {
 };
 
 class CompiledKernel;
+struct TilePlanData;
+
+/// Tile classes of one kernel for one set of inputs, built once and reused.
+/// A CUDA kernel whose mask reads tensors (document ids, block masks, block
+/// lists) classifies its tiles with a small kernel before each launch; a
+/// plan keeps that table in GPU memory so that later launches over the same
+/// inputs (every layer of a model, every step that keeps the documents)
+/// skip it. The plan describes the inputs' contents when it was built:
+/// build a new one when they change. Kernels that need no table (CPU
+/// kernels, masks of positions only) give an empty plan.
+class TilePlan {
+public:
+  bool empty() const { return !data; }
+  /// GPU memory the table takes.
+  size_t bytes() const;
+
+private:
+  friend class Kernel;
+  std::shared_ptr<TilePlanData> data;
+};
 
 class Kernel {
 public:
@@ -136,6 +156,15 @@ public:
   Status launch(const std::vector<TensorView> &tensors,
                 const std::map<std::string, double> &params = {},
                 void *stream = nullptr) const;
+  /// launch() with the tile classes from `plan` (from planTiles() of this
+  /// kernel, for tensors of the same shapes); an empty plan is ignored.
+  Status launch(const std::vector<TensorView> &tensors,
+                const std::map<std::string, double> &params, void *stream,
+                const TilePlan &plan) const;
+  /// Builds the tile classes for `tensors` and `params` on `stream`.
+  Result<TilePlan> planTiles(const std::vector<TensorView> &tensors,
+                             const std::map<std::string, double> &params = {},
+                             void *stream = nullptr) const;
   Target target() const;
 
 private:

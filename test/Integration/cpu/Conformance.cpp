@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
   };
   // A spec with static sizes gives the same shape under several presets:
   // check each distinct shape once.
-  int passed = 0, failed = 0;
+  int passed = 0, failed = 0, planned = 0;
   for (const std::string &spec : specs) {
     std::vector<std::string> seen;
     for (const Preset &p : presets) {
@@ -95,14 +95,18 @@ int main(int argc, char **argv) {
         if (r.skipped)
           continue;
         seen.push_back(r.shape);
-        std::printf("%-4s %-40s %-5s %-5s %s err=%.3g%s%s\n", r.ok ? "PASS" : "FAIL",
+        std::printf("%-4s %-40s %-5s %-5s %s err=%.3g%s%s%s\n", r.ok ? "PASS" : "FAIL",
                     spec.c_str(), p.name, dtypeName(dt), r.shape.c_str(),
                     dt == DType::f32 ? r.maxRelError : r.maxAbsError,
-                    r.ok ? "" : " : ", r.ok ? "" : r.error.c_str());
+                    r.planChecked ? " (tile plan: same bytes)" : "", r.ok ? "" : " : ",
+                    r.ok ? "" : r.error.c_str());
         (r.ok ? passed : failed) += 1;
+        planned += r.planChecked;
       }
     }
   }
+  if (planned)
+    std::printf("%d cases also launched with a tile plan, bit for bit the same\n", planned);
   std::printf("%d passed, %d failed\n", passed, failed);
   return failed ? 1 : 0;
 }
