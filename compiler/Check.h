@@ -48,6 +48,7 @@ struct CheckReport {
   bool fromCache = false;
   bool skipped = false;     // the shape was in skipShapes
   bool planChecked = false; // CUDA: a launch with a TilePlan matched bit for bit
+  int64_t ambiguousRows = 0; // rows not compared: a top-k selection near a tie
 };
 
 /// Compiles `path` with `options` and checks it as described above.

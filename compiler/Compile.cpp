@@ -125,6 +125,7 @@ LogicalResult attnc::prepareForTarget(ModuleOp module, Target target,
                                       bool printIRAfterAll) {
   PassManager pm(module.getContext());
   pm.addPass(createCanonicalizerPass());
+  pm.addNestedPass<func::FuncOp>(createAttnMaterializeTopKPass());
   AttnSelectSchedulePassOptions schedule;
   schedule.target = target == Target::cuda ? "cuda" : "cpu";
   pm.addNestedPass<func::FuncOp>(createAttnSelectSchedulePass(schedule));
@@ -150,6 +151,8 @@ KernelInfo attnc::extractKernelInfo(func::FuncOp fn) {
     info.blockK = op.getScheduleAttr().getBlockK();
   }
   for (BlockArgument arg : fn.getArguments()) {
+    if (fn.getArgAttr(arg.getArgNumber(), "attn.hidden"))
+      continue; // the runtime supplies it
     ArgInfo a;
     unsigned n = arg.getArgNumber();
     auto nameAttr = fn.getArgAttrOfType<StringAttr>(n, "attn.name");
@@ -354,4 +357,23 @@ std::string attnc::emitCHeader(const KernelInfo &info) {
   h += std::string(first ? "" : ", ") + "int64_t work_begin, int64_t work_end);\n\n";
   h += "#ifdef __cplusplus\n}\n#endif\n\n#endif\n";
   return h;
+}
+
+std::optional<TopKParams> attnc::hiddenTopK(func::FuncOp fn, unsigned &argIndex) {
+  for (BlockArgument arg : fn.getArguments()) {
+    auto params = fn.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "attn.topk");
+    if (!params || params.size() != 4)
+      continue;
+    auto param = [&](int n) { return cast<IntegerAttr>(params[n]).getInt(); };
+    TopKParams p;
+    p.topK = param(0);
+    p.blockQ = param(1);
+    p.blockK = param(2);
+    p.causal = param(3) != 0;
+    attn::AttentionOp op = findAttention(fn);
+    p.alignEnd = op && op.getAlign() == attn::QueryAlign::end;
+    argIndex = arg.getArgNumber();
+    return p;
+  }
+  return std::nullopt;
 }

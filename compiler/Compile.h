@@ -15,6 +15,7 @@
 #define ATTNC_COMPILER_COMPILE_H
 
 #include "attnc/attnc.h"
+#include "attnc/runtime/TopKSelect.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/OwningOpRef.h"
 #include "llvm/ADT/SmallVector.h"
@@ -62,7 +63,12 @@ mlir::LogicalResult prepareForTarget(mlir::ModuleOp module, Target target,
                                      bool printIRAfterAll);
 
 /// Reads the signature (names, dtypes, dims, params, tiles) of `fn`.
+/// Hidden arguments (the attn.topk selection table) are not part of it.
 KernelInfo extractKernelInfo(mlir::func::FuncOp fn);
+
+/// The selection of `fn`'s hidden top-k table (attn-materialize-topk), or
+/// nothing; `argIndex` gets the table's argument number.
+std::optional<TopKParams> hiddenTopK(mlir::func::FuncOp fn, unsigned &argIndex);
 
 /// attn IR (prepared) -> loops; with `toLLVM` on to the LLVM dialect.
 mlir::LogicalResult lowerForCPU(mlir::ModuleOp module, int vectorWidth,

@@ -36,6 +36,7 @@
 #include <chrono>
 #include <cstring>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <unistd.h>
 
@@ -51,7 +52,10 @@ public:
   bool isCuda = false;
   cuda::Function function;
   cuda::Function classes; // the tile-class kernel, when layout.classTable
+  cuda::Function topkPool, topkSelect; // the selection kernels, when layout.topk
   CudaKernel layout; // source dropped once loaded
+  /// attn.topk: the selection the runtime computes into the hidden table.
+  std::optional<TopKParams> topk;
 };
 } // namespace attnc
 
@@ -143,7 +147,8 @@ std::string cudaArchFor(const CompileOptions &options) {
 /// Emits the CUDA kernel of `fn`, compiles it with NVRTC (or takes the cubin
 /// from the caches, keyed by a hash of the generated source) and loads it.
 template <typename ElapsedMs>
-Result<Kernel> compileCuda(mlir::func::FuncOp fn, KernelInfo info, const CompileOptions &options,
+Result<Kernel> compileCuda(mlir::func::FuncOp fn, KernelInfo info,
+                           const std::optional<TopKParams> &topk, const CompileOptions &options,
                            const std::string &diagText, PhaseTimer &timer,
                            ElapsedMs elapsedMs) {
   std::string arch = cudaArchFor(options);
@@ -174,6 +179,7 @@ Result<Kernel> compileCuda(mlir::func::FuncOp fn, KernelInfo info, const Compile
     kernel->info = std::move(info);
     kernel->info.fromCache = true;
     kernel->info.compileMs = elapsedMs();
+    kernel->topk = topk;
     return Kernel(kernel);
   }
   std::string error;
@@ -212,11 +218,20 @@ Result<Kernel> compileCuda(mlir::func::FuncOp fn, KernelInfo info, const Compile
       !cuda::loadFunction(image.data(), (layout.entry + "_classes").c_str(), kernel->classes,
                           error))
     return Status::error("attnc: cannot load the tile-class kernel: " + error);
+  if (layout.topk &&
+      (!cuda::loadFunction(image.data(), (layout.entry + "_topk_pool").c_str(),
+                           kernel->topkPool, error) ||
+       !cuda::loadFunction(image.data(), (layout.entry + "_topk").c_str(), kernel->topkSelect,
+                           error) ||
+       !cuda::setMaxDynamicSharedMemory(kernel->topkSelect, cuda::maxSharedMemoryPerBlock(),
+                                        error)))
+    return Status::error("attnc: cannot load the top-k selection kernels: " + error);
   timer.mark("load the module");
   layout.source.clear();
   kernel->layout = std::move(layout);
   kernel->info = std::move(info);
   kernel->info.fromCache = fromDisk;
+  kernel->topk = topk;
   memoryCache[key] = kernel;
   kernel->info.compileMs = elapsedMs();
   return Kernel(kernel);
@@ -257,9 +272,11 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   if (!fn)
     return Status::error(diagText);
   KernelInfo info = extractKernelInfo(fn);
+  unsigned topkArg = 0;
+  std::optional<TopKParams> topk = hiddenTopK(fn, topkArg);
   timer.mark("parse and prepare");
   if (options.target == Target::cuda)
-    return compileCuda(fn, std::move(info), options, diagText, timer, elapsedMs);
+    return compileCuda(fn, std::move(info), topk, options, diagText, timer, elapsedMs);
 
   // The key covers everything that changes the object.
   std::string ir;
@@ -351,6 +368,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   kernel->info = std::move(info);
   kernel->entry = symbol->toPtr<void (*)(void **)>();
   kernel->info.fromCache = fromDisk;
+  kernel->topk = topk;
   memoryCache[key] = kernel;
   kernel->info.compileMs = elapsedMs();
   return Kernel(kernel);
@@ -539,18 +557,59 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
   if (smem > cuda::maxSharedMemoryPerBlock())
     return Status::error("key length " + std::to_string(kvLen) +
                          " needs more shared memory than a CTA may have");
+  std::string error;
+  // attn.topk: the selection table (a hidden argument) and the pooled keys,
+  // in stream-ordered memory freed after the launch.
+  void *selection = nullptr, *pooledKeys = nullptr;
+  int64_t selectQB = 0, selectKB = 0;
+  auto freeSelection = [&] {
+    std::string ignored;
+    if (selection)
+      cuda::freeAsync(selection, stream, ignored);
+    if (pooledKeys)
+      cuda::freeAsync(pooledKeys, stream, ignored);
+    selection = pooledKeys = nullptr;
+  };
+  // Every return below, errors included, gives them back (after the launch,
+  // in stream order, on success).
+  struct OnExit {
+    std::function<void()> fn;
+    ~OnExit() { fn(); }
+  } releaseSelection{freeSelection};
+  if (layout.topk && k.topk && !planOut) {
+    selectQB = topKQueryBlocks(*k.topk, qLen, kvLen);
+    selectKB = topKKeyBlocks(*k.topk, kvLen);
+    size_t tableBytes = static_cast<size_t>(batch * heads * selectQB * selectKB) * 4;
+    size_t pooledBytes = static_cast<size_t>(batch * kv.shape[1] * selectKB * q.shape[3]) * 4;
+    if (selectKB > 65535 || selectQB > 65535 * 16)
+      return Status::error("too many key or query blocks for the top-k selection kernels");
+    if (!cuda::mallocAsync(&selection, std::max<size_t>(tableBytes, 4), stream, error) ||
+        !cuda::mallocAsync(&pooledKeys, std::max<size_t>(pooledBytes, 4), stream, error)) {
+      freeSelection();
+      return Status::error(error);
+    }
+  }
+  auto tensorData = [&](int arg) -> void * {
+    return arg == layout.topkArg ? selection : tensors[tensorOf[arg]].data;
+  };
+  auto tensorDim = [&](int arg, int dim) -> int64_t {
+    if (arg != layout.topkArg)
+      return tensors[tensorOf[arg]].shape[dim];
+    int64_t shape[4] = {batch, heads, selectQB, selectKB};
+    return shape[dim];
+  };
   std::vector<uint64_t> slots(layout.slots.size(), 0);
   for (size_t n = 0; n < layout.slots.size(); ++n) {
     const CudaArgSlot &slot = layout.slots[n];
     void *at = &slots[n];
     switch (slot.kind) {
     case CudaArgSlot::tensor: {
-      void *p = tensors[tensorOf[slot.arg]].data;
+      void *p = tensorData(slot.arg);
       std::memcpy(at, &p, sizeof(p));
       break;
     }
     case CudaArgSlot::tensorDim:
-      slots[n] = static_cast<uint64_t>(tensors[tensorOf[slot.arg]].shape[slot.dim]);
+      slots[n] = static_cast<uint64_t>(tensorDim(slot.arg, slot.dim));
       break;
     case CudaArgSlot::size: {
       int64_t sizes[5] = {batch, heads, kv.shape[1], qLen, kvLen};
@@ -577,9 +636,31 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
       break;
     }
   }
+  // The selection first: pooled keys, then the top-k per query block.
+  if (selection) {
+    unsigned poolGrid[3] = {static_cast<unsigned>(selectKB),
+                            static_cast<unsigned>(kv.shape[1]), static_cast<unsigned>(batch)};
+    unsigned poolBlock[3] = {128, 1, 1};
+    void *poolParams[2] = {slots.data(), &pooledKeys};
+    int64_t selectSmem = 4 * (16 * q.shape[3] + 16 * selectKB);
+    unsigned selectGrid[3] = {static_cast<unsigned>((selectQB + 15) / 16),
+                              static_cast<unsigned>(heads), static_cast<unsigned>(batch)};
+    unsigned selectBlock[3] = {256, 1, 1};
+    void *selectParams[2] = {slots.data(), &pooledKeys};
+    if (selectSmem > cuda::maxSharedMemoryPerBlock()) {
+      freeSelection();
+      return Status::error("key length " + std::to_string(kvLen) +
+                           " has too many blocks for the top-k selection kernel");
+    }
+    if (!cuda::launch(k.topkPool, poolGrid, poolBlock, 0, stream, poolParams, error) ||
+        !cuda::launch(k.topkSelect, selectGrid, selectBlock, static_cast<unsigned>(selectSmem),
+                      stream, selectParams, error)) {
+      freeSelection();
+      return Status::error(error);
+    }
+  }
   // Tile classes for the launch, when the mask's bounds scan tensors: a
   // table in stream-ordered memory, filled by its own kernel first.
-  std::string error;
   void *table = nullptr; // a per-launch table, freed after the launch
   int64_t queryTiles = (qLen + layout.blockQ - 1) / layout.blockQ;
   auto useTable = [&](void *t) {
@@ -604,8 +685,10 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
     size_t bytes = static_cast<size_t>(batches * headsC * queryTiles * keyTiles);
     bool ok = planOut ? cuda::malloc(&table, bytes, error)
                       : cuda::mallocAsync(&table, bytes, stream, error);
-    if (!ok)
+    if (!ok) {
+      freeSelection();
       return Status::error(error);
+    }
     useTable(table);
     unsigned grid[3] = {static_cast<unsigned>((keyTiles + 127) / 128),
                         static_cast<unsigned>(queryTiles), static_cast<unsigned>(batches * headsC)};
@@ -617,6 +700,7 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
         cuda::free(table);
       else
         cuda::freeAsync(table, stream, ignored);
+      freeSelection();
       return Status::error(error);
     }
     if (planOut) {
@@ -639,6 +723,7 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
   bool launched =
       cuda::launch(k.function, grid, block, static_cast<unsigned>(smem), stream, &argStruct, error);
   std::string freeError;
+  freeSelection();
   if (table && !cuda::freeAsync(table, stream, freeError) && launched)
     return Status::error(freeError);
   if (!launched)
@@ -674,7 +759,9 @@ Result<TilePlan> Kernel::planTiles(const std::vector<TensorView> &tensors,
   if (Status st = check(tensors, params); !st)
     return st;
   TilePlan plan;
-  if (!impl->isCuda || !impl->layout.classTable)
+  // A top-k selection depends on q and k, which change every call: its
+  // tables are built with every launch.
+  if (!impl->isCuda || !impl->layout.classTable || impl->topk)
     return plan;
   auto data = std::make_shared<TilePlanData>();
   if (Status st = launchCuda(*impl, tensors, params, stream, /*wait=*/false, nullptr, data.get());
@@ -727,6 +814,28 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
     }
   }
   const TensorView &q = tensors[0];
+  // attn.topk: the selection table, computed here and passed last.
+  std::vector<int32_t> selection;
+  ArgStorage selectionArg;
+  if (impl->topk) {
+    const TensorView &k = tensors[1];
+    int64_t qb = topKQueryBlocks(*impl->topk, q.shape[2], k.shape[2]);
+    int64_t kb = topKKeyBlocks(*impl->topk, k.shape[2]);
+    selection.assign(static_cast<size_t>(q.shape[0] * q.shape[1] * qb * kb), 0);
+    selectTopKBlocks(q, k, *impl->topk, selection.data(), threads);
+    ArgStorage::Desc &d = selectionArg.desc;
+    d.allocated = d.aligned = selection.data();
+    d.offset = 0;
+    int64_t shape[4] = {q.shape[0], q.shape[1], qb, kb};
+    int64_t stride = 1;
+    for (int n = 3; n >= 0; --n) {
+      d.sizesAndStrides[n] = shape[n];
+      d.sizesAndStrides[4 + n] = stride;
+      stride *= shape[n];
+    }
+    selectionArg.descPtr = &selectionArg.desc;
+    argPtrs.push_back(&selectionArg.descPtr);
+  }
   int64_t items = q.shape[0] * q.shape[1] *
                   ((q.shape[2] + info.blockQ - 1) / info.blockQ);
   auto entry = impl->entry;

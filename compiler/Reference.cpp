@@ -18,6 +18,10 @@
 #include "llvm/ADT/TypeSwitch.h"
 
 #include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+#include <tuple>
 #include <cmath>
 #include <limits>
 
@@ -38,7 +42,75 @@ enum class Code {
   AddF, SubF, MulF, DivF, RemF, NegF, MaxF, MinF, CmpF, Select,
   IToF, UIToF, FToI, Exp, Exp2, ExpM1, Log, Log2, Log1p, Tanh, Sqrt, Rsqrt,
   AbsF, AbsI, Floor, Ceil, Round, Pow, Sin, Cos, Erf, Fma, CopySign, Read,
-  Listed,
+  Listed, TopK,
+};
+
+/// The blocks attn.topk selects, computed in f64 on first use per (b, h,
+/// query block) and kept for the rest of the run.
+struct TopKTable {
+  const TensorView *q = nullptr, *k = nullptr;
+  int64_t topK = 0, blockQ = 0, blockK = 0;
+  bool causal = false;
+  int64_t S = 0, T = 0, D = 0, Hq = 0, Hkv = 0, offset = 0;
+  std::map<std::tuple<int64_t, int64_t, int64_t>, std::vector<char>> chosen;
+  std::set<std::tuple<int64_t, int64_t, int64_t>> ambiguous;
+
+  const std::vector<char> &select(int64_t b, int64_t h, int64_t qb) {
+    auto key = std::make_tuple(b, h, qb);
+    auto it = chosen.find(key);
+    if (it != chosen.end())
+      return it->second;
+    int64_t numKb = (T + blockK - 1) / blockK;
+    std::vector<char> sel(static_cast<size_t>(std::max<int64_t>(numKb, 0)), 0);
+    // Mean of the block's query rows (rows r at position r + offset).
+    std::vector<double> pq(D, 0.0);
+    int64_t rLo = std::max<int64_t>(qb * blockQ - offset, 0);
+    int64_t rHi = std::min<int64_t>((qb + 1) * blockQ - offset, S);
+    int64_t idx[4] = {b, h, 0, 0};
+    for (int64_t r = rLo; r < rHi; ++r)
+      for (int64_t d = 0; d < D; ++d) {
+        idx[2] = r;
+        idx[3] = d;
+        pq[d] += q->load(idx);
+      }
+    if (rHi > rLo)
+      for (double &x : pq)
+        x /= static_cast<double>(rHi - rLo);
+    int64_t hk = h / (Hq / Hkv);
+    std::vector<std::pair<double, int64_t>> scores; // (score, block)
+    for (int64_t kb = 0; kb < numKb; ++kb) {
+      if (causal && kb * blockK > qb * blockQ + blockQ - 1)
+        break;
+      int64_t jLo = kb * blockK, jHi = std::min(T, jLo + blockK);
+      int64_t kIdx[4] = {b, hk, 0, 0};
+      double dot = 0;
+      for (int64_t d = 0; d < D; ++d) {
+        double sum = 0;
+        kIdx[3] = d;
+        for (int64_t j = jLo; j < jHi; ++j) {
+          kIdx[2] = j;
+          sum += k->load(kIdx);
+        }
+        dot += pq[d] * sum / static_cast<double>(jHi - jLo);
+      }
+      scores.push_back({dot, kb});
+    }
+    // Highest first; ties go to the lower block.
+    std::sort(scores.begin(), scores.end(), [](const auto &x, const auto &y) {
+      return x.first != y.first ? x.first > y.first : x.second < y.second;
+    });
+    size_t take = std::min<size_t>(scores.size(), static_cast<size_t>(topK));
+    for (size_t n = 0; n < take; ++n)
+      sel[scores[n].second] = 1;
+    if (take < scores.size()) {
+      double scaleOf = 1.0;
+      for (const auto &sc : scores)
+        scaleOf = std::max(scaleOf, std::fabs(sc.first));
+      if (scores[take - 1].first - scores[take].first <= 1e-4 * scaleOf)
+        ambiguous.insert(key);
+    }
+    return chosen.emplace(key, std::move(sel)).first->second;
+  }
 };
 
 struct Inst {
@@ -49,6 +121,7 @@ struct Inst {
   int pred = 0;
   int arg = -1;             // Read, Listed: function argument index
   std::vector<int> indices; // Read, Listed (the row's prefix)
+  std::shared_ptr<TopKTable> topk; // TopK
   unsigned width = 64;      // integer results narrower than 64 bits wrap
 };
 
@@ -57,6 +130,7 @@ struct Tape {
   std::vector<Inst> insts;
   int numSlots = 0;
   int result = -1;
+  std::vector<std::shared_ptr<TopKTable>> topk; // the attn.topk ops' tables
 };
 
 class TapeCompiler {
@@ -247,6 +321,38 @@ bool TapeCompiler::compile(Region &region, Tape &tape, std::string &error) {
           for (Value p : l.getPrefix())
             inst.indices.push_back(slotOf(p, tape, error));
         })
+        .Case([&](TopKOp t) {
+          inst.code = Code::TopK;
+          auto table = std::make_shared<TopKTable>();
+          auto qIt = argIndex.find(op.getQuery()), kIt = argIndex.find(op.getKey());
+          if (qIt == argIndex.end() || kIt == argIndex.end() ||
+              !args[qIt->second].isTensor || !args[kIt->second].isTensor) {
+            error = "reference: attn.topk needs q and k as tensors";
+            return;
+          }
+          table->q = &args[qIt->second].tensor;
+          table->k = &args[kIt->second].tensor;
+          table->topK = t.getTopKAttr().getInt();
+          table->blockQ = t.getBlockQAttr().getInt();
+          table->blockK = t.getBlockKAttr().getInt();
+          table->causal = t.getCausal();
+          table->Hq = sizes[1];
+          table->Hkv = sizes[2];
+          table->S = sizes[3];
+          table->T = sizes[4];
+          table->D = sizes[5];
+          table->offset = op.getAlign() == QueryAlign::end ? table->T - table->S : 0;
+          if (table->Hkv <= 0 || table->S < 0 || table->T < 0 || table->D < 0) {
+            error = "reference: attn.topk needs the problem sizes";
+            return;
+          }
+          inst.topk = std::move(table);
+          inst.a = slotOf(t.getB(), tape, error);
+          inst.b = slotOf(t.getH(), tape, error);
+          inst.c = slotOf(t.getI(), tape, error);
+          inst.indices.push_back(slotOf(t.getJ(), tape, error));
+          tape.topk.push_back(inst.topk);
+        })
         .Default([&](Operation *) { ok = false; });
     if (!ok) {
       if (error.empty())
@@ -422,10 +528,21 @@ static bool run(const Tape &tape, std::vector<Slot> &s,
         o.i = static_cast<int64_t>(t.load(idx)) == a.i;
       break;
     }
+    case Code::TopK: {
+      TopKTable &t = *in.topk;
+      int64_t i = c.i, j = s[in.indices[0]].i;
+      if (i < 0 || j < 0 || j >= t.T) {
+        o.i = 0;
+        break;
+      }
+      const std::vector<char> &sel = t.select(a.i, b.i, i / t.blockQ);
+      o.i = sel[j / t.blockK];
+      break;
+    }
     }
     // Narrow integers wrap like the kernels' integer types (i1 stays 0/1).
     if (in.width < 64 && in.width > 1 && in.code != Code::Read && in.code != Code::Listed &&
-        in.code != Code::CmpI && in.code != Code::CmpF) {
+        in.code != Code::CmpI && in.code != Code::CmpF && in.code != Code::TopK) {
       unsigned shift = 64 - in.width;
       o.i = static_cast<int64_t>(static_cast<uint64_t>(o.i) << shift) >> shift;
     }
@@ -563,6 +680,13 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
         if (softmax && l > 0)
           result.lse[(b * Hq + h) * S + r] = m + std::log(l);
       }
+    }
+  for (const auto &table : mask.topk)
+    for (const auto &[b, h, qb] : table->ambiguous) {
+      result.rowAmbiguous.resize(static_cast<size_t>(B * Hq * S), 0);
+      for (int64_t r = std::max<int64_t>(qb * table->blockQ - offset, 0);
+           r < std::min<int64_t>((qb + 1) * table->blockQ - offset, S); ++r)
+        result.rowAmbiguous[(b * Hq + h) * S + r] = 1;
     }
   return true;
 }

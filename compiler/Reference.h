@@ -39,6 +39,10 @@ struct ReferenceResult {
   std::vector<double> lse;       // [B, Hq, S]; -inf for fully masked rows
   int64_t visiblePairs = 0;      // (b, h, i, j) with a nonzero weight
   double maxAbsScore = 0;        // over visible pairs, after the score region
+  /// [B, Hq, S]: 1 for rows whose attn.topk selection is a near tie (the
+  /// k-th and next block score within rounding), so a kernel may pick
+  /// either block; empty when no row is.
+  std::vector<char> rowAmbiguous;
 };
 
 /// The mask region of `op` as a function of (b, h, i, j), interpreted like

@@ -667,6 +667,28 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     minBlocks = std::max(1, std::atoi(env));
   os << "#define ATTNC_MIN_BLOCKS " << minBlocks << "\n";
   os << kAttnFwdMmaCuh;
+  // A top-k block selection: its table is a hidden argument the two
+  // selection kernels fill (attn-materialize-topk).
+  for (BlockArgument arg : fn.getArguments()) {
+    auto params = fn.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "attn.topk");
+    if (!params || params.size() != 4)
+      continue;
+    auto param = [&](int n) { return cast<IntegerAttr>(params[n]).getInt(); };
+    out.topk = true;
+    out.topkArg = static_cast<int>(arg.getArgNumber());
+    out.topkBlockQ = param(1);
+    out.topkBlockK = param(2);
+    os << "\n#define ATTNC_TOPK_POOL " << out.entry << "_topk_pool\n"
+       << "#define ATTNC_TOPK_SELECT " << out.entry << "_topk\n"
+       << "#define ATTNC_TOPK_TABLE x" << arg.getArgNumber() << "\n"
+       << "#define ATTNC_TOPK_TABLE_d2 x" << arg.getArgNumber() << "_d2\n"
+       << "#define ATTNC_TOPK_TABLE_d3 x" << arg.getArgNumber() << "_d3\n"
+       << "#define ATTNC_TOPK_K " << param(0) << "\n"
+       << "#define ATTNC_TOPK_BQ " << param(1) << "\n"
+       << "#define ATTNC_TOPK_BK " << param(2) << "\n"
+       << "#define ATTNC_TOPK_CAUSAL " << param(3) << "\n";
+    os << kAttnTopkCuh;
+  }
   out.source = std::move(text);
   return success();
 }

@@ -58,6 +58,12 @@ struct CudaKernel {
   /// it, head if it reads it, query tile, key tile).
   bool classTable = false;
   bool classUsesBatch = false, classUsesHead = false;
+  /// attn.topk (attn-materialize-topk): two kernels, `entry + "_topk_pool"`
+  /// and `entry + "_topk"`, fill the selection table, function argument
+  /// `topkArg`, before the tile classes (runtime/kernels/attn_topk.cuh).
+  bool topk = false;
+  int topkArg = -1;
+  int64_t topkBlockQ = 0, topkBlockK = 0;
 };
 
 /// Emits the kernel of the one attn.attention in `fn` (prepared for the

@@ -17,6 +17,9 @@ class SCFDialect;
 namespace mlir::vector {
 class VectorDialect;
 } // namespace mlir::vector
+namespace mlir::memref {
+class MemRefDialect;
+} // namespace mlir::memref
 
 namespace attnc {
 #define GEN_PASS_DECL

@@ -110,4 +110,25 @@ def AttnInferBlockSparsityPass : Pass<"attn-infer-block-sparsity", "::mlir::func
   let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::func::FuncDialect"];
 }
 
+def AttnMaterializeTopKPass : Pass<"attn-materialize-topk", "::mlir::func::FuncOp"> {
+  let summary = "Turn attn.topk into a read of a selection table the runtime fills";
+  let description = [{
+    A top-k block selection depends on all of q and k, so kernels do not
+    evaluate it per element. This pass gives the function one more argument,
+    last: `%sel: memref<?x?x?x?xi32>`, `[B, Hq, QB, KB]` with one entry per
+    (query block, key block), marked `attn.hidden = "topk"` with the
+    selection's parameters in `attn.topk = [top_k, block_q, block_k,
+    causal]`. Each `attn.topk %b, %h, %i, %j` becomes
+    `attn.read %sel[%b, %h, %i / block_q, %j / block_k] != 0`, and `%sel`
+    joins the extras. The runtime computes the table before every launch
+    (the CPU in `runtime/src/TopKSelect.cpp`, the GPU in a kernel of the
+    same module), and the tile bounds read it like any block mask: tiles of
+    unselected blocks are skipped, selected ones run without mask code.
+
+    A function may select with one set of parameters only; two different
+    `topk` calls are an error.
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect", "::mlir::memref::MemRefDialect"];
+}
+
 #endif // ATTNC_PASSES_PASSES_TD

@@ -267,3 +267,19 @@ LogicalResult ListedOp::verify() {
                          << " list, got " << getPrefix().size();
   return success();
 }
+
+//===----------------------------------------------------------------------===//
+// TopKOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult TopKOp::verify() {
+  int64_t k = getTopKAttr().getInt(), bq = getBlockQAttr().getInt(),
+          bk = getBlockKAttr().getInt();
+  if (k <= 0 || bq <= 0 || bk <= 0)
+    return emitOpError() << "expects a positive top_k, block_q and block_k, got " << k << ", "
+                         << bq << " and " << bk;
+  auto parent = cast<AttentionOp>((*this)->getParentOp());
+  if ((*this)->getParentRegion() != &parent.getMask())
+    return emitOpError() << "is only allowed in the mask region";
+  return success();
+}

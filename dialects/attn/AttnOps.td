@@ -214,6 +214,41 @@ def Attn_ListedOp : Attn_Op<"listed", [HasParent<"AttentionOp">]> {
   let hasVerifier = 1;
 }
 
+def Attn_TopKOp : Attn_Op<"topk", [Pure, HasParent<"AttentionOp">]> {
+  let summary = "Whether a key block is among a query block's top-k (MoBA, SeerAttention)";
+  let description = [{
+    In a mask region, `attn.topk %b, %h, %i, %j` is true when key block
+    `j / block_k` is one of the `top_k` key blocks selected for query block
+    `i / block_q` of batch `%b` and query head `%h` of the enclosing
+    attn.attention. The selection pools each block by its mean: `pq` over
+    the block's query rows (positions, so `align = end` counts from the
+    end) and `pk` over the block's keys of KV head `h / G`; a block's score
+    is `dot(pq, pk)`. The candidates are every key block, or with `causal`
+    those that start no later than the query block's last position; the
+    `top_k` highest scores win (ties: the lower block), all candidates when
+    there are no more than `top_k`.
+
+    ```mlir
+    %sel = attn.topk %b, %h, %i, %j {top_k = 8, block_q = 128, block_k = 64, causal}
+    ```
+
+    Kernels do not evaluate it per element: `attn-materialize-topk` turns
+    it into a read of a selection table the runtime fills before each
+    launch, so the tile bounds skip unselected blocks exactly.
+
+    **Verifier errors**
+
+    - `top_k`, `block_q` or `block_k` is not positive;
+    - the op is outside a mask region.
+  }];
+  let arguments = (ins Index:$b, Index:$h, Index:$i, Index:$j,
+                       I64Attr:$top_k, I64Attr:$block_q, I64Attr:$block_k,
+                       UnitAttr:$causal);
+  let results = (outs I1:$result);
+  let assemblyFormat = "$b `,` $h `,` $i `,` $j attr-dict";
+  let hasVerifier = 1;
+}
+
 def Attn_SizeOp : Attn_Op<"size", [Pure, HasParent<"AttentionOp">]> {
   let summary = "A problem size (batch, heads, lengths, dims) inside a region";
   let description = [{

@@ -437,9 +437,52 @@ FailureOr<Typed> SpecEmitter::emitListed(const Expr &e) {
                ScalarKind::Bool};
 }
 
+FailureOr<Typed> SpecEmitter::emitTopK(const Expr &e) {
+  static constexpr const char *usage =
+      "'topk' takes the number of key blocks and the two block sizes, and optionally "
+      "'true' for causal candidates: topk(k, block_q, block_k[, causal])";
+  if (regionKind != attn::VariantRegion::Mask) {
+    error(e.loc, "'topk' selects key blocks and may only appear in the mask");
+    return failure();
+  }
+  if (e.operands.size() != 3 && e.operands.size() != 4) {
+    error(e.loc, std::string(usage) + ", got " + llvm::Twine(e.operands.size()).str() +
+                     " argument" + (e.operands.size() == 1 ? "" : "s"));
+    return failure();
+  }
+  int64_t values[3];
+  static constexpr const char *what[3] = {"the number of blocks", "block_q", "block_k"};
+  for (int n = 0; n < 3; ++n) {
+    std::optional<ConstValue> v = tryConstant(*e.operands[n]);
+    if (!v || v->kind != ScalarKind::Int || v->i <= 0 || v->i > (int64_t{1} << 30)) {
+      error(e.operands[n]->loc, std::string(what[n]) + " of 'topk' must be a positive int "
+                                "constant");
+      return failure();
+    }
+    values[n] = v->i;
+  }
+  bool causal = false;
+  if (e.operands.size() == 4) {
+    std::optional<ConstValue> v = tryConstant(*e.operands[3]);
+    if (!v || v->kind != ScalarKind::Bool) {
+      error(e.operands[3]->loc, "the causal flag of 'topk' must be a bool constant");
+      return failure();
+    }
+    causal = v->b;
+  }
+  Location l = loc(e.loc);
+  auto op = attn::TopKOp::create(b, l, b.getI1Type(), regionBlock->getArgument(0),
+                                 regionBlock->getArgument(1), regionBlock->getArgument(2),
+                                 regionBlock->getArgument(3), values[0], values[1], values[2],
+                                 causal);
+  return Typed{op.getResult(), ScalarKind::Bool};
+}
+
 FailureOr<Typed> SpecEmitter::emitCall(const Expr &e) {
   if (e.kind == Expr::Kind::Call && e.name == "listed")
     return emitListed(e);
+  if (e.kind == Expr::Kind::Call && e.name == "topk")
+    return emitTopK(e);
   Builtin fn = Builtin::Select;
   StringRef name = "?:";
   if (e.kind == Expr::Kind::Call) {

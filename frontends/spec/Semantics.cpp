@@ -38,7 +38,7 @@ std::string attnc::spec::formatDouble(double v) {
 
 static const StringRef kBuiltinNames[] = {
     "min",  "max",   "abs",   "exp",  "log",   "tanh", "sigmoid",
-    "sqrt", "rsqrt", "floor", "ceil", "float", "int",  "select", "listed"};
+    "sqrt", "rsqrt", "floor", "ceil", "float", "int",  "select", "listed", "topk"};
 
 std::optional<Builtin> attnc::spec::lookupBuiltin(StringRef name) {
   return llvm::StringSwitch<std::optional<Builtin>>(name)
@@ -399,6 +399,9 @@ FailureOr<ConstValue> ConstEvaluator::evalCall(const Expr &e) {
   if (e.kind == Expr::Kind::Call) {
     if (e.name == "listed")
       return fail(e.loc, "'listed' searches a tensor and is not a compile-time constant");
+    if (e.name == "topk")
+      return fail(e.loc, "'topk' selects blocks from q and k and is not a compile-time "
+                         "constant");
     std::optional<Builtin> found = lookupBuiltin(e.name);
     if (!found)
       return fail(e.loc, "unknown function '" + e.name + "'");

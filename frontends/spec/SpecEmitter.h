@@ -86,6 +86,8 @@ private:
   mlir::FailureOr<Typed> emitCall(const Expr &e);
   /// `listed(list[p...], count, x)`: attn.listed.
   mlir::FailureOr<Typed> emitListed(const Expr &e);
+  /// `topk(k, block_q, block_k[, causal])` in a mask: attn.topk.
+  mlir::FailureOr<Typed> emitTopK(const Expr &e);
   mlir::FailureOr<Typed> emitConst(ConstValue v, llvm::SMLoc at);
   /// `v` converted to `kind` (int to float, or unchanged).
   mlir::Value promote(Typed v, ScalarKind kind, mlir::Location l);
@@ -106,6 +108,9 @@ private:
   bool ok = true;
 
   mlir::Block *entry = nullptr;
+  /// The block of the region being emitted, and its kind.
+  mlir::Block *regionBlock = nullptr;
+  attn::VariantRegion regionKind = attn::VariantRegion::Score;
   llvm::StringMap<Global> globals;
   llvm::StringMap<Local> locals;
   /// Lets of the current region whose value had an error.

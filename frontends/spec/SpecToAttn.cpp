@@ -158,6 +158,8 @@ void SpecEmitter::emitRegion(const RegionDecl *decl, Region &region,
   for (const Ident &p : decl->params)
     locs.push_back(loc(p.loc));
   Block *block = b.createBlock(&region, {}, types, locs);
+  regionBlock = block;
+  regionKind = kind;
   for (auto [param, arg] : llvm::zip(decl->params, block->getArguments()))
     declareLocal(param, {arg, isa<FloatType>(arg.getType()) ? ScalarKind::Float
                                                             : ScalarKind::Int});

@@ -335,6 +335,9 @@ static int runAndCheck(const std::string &path, const CompileOptions &opts) {
       r.tolerance >= 1e-3 ? r.maxAbsError : r.maxRelError, r.tolerance,
       r.kernelMs, r.gflops, r.referenceMs, r.compileMs,
       r.fromCache ? " (cached)" : "");
+  if (r.ambiguousRows)
+    llvm::outs() << "  " << r.ambiguousRows
+                 << " rows not compared: their top-k block selection is a near tie\n";
   if (!r.ok)
     return userError("the kernel does not match the reference: " + r.error);
   llvm::outs() << "attnc: OK\n";
@@ -367,6 +370,9 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
     return kExitSuccess;
   }
   if (opts.emit == EmitKind::Header) {
+    if (kernel.topk)
+      return userError("--emit=header: a top-k block selection (topk in the mask) is computed "
+                       "by the attnc runtime before each launch; use the JIT API for this spec");
     os << attnc::emitCudaLaunchHeader(fn, kernel);
     return kExitSuccess;
   }
@@ -430,6 +436,11 @@ static int compile(ModuleOp module, const CompileOptions &opts,
     if (failed(attnc::prepareForTarget(module, attnc::Target::cpu,
                                        opts.printIRAfterAll)))
       return internalError("preparing the module failed");
+    unsigned topkArg = 0;
+    if ((opts.emit == EmitKind::Header || opts.emit == EmitKind::Obj) &&
+        attnc::hiddenTopK(fn, topkArg))
+      return userError(flag + ": a top-k block selection (topk in the mask) is computed by "
+                              "the attnc runtime before each run; use the JIT API for this spec");
     if (opts.emit == EmitKind::Header) {
       os << attnc::emitCHeader(attnc::extractKernelInfo(fn));
       return kExitSuccess;

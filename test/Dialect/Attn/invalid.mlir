@@ -280,3 +280,31 @@ func.func @negative_listed_rank(%q: memref<1x4x16x8xf32>, %l: memref<4x8xi32>, %
   }
   return
 }
+
+// -----
+
+func.func @negative_topk_zero(%q: memref<1x4x16x8xf32>) {
+  attn.attention q(%q : memref<1x4x16x8xf32>) k(%q : memref<1x4x16x8xf32>) v(%q : memref<1x4x16x8xf32>) out(%q : memref<1x4x16x8xf32>) kernel = softmax align = start scale = 1.0
+  mask {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    // expected-error @+1 {{'attn.topk' op expects a positive top_k, block_q and block_k, got 0, 4 and 4}}
+    %s = attn.topk %b, %h, %i, %j {top_k = 0, block_q = 4, block_k = 4}
+    attn.yield %s : i1
+  }
+  return
+}
+
+// -----
+
+func.func @negative_topk_in_score(%q: memref<1x4x16x8xf32>) {
+  attn.attention q(%q : memref<1x4x16x8xf32>) k(%q : memref<1x4x16x8xf32>) v(%q : memref<1x4x16x8xf32>) out(%q : memref<1x4x16x8xf32>) kernel = softmax align = start scale = 1.0
+  score {
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+    // expected-error @+1 {{'attn.topk' op is only allowed in the mask region}}
+    %t = attn.topk %b, %h, %i, %j {top_k = 1, block_q = 4, block_k = 4}
+    %z = arith.constant 0.0 : f32
+    %r = arith.select %t, %s, %z : f32
+    attn.yield %r : f32
+  }
+  return
+}

@@ -106,3 +106,17 @@ func.func @block_list(%q: memref<?x4x?x64xbf16>, %o: memref<?x4x?x64xbf16>,
   }
   return
 }
+
+// CHECK-LABEL: func.func @topk
+// CHECK: attn.topk %{{.+}}, %{{.+}}, %{{.+}}, %{{.+}} {block_k = 64 : i64, block_q = 128 : i64, causal, top_k = 4 : i64}
+func.func @topk(%q: memref<?x4x?x64xbf16>, %o: memref<?x4x?x64xbf16>) {
+  attn.attention q(%q : memref<?x4x?x64xbf16>) k(%q : memref<?x4x?x64xbf16>)
+      v(%q : memref<?x4x?x64xbf16>) out(%o : memref<?x4x?x64xbf16>)
+      kernel = softmax align = start scale = 0.125
+  mask {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    %s = attn.topk %b, %h, %i, %j {top_k = 4, block_q = 128, block_k = 64, causal}
+    attn.yield %s : i1
+  }
+  return
+}

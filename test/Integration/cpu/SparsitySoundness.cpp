@@ -25,6 +25,7 @@
 #include "dialects/attn/AttnOps.h"
 #include "passes/Passes.h"
 #include "passes/TileIntervals.h"
+#include "attnc/runtime/TopKSelect.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -234,6 +235,18 @@ std::vector<ArgValue> randomArgs(func::FuncOp fn, std::mt19937 &rng,
     buffers.emplace_back(static_cast<size_t>(t.numel()) * dtypeSize(t.dtype));
     t.data = buffers.back().data();
     bool isInt = t.dtype == DType::i32 || t.dtype == DType::i64;
+    if (!isInt && !a.isOutput) { // q and k feed attn.topk's selection
+      std::normal_distribution<float> normal(0.0f, 1.0f);
+      std::vector<int64_t> at(t.shape.size(), 0);
+      for (int64_t n = 0; n < t.numel(); ++n) {
+        int64_t rem = n;
+        for (size_t d = t.shape.size(); d-- > 0;) {
+          at[d] = rem % t.shape[d];
+          rem /= t.shape[d];
+        }
+        t.store(at.data(), normal(rng));
+      }
+    }
     int style = static_cast<int>(rng() % 3);
     int64_t last = t.shape.empty() ? 1 : t.shape.back();
     std::vector<int64_t> idx(t.shape.size(), 0);
@@ -388,10 +401,13 @@ int main(int argc, char **argv) {
       // The run-time bound: emitted once over a box of placeholders, then
       // interpreted per tile on random tensors.
       std::unique_ptr<BoundInterpreter> interp;
+      std::unique_ptr<MaskOracle> oracle;
       Block *boundBlock = nullptr;
       TileBox box;
       TileClass bound;
-      if (!plan) {
+      bool selects = false;
+      op.getMask().walk([&](attn::TopKOp) { selects = true; });
+      if (!plan || selects) { // a selection reads q and k: check it on data
         if (op.getMask().empty() || c.sizeAll)
           continue;
         // Reload with every symbol sized, then emit the bound.
@@ -401,6 +417,39 @@ int main(int argc, char **argv) {
           continue;
         fn = op->getParentOfType<func::FuncOp>();
         args = randomArgs(fn, rng, buffers);
+        // The oracle interprets the mask as written (attn.topk selects in
+        // f64); the bound sees what kernels see: the table the runtime
+        // fills (attn-materialize-topk, selectTopKBlocks), so the two
+        // selections are compared too.
+        std::string oracleError;
+        oracle = MaskOracle::create(op, args, oracleError);
+        if (!oracle) {
+          std::printf("FAIL %s: %s\n", path.c_str(), oracleError.c_str());
+          specFailed = true;
+          break;
+        }
+        bool selects = false;
+        op.getMask().walk([&](attn::TopKOp) { selects = true; });
+        if (selects) {
+          PassManager pm(&ctx);
+          pm.addNestedPass<func::FuncOp>(createAttnMaterializeTopKPass());
+          unsigned tableArg = 0;
+          if (mlir::failed(pm.run(*module)) || !hiddenTopK(fn, tableArg)) {
+            std::printf("FAIL %s: attn-materialize-topk failed\n", path.c_str());
+            specFailed = true;
+            break;
+          }
+          TopKParams params = *hiddenTopK(fn, tableArg);
+          const TensorView &q = args[0].tensor, &k = args[1].tensor;
+          ArgValue table;
+          table.tensor.dtype = DType::i32;
+          table.tensor.shape = {q.shape[0], q.shape[1], topKQueryBlocks(params, c.s, c.t),
+                                topKKeyBlocks(params, c.t)};
+          buffers.emplace_back(static_cast<size_t>(table.tensor.numel()) * 4);
+          table.tensor.data = buffers.back().data();
+          selectTopKBlocks(q, k, params, static_cast<int32_t *>(table.tensor.data), 1);
+          args.push_back(table);
+        }
         OpBuilder ob(&ctx);
         ob.setInsertionPoint(op);
         auto exec = scf::ExecuteRegionOp::create(ob, op.getLoc(), TypeRange{});
@@ -427,7 +476,8 @@ int main(int argc, char **argv) {
       int64_t bIdx = interp ? static_cast<int64_t>(rng() % op.getQuery().getType().getDimSize(0)) : 0;
       int64_t hIdx = interp ? static_cast<int64_t>(rng() % op.getQuery().getType().getDimSize(1)) : 0;
       std::string error;
-      auto oracle = MaskOracle::create(op, args, error);
+      if (!oracle)
+        oracle = MaskOracle::create(op, args, error);
       if (!oracle) {
         std::printf("FAIL %s: %s\n", path.c_str(), error.c_str());
         specFailed = true;
