@@ -16,7 +16,9 @@
 // the CPU kernel and the GPU class kernel use (classifyTile), runs it with a
 // small interpreter on random tensors (sorted segment ids, random small
 // ints, random lists) and checks it against the reference the same way.
-// Prints "N passed, N failed" last.
+// Prints "N passed, N failed" last. With --report=N it instead prints, per
+// spec, the share of EMPTY, PARTIAL and FULL 64 x 64 tiles at S = T = N on
+// benchmark-like inputs.
 //
 //===----------------------------------------------------------------------===//
 
@@ -51,6 +53,10 @@ struct Case {
   std::map<std::string, int64_t> params;
   /// Size every other symbol too (the run-time check needs tensors).
   bool sizeAll = false;
+  /// Sizes of named symbols that sizeAll would otherwise pick.
+  std::map<std::string, int64_t> named;
+  /// Cap the lengths so that every pair can be checked.
+  bool exhaustive = true;
 };
 
 /// Runs the integer IR classifyTile emits (arith, math.absi, memref.load
@@ -306,7 +312,7 @@ attn::AttentionOp planned(MLIRContext &ctx, const std::string &path,
     c.t = k.dims[2];
   else if (q.dims[2] < 0 && k.dimNames[2] == q.dimNames[2])
     c.t = c.s;
-  if (c.s * c.t > 400000) {
+  if (c.exhaustive && c.s * c.t > 400000) {
     why = "too large to check exhaustively";
     return {};
   }
@@ -321,7 +327,8 @@ attn::AttentionOp planned(MLIRContext &ctx, const std::string &path,
     for (const ArgInfo &a : info.args)
       for (size_t d = 0; d < a.dims.size(); ++d)
         if (a.dims[d] < 0 && !dims.count(a.dimNames[d]))
-          dims[a.dimNames[d]] = (&a == &q && d == 0)   ? 1 + c.s % 2
+          dims[a.dimNames[d]] = c.named.count(a.dimNames[d]) ? c.named.at(a.dimNames[d])
+                                : (&a == &q && d == 0)     ? 1 + c.s % 2
                                 : (&a == &q && d == 3) ? 8
                                                        : std::max(c.s, c.t) + 1;
   }
@@ -361,7 +368,221 @@ attn::AttentionOp planned(MLIRContext &ctx, const std::string &path,
   }
   return op;
 }
+/// The run-time tile bound of a mask that reads tensors, emitted once over
+/// a box of placeholders and interpreted per tile.
+struct RuntimeBound {
+  std::unique_ptr<BoundInterpreter> interp;
+  Block *block = nullptr;
+  TileBox box;
+  TileClass bound;
+
+  /// 0 EMPTY, 1 PARTIAL, 2 FULL for one tile.
+  bool classify(int64_t b, int64_t h, int64_t iLo, int64_t iHi, int64_t jLo, int64_t jHi,
+                int8_t &kind, std::string &error) {
+    interp->env.clear();
+    interp->env[box.b] = b;
+    interp->env[box.h] = h;
+    interp->env[box.iLo] = iLo;
+    interp->env[box.iHi] = iHi;
+    interp->env[box.jLo] = jLo;
+    interp->env[box.jHi] = jHi;
+    if (!interp->run(*block)) {
+      error = interp->error;
+      return false;
+    }
+    bool mayKeep = interp->env.lookup(bound.mayKeep), mayDrop = interp->env.lookup(bound.mayDrop);
+    kind = !mayKeep ? 0 : mayDrop ? 1 : 2;
+    return true;
+  }
+};
+
+/// Emits `op`'s run-time bound. A top-k selection is materialized first and
+/// its table filled by the runtime's selectTopKBlocks from q and k in
+/// `args` (the table is appended to `args`), as kernels see it.
+bool emitRuntimeBound(MLIRContext &ctx, ModuleOp module, attn::AttentionOp op, const Case &c,
+                      std::vector<ArgValue> &args, std::vector<std::vector<char>> &buffers,
+                      RuntimeBound &rb, std::string &error) {
+  func::FuncOp fn = op->getParentOfType<func::FuncOp>();
+  bool selects = false;
+  op.getMask().walk([&](attn::TopKOp) { selects = true; });
+  if (selects) {
+    PassManager pm(&ctx);
+    pm.addNestedPass<func::FuncOp>(createAttnMaterializeTopKPass());
+    unsigned tableArg = 0;
+    if (mlir::failed(pm.run(module)) || !hiddenTopK(fn, tableArg)) {
+      error = "attn-materialize-topk failed";
+      return false;
+    }
+    TopKParams params = *hiddenTopK(fn, tableArg);
+    const TensorView &q = args[0].tensor, &k = args[1].tensor;
+    ArgValue table;
+    table.tensor.dtype = DType::i32;
+    table.tensor.shape = {q.shape[0], q.shape[1], topKQueryBlocks(params, c.s, c.t),
+                          topKKeyBlocks(params, c.t)};
+    buffers.emplace_back(static_cast<size_t>(table.tensor.numel()) * 4);
+    table.tensor.data = buffers.back().data();
+    selectTopKBlocks(q, k, params, static_cast<int32_t *>(table.tensor.data), 1);
+    args.push_back(table);
+  }
+  OpBuilder ob(&ctx);
+  ob.setInsertionPoint(op);
+  auto exec = scf::ExecuteRegionOp::create(ob, op.getLoc(), TypeRange{});
+  rb.block = &exec.getRegion().emplaceBlock();
+  ImplicitLocOpBuilder b(op.getLoc(), &ctx);
+  b.setInsertionPointToStart(rb.block);
+  auto slot = [&]() { return arith::ConstantIndexOp::create(b, -1).getResult(); };
+  rb.box = {slot(), slot(), slot(), slot(), slot(), slot()};
+  rb.bound = classifyTile(b, op.getMask(), rb.box, [&](int) { return slot(); });
+  scf::YieldOp::create(b);
+  rb.interp = std::make_unique<BoundInterpreter>(fn, args);
+  for (Value v : {rb.box.b, rb.box.h, rb.box.iLo, rb.box.iHi, rb.box.jLo, rb.box.jHi})
+    rb.interp->seeded.insert(v);
+  return true;
+}
 } // namespace
+
+/// Inputs like the benchmarks': prefix lengths N / 4, documents of 50 to
+/// 1950 tokens, 8 listed key blocks per query block, block masks keeping
+/// about 1 in 8 blocks plus the diagonal, normal q and k.
+std::vector<ArgValue> reportArgs(func::FuncOp fn, int64_t n, std::mt19937 &rng,
+                                 std::vector<std::vector<char>> &buffers) {
+  std::vector<ArgValue> args;
+  bool hasCounts = false;
+  for (BlockArgument arg : fn.getArguments())
+    if (auto t = dyn_cast<MemRefType>(arg.getType()))
+      hasCounts |= t.getRank() == 3 && t.getElementType().isInteger(32);
+  KernelInfo info = extractKernelInfo(fn);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  for (BlockArgument arg : fn.getArguments()) {
+    ArgValue v;
+    auto type = dyn_cast<MemRefType>(arg.getType());
+    v.isTensor = static_cast<bool>(type);
+    if (!type) {
+      args.push_back(v);
+      continue;
+    }
+    const ArgInfo &a = info.args[arg.getArgNumber()];
+    TensorView &t = v.tensor;
+    t.dtype = a.dtype;
+    t.shape.assign(type.getShape().begin(), type.getShape().end());
+    buffers.emplace_back(static_cast<size_t>(t.numel()) * dtypeSize(t.dtype));
+    t.data = buffers.back().data();
+    bool isInt = t.dtype == DType::i32 || t.dtype == DType::i64;
+    std::vector<int64_t> idx(t.shape.size(), 0);
+    int64_t doc = 0, left = 0;
+    for (int64_t e = 0; !a.isOutput && e < t.numel(); ++e) {
+      int64_t rem = e;
+      for (size_t d = t.shape.size(); d-- > 0;) {
+        idx[d] = rem % t.shape[d];
+        rem /= t.shape[d];
+      }
+      double value = 0;
+      if (!isInt) {
+        value = normal(rng);
+      } else if (t.shape.size() == 1) {
+        value = static_cast<double>(n / 4);
+      } else if (t.shape.size() == 2) {
+        if (idx[1] == 0 || --left <= 0) {
+          doc = idx[1] == 0 ? 0 : doc + 1;
+          left = 50 + static_cast<int64_t>(rng() % 1901);
+        }
+        value = static_cast<double>(doc);
+      } else if (t.shape.size() == 3) {
+        value = 8;
+      } else if (hasCounts) {
+        value = static_cast<double>(rng() % t.shape[3]);
+      } else {
+        value = (rng() % 8 == 0 || idx[3] / 2 == idx[2]) ? 1 : 0;
+      }
+      t.store(idx.data(), value);
+    }
+    args.push_back(v);
+  }
+  return args;
+}
+
+/// --report=N [--set=NAME=VALUE...]: what the tile bounds skip for every
+/// spec at S = T = N with 64 x 64 tiles (batch 0, head 0), params at their
+/// defaults unless set.
+int report(MLIRContext &ctx, int64_t n, const std::vector<std::string> &paths,
+           const std::map<std::string, int64_t> &set) {
+  std::mt19937 rng(7);
+  std::printf("%-44s %7s %7s %7s %7s  %s\n", "spec", "tiles", "EMPTY", "PARTIAL", "FULL",
+              "how");
+  for (const std::string &path : paths) {
+    Case c;
+    c.s = c.t = n;
+    c.bq = c.bk = 64;
+    c.sizeAll = true;
+    c.exhaustive = false;
+    c.named = {{"B", 1}, {"QB", (n + 127) / 128}, {"KB", (n + 63) / 64}};
+    // Params at their defaults.
+    {
+      llvm::SourceMgr sm;
+      auto buffer = llvm::MemoryBuffer::getFile(path);
+      if (!buffer)
+        continue;
+      sm.AddNewSourceBuffer(std::move(*buffer), llvm::SMLoc());
+      ScopedDiagnosticHandler quiet(&ctx, [](Diagnostic &) { return success(); });
+      OwningOpRef<ModuleOp> probe = loadAttnModule(ctx, sm, {});
+      if (!probe)
+        continue;
+      for (const ArgInfo &a : extractKernelInfo(findKernelFunc(*probe)).args)
+        if (!a.isTensor && a.defaultValue)
+          c.params[a.name] = static_cast<int64_t>(*a.defaultValue);
+      for (const auto &[name, value] : set)
+        if (c.params.count(name))
+          c.params[name] = value;
+    }
+    OwningOpRef<ModuleOp> module;
+    std::string why;
+    attn::AttentionOp op = planned(ctx, path, c, module, why);
+    if (!op) {
+      std::printf("%-44s skipped: %s\n", path.c_str(), why.c_str());
+      continue;
+    }
+    int64_t nq = (c.s + c.bq - 1) / c.bq, nk = (c.t + c.bk - 1) / c.bk;
+    int64_t counts[3] = {0, 0, 0};
+    const char *how = "compile-time plan";
+    bool selects = false;
+    op.getMask().walk([&](attn::TopKOp) { selects = true; });
+    auto plan = op->getAttrOfType<DenseElementsAttr>("attn.block_plan");
+    if (op.getMask().empty()) {
+      counts[2] = nq * nk;
+      how = "no mask";
+    } else if (plan && !selects) {
+      for (int8_t kind : plan.getValues<int8_t>())
+        ++counts[kind];
+    } else {
+      how = "run-time bound";
+      func::FuncOp fn = op->getParentOfType<func::FuncOp>();
+      std::vector<std::vector<char>> buffers;
+      std::vector<ArgValue> args = reportArgs(fn, n, rng, buffers);
+      RuntimeBound rb;
+      std::string error;
+      if (!emitRuntimeBound(ctx, *module, op, c, args, buffers, rb, error)) {
+        std::printf("%-44s failed: %s\n", path.c_str(), error.c_str());
+        return 1;
+      }
+      int64_t offset = op.getAlign() == attn::QueryAlign::end ? c.t - c.s : 0;
+      for (int64_t qt = 0; qt < nq; ++qt)
+        for (int64_t kt = 0; kt < nk; ++kt) {
+          int8_t kind;
+          if (!rb.classify(0, 0, qt * c.bq + offset, std::min(c.s, (qt + 1) * c.bq) - 1 + offset,
+                           kt * c.bk, std::min(c.t, (kt + 1) * c.bk) - 1, kind, error)) {
+            std::printf("%-44s failed: %s\n", path.c_str(), error.c_str());
+            return 1;
+          }
+          ++counts[kind];
+        }
+    }
+    double total = static_cast<double>(nq * nk);
+    std::printf("%-44s %7lld %6.1f%% %6.1f%% %6.1f%%  %s\n", path.c_str(),
+                static_cast<long long>(nq * nk), 100 * counts[0] / total, 100 * counts[1] / total,
+                100 * counts[2] / total, how);
+  }
+  return 0;
+}
 
 int main(int argc, char **argv) {
   MLIRContext ctx(MLIRContext::Threading::DISABLED);
@@ -369,6 +590,21 @@ int main(int argc, char **argv) {
   // The run-time bounds are emitted as scf/memref/arith IR.
   ctx.loadDialect<scf::SCFDialect, memref::MemRefDialect, arith::ArithDialect,
                   math::MathDialect>();
+  if (argc > 1 && llvm::StringRef(argv[1]).starts_with("--report=")) {
+    int64_t n = std::atoll(argv[1] + 9);
+    std::vector<std::string> paths;
+    std::map<std::string, int64_t> set; // --set NAME=VALUE overrides a param's default
+    for (int a = 2; a < argc; ++a) {
+      llvm::StringRef arg = argv[a];
+      if (arg.consume_front("--set=")) {
+        auto [name, value] = arg.split('=');
+        set[name.str()] = std::atoll(value.str().c_str());
+      } else {
+        paths.push_back(arg.str());
+      }
+    }
+    return report(ctx, n > 0 ? n : 4096, paths, set);
+  }
   std::mt19937 rng(2026);
   int passed = 0, failed = 0;
   for (int a = 1; a < argc; ++a) {
@@ -400,11 +636,8 @@ int main(int argc, char **argv) {
       std::vector<std::vector<char>> buffers;
       // The run-time bound: emitted once over a box of placeholders, then
       // interpreted per tile on random tensors.
-      std::unique_ptr<BoundInterpreter> interp;
+      RuntimeBound rb;
       std::unique_ptr<MaskOracle> oracle;
-      Block *boundBlock = nullptr;
-      TileBox box;
-      TileClass bound;
       bool selects = false;
       op.getMask().walk([&](attn::TopKOp) { selects = true; });
       if (!plan || selects) { // a selection reads q and k: check it on data
@@ -428,41 +661,12 @@ int main(int argc, char **argv) {
           specFailed = true;
           break;
         }
-        bool selects = false;
-        op.getMask().walk([&](attn::TopKOp) { selects = true; });
-        if (selects) {
-          PassManager pm(&ctx);
-          pm.addNestedPass<func::FuncOp>(createAttnMaterializeTopKPass());
-          unsigned tableArg = 0;
-          if (mlir::failed(pm.run(*module)) || !hiddenTopK(fn, tableArg)) {
-            std::printf("FAIL %s: attn-materialize-topk failed\n", path.c_str());
-            specFailed = true;
-            break;
-          }
-          TopKParams params = *hiddenTopK(fn, tableArg);
-          const TensorView &q = args[0].tensor, &k = args[1].tensor;
-          ArgValue table;
-          table.tensor.dtype = DType::i32;
-          table.tensor.shape = {q.shape[0], q.shape[1], topKQueryBlocks(params, c.s, c.t),
-                                topKKeyBlocks(params, c.t)};
-          buffers.emplace_back(static_cast<size_t>(table.tensor.numel()) * 4);
-          table.tensor.data = buffers.back().data();
-          selectTopKBlocks(q, k, params, static_cast<int32_t *>(table.tensor.data), 1);
-          args.push_back(table);
+        std::string boundError;
+        if (!emitRuntimeBound(ctx, *module, op, c, args, buffers, rb, boundError)) {
+          std::printf("FAIL %s: %s\n", path.c_str(), boundError.c_str());
+          specFailed = true;
+          break;
         }
-        OpBuilder ob(&ctx);
-        ob.setInsertionPoint(op);
-        auto exec = scf::ExecuteRegionOp::create(ob, op.getLoc(), TypeRange{});
-        boundBlock = &exec.getRegion().emplaceBlock();
-        ImplicitLocOpBuilder b(op.getLoc(), &ctx);
-        b.setInsertionPointToStart(boundBlock);
-        auto slot = [&]() { return arith::ConstantIndexOp::create(b, -1).getResult(); };
-        box = {slot(), slot(), slot(), slot(), slot(), slot()};
-        bound = classifyTile(b, op.getMask(), box, [&](int) { return slot(); });
-        scf::YieldOp::create(b);
-        interp = std::make_unique<BoundInterpreter>(fn, args);
-        for (Value v : {box.b, box.h, box.iLo, box.iHi, box.jLo, box.jHi})
-          interp->seeded.insert(v);
         ++runtimeChecked;
       } else {
         ++planned_;
@@ -473,8 +677,8 @@ int main(int argc, char **argv) {
           args.push_back(v);
         }
       }
-      int64_t bIdx = interp ? static_cast<int64_t>(rng() % op.getQuery().getType().getDimSize(0)) : 0;
-      int64_t hIdx = interp ? static_cast<int64_t>(rng() % op.getQuery().getType().getDimSize(1)) : 0;
+      int64_t bIdx = rb.interp ? static_cast<int64_t>(rng() % op.getQuery().getType().getDimSize(0)) : 0;
+      int64_t hIdx = rb.interp ? static_cast<int64_t>(rng() % op.getQuery().getType().getDimSize(1)) : 0;
       std::string error;
       if (!oracle)
         oracle = MaskOracle::create(op, args, error);
@@ -491,22 +695,15 @@ int main(int argc, char **argv) {
       for (int64_t qt = 0; qt < nq && !specFailed; ++qt)
         for (int64_t kt = 0; kt < nk && !specFailed; ++kt) {
           int8_t kind;
-          if (interp) {
-            int64_t off = op.getAlign() == attn::QueryAlign::end ? c.t - c.s : 0;
-            interp->env.clear();
-            interp->env[box.b] = bIdx;
-            interp->env[box.h] = hIdx;
-            interp->env[box.iLo] = qt * c.bq + off;
-            interp->env[box.iHi] = std::min(c.s, (qt + 1) * c.bq) - 1 + off;
-            interp->env[box.jLo] = kt * c.bk;
-            interp->env[box.jHi] = std::min(c.t, (kt + 1) * c.bk) - 1;
-            if (!interp->run(*boundBlock)) {
-              std::printf("FAIL %s: %s\n", path.c_str(), interp->error.c_str());
+          if (rb.interp) {
+            std::string tileError;
+            if (!rb.classify(bIdx, hIdx, qt * c.bq + offset,
+                             std::min(c.s, (qt + 1) * c.bq) - 1 + offset, kt * c.bk,
+                             std::min(c.t, (kt + 1) * c.bk) - 1, kind, tileError)) {
+              std::printf("FAIL %s: %s\n", path.c_str(), tileError.c_str());
               specFailed = true;
               break;
             }
-            bool mayKeep = interp->env.lookup(bound.mayKeep), mayDrop = interp->env.lookup(bound.mayDrop);
-            kind = !mayKeep ? 0 : mayDrop ? 1 : 2;
           } else {
             kind = kinds[qt * nk + kt];
           }
