@@ -636,8 +636,9 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
       break;
     }
   }
-  // The selection first: pooled keys, then the top-k per query block.
-  if (selection) {
+  // The selection first: pooled keys, then the top-k per query block (no
+  // keys: nothing to select, and no key tile reads the table).
+  if (selection && selectKB > 0 && selectQB > 0) {
     unsigned poolGrid[3] = {static_cast<unsigned>(selectKB),
                             static_cast<unsigned>(kv.shape[1]), static_cast<unsigned>(batch)};
     unsigned poolBlock[3] = {128, 1, 1};
