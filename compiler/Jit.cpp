@@ -581,7 +581,7 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
     selectKB = topKKeyBlocks(*k.topk, kvLen);
     size_t tableBytes = static_cast<size_t>(batch * heads * selectQB * selectKB) * 4;
     size_t pooledBytes = static_cast<size_t>(batch * kv.shape[1] * selectKB * q.shape[3]) * 4;
-    if (selectKB > 65535 || selectQB > 65535 * 16)
+    if (selectKB > 65535 || selectQB > 65535LL * layout.topkChunk)
       return Status::error("too many key or query blocks for the top-k selection kernels");
     if (!cuda::mallocAsync(&selection, std::max<size_t>(tableBytes, 4), stream, error) ||
         !cuda::mallocAsync(&pooledKeys, std::max<size_t>(pooledBytes, 4), stream, error)) {
@@ -643,8 +643,9 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
                             static_cast<unsigned>(kv.shape[1]), static_cast<unsigned>(batch)};
     unsigned poolBlock[3] = {128, 1, 1};
     void *poolParams[2] = {slots.data(), &pooledKeys};
-    int64_t selectSmem = 4 * (16 * q.shape[3] + 16 * selectKB);
-    unsigned selectGrid[3] = {static_cast<unsigned>((selectQB + 15) / 16),
+    int64_t chunk = layout.topkChunk;
+    int64_t selectSmem = 4 * chunk * (q.shape[3] + selectKB);
+    unsigned selectGrid[3] = {static_cast<unsigned>((selectQB + chunk - 1) / chunk),
                               static_cast<unsigned>(heads), static_cast<unsigned>(batch)};
     unsigned selectBlock[3] = {256, 1, 1};
     void *selectParams[2] = {slots.data(), &pooledKeys};

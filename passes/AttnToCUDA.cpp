@@ -686,7 +686,8 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
        << "#define ATTNC_TOPK_K " << param(0) << "\n"
        << "#define ATTNC_TOPK_BQ " << param(1) << "\n"
        << "#define ATTNC_TOPK_BK " << param(2) << "\n"
-       << "#define ATTNC_TOPK_CAUSAL " << param(3) << "\n";
+       << "#define ATTNC_TOPK_CAUSAL " << param(3) << "\n"
+       << "#define ATTNC_TOPK_CHUNK " << out.topkChunk << "\n";
     os << kAttnTopkCuh;
   }
   out.source = std::move(text);

@@ -64,6 +64,9 @@ struct CudaKernel {
   bool topk = false;
   int topkArg = -1;
   int64_t topkBlockQ = 0, topkBlockK = 0;
+  /// Query blocks per CTA of the selection kernel (its grid is
+  /// ceil(QB / topkChunk) x Hq x B, its shared memory 4 * topkChunk * (D + KB)).
+  int topkChunk = 4;
 };
 
 /// Emits the kernel of the one attn.attention in `fn` (prepared for the

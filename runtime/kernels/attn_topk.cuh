@@ -10,11 +10,14 @@
 //                     batch): each block's mean query, its dot with every
 //                     candidate key block, and the top_k by rank (fewer than
 //                     top_k better, ties to the lower block), into the table
-//                     [B, Hq, QB, KB] of int32 the mask reads.
+//                     [B, Hq, QB, KB] of int32 the mask reads. Small chunks
+//                     keep several CTAs on every SM: each phase waits on
+//                     memory or shared memory, not on arithmetic.
 //
 // The CPU computes the same in runtime/src/TopKSelect.cpp.
 
-#define ATTNC_TOPK_CHUNK 16
+// ATTNC_TOPK_CHUNK (query blocks per CTA) comes from attnc, which launches
+// the grid to match (CudaKernel::topkChunk).
 #define ATTNC_TOPK_THREADS 256
 
 ATTNC_DEV float attnc_topk_load(const attnc_b16 *p, long long n) {
@@ -104,8 +107,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_TOPK_THREADS)
   }
   __syncthreads();
 
-  // Top-k by rank: one warp per query block, lanes over its candidates.
-  for (int qi = warp; qi < nq; qi += warps) {
+  // Top-k by rank: per query block, every thread ranks its key blocks.
+  for (int qi = 0; qi < nq; ++qi) {
     const long long qb = qb0 + qi;
     long long candidates = KB;
 #if ATTNC_TOPK_CAUSAL
@@ -116,7 +119,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_TOPK_THREADS)
 #endif
     int *row = const_cast<int *>(a.ATTNC_TOPK_TABLE) + ((b * a.Hq + h) * QB + qb) * KB;
     const float *s = score + qi * KB;
-    for (long long kb = lane; kb < KB; kb += 32) {
+    for (long long kb = threadIdx.x; kb < KB; kb += ATTNC_TOPK_THREADS) {
       int chosen = 0;
       if (kb < candidates) {
         const float mine = s[kb];
