@@ -164,3 +164,45 @@ TEST(JitApi, CudaTargetFailsCleanly) {
   ASSERT_FALSE(st);
   EXPECT_NE(st.error().find("is not in GPU memory"), std::string::npos) << st.error();
 }
+
+// CPU kernels bound their tiles inline: a tile plan is empty, and launching
+// with it is launching without it. A mistake in the tensors is still an error.
+TEST(JitApi, TilePlanIsEmptyOnTheCpu) {
+  Result<Kernel> kernel = compileString(kWindowSpec, "window.attn", noDiskCache());
+  ASSERT_TRUE(kernel) << kernel.error();
+  Buffers buf(6), ref(6);
+  Result<TilePlan> plan = kernel->planTiles(buf.views());
+  ASSERT_TRUE(plan) << plan.error();
+  EXPECT_TRUE(plan->empty());
+  EXPECT_EQ(plan->bytes(), 0u);
+  ASSERT_TRUE(kernel->launch(buf.views(), {}, nullptr, *plan));
+  ASSERT_TRUE(kernel->run(ref.views()));
+  EXPECT_EQ(buf.o, ref.o);
+  std::vector<TensorView> bad = buf.views();
+  bad.pop_back();
+  EXPECT_FALSE(kernel->planTiles(bad));
+}
+
+// A top-k selection is a hidden argument: the caller passes q, k, v and o
+// only, and the runtime fills the selection. With one key block per query
+// block kept (top 1 of blocks of 2 keys, non-causal), every row sees the two
+// keys of one block, so no row is fully masked (an unfilled table would
+// mask them all).
+TEST(JitApi, TopKSelectionIsHiddenFromTheCaller) {
+  const char *spec = R"(
+attention pick(q: f32[B, 2, S, 8], k: f32[B, 2, S, 8], v: f32[B, 2, S, 8])
+    -> (o: f32[B, 2, S, 8], lse: f32[B, 2, S]) {
+  mask(b, h, i, j) = topk(1, 4, 2)
+}
+)";
+  Result<Kernel> kernel = compileString(spec, "pick.attn", noDiskCache());
+  ASSERT_TRUE(kernel) << kernel.error();
+  EXPECT_EQ(kernel->info().args.size(), 5u); // q, k, v, o, lse
+  Buffers buf(8);
+  ASSERT_TRUE(kernel->run(buf.views()));
+  for (int64_t row = 0; row < 2 * 8; ++row)
+    EXPECT_TRUE(std::isfinite(buf.lse[row])) << row;
+  std::vector<TensorView> extra = buf.views();
+  extra.push_back(extra.back()); // one tensor too many: the table is not the caller's
+  EXPECT_FALSE(kernel->run(extra));
+}
