@@ -551,6 +551,12 @@ struct ConvertAttnToCPUPass
       op.emitOpError("has no schedule; run attn-select-schedule first");
       return signalPassFailure();
     }
+    WalkResult selects = op.getMask().walk([](TopKOp t) {
+      t.emitOpError("needs its selection table; run attn-materialize-topk first");
+      return WalkResult::interrupt();
+    });
+    if (selects.wasInterrupted())
+      return signalPassFailure();
 
     // The work range arguments come last.
     Location loc = op.getLoc();

@@ -438,6 +438,9 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   MemRefType qType = op.getQuery().getType(), vType = op.getValue().getType(),
              oType = op.getOutput().getType();
   Type elem = qType.getElementType();
+  if (op.getMask().walk([](TopKOp) { return WalkResult::interrupt(); }).wasInterrupted())
+    return emitError(op.getLoc(), "attn.topk needs its selection table; run "
+                                  "attn-materialize-topk before emitting CUDA");
   if (elem.isF32())
     return emitError(op.getLoc(), "the CUDA target takes bf16 or f16 q, k and v (the tensor cores' "
                         "types); this spec has f32: convert the inputs, or pass --dtype=bf16");
