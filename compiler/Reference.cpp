@@ -144,6 +144,11 @@ public:
 
 private:
   int slotOf(Value v, Tape &tape, std::string &error);
+  /// The function argument index of `v` when it is a tensor argument, else -1.
+  int tensorArg(Value v) const {
+    auto it = argIndex.find(v);
+    return it != argIndex.end() && args[it->second].isTensor ? it->second : -1;
+  }
 
   AttentionOp op;
   llvm::ArrayRef<ArgValue> args;
@@ -299,23 +304,21 @@ bool TapeCompiler::compile(Region &region, Tape &tape, std::string &error) {
         })
         .Case([&](ReadOp r) {
           inst.code = Code::Read;
-          auto it = argIndex.find(r.getSource());
-          if (it == argIndex.end() || !args[it->second].isTensor) {
+          inst.arg = tensorArg(r.getSource());
+          if (inst.arg < 0) {
             ok = false;
             return;
           }
-          inst.arg = it->second;
           for (unsigned n = 0; n < r.getIndices().size(); ++n)
             inst.indices.push_back(slotOf(r.getIndices()[n], tape, error));
         })
         .Case([&](ListedOp l) {
           inst.code = Code::Listed;
-          auto it = argIndex.find(l.getList());
-          if (it == argIndex.end() || !args[it->second].isTensor) {
+          inst.arg = tensorArg(l.getList());
+          if (inst.arg < 0) {
             ok = false;
             return;
           }
-          inst.arg = it->second;
           inst.a = slotOf(l.getValue(), tape, error);
           inst.b = slotOf(l.getCount(), tape, error);
           for (Value p : l.getPrefix())
@@ -324,14 +327,13 @@ bool TapeCompiler::compile(Region &region, Tape &tape, std::string &error) {
         .Case([&](TopKOp t) {
           inst.code = Code::TopK;
           auto table = std::make_shared<TopKTable>();
-          auto qIt = argIndex.find(op.getQuery()), kIt = argIndex.find(op.getKey());
-          if (qIt == argIndex.end() || kIt == argIndex.end() ||
-              !args[qIt->second].isTensor || !args[kIt->second].isTensor) {
+          int qArg = tensorArg(op.getQuery()), kArg = tensorArg(op.getKey());
+          if (qArg < 0 || kArg < 0) {
             error = "reference: attn.topk needs q and k as tensors";
             return;
           }
-          table->q = &args[qIt->second].tensor;
-          table->k = &args[kIt->second].tensor;
+          table->q = &args[qArg].tensor;
+          table->k = &args[kArg].tensor;
           table->topK = t.getTopKAttr().getInt();
           table->blockQ = t.getBlockQAttr().getInt();
           table->blockK = t.getBlockKAttr().getInt();

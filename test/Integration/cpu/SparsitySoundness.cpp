@@ -219,67 +219,82 @@ private:
   const std::vector<ArgValue> &args;
 };
 
-/// Random contents for every input tensor: int tensors get, at random,
-/// sorted segment ids along the last dim (document masks), ints in [0, 6), or
-/// ints up to the last dim's size (block lists and their counts).
-std::vector<ArgValue> randomArgs(func::FuncOp fn, std::mt19937 &rng,
-                                 std::vector<std::vector<char>> &buffers) {
+/// Buffers for every tensor argument of `fn`, zeroed. The inputs `fills`
+/// picks are filled in row-major order with `value(argNumber, tensor, index,
+/// n)`, `n` counting the elements of one tensor from 0 (so a generator can
+/// start afresh).
+using FillsFn = llvm::function_ref<bool(unsigned, const TensorView &)>;
+using ElementFn =
+    llvm::function_ref<double(unsigned, const TensorView &, const int64_t *, int64_t)>;
+std::vector<ArgValue> makeArgs(func::FuncOp fn, std::vector<std::vector<char>> &buffers,
+                               FillsFn fills, ElementFn value) {
   std::vector<ArgValue> args;
   KernelInfo info = extractKernelInfo(fn);
   for (BlockArgument arg : fn.getArguments()) {
     ArgValue v;
     auto type = dyn_cast<MemRefType>(arg.getType());
     v.isTensor = static_cast<bool>(type);
-    if (!type) {
-      args.push_back(v);
-      continue;
-    }
-    const ArgInfo &a = info.args[arg.getArgNumber()];
-    TensorView &t = v.tensor;
-    t.dtype = a.dtype;
-    t.shape.assign(type.getShape().begin(), type.getShape().end());
-    buffers.emplace_back(static_cast<size_t>(t.numel()) * dtypeSize(t.dtype));
-    t.data = buffers.back().data();
-    bool isInt = t.dtype == DType::i32 || t.dtype == DType::i64;
-    if (!isInt && !a.isOutput) { // q and k feed attn.topk's selection
-      std::normal_distribution<float> normal(0.0f, 1.0f);
-      std::vector<int64_t> at(t.shape.size(), 0);
-      for (int64_t n = 0; n < t.numel(); ++n) {
+    if (type) {
+      const ArgInfo &a = info.args[arg.getArgNumber()];
+      TensorView &t = v.tensor;
+      t.dtype = a.dtype;
+      t.shape.assign(type.getShape().begin(), type.getShape().end());
+      buffers.emplace_back(static_cast<size_t>(t.numel()) * dtypeSize(t.dtype));
+      t.data = buffers.back().data();
+      std::vector<int64_t> idx(t.shape.size(), 0);
+      bool fill = !a.isOutput && fills(arg.getArgNumber(), t);
+      for (int64_t n = 0; fill && n < t.numel(); ++n) {
         int64_t rem = n;
         for (size_t d = t.shape.size(); d-- > 0;) {
-          at[d] = rem % t.shape[d];
+          idx[d] = rem % t.shape[d];
           rem /= t.shape[d];
         }
-        t.store(at.data(), normal(rng));
+        t.store(idx.data(), value(arg.getArgNumber(), t, idx.data(), n));
       }
-    }
-    int style = static_cast<int>(rng() % 3);
-    int64_t last = t.shape.empty() ? 1 : t.shape.back();
-    std::vector<int64_t> idx(t.shape.size(), 0);
-    int64_t segment = 0, left = 0;
-    for (int64_t n = 0; isInt && !a.isOutput && n < t.numel(); ++n) {
-      int64_t rem = n;
-      for (size_t d = t.shape.size(); d-- > 0;) {
-        idx[d] = rem % t.shape[d];
-        rem /= t.shape[d];
-      }
-      double value;
-      if (style == 0) {
-        if (idx.back() == 0 || --left <= 0) {
-          segment = idx.back() == 0 ? 0 : segment + 1;
-          left = 1 + static_cast<int64_t>(rng() % 40);
-        }
-        value = static_cast<double>(segment);
-      } else if (style == 1) {
-        value = static_cast<double>(rng() % 6);
-      } else {
-        value = static_cast<double>(rng() % (last + 2)) - 1;
-      }
-      t.store(idx.data(), value);
     }
     args.push_back(v);
   }
   return args;
+}
+
+bool isIntTensor(const TensorView &t) { return t.dtype == DType::i32 || t.dtype == DType::i64; }
+
+/// Uniform in [-1, 1): enough for block selections, and far cheaper than
+/// normal variates over millions of q and k elements.
+float signedUnit(std::mt19937 &rng) {
+  return static_cast<float>(rng() >> 8) * 0x1p-23f - 1.0f;
+}
+
+/// Random contents for every input tensor: with `floats`, q and k
+/// (arguments 0 and 1, which feed an attn.topk selection) uniform in
+/// [-1, 1), other floats zero; int tensors get, at
+/// random, sorted segment ids along the last dim (document masks), ints in
+/// [0, 6), or ints up to the last dim's size (block lists and their counts).
+std::vector<ArgValue> randomArgs(func::FuncOp fn, bool floats, std::mt19937 &rng,
+                                 std::vector<std::vector<char>> &buffers) {
+  int style = 0;
+  int64_t segment = 0, left = 0;
+  auto fills = [&](unsigned arg, const TensorView &t) {
+    return isIntTensor(t) || (floats && arg < 2);
+  };
+  return makeArgs(fn, buffers, fills, [&](unsigned, const TensorView &t, const int64_t *idx,
+                                          int64_t n) -> double {
+    if (!isIntTensor(t))
+      return signedUnit(rng);
+    if (n == 0)
+      style = static_cast<int>(rng() % 3);
+    int64_t last = t.shape.back(), at = idx[t.shape.size() - 1];
+    if (style == 0) {
+      if (at == 0 || --left <= 0) {
+        segment = at == 0 ? 0 : segment + 1;
+        left = 1 + static_cast<int64_t>(rng() % 40);
+      }
+      return static_cast<double>(segment);
+    }
+    if (style == 1)
+      return static_cast<double>(rng() % 6);
+    return static_cast<double>(rng() % (last + 2)) - 1;
+  });
 }
 
 /// Loads `path` with the query and key lengths fixed, bakes params in, sets
@@ -446,59 +461,34 @@ bool emitRuntimeBound(MLIRContext &ctx, ModuleOp module, attn::AttentionOp op, c
 /// about 1 in 8 blocks plus the diagonal, normal q and k.
 std::vector<ArgValue> reportArgs(func::FuncOp fn, int64_t n, std::mt19937 &rng,
                                  std::vector<std::vector<char>> &buffers) {
-  std::vector<ArgValue> args;
-  bool hasCounts = false;
+  bool hasCounts = false; // block lists come with a rank-3 tensor of counts
   for (BlockArgument arg : fn.getArguments())
     if (auto t = dyn_cast<MemRefType>(arg.getType()))
       hasCounts |= t.getRank() == 3 && t.getElementType().isInteger(32);
-  KernelInfo info = extractKernelInfo(fn);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (BlockArgument arg : fn.getArguments()) {
-    ArgValue v;
-    auto type = dyn_cast<MemRefType>(arg.getType());
-    v.isTensor = static_cast<bool>(type);
-    if (!type) {
-      args.push_back(v);
-      continue;
-    }
-    const ArgInfo &a = info.args[arg.getArgNumber()];
-    TensorView &t = v.tensor;
-    t.dtype = a.dtype;
-    t.shape.assign(type.getShape().begin(), type.getShape().end());
-    buffers.emplace_back(static_cast<size_t>(t.numel()) * dtypeSize(t.dtype));
-    t.data = buffers.back().data();
-    bool isInt = t.dtype == DType::i32 || t.dtype == DType::i64;
-    std::vector<int64_t> idx(t.shape.size(), 0);
-    int64_t doc = 0, left = 0;
-    for (int64_t e = 0; !a.isOutput && e < t.numel(); ++e) {
-      int64_t rem = e;
-      for (size_t d = t.shape.size(); d-- > 0;) {
-        idx[d] = rem % t.shape[d];
-        rem /= t.shape[d];
+  int64_t doc = 0, left = 0;
+  auto all = [](unsigned, const TensorView &) { return true; };
+  return makeArgs(fn, buffers, all, [&](unsigned, const TensorView &t, const int64_t *idx,
+                                        int64_t) -> double {
+    if (!isIntTensor(t))
+      return normal(rng);
+    switch (t.shape.size()) {
+    case 1:
+      return static_cast<double>(n / 4);
+    case 2:
+      if (idx[1] == 0 || --left <= 0) {
+        doc = idx[1] == 0 ? 0 : doc + 1;
+        left = 50 + static_cast<int64_t>(rng() % 1901);
       }
-      double value = 0;
-      if (!isInt) {
-        value = normal(rng);
-      } else if (t.shape.size() == 1) {
-        value = static_cast<double>(n / 4);
-      } else if (t.shape.size() == 2) {
-        if (idx[1] == 0 || --left <= 0) {
-          doc = idx[1] == 0 ? 0 : doc + 1;
-          left = 50 + static_cast<int64_t>(rng() % 1901);
-        }
-        value = static_cast<double>(doc);
-      } else if (t.shape.size() == 3) {
-        value = 8;
-      } else if (hasCounts) {
-        value = static_cast<double>(rng() % t.shape[3]);
-      } else {
-        value = (rng() % 8 == 0 || idx[3] / 2 == idx[2]) ? 1 : 0;
-      }
-      t.store(idx.data(), value);
+      return static_cast<double>(doc);
+    case 3:
+      return 8;
+    default:
+      if (hasCounts)
+        return static_cast<double>(rng() % t.shape[3]);
+      return (rng() % 8 == 0 || idx[3] / 2 == idx[2]) ? 1 : 0;
     }
-    args.push_back(v);
-  }
-  return args;
+  });
 }
 
 /// --report=N [--set=NAME=VALUE...]: what the tile bounds skip for every
@@ -649,7 +639,7 @@ int main(int argc, char **argv) {
         if (!op)
           continue;
         fn = op->getParentOfType<func::FuncOp>();
-        args = randomArgs(fn, rng, buffers);
+        args = randomArgs(fn, selects, rng, buffers);
         // The oracle interprets the mask as written (attn.topk selects in
         // f64); the bound sees what kernels see: the table the runtime
         // fills (attn-materialize-topk, selectTopKBlocks), so the two
