@@ -1,0 +1,52 @@
+//===- CompiledKernel.h - A loaded kernel, inside the JIT -------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// What attnc::Kernel points to, shared by the JIT (Jit.cpp: compiling,
+// caching, running on the CPU) and the CUDA launcher (CudaLaunch.cpp).
+// Private to compiler/.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_COMPILER_COMPILEDKERNEL_H
+#define ATTNC_COMPILER_COMPILEDKERNEL_H
+
+#include "attnc/attnc.h"
+#include "attnc/runtime/Cuda.h"
+#include "attnc/runtime/TopKSelect.h"
+#include "passes/AttnToCUDA.h"
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace attnc {
+
+/// A loaded kernel: its signature and the packed entry point (CPU) or the
+/// loaded function and its launch layout (CUDA).
+class CompiledKernel {
+public:
+  KernelInfo info;
+  void (*entry)(void **) = nullptr;
+  bool isCuda = false;
+  cuda::Function function;
+  cuda::Function classes; // the tile-class kernel, when layout.classTable
+  cuda::Function topkPool, topkSelect; // the selection kernels, when layout.topk
+  CudaKernel layout; // source dropped once loaded
+  /// attn.topk: the selection the runtime computes into the hidden table.
+  std::optional<TopKParams> topk;
+};
+
+/// Fills the CUDA kernel's argument slots and launches it on `stream`
+/// (waiting with `wait`). With `planOut`, only builds the tile-class table
+/// into it; with `plan`, takes the table from there.
+Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensors,
+                  const std::map<std::string, double> &params, void *stream, bool wait,
+                  const TilePlanData *plan = nullptr, TilePlanData *planOut = nullptr);
+
+} // namespace attnc
+
+#endif // ATTNC_COMPILER_COMPILEDKERNEL_H

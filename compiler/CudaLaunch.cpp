@@ -1,0 +1,270 @@
+//===- CudaLaunch.cpp - Launch compiled CUDA kernels ----------------------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// A launch fills the kernel's argument slots from the tensors and params,
+// then enqueues on the caller's stream, in order: the top-k selection
+// kernels (attn.topk), the tile-class kernel (masks that read tensors, or a
+// TilePlan built once), the attention kernel. Scratch memory is
+// stream-ordered and given back after the launch.
+//
+//===----------------------------------------------------------------------===//
+
+#include "compiler/CompiledKernel.h"
+
+#include <algorithm>
+#include <cstring>
+
+using namespace attnc;
+
+namespace attnc {
+/// A tile-class table in GPU memory and what it was built for.
+struct TilePlanData {
+  const CompiledKernel *kernel = nullptr;
+  int64_t batch = 0, heads = 0, qLen = 0, kvLen = 0;
+  void *table = nullptr;
+  size_t bytes = 0;
+  ~TilePlanData() {
+    if (table)
+      cuda::free(table);
+  }
+};
+} // namespace attnc
+
+size_t TilePlan::bytes() const { return data ? data->bytes : 0; }
+
+Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensors,
+                         const std::map<std::string, double> &params, void *stream, bool wait,
+                         const TilePlanData *plan, TilePlanData *planOut) {
+  const KernelInfo &info = k.info;
+  std::vector<int> tensorOf(info.args.size(), -1);
+  int t = 0;
+  for (size_t n = 0; n < info.args.size(); ++n)
+    if (info.args[n].isTensor)
+      tensorOf[n] = t++;
+  for (size_t n = 0; n < info.args.size(); ++n) {
+    if (!info.args[n].isTensor)
+      continue;
+    const TensorView &view = tensors[tensorOf[n]];
+    std::string where = "tensor '" + info.args[n].name + "'";
+    if (view.numel() == 0)
+      continue;
+    if (!cuda::isDevicePointer(view.data))
+      return Status::error(where + " is not in GPU memory; a CUDA kernel takes device pointers");
+    if (reinterpret_cast<uintptr_t>(view.data) % 16)
+      return Status::error(where + " is not 16-byte aligned");
+  }
+  const TensorView &q = tensors[0], &kv = tensors[1];
+  int64_t batch = q.shape[0], heads = q.shape[1], qLen = q.shape[2], kvLen = kv.shape[2];
+  if (batch == 0 || heads == 0 || qLen == 0)
+    return Status::ok();
+  if (batch > 65535 || heads > 65535)
+    return Status::error("the CUDA kernel takes at most 65535 batches and 65535 heads");
+  const CudaKernel &layout = k.layout;
+  int64_t keyTiles = (kvLen + layout.blockK - 1) / layout.blockK;
+  int64_t smem = layout.smemBytes + (keyTiles + 15) / 16 * 16;
+  if (smem > cuda::maxSharedMemoryPerBlock())
+    return Status::error("key length " + std::to_string(kvLen) +
+                         " needs more shared memory than a CTA may have");
+  std::string error;
+  // attn.topk: the selection table (a hidden argument) and the pooled keys,
+  // in stream-ordered memory given back on every return, after the launch.
+  struct StreamBuffer {
+    void *ptr = nullptr;
+    void *stream = nullptr;
+    ~StreamBuffer() {
+      std::string ignored;
+      if (ptr)
+        cuda::freeAsync(ptr, stream, ignored);
+    }
+  } selection{nullptr, stream}, pooledKeys{nullptr, stream};
+  int64_t selectQB = 0, selectKB = 0;
+  if (layout.topk && k.topk && !planOut) {
+    selectQB = topKQueryBlocks(*k.topk, qLen, kvLen);
+    selectKB = topKKeyBlocks(*k.topk, kvLen);
+    size_t tableBytes = static_cast<size_t>(batch * heads * selectQB * selectKB) * 4;
+    size_t pooledBytes = static_cast<size_t>(batch * kv.shape[1] * selectKB * q.shape[3]) * 4;
+    if (selectKB > 65535 || selectQB > 65535LL * layout.topkChunk)
+      return Status::error("too many key or query blocks for the top-k selection kernels");
+    if (!cuda::mallocAsync(&selection.ptr, std::max<size_t>(tableBytes, 4), stream, error) ||
+        !cuda::mallocAsync(&pooledKeys.ptr, std::max<size_t>(pooledBytes, 4), stream, error))
+      return Status::error(error);
+  }
+  auto tensorData = [&](int arg) -> void * {
+    return arg == layout.topkArg ? selection.ptr : tensors[tensorOf[arg]].data;
+  };
+  auto tensorDim = [&](int arg, int dim) -> int64_t {
+    if (arg != layout.topkArg)
+      return tensors[tensorOf[arg]].shape[dim];
+    int64_t shape[4] = {batch, heads, selectQB, selectKB};
+    return shape[dim];
+  };
+  std::vector<uint64_t> slots(layout.slots.size(), 0);
+  for (size_t n = 0; n < layout.slots.size(); ++n) {
+    const CudaArgSlot &slot = layout.slots[n];
+    void *at = &slots[n];
+    switch (slot.kind) {
+    case CudaArgSlot::tensor: {
+      void *p = tensorData(slot.arg);
+      std::memcpy(at, &p, sizeof(p));
+      break;
+    }
+    case CudaArgSlot::tensorDim:
+      slots[n] = static_cast<uint64_t>(tensorDim(slot.arg, slot.dim));
+      break;
+    case CudaArgSlot::size: {
+      int64_t sizes[5] = {batch, heads, kv.shape[1], qLen, kvLen};
+      slots[n] = static_cast<uint64_t>(sizes[slot.dim]);
+      break;
+    }
+    case CudaArgSlot::scalar: {
+      const ArgInfo &a = info.args[slot.arg];
+      auto it = params.find(a.name);
+      double value = it != params.end() ? it->second : *a.defaultValue;
+      if (slot.scalarKind == CudaArgSlot::f32) {
+        float f = static_cast<float>(value);
+        std::memcpy(at, &f, sizeof(f));
+      } else if (slot.scalarKind == CudaArgSlot::i32) {
+        int32_t i = static_cast<int32_t>(value);
+        std::memcpy(at, &i, sizeof(i));
+      } else {
+        slots[n] = static_cast<uint64_t>(static_cast<int64_t>(value));
+      }
+      break;
+    }
+    case CudaArgSlot::absent:
+    case CudaArgSlot::classes: // filled below
+      break;
+    }
+  }
+  // The selection first: pooled keys, then the top-k per query block (no
+  // keys: nothing to select, and no key tile reads the table).
+  if (selection.ptr && selectKB > 0 && selectQB > 0) {
+    unsigned poolGrid[3] = {static_cast<unsigned>(selectKB),
+                            static_cast<unsigned>(kv.shape[1]), static_cast<unsigned>(batch)};
+    unsigned poolBlock[3] = {128, 1, 1};
+    void *poolParams[2] = {slots.data(), &pooledKeys.ptr};
+    int64_t chunk = layout.topkChunk;
+    int64_t selectSmem = 4 * chunk * (q.shape[3] + selectKB);
+    unsigned selectGrid[3] = {static_cast<unsigned>((selectQB + chunk - 1) / chunk),
+                              static_cast<unsigned>(heads), static_cast<unsigned>(batch)};
+    unsigned selectBlock[3] = {256, 1, 1};
+    void *selectParams[2] = {slots.data(), &pooledKeys.ptr};
+    if (selectSmem > cuda::maxSharedMemoryPerBlock())
+      return Status::error("key length " + std::to_string(kvLen) +
+                           " has too many blocks for the top-k selection kernel");
+    if (!cuda::launch(k.topkPool, poolGrid, poolBlock, 0, stream, poolParams, error) ||
+        !cuda::launch(k.topkSelect, selectGrid, selectBlock, static_cast<unsigned>(selectSmem),
+                      stream, selectParams, error))
+      return Status::error(error);
+  }
+  // Tile classes for the launch, when the mask's bounds scan tensors: a
+  // table in stream-ordered memory, filled by its own kernel first.
+  void *table = nullptr; // a per-launch table, freed after the launch
+  int64_t queryTiles = (qLen + layout.blockQ - 1) / layout.blockQ;
+  auto useTable = [&](void *t) {
+    for (size_t n = 0; n < layout.slots.size(); ++n)
+      if (layout.slots[n].kind == CudaArgSlot::classes)
+        std::memcpy(&slots[n], &t, sizeof(t));
+  };
+  if (plan && plan->table) {
+    if (plan->kernel != &k)
+      return Status::error("the tile plan was built for another kernel");
+    if (plan->batch != batch || plan->heads != heads || plan->qLen != qLen ||
+        plan->kvLen != kvLen)
+      return Status::error("the tile plan was built for other shapes (B=" +
+                           std::to_string(plan->batch) + " Hq=" + std::to_string(plan->heads) +
+                           " S=" + std::to_string(plan->qLen) + " T=" +
+                           std::to_string(plan->kvLen) + ")");
+    useTable(plan->table);
+  } else if (layout.classTable && keyTiles > 0) {
+    int64_t batches = layout.classUsesBatch ? batch : 1, headsC = layout.classUsesHead ? heads : 1;
+    if (batches * headsC > 65535 || queryTiles > 65535)
+      return Status::error("too many batches x heads or query tiles for the tile-class kernel");
+    size_t bytes = static_cast<size_t>(batches * headsC * queryTiles * keyTiles);
+    bool ok = planOut ? cuda::malloc(&table, bytes, error)
+                      : cuda::mallocAsync(&table, bytes, stream, error);
+    if (!ok)
+      return Status::error(error);
+    useTable(table);
+    unsigned grid[3] = {static_cast<unsigned>((keyTiles + 127) / 128),
+                        static_cast<unsigned>(queryTiles), static_cast<unsigned>(batches * headsC)};
+    unsigned block[3] = {128, 1, 1};
+    void *argStruct = slots.data();
+    if (!cuda::launch(k.classes, grid, block, 0, stream, &argStruct, error)) {
+      std::string ignored;
+      if (planOut)
+        cuda::free(table);
+      else
+        cuda::freeAsync(table, stream, ignored);
+      return Status::error(error);
+    }
+    if (planOut) {
+      planOut->kernel = &k;
+      planOut->batch = batch;
+      planOut->heads = heads;
+      planOut->qLen = qLen;
+      planOut->kvLen = kvLen;
+      planOut->table = table;
+      planOut->bytes = bytes;
+      return Status::ok();
+    }
+  }
+  if (planOut)
+    return Status::ok(); // nothing to plan
+  unsigned grid[3] = {static_cast<unsigned>((qLen + layout.blockQ - 1) / layout.blockQ),
+                      static_cast<unsigned>(heads), static_cast<unsigned>(batch)};
+  unsigned block[3] = {static_cast<unsigned>(layout.threads), 1, 1};
+  void *argStruct = slots.data();
+  bool launched =
+      cuda::launch(k.function, grid, block, static_cast<unsigned>(smem), stream, &argStruct, error);
+  std::string freeError;
+  if (table && !cuda::freeAsync(table, stream, freeError) && launched)
+    return Status::error(freeError);
+  if (!launched)
+    return Status::error(error);
+  if (wait && !cuda::synchronize(error))
+    return Status::error(error);
+  return Status::ok();
+}
+
+Status Kernel::launch(const std::vector<TensorView> &tensors,
+                      const std::map<std::string, double> &params, void *stream) const {
+  if (!impl->isCuda)
+    return run(tensors, params);
+  if (Status st = check(tensors, params); !st)
+    return st;
+  return launchCuda(*impl, tensors, params, stream, /*wait=*/false);
+}
+
+Status Kernel::launch(const std::vector<TensorView> &tensors,
+                      const std::map<std::string, double> &params, void *stream,
+                      const TilePlan &plan) const {
+  if (!impl->isCuda || plan.empty())
+    return launch(tensors, params, stream);
+  if (Status st = check(tensors, params); !st)
+    return st;
+  return launchCuda(*impl, tensors, params, stream, /*wait=*/false, plan.data.get());
+}
+
+Result<TilePlan> Kernel::planTiles(const std::vector<TensorView> &tensors,
+                                   const std::map<std::string, double> &params,
+                                   void *stream) const {
+  if (Status st = check(tensors, params); !st)
+    return st;
+  TilePlan plan;
+  // A top-k selection depends on q and k, which change every call: its
+  // tables are built with every launch.
+  if (!impl->isCuda || !impl->layout.classTable || impl->topk)
+    return plan;
+  auto data = std::make_shared<TilePlanData>();
+  if (Status st = launchCuda(*impl, tensors, params, stream, /*wait=*/false, nullptr, data.get());
+      !st)
+    return st;
+  if (data->table)
+    plan.data = std::move(data);
+  return plan;
+}
+
