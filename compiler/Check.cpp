@@ -41,7 +41,7 @@ struct DeviceCopies {
   bool upload(const std::vector<TensorView> &host, std::vector<TensorView> &dev,
               std::string &error) {
     for (size_t t = 0; t < host.size(); ++t) {
-      size_t bytes = static_cast<size_t>(host[t].numel()) * dtypeSize(host[t].dtype);
+      size_t bytes = storageBytes(host[t].dtype, host[t].numel());
       void *p = nullptr;
       if (!cuda::malloc(&p, bytes, error))
         return false;
@@ -91,7 +91,7 @@ bool checkTilePlan(const Kernel &kernel, const std::vector<TensorView> &host,
       continue;
     if (a.isOutput) {
       outputs.push_back(t);
-      size_t bytes = static_cast<size_t>(dev[t].numel()) * dtypeSize(dev[t].dtype);
+      size_t bytes = storageBytes(dev[t].dtype, dev[t].numel());
       if (!cuda::memset8(dev[t].data, 0xff, bytes, report.error))
         return false;
     }
@@ -104,7 +104,7 @@ bool checkTilePlan(const Kernel &kernel, const std::vector<TensorView> &host,
   if (!cuda::synchronize(report.error))
     return false;
   for (size_t o : outputs) {
-    size_t bytes = static_cast<size_t>(dev[o].numel()) * dtypeSize(dev[o].dtype);
+    size_t bytes = storageBytes(dev[o].dtype, dev[o].numel());
     std::vector<char> planned(bytes);
     if (!cuda::copyToHost(planned.data(), dev[o].data, bytes, report.error))
       return false;
@@ -117,13 +117,65 @@ bool checkTilePlan(const Kernel &kernel, const std::vector<TensorView> &host,
   return true;
 }
 
+/// Paged inputs: each sequence's pages a permutation of the pool, lengths
+/// from full to empty, codes over their whole range and scales that give
+/// values of about unit size. False for tensors that are none of these.
+bool pagedInput(const PagedInfo &paged, int tensor, const TensorView &v, int64_t pages,
+                const std::vector<int64_t> &idx, std::mt19937 &rng, const CheckOptions &c,
+                double &value) {
+  if (tensor == paged.table) {
+    // Pages are handed out in a shuffled order fixed by the seed.
+    int64_t n = idx[0] * v.shape[1] + idx[1];
+    value = static_cast<double>((n * 7919 + c.seed) % pages);
+    return true;
+  }
+  if (tensor == paged.lens) {
+    int64_t full = c.kvLen, b = idx[0];
+    value = static_cast<double>(b == 0 ? full : b == v.shape[0] - 1 && b >= 2 ? 0 : rng() % (full + 1));
+    return true;
+  }
+  if (tensor == 1 || tensor == 2) {
+    if (v.dtype == DType::q8)
+      value = static_cast<double>(static_cast<int>(rng() % 255) - 127);
+    else if (v.dtype == DType::q4)
+      value = static_cast<double>(static_cast<int>(rng() % 16) - 8);
+    else
+      return false;
+    return true;
+  }
+  if (tensor == paged.keyScale || tensor == paged.valueScale) {
+    value = (0.5 + (rng() % 1000) / 1000.0) / 64.0;
+    return true;
+  }
+  return false;
+}
+
 /// Sizes of every symbolic dim: given ones first, then by role in q/k/v.
 std::map<std::string, int64_t> resolveSizes(const KernelInfo &info,
                                             const CheckOptions &c) {
   std::map<std::string, int64_t> sizes = c.sizes;
-  const int64_t roles[3][4] = {{c.batch, c.heads, c.qLen, c.headDim},
-                               {c.batch, c.heads, c.kvLen, c.headDim},
-                               {c.batch, c.heads, c.kvLen, c.headDim}};
+  int64_t roles[3][4] = {{c.batch, c.heads, c.qLen, c.headDim},
+                         {c.batch, c.heads, c.kvLen, c.headDim},
+                         {c.batch, c.heads, c.kvLen, c.headDim}};
+  std::vector<const ArgInfo *> tensors;
+  for (const ArgInfo &a : info.args)
+    if (a.isTensor)
+      tensors.push_back(&a);
+  if (info.paged) {
+    // Pages of 16 tokens unless given, rows long enough for kvLen, and a
+    // few spare pages so that the table is not the identity.
+    const ArgInfo &k = *tensors[1], &table = *tensors[info.paged->table];
+    int64_t pageSize = k.dims[2] >= 0 ? k.dims[2] : sizes.count(k.dimNames[2]) ? sizes[k.dimNames[2]] : 16;
+    int64_t width = table.dims[1] >= 0 ? table.dims[1]
+                    : sizes.count(table.dimNames[1]) ? sizes[table.dimNames[1]]
+                                                     : (c.kvLen + pageSize - 1) / pageSize;
+    sizes.emplace(table.dimNames[1], width);
+    int64_t batch = tensors[0]->dims[0] >= 0 ? tensors[0]->dims[0] : sizes.count(tensors[0]->dimNames[0]) ? sizes[tensors[0]->dimNames[0]] : c.batch;
+    for (int r : {1, 2}) {
+      roles[r][0] = batch * width + 3;
+      roles[r][2] = pageSize;
+    }
+  }
   int t = 0;
   for (const ArgInfo &a : info.args) {
     if (!a.isTensor)
@@ -208,8 +260,9 @@ CheckReport attnc::checkSpec(const std::string &path,
     v.dtype = a.dtype;
     for (size_t d = 0; d < a.dims.size(); ++d)
       v.shape.push_back(a.dims[d] >= 0 ? a.dims[d] : sizes[a.dimNames[d]]);
-    buffers.emplace_back(static_cast<size_t>(v.numel()) * dtypeSize(v.dtype));
+    buffers.emplace_back(storageBytes(v.dtype, v.numel()));
     v.data = buffers.back().data();
+    int tensorIndex = static_cast<int>(views.size());
     std::vector<int64_t> idx(v.shape.size(), 0);
     int64_t segment = 0, left = 0;
     for (int64_t n = 0; n < v.numel(); ++n) {
@@ -221,6 +274,10 @@ CheckReport attnc::checkSpec(const std::string &path,
       double value;
       if (a.isOutput) {
         value = std::nan("");
+      } else if (info.paged && pagedInput(*info.paged, tensorIndex, v,
+                                           tensorIndex > 1 ? views[1].shape[0] : 0, idx, rng,
+                                           check, value)) {
+        // a valid block table, lengths, codes or scales
       } else if (a.dtype == DType::i32 || a.dtype == DType::i64) {
         if (idx.back() == 0) {
           segment = 0;

@@ -100,7 +100,9 @@ LogicalResult attnc::overrideDType(ModuleOp module, DType dtype) {
     if (!arg || arg.getOwner()->getParentOp() != fn)
       return emitError(op.getLoc(), "q, k, v and o must be function arguments");
     auto mem = cast<MemRefType>(arg.getType());
-    arg.setType(MemRefType::get(mem.getShape(), elt));
+    if (op.getKvQuant() && (v == op.getKey() || v == op.getValue()))
+      continue; // quantized codes keep their format
+    arg.setType(MemRefType::get(mem.getShape(), elt, mem.getLayout()));
   }
   fn.setFunctionType(FunctionType::get(module.getContext(),
                                        fn.getBody().getArgumentTypes(),
@@ -138,6 +140,7 @@ static bool dtypeOf(Type t, DType &out) {
   else if (t.isF16()) out = DType::f16;
   else if (t.isInteger(32)) out = DType::i32;
   else if (t.isInteger(64) || t.isIndex()) out = DType::i64;
+  else if (t.isInteger(8)) out = DType::q8;
   else return false;
   return true;
 }
@@ -150,26 +153,46 @@ KernelInfo attnc::extractKernelInfo(func::FuncOp fn) {
     info.blockQ = op.getScheduleAttr().getBlockQ();
     info.blockK = op.getScheduleAttr().getBlockK();
   }
+  int tensorIndex = 0;
+  if (op && op.isPaged())
+    info.paged.emplace();
   for (BlockArgument arg : fn.getArguments()) {
     if (fn.getArgAttr(arg.getArgNumber(), "attn.hidden"))
       continue; // the runtime supplies it
     ArgInfo a;
+    if (isa<MemRefType>(arg.getType()) && info.paged) {
+      int n = tensorIndex;
+      if (arg == op.getPageTable()) info.paged->table = n;
+      if (arg == op.getSeqLens()) info.paged->lens = n;
+      if (arg == op.getKeyScale()) info.paged->keyScale = n;
+      if (arg == op.getValueScale()) info.paged->valueScale = n;
+      a.pageStrided = arg == op.getKey() || arg == op.getValue() ||
+                      arg == op.getKeyScale() || arg == op.getValueScale();
+    }
+    tensorIndex += isa<MemRefType>(arg.getType());
     unsigned n = arg.getArgNumber();
     auto nameAttr = fn.getArgAttrOfType<StringAttr>(n, "attn.name");
     a.name = nameAttr ? nameAttr.str() : "arg" + std::to_string(n);
     a.isOutput = op && (arg == op.getOutput() || arg == op.getLse());
     if (auto mem = dyn_cast<MemRefType>(arg.getType())) {
       dtypeOf(mem.getElementType(), a.dtype);
+      bool codes = op && op.getKvQuant() && (arg == op.getKey() || arg == op.getValue());
+      if (codes)
+        a.dtype = *op.getKvQuant() == attn::KVQuant::q4 ? DType::q4 : DType::q8;
       auto names = fn.getArgAttrOfType<ArrayAttr>(n, "attn.dims");
       // Without names from the spec, name the dims by their role.
       std::vector<const char *> roles;
-      if (op && arg == op.getQuery()) roles = {"B", "Hq", "S", "D"};
+      if (op && op.isPaged() && arg == op.getKey()) roles = {"P", "Hkv", "PS", "D"};
+      else if (op && op.isPaged() && arg == op.getValue()) roles = {"P", "Hkv", "PS", "Dv"};
+      else if (op && arg == op.getQuery()) roles = {"B", "Hq", "S", "D"};
       else if (op && arg == op.getKey()) roles = {"B", "Hkv", "T", "D"};
       else if (op && arg == op.getValue()) roles = {"B", "Hkv", "T", "Dv"};
       else if (op && arg == op.getOutput()) roles = {"B", "Hq", "S", "Dv"};
       else if (op && arg == op.getLse()) roles = {"B", "Hq", "S"};
       for (int64_t d = 0; d < mem.getRank(); ++d) {
         int64_t size = mem.getDimSize(d);
+        if (codes && d == 3 && a.dtype == DType::q4)
+          size *= 2; // the caller counts features, not bytes
         a.dims.push_back(ShapedType::isDynamic(size) ? -1 : size);
         std::string dimName = d < static_cast<int64_t>(roles.size())
                                   ? std::string(roles[d])

@@ -47,6 +47,11 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
                   const std::map<std::string, double> &params, void *stream, bool wait,
                   const TilePlanData *plan = nullptr, TilePlanData *planOut = nullptr);
 
+/// Paged kernels on host memory: every sequence length fits its row of the
+/// block table and every page it uses exists (bad entries would read
+/// outside the pool).
+Status checkPageTable(const std::vector<TensorView> &tensors, const PagedInfo &paged);
+
 } // namespace attnc
 
 #endif // ATTNC_COMPILER_COMPILEDKERNEL_H

@@ -415,9 +415,18 @@ Status Kernel::check(const std::vector<TensorView> &tensors,
                            " strides for rank " + std::to_string(view.shape.size()));
     TensorView contiguous = view;
     contiguous.strides.clear();
-    if (!view.strides.empty() && view.strides != contiguous.effectiveStrides())
+    std::vector<int64_t> rowMajor = contiguous.effectiveStrides();
+    if (a.pageStrided && !view.strides.empty()) {
+      // Pages may sit apart; within a page the layout is row-major.
+      if (!std::equal(view.strides.begin() + 1, view.strides.end(), rowMajor.begin() + 1) ||
+          view.strides[0] < 0 || (view.dtype == DType::q4 && view.strides[0] % 2 != 0))
+        return Status::error(where + " must be row-major within a page (only the page "
+                                     "stride may differ" +
+                             std::string(view.dtype == DType::q4 ? ", and be even for q4)" : ")"));
+    } else if (!view.strides.empty() && view.strides != rowMajor) {
       return Status::error(where + " is not contiguous; attnc kernels take "
                                    "row-major contiguous tensors for now");
+    }
     for (size_t d = 0; d < a.dims.size(); ++d) {
       int64_t size = view.shape[d];
       if (size < 0)
@@ -444,7 +453,14 @@ Status Kernel::check(const std::vector<TensorView> &tensors,
       return Status::error("query heads (" + std::to_string(q.shape[1]) +
                            ") must be a multiple of KV heads (" +
                            std::to_string(k.shape[1]) + ")");
-    if (q.shape[0] != k.shape[0] || k.shape[0] != v.shape[0] ||
+    if (info.paged) {
+      if (k.shape[0] != v.shape[0] || k.shape[1] != v.shape[1] || k.shape[2] != v.shape[2] ||
+          q.shape[3] != k.shape[3])
+        return Status::error("k and v pages disagree (pages, KV heads or page size), or "
+                             "q and k disagree on the head dim");
+      if (k.shape[2] < 1)
+        return Status::error("the page size (dim 2 of k) must be positive");
+    } else if (q.shape[0] != k.shape[0] || k.shape[0] != v.shape[0] ||
         k.shape[1] != v.shape[1] || k.shape[2] != v.shape[2] ||
         q.shape[3] != k.shape[3])
       return Status::error("q, k and v shapes disagree (batch, KV heads, key "
@@ -467,6 +483,29 @@ Status Kernel::check(const std::vector<TensorView> &tensors,
   for (const ArgInfo &a : info.args)
     if (!a.isTensor && !params.count(a.name) && !a.defaultValue)
       return Status::error("parameter '" + a.name + "' has no default and was not given");
+  return Status::ok();
+}
+
+Status attnc::checkPageTable(const std::vector<TensorView> &tensors, const PagedInfo &paged) {
+  const TensorView &k = tensors[1], &table = tensors[paged.table], &lens = tensors[paged.lens];
+  int64_t pages = k.shape[0], pageSize = k.shape[2], width = table.shape[1];
+  for (int64_t b = 0; b < lens.shape[0]; ++b) {
+    int64_t len = static_cast<int64_t>(lens.load(&b));
+    if (len < 0 || len > width * pageSize)
+      return Status::error("sequence " + std::to_string(b) + " has length " +
+                           std::to_string(len) + ", outside [0, " +
+                           std::to_string(width * pageSize) + "] (block table width " +
+                           std::to_string(width) + " x page size " +
+                           std::to_string(pageSize) + ")");
+    for (int64_t p = 0; p * pageSize < len; ++p) {
+      int64_t index[2] = {b, p};
+      int64_t page = static_cast<int64_t>(table.load(index));
+      if (page < 0 || page >= pages)
+        return Status::error("block table entry [" + std::to_string(b) + ", " +
+                             std::to_string(p) + "] is page " + std::to_string(page) +
+                             ", but there are " + std::to_string(pages) + " pages");
+    }
+  }
   return Status::ok();
 }
 
@@ -496,6 +535,9 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
   if (impl->isCuda)
     return launchCuda(*impl, tensors, params, nullptr, /*wait=*/true);
   const KernelInfo &info = impl->info;
+  if (info.paged)
+    if (Status st = checkPageTable(tensors, *info.paged); !st)
+      return st;
   std::vector<ArgStorage> storage(info.args.size());
   std::vector<void *> argPtrs;
   size_t t = 0;
@@ -511,6 +553,11 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
       for (size_t d = 0; d < rank; ++d) {
         s.desc.sizesAndStrides[d] = view.shape[d];
         s.desc.sizesAndStrides[rank + d] = strides[d];
+      }
+      if (view.dtype == DType::q4) { // the kernel addresses bytes
+        s.desc.sizesAndStrides[rank - 1] = view.shape[rank - 1] / 2;
+        for (size_t d = 0; d + 1 < rank; ++d)
+          s.desc.sizesAndStrides[rank + d] = strides[d] / 2;
       }
       s.descPtr = &s.desc;
       argPtrs.push_back(&s.descPtr);

@@ -552,6 +552,52 @@ static bool run(const Tape &tape, std::vector<Slot> &s,
   return true;
 }
 
+/// Paged keys and values as dense [B, Hkv, T, D] f64, dequantized, with
+/// each sequence's length; every page a sequence uses must exist.
+static bool gatherPages(const TensorView &k, const TensorView &v, const TensorView &table,
+                        const TensorView &lens, const TensorView *kScale,
+                        const TensorView *vScale, int64_t T, std::vector<double> &kd,
+                        std::vector<double> &vd, std::vector<int64_t> &length,
+                        std::string &error) {
+  int64_t B = table.shape[0], Hkv = k.shape[1], pageSize = k.shape[2];
+  int64_t D = k.shape[3], Dv = v.shape[3], pages = k.shape[0];
+  kd.assign(static_cast<size_t>(B * Hkv * T * D), 0.0);
+  vd.assign(static_cast<size_t>(B * Hkv * T * Dv), 0.0);
+  for (int64_t b = 0; b < B; ++b) {
+    length[b] = static_cast<int64_t>(lens.load(&b));
+    if (length[b] < 0 || length[b] > T) {
+      error = "reference: sequence " + std::to_string(b) + " has length " +
+              std::to_string(length[b]) + ", outside [0, " + std::to_string(T) + "]";
+      return false;
+    }
+    for (int64_t j = 0; j < length[b]; ++j) {
+      int64_t at[2] = {b, j / pageSize};
+      int64_t page = static_cast<int64_t>(table.load(at));
+      if (page < 0 || page >= pages) {
+        error = "reference: block table entry [" + std::to_string(b) + ", " +
+                std::to_string(j / pageSize) + "] is page " + std::to_string(page) +
+                " of " + std::to_string(pages);
+        return false;
+      }
+      for (int64_t hk = 0; hk < Hkv; ++hk)
+        for (auto [codes, scales, dim, out] :
+             {std::tuple<const TensorView *, const TensorView *, int64_t, std::vector<double> *>{
+                  &k, kScale, D, &kd},
+              {&v, vScale, Dv, &vd}})
+          for (int64_t d = 0; d < dim; ++d) {
+            int64_t idx[4] = {page, hk, j % pageSize, d};
+            double x = codes->load(idx);
+            if (scales) {
+              idx[3] = d / (dim / scales->shape[3]);
+              x *= scales->load(idx);
+            }
+            (*out)[((b * Hkv + hk) * T + j) * dim + d] = x;
+          }
+    }
+  }
+  return true;
+}
+
 bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
                          ReferenceResult &result, std::string &error) {
   // Operands are function arguments; find each one's index.
@@ -585,24 +631,52 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
     }
   int64_t B = q->shape[0], Hq = q->shape[1], S = q->shape[2], D = q->shape[3];
   int64_t Hkv = k->shape[1], T = k->shape[2], Dv = v->shape[3];
-  if (Hkv <= 0 || Hq % Hkv != 0 || k->shape[0] != B || v->shape[0] != B ||
-      v->shape[1] != Hkv || v->shape[2] != T || k->shape[3] != D ||
-      o->shape != std::vector<int64_t>{B, Hq, S, Dv}) {
+  bool paged = op.isPaged();
+  const TensorView *table = nullptr, *lens = nullptr, *kScale = nullptr, *vScale = nullptr;
+  if (paged) {
+    if (!tensorOf(op.getPageTable(), table) || !tensorOf(op.getSeqLens(), lens) ||
+        (op.getKvQuant() && (!tensorOf(op.getKeyScale(), kScale) ||
+                             !tensorOf(op.getValueScale(), vScale)))) {
+      error = "reference: the block table, lengths and scales must be tensors";
+      return false;
+    }
+    T = table->shape[1] * k->shape[2]; // the longest a sequence may be
+  }
+  bool shapesOk = Hkv > 0 && Hq % Hkv == 0 && v->shape[1] == Hkv && k->shape[3] == D &&
+                  o->shape == std::vector<int64_t>{B, Hq, S, Dv};
+  if (paged)
+    shapesOk = shapesOk && v->shape[0] == k->shape[0] && v->shape[2] == k->shape[2] &&
+               table->shape[0] == B && lens->shape[0] == B;
+  else
+    shapesOk = shapesOk && k->shape[0] == B && v->shape[0] == B && v->shape[2] == T;
+  if (!shapesOk) {
     error = "reference: inconsistent shapes";
     return false;
   }
-  int64_t sizes[7] = {B, Hq, Hkv, S, T, D, Dv};
-  TapeCompiler compiler(op, args, argIndex, sizes);
+  // The regions as tapes; attn.size kv_len is a sequence's own length
+  // when paged, so those tapes are rebuilt per batch.
   Tape score, mask, gate;
-  if (!compiler.compile(op.getScore(), score, error) ||
-      !compiler.compile(op.getMask(), mask, error) ||
-      !compiler.compile(op.getGate(), gate, error))
+  std::vector<Slot> ss, ms, gs;
+  auto compileTapes = [&](int64_t kvLen) {
+    int64_t sizes[7] = {B, Hq, Hkv, S, kvLen, D, Dv};
+    TapeCompiler compiler(op, args, argIndex, sizes);
+    score = Tape();
+    mask = Tape();
+    gate = Tape();
+    if (!compiler.compile(op.getScore(), score, error) ||
+        !compiler.compile(op.getMask(), mask, error) ||
+        !compiler.compile(op.getGate(), gate, error))
+      return false;
+    ss.assign(score.numSlots, Slot());
+    ms.assign(mask.numSlots, Slot());
+    gs.assign(gate.numSlots, Slot());
+    return true;
+  };
+  if (!compileTapes(T))
     return false;
-  std::vector<Slot> ss(score.numSlots), ms(mask.numSlots), gs(gate.numSlots);
 
   bool softmax = op.getKernel() == KernelKind::softmax;
   double scale = op.getScale().convertToDouble();
-  int64_t offset = op.getAlign() == QueryAlign::end ? T - S : 0;
   const double negInf = -std::numeric_limits<double>::infinity();
   result.outShape = {B, Hq, S, Dv};
   result.out.assign(B * Hq * S * Dv, 0.0);
@@ -621,19 +695,30 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
     }
     return out;
   };
-  std::vector<double> qd = toDoubles(*q), kd = toDoubles(*k), vd = toDoubles(*v);
+  std::vector<double> qd = toDoubles(*q), kd, vd;
+  std::vector<int64_t> length(B, T);
+  if (!paged) {
+    kd = toDoubles(*k);
+    vd = toDoubles(*v);
+  } else if (!gatherPages(*k, *v, *table, *lens, kScale, vScale, T, kd, vd, length, error)) {
+    return false;
+  }
   std::vector<double> s(T), p(T);
   std::vector<char> keep(T);
-  for (int64_t b = 0; b < B; ++b)
+  for (int64_t b = 0; b < B; ++b) {
+    if (paged && !compileTapes(length[b]))
+      return false;
     for (int64_t h = 0; h < Hq; ++h) {
+      int64_t offset = op.getAlign() == QueryAlign::end ? length[b] - S : 0;
       int64_t hk = h / (Hq / Hkv);
       const double *kBase = &kd[((b * Hkv + hk) * T) * D];
       const double *vBase = &vd[((b * Hkv + hk) * T) * Dv];
       for (int64_t r = 0; r < S; ++r) {
         int64_t i = r + offset;
+        int64_t keys = length[b]; // paged: this sequence's keys
         const double *qRow = &qd[((b * Hq + h) * S + r) * D];
         double m = negInf;
-        for (int64_t j = 0; j < T; ++j) {
+        for (int64_t j = 0; j < keys; ++j) {
           double dot = 0;
           for (int64_t d = 0; d < D; ++d)
             dot += qRow[d] * kBase[j * D + d];
@@ -660,14 +745,14 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
           }
         }
         double l = 0;
-        for (int64_t j = 0; j < T; ++j) {
+        for (int64_t j = 0; j < keys; ++j) {
           p[j] = !keep[j] ? 0.0 : softmax ? std::exp(s[j] - m) : 1.0 / (1.0 + std::exp(-s[j]));
           result.visiblePairs += keep[j];
           l += p[j];
         }
         for (int64_t d = 0; d < Dv; ++d) {
           double acc = 0;
-          for (int64_t j = 0; j < T; ++j)
+          for (int64_t j = 0; j < keys; ++j)
             if (p[j] != 0)
               acc += p[j] * vBase[j * Dv + d];
           double x = softmax ? (l > 0 ? acc / l : 0.0) : acc;
@@ -683,6 +768,8 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
           result.lse[(b * Hq + h) * S + r] = m + std::log(l);
       }
     }
+  }
+  int64_t offset = op.getAlign() == QueryAlign::end ? T - S : 0; // topk: never paged
   for (const auto &table : mask.topk)
     for (const auto &[b, h, qb] : table->ambiguous) {
       result.rowAmbiguous.resize(static_cast<size_t>(B * Hq * S), 0);

@@ -45,6 +45,8 @@ struct Lowering {
   bool skipTiles;
   Value batch = {}, qHeads = {}, kvHeads = {}, qLen = {}, kvLen = {};
   Value headDim = {}, valueDim = {}, group = {}, queryOffset = {};
+  /// Paged form: tokens per page; kvLen and queryOffset are per batch.
+  Value pageSize = {};
   // Scratch, all flat f32: q rows scaled [BQ][Dp], K tile transposed
   // [Dp][BKp], V tile [BKp][Dvp], scores of a row group [R][BKp], the
   // accumulator [BQ][Dvp], per-row max and sum [BQ], per-row rescale [R].
@@ -68,6 +70,13 @@ struct Lowering {
   /// Reads `width` elements of the minor dim of `mem` at `indices`, as f32,
   /// zero past the end.
   Value readF32(Value mem, ValueRange indices);
+  /// Features [d, d + width) of key (or value) `j` of batch `b`, KV head
+  /// `hk`, as f32: through the block table when paged, dequantized when
+  /// quantized.
+  Value readKV(bool value, Value bIdx, Value hk, Value j, Value d);
+  /// Quantized codes at `indices` (a feature offset `d` last) times their
+  /// group scales from `scales`.
+  Value dequantize(Value codes, Value scales, ValueRange indices);
 
   /// An i16 view of a bf16 memref (same descriptor once lowered).
   Value bitsView(Value mem) {
@@ -75,8 +84,8 @@ struct Lowering {
     if (!view) {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointAfterValue(mem);
-      auto type = MemRefType::get(cast<MemRefType>(mem.getType()).getShape(),
-                                  b.getI16Type());
+      auto memType = cast<MemRefType>(mem.getType());
+      auto type = MemRefType::get(memType.getShape(), b.getI16Type(), memType.getLayout());
       view = UnrealizedConversionCastOp::create(b, TypeRange{type}, mem).getResult(0);
     }
     return view;
@@ -167,6 +176,77 @@ Value Lowering::readF32(Value mem, ValueRange indices) {
   if (elt != b.getF32Type())
     v = arith::ExtFOp::create(b, vecF32(), v);
   return v;
+}
+
+Value Lowering::readKV(bool value, Value bIdx, Value hk, Value j, Value d) {
+  Value mem = value ? op.getValue() : op.getKey();
+  if (!op.isPaged())
+    return readF32(mem, {bIdx, hk, j, d});
+  Value entry = memref::LoadOp::create(
+      b, op.getPageTable(), ValueRange{bIdx, arith::DivUIOp::create(b, j, pageSize)});
+  Value page = arith::IndexCastOp::create(b, b.getIndexType(), entry);
+  Value slot = arith::RemUIOp::create(b, j, pageSize);
+  if (!op.getKvQuant())
+    return readF32(mem, {page, hk, slot, d});
+  return dequantize(mem, value ? op.getValueScale() : op.getKeyScale(),
+                    {page, hk, slot, d});
+}
+
+Value Lowering::dequantize(Value codes, Value scales, ValueRange indices) {
+  bool q4 = *op.getKvQuant() == KVQuant::q4;
+  auto codeType = cast<MemRefType>(codes.getType());
+  int64_t features = codeType.getDimSize(3) * (q4 ? 2 : 1);
+  int64_t groups = cast<MemRefType>(scales.getType()).getDimSize(3);
+  int64_t groupSize = features / groups;
+  Value d = indices[3];
+  auto i32v = VectorType::get({width}, b.getI32Type());
+  Value ints;
+  if (q4) {
+    // Two codes per byte, the even feature low; padding 0x88 decodes to 0.
+    auto bytesType = VectorType::get({width / 2}, b.getI8Type());
+    Value bytes = vector::TransferReadOp::create(
+        b, bytesType, codes,
+        ValueRange{indices[0], indices[1], indices[2],
+                   arith::DivUIOp::create(b, d, idx(2))},
+        arith::ConstantOp::create(b, b.getI8IntegerAttr(static_cast<int8_t>(0x88))).getResult(),
+        ArrayRef<bool>{false});
+    auto splat = [&](int v) {
+      return arith::ConstantOp::create(
+          b, DenseElementsAttr::get(bytesType, b.getI8IntegerAttr(static_cast<int8_t>(v))));
+    };
+    Value lo = arith::AndIOp::create(b, bytes, splat(15));
+    Value hi = arith::ShRUIOp::create(b, bytes, splat(4));
+    Value nibbles = vector::InterleaveOp::create(b, lo, hi);
+    ints = arith::SubIOp::create(
+        b, arith::ExtUIOp::create(b, i32v, nibbles),
+        arith::ConstantOp::create(b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(8))));
+  } else {
+    Value bytes = vector::TransferReadOp::create(
+        b, VectorType::get({width}, b.getI8Type()), codes, indices,
+        arith::ConstantOp::create(b, b.getI8IntegerAttr(0)).getResult(),
+        ArrayRef<bool>{false});
+    ints = arith::ExtSIOp::create(b, i32v, bytes);
+  }
+  Value x = arith::SIToFPOp::create(b, vecF32(), ints);
+  // d is a multiple of the width: with groups of a multiple of it, one
+  // scale covers the vector; else each lane looks its group up.
+  Value scaleV;
+  auto scaleAt = [&](Value g) {
+    return memref::LoadOp::create(b, scales,
+                                  ValueRange{indices[0], indices[1], indices[2], g});
+  };
+  if (groupSize % width == 0) {
+    scaleV = vector::BroadcastOp::create(
+        b, vecF32(), scaleAt(arith::DivUIOp::create(b, d, idx(groupSize))));
+  } else {
+    SmallVector<Value> lanes;
+    for (int64_t lane = 0; lane < width; ++lane)
+      lanes.push_back(scaleAt(arith::MinUIOp::create(
+          b, arith::DivUIOp::create(b, addi(d, idx(lane)), idx(groupSize)),
+          idx(groups - 1))));
+    scaleV = vector::FromElementsOp::create(b, vecF32(), lanes);
+  }
+  return arith::MulFOp::create(b, x, scaleV);
 }
 
 Value Lowering::truncateTo(Type elt, Value x) {
@@ -400,6 +480,14 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
   Value fzero = f32(0.0);
   Value nRows = arith::SubIOp::create(b, r1, r0);
   Value lastRow = arith::SubIOp::create(b, qLen, one);
+  if (op.isPaged()) {
+    // This sequence's length (checked against the table by the runtime).
+    kvLen = arith::IndexCastOp::create(
+        b, b.getIndexType(), memref::LoadOp::create(b, op.getSeqLens(), ValueRange{bIdx}));
+    queryOffset = op.getAlign() == QueryAlign::end
+                      ? arith::SubIOp::create(b, kvLen, qLen).getResult()
+                      : zero;
+  }
 
   // q rows, scaled once; rows of a partial last group repeat the last row.
   Value scaleV = vector::BroadcastOp::create(
@@ -430,7 +518,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
       loop(zero, bkPad, one, [&](Value jj) {
         Value j = arith::MinSIOp::create(b, addi(kt, jj), lastKey);
         loop(zero, dPad, w, [&](Value d) {
-          Value kv = readF32(op.getKey(), {bIdx, hk, j, d});
+          Value kv = readKV(/*value=*/false, bIdx, hk, j, d);
           for (int64_t lane = 0; lane < width; ++lane) {
             Value x = vector::ExtractOp::create(b, kv, ArrayRef<int64_t>{lane});
             Value off = addi(muli(addi(d, idx(lane)), bkPad), jj);
@@ -440,7 +528,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
       });
       loop(zero, nk, one, [&](Value jj) {
         loop(zero, dvPad, w, [&](Value d) {
-          Value vv = readF32(op.getValue(), {bIdx, hk, addi(kt, jj), d});
+          Value vv = readKV(/*value=*/true, bIdx, hk, addi(kt, jj), d);
           vector::StoreOp::create(b, vv, vBuf, ValueRange{addi(muli(jj, dvPad), d)});
         });
       });
@@ -575,7 +663,7 @@ struct ConvertAttnToCPUPass
     Lowering low(op, b, vectorWidth, skipTiles);
     low.blockQ = schedule.getBlockQ();
     low.blockK = schedule.getBlockK();
-    Value q = op.getQuery(), k = op.getKey(), v = op.getValue();
+    Value q = op.getQuery(), k = op.getKey();
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(&fn.getBody().front());
@@ -587,12 +675,16 @@ struct ConvertAttnToCPUPass
       low.qLen = dim(q, 2);
       low.headDim = dim(q, 3);
       low.kvHeads = dim(k, 1);
-      low.kvLen = dim(k, 2);
-      low.valueDim = dim(v, 3);
+      low.valueDim = dim(op.getOutput(), 3);
       low.group = arith::DivSIOp::create(b, low.qHeads, low.kvHeads);
-      low.queryOffset = op.getAlign() == QueryAlign::end
-                            ? arith::SubIOp::create(b, low.kvLen, low.qLen).getResult()
-                            : low.idx(0);
+      if (op.isPaged()) {
+        low.pageSize = dim(k, 2); // lengths are per batch: see emitItem
+      } else {
+        low.kvLen = dim(k, 2);
+        low.queryOffset = op.getAlign() == QueryAlign::end
+                              ? arith::SubIOp::create(b, low.kvLen, low.qLen).getResult()
+                              : low.idx(0);
+      }
       Value w = low.idx(vectorWidth);
       auto padded = [&](Value size) -> Value {
         return arith::MulIOp::create(

@@ -441,6 +441,9 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   if (op.getMask().walk([](TopKOp) { return WalkResult::interrupt(); }).wasInterrupted())
     return emitError(op.getLoc(), "attn.topk needs its selection table; run "
                                   "attn-materialize-topk before emitting CUDA");
+  if (op.isPaged())
+    return emitError(op.getLoc(), "paged keys and values (kv = paged(...)) run on the CPU target "
+                                  "for now; the CUDA decode kernel is not written yet");
   if (elem.isF32())
     return emitError(op.getLoc(), "the CUDA target takes bf16 or f16 q, k and v (the tensor cores' "
                         "types); this spec has f32: convert the inputs, or pass --dtype=bf16");

@@ -42,6 +42,8 @@ std::string percent(int64_t part, int64_t total) {
 /// Why the plan must wait for run time, or "" when it can be made now.
 std::string runTimeReason(AttentionOp op, int64_t tiles, int64_t maxTiles) {
   Region &mask = op.getMask();
+  if (op.isPaged())
+    return "each sequence has its own length (paged keys and values)";
   if (ShapedType::isDynamic(op.getQuery().getType().getDimSize(2)) ||
       ShapedType::isDynamic(op.getKey().getType().getDimSize(2)))
     return "the query or key length is symbolic";

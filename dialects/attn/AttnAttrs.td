@@ -40,6 +40,19 @@ def Attn_QueryAlign : I32EnumAttr<"QueryAlign",
   }];
 }
 
+def Attn_KVQuant : I32EnumAttr<"KVQuant",
+    "how paged keys and values are quantized", [
+      I32EnumAttrCase<"q8", 0>,
+      I32EnumAttrCase<"q4", 1>
+    ]> {
+  let cppNamespace = "::attnc::attn";
+  let description = [{
+    `q8`: one signed byte per feature, value `byte * scale`.
+    `q4`: two features per byte, the even feature in the low nibble, value
+    `(nibble - 8) * scale`. Scales are f32, one per group of features.
+  }];
+}
+
 def Attn_SizeKind : I32EnumAttr<"SizeKind",
     "a problem size readable inside a region", [
       I32EnumAttrCase<"batch", 0>,

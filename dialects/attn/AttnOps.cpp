@@ -69,6 +69,13 @@ void AttentionOp::getAsmBlockArgumentNames(Region &region,
     setNameFn(arg, name);
 }
 
+int64_t AttentionOp::getStaticHeadDim() {
+  int64_t d = getKey().getType().getDimSize(3);
+  if (ShapedType::isDynamic(d))
+    return d;
+  return getKvQuant() == KVQuant::q4 ? 2 * d : d;
+}
+
 bool AttentionOp::isExtra(Value v) {
   return llvm::is_contained(getExtras(), v);
 }
@@ -99,6 +106,78 @@ static LogicalResult expectSameDim(Operation *op, StringRef what, DimRef a,
                            << " = " << describe(y) << ")";
 }
 
+/// The paged form: table [B, M], lens [B], contiguous pages, and scales
+/// exactly when the codes are quantized.
+static LogicalResult verifyPagedKV(AttentionOp op) {
+  MemRefType q = op.getQuery().getType(), k = op.getKey().getType(),
+             v = op.getValue().getType();
+  Operation *o = op.getOperation();
+  std::optional<KVQuant> quant = op.getKvQuant();
+  if (!op.isPaged()) {
+    if (op.getSeqLens())
+      return op.emitOpError("expects sequence lengths only with a block table");
+    if (quant || op.getKeyScale())
+      return op.emitOpError("expects quantized keys and values only in the paged form");
+    return success();
+  }
+  if (!op.getSeqLens())
+    return op.emitOpError("expects sequence lengths with the block table");
+  auto table = cast<MemRefType>(op.getPageTable().getType());
+  auto lens = cast<MemRefType>(op.getSeqLens().getType());
+  if (failed(expectSameDim(o, "batch size", {"block table", table, 0}, {"query", q, 0})) ||
+      failed(expectSameDim(o, "batch size", {"lengths", lens, 0}, {"query", q, 0})))
+    return failure();
+  // Rows are read as vectors: the feature stride must be 1. The other
+  // strides are free (a pool's pages sit apart); the runtime checks them.
+  auto innerContiguous = [](MemRefType t) {
+    SmallVector<int64_t> strides;
+    int64_t offset;
+    return succeeded(t.getStridesAndOffset(strides, offset)) && strides.back() == 1;
+  };
+  for (auto [name, t] : {std::pair<StringRef, MemRefType>{"key", k}, {"value", v}})
+    if (!innerContiguous(t))
+      return op.emitOpError() << "expects the " << name
+                              << " pages to have unit feature stride, got "
+                              << t;
+  if (!quant) {
+    if (op.getKeyScale())
+      return op.emitOpError("expects scales only with kv_quant");
+    return success();
+  }
+  if (!op.getKeyScale())
+    return op.emitOpError() << "expects scales(...) with kv_quant = "
+                            << stringifyKVQuant(*quant);
+  int packing = *quant == KVQuant::q4 ? 2 : 1;
+  for (auto [name, codes, scale, want] :
+       {std::tuple<StringRef, MemRefType, Value, int64_t>{"key", k, op.getKeyScale(),
+                                                          q.getDimSize(3)},
+        {"value", v, op.getValueScale(), op.getOutput().getType().getDimSize(3)}}) {
+    auto s = cast<MemRefType>(scale.getType());
+    int64_t d = codes.getDimSize(3), groups = s.getDimSize(3);
+    if (ShapedType::isDynamic(d) || ShapedType::isDynamic(groups))
+      return op.emitOpError() << "expects static " << name
+                              << " features and scale groups with kv_quant";
+    if (!ShapedType::isDynamic(want) && want != d * packing)
+      return op.emitOpError() << "expects " << name << " codes of " << want / packing
+                              << " bytes per row for " << want << " features with "
+                              << stringifyKVQuant(*quant) << ", got " << d;
+    int64_t features = d * packing;
+    if (groups < 1 || features % groups != 0 ||
+        (*quant == KVQuant::q4 && (features / groups) % 2 != 0))
+      return op.emitOpError() << "expects the " << name << " scale groups (" << groups
+                              << ") to split " << features << " features evenly"
+                              << (*quant == KVQuant::q4 ? " into even groups" : "");
+    for (unsigned dim = 0; dim < 3; ++dim)
+      if (failed(expectSameDim(o, "page shape", {name == "key" ? "key scales" : "value scales", s, dim},
+                               {name, codes, dim})))
+        return failure();
+    if (!innerContiguous(s))
+      return op.emitOpError() << "expects the " << name
+                              << " scales to have unit stride in their last dim, got " << s;
+  }
+  return success();
+}
+
 LogicalResult AttentionOp::verify() {
   MemRefType q = getQuery().getType(), k = getKey().getType(),
              v = getValue().getType(), o = getOutput().getType();
@@ -107,20 +186,31 @@ LogicalResult AttentionOp::verify() {
   struct Check {
     StringRef what;
     DimRef a, b;
-  } checks[] = {
-      {"batch size", {"key", k, 0}, {"query", q, 0}},
-      {"batch size", {"value", v, 0}, {"query", q, 0}},
+  };
+  // Paged k and v are [pages, Hkv, page size, D]: they share no batch or
+  // key length with q, and q4 codes pack two features per byte.
+  bool paged = isPaged();
+  std::optional<KVQuant> quant = getKvQuant();
+  SmallVector<Check> checks = {
       {"batch size", {"out", o, 0}, {"query", q, 0}},
       {"head count", {"value", v, 1}, {"key", k, 1}},
       {"head count", {"out", o, 1}, {"query", q, 1}},
       {"key length", {"value", v, 2}, {"key", k, 2}},
       {"query length", {"out", o, 2}, {"query", q, 2}},
-      {"head dim", {"key", k, 3}, {"query", q, 3}},
-      {"value dim", {"out", o, 3}, {"value", v, 3}},
   };
+  if (paged)
+    checks.push_back({"page count", {"value", v, 0}, {"key", k, 0}});
+  else
+    checks.append({{"batch size", {"key", k, 0}, {"query", q, 0}},
+                   {"batch size", {"value", v, 0}, {"query", q, 0}}});
+  if (quant != KVQuant::q4)
+    checks.append({{"head dim", {"key", k, 3}, {"query", q, 3}},
+                   {"value dim", {"out", o, 3}, {"value", v, 3}}});
   for (const Check &c : checks)
     if (failed(expectSameDim(op, c.what, c.a, c.b)))
       return failure();
+  if (failed(verifyPagedKV(*this)))
+    return failure();
 
   int64_t hq = q.getDimSize(1), hkv = k.getDimSize(1);
   if (!ShapedType::isDynamic(hkv) && hkv == 0)
@@ -131,8 +221,14 @@ LogicalResult AttentionOp::verify() {
                          << ") to be a multiple of the KV heads (" << hkv
                          << ") for grouped-query attention";
 
-  if (q.getElementType() != k.getElementType() ||
-      q.getElementType() != v.getElementType())
+  if (quant) {
+    if (!k.getElementType().isInteger(8) || !v.getElementType().isInteger(8))
+      return emitOpError() << "expects i8 key and value codes with kv_quant, got "
+                           << k.getElementType() << " and " << v.getElementType();
+    if (!isa<FloatType>(q.getElementType()))
+      return emitOpError() << "expects a float query, got " << q.getElementType();
+  } else if (q.getElementType() != k.getElementType() ||
+      q.getElementType() != v.getElementType() || !isa<FloatType>(q.getElementType()))
     return emitOpError() << "expects query, key and value of one element "
                             "type, got "
                          << q.getElementType() << ", " << k.getElementType()
@@ -281,5 +377,7 @@ LogicalResult TopKOp::verify() {
   auto parent = cast<AttentionOp>((*this)->getParentOp());
   if ((*this)->getParentRegion() != &parent.getMask())
     return emitOpError() << "is only allowed in the mask region";
+  if (parent.isPaged())
+    return emitOpError() << "is not supported with paged keys and values";
   return success();
 }

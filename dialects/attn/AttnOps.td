@@ -17,7 +17,7 @@ include "mlir/Interfaces/SideEffectInterfaces.td"   // Pure, MemRead, MemWrite
 include "mlir/Interfaces/ControlFlowInterfaces.td"  // ReturnLike
 include "mlir/IR/OpAsmInterface.td"                 // block argument names
 
-def Attn_QKVType : MemRefRankOf<[F32, BF16, F16], [4]>;
+def Attn_QKVType : MemRefRankOf<[F32, BF16, F16, I8], [4]>;
 def Attn_OutType : MemRefRankOf<[F32, BF16, F16], [4]>;
 def Attn_LseType : MemRefRankOf<[F32], [3]>;
 
@@ -60,6 +60,21 @@ def Attn_AttentionOp : Attn_Op<"attention", [AttrSizedOperandSegments,
     parameters and extra input tensors, such as ALiBi slopes or document
     ids). Constants may live outside because folding hoists them there.
 
+    **Paged keys and values.** With `paged(%table, %lens)` the keys and
+    values live in pages: `k: [P, Hkv, PS, D]` and `v: [P, Hkv, PS, Dv]`
+    hold `P` pages of `PS` tokens, `table: [B, M]` (i32) lists each
+    sequence's pages and `lens: [B]` (i32) its length. Key `j` of batch `b`
+    is `k[table[b, j / PS], h / G, j % PS, :]`, and only keys
+    `j < lens[b] <= M * PS` exist; in the formulas above `T` is `lens[b]`
+    per batch (so `align = end` puts the queries at the end of each
+    sequence, as decode needs). The page dim may have any stride, so the
+    kernel reads a pool's pages where they are.
+
+    With `kv_quant = q8` or `q4` the paged keys and values are `i8` codes
+    (`q4`: two per byte, so the last dim is `D / 2`) and
+    `scales(%ks, %vs)` gives f32 scales `[P, Hkv, PS, D / g]`, one per
+    group of `g` features; a feature is its code times its group's scale.
+
     **Example**
 
     ```mlir
@@ -85,7 +100,12 @@ def Attn_AttentionOp : Attn_Op<"attention", [AttrSizedOperandSegments,
     - a region holds an op outside `arith`, `math` and `attn`, or an op with
       side effects (`attn.read` and `attn.listed` excepted), or uses a value from above that
       is neither a constant nor an extra;
-    - an extra is neither a memref nor an integer, index or float scalar.
+    - an extra is neither a memref nor an integer, index or float scalar;
+    - paged: the table is not `[B, M]` or the lengths not `[B]`; k and v
+      disagree on pages, heads or page size; a page's inner dims are not
+      contiguous; `kv_quant` without paging or scales, scales without
+      `kv_quant`, codes that are not i8, a scale tensor whose groups do not
+      divide the static head dim.
 
     **Lowering**
 
@@ -100,10 +120,15 @@ def Attn_AttentionOp : Attn_Op<"attention", [AttrSizedOperandSegments,
     Arg<Attn_OutType, "output", [MemWrite]>:$output,
     Arg<Optional<Attn_LseType>, "log-sum-exp output", [MemWrite]>:$lse,
     Arg<Variadic<AnyType>, "parameters and extra tensors", [MemRead]>:$extras,
+    Arg<Optional<MemRefRankOf<[I32], [2]>>, "block table [B, M]", [MemRead]>:$pageTable,
+    Arg<Optional<MemRefRankOf<[I32], [1]>>, "sequence lengths [B]", [MemRead]>:$seqLens,
+    Arg<Optional<MemRefRankOf<[F32], [4]>>, "key scales", [MemRead]>:$keyScale,
+    Arg<Optional<MemRefRankOf<[F32], [4]>>, "value scales", [MemRead]>:$valueScale,
     Attn_KernelKind:$kernel,
     Attn_QueryAlign:$align,
     F64Attr:$scale,
-    OptionalAttr<Attn_ScheduleAttr>:$schedule
+    OptionalAttr<Attn_ScheduleAttr>:$schedule,
+    OptionalAttr<Attn_KVQuant>:$kvQuant
   );
   let regions = (region MaxSizedRegion<1>:$score, MaxSizedRegion<1>:$mask,
                         MaxSizedRegion<1>:$gate);
@@ -115,6 +140,9 @@ def Attn_AttentionOp : Attn_Op<"attention", [AttrSizedOperandSegments,
     `out` `(` $output `:` type($output) `)`
     (`lse` `(` $lse^ `:` type($lse) `)`)?
     (`extras` `(` $extras^ `:` type($extras) `)`)?
+    (`paged` `(` $pageTable^ `,` $seqLens `:` type($pageTable) `,` type($seqLens) `)`)?
+    (`scales` `(` $keyScale^ `,` $valueScale `:` type($keyScale) `,` type($valueScale) `)`)?
+    (`kv_quant` `=` $kvQuant^)?
     `kernel` `=` $kernel `align` `=` $align `scale` `=` $scale
     (`schedule` `=` qualified($schedule)^)?
     attr-dict-with-keyword
@@ -132,6 +160,11 @@ def Attn_AttentionOp : Attn_Op<"attention", [AttrSizedOperandSegments,
     int64_t getStaticGroupSize();
     /// True when `v` is one of the extras (a parameter or extra tensor).
     bool isExtra(::mlir::Value v);
+    /// Keys and values are read through a block table.
+    bool isPaged() { return static_cast<bool>(getPageTable()); }
+    /// The head dim of the keys as the scores see it (k's last dim, twice
+    /// that for q4 codes).
+    int64_t getStaticHeadDim();
   }];
 }
 

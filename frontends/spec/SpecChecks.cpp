@@ -38,7 +38,10 @@ public:
   LogicalResult run() {
     out.decl = &spec;
     checkUniqueNames();
+    findPagedSetting();
     bool tensorsOk = checkTensors();
+    if (tensorsOk && pagedSetting)
+      tensorsOk = checkPagedTensors();
     if (tensorsOk)
       checkDims();
     checkParams();
@@ -62,6 +65,8 @@ private:
   }
 
   void checkUniqueNames();
+  void findPagedSetting();
+  bool checkPagedTensors();
   bool checkTensors();
   bool resolveTensor(const TensorDecl &decl, Role role, ResolvedTensor &res);
   void checkDims();
@@ -79,6 +84,9 @@ private:
   bool ok = true;
   const SettingDecl *kernelSetting = nullptr;
   const SettingDecl *scaleSetting = nullptr;
+  /// The `kv = paged(...)` setting and its argument names.
+  const SettingDecl *pagedSetting = nullptr;
+  SmallVector<const Expr *, 4> pagedArgs;
 };
 } // namespace
 
@@ -108,6 +116,8 @@ static Type lookupDType(StringRef name, MLIRContext *ctx) {
       .Case("f16", Float16Type::get(ctx))
       .Case("i32", IntegerType::get(ctx, 32))
       .Case("i64", IntegerType::get(ctx, 64))
+      .Case("q8", IntegerType::get(ctx, 8))
+      .Case("q4", IntegerType::get(ctx, 8))
       .Default(Type());
 }
 
@@ -119,10 +129,14 @@ bool SpecChecker::resolveTensor(const TensorDecl &decl, Role role,
 
   // Element type.
   Type elt = lookupDType(decl.dtype.name, ctx);
+  bool pagedKV = pagedSetting && role == Role::QKV && name != "q";
+  bool quantized = decl.dtype.name == "q8" || decl.dtype.name == "q4";
   StringRef allowed = role == Role::Lse     ? "f32"
                       : role == Role::Extra ? "f32, bf16, f16, i32 or i64"
+                      : pagedKV             ? "f32, bf16, f16, q8 or q4"
                                             : "f32, bf16 or f16";
-  bool eltOk = elt && (role == Role::Extra || isa<FloatType>(elt)) &&
+  bool eltOk = elt && (role != Role::Extra || !quantized) &&
+               (role == Role::Extra || isa<FloatType>(elt) || (pagedKV && quantized)) &&
                (role != Role::Lse || elt.isF32());
   if (!eltOk) {
     error(decl.dtype.loc, "invalid dtype '" + decl.dtype.name + "' for '" +
@@ -137,6 +151,8 @@ bool SpecChecker::resolveTensor(const TensorDecl &decl, Role role,
     error(decl.name.loc, "'" + name + "' must have 4 dimensions (" +
                              (role == Role::Out ? "[B, Hq, S, Dv]"
                               : name == "q"     ? "[B, Hq, S, D]"
+                              : pagedKV && name == "k" ? "[P, Hkv, PS, D]"
+                              : pagedKV         ? "[P, Hkv, PS, Dv]"
                               : name == "k"     ? "[B, Hkv, T, D]"
                                                 : "[B, Hkv, T, Dv]") +
                              "), got " + llvm::Twine(rank));
@@ -175,6 +191,109 @@ bool SpecChecker::resolveTensor(const TensorDecl &decl, Role role,
     res.shape.push_back(dim.size);
     res.dimLabels.push_back(std::to_string(dim.size));
   }
+  return good;
+}
+
+void SpecChecker::findPagedSetting() {
+  for (const SettingDecl &s : spec.settings) {
+    if (s.name.name != "kv")
+      continue;
+    if (pagedSetting)
+      return; // checkSettings reports the duplicate
+    const Expr &value = *s.value;
+    if (value.kind != Expr::Kind::Call || value.name != "paged" ||
+        (value.operands.size() != 2 && value.operands.size() != 4)) {
+      error(value.loc, "kv must be paged(table, lens) or paged(table, lens, "
+                       "k_scale, v_scale)");
+      return;
+    }
+    for (const auto &arg : value.operands)
+      if (arg->kind != Expr::Kind::Name) {
+        error(arg->loc, "the arguments of paged(...) are input tensor names");
+        return;
+      }
+    pagedSetting = &s;
+    for (const auto &arg : value.operands)
+      pagedArgs.push_back(arg.get());
+  }
+}
+
+bool SpecChecker::checkPagedTensors() {
+  CheckedSpec::PagedKV paged;
+  static const char *const roles[] = {"block table", "lengths", "key scales",
+                                      "value scales"};
+  int *slots[] = {&paged.table, &paged.lens, &paged.keyScale, &paged.valueScale};
+  bool good = true;
+  for (size_t n = 0; n < pagedArgs.size(); ++n) {
+    const Expr *arg = pagedArgs[n];
+    auto it = llvm::find_if(out.extras, [&](const ResolvedTensor &t) {
+      return t.decl->name.name == arg->name;
+    });
+    if (it == out.extras.end()) {
+      error(arg->loc, "the " + llvm::Twine(roles[n]) + " '" + arg->name +
+                          "' of paged(...) is not an input tensor after q, k and v");
+      good = false;
+      continue;
+    }
+    *slots[n] = static_cast<int>(it - out.extras.begin());
+    bool isInt = n < 2;
+    unsigned rank = n == 0 ? 2 : n == 1 ? 1 : 4;
+    bool typeOk = isInt ? it->elementType.isInteger(32) : it->elementType.isF32();
+    if (!typeOk || it->shape.size() != rank) {
+      error(it->decl->name.loc,
+            "the " + llvm::Twine(roles[n]) + " '" + arg->name + "' must be " +
+                (n == 0   ? "i32[B, M]"
+                 : n == 1 ? "i32[B]"
+                          : "f32[P, Hkv, PS, groups]"),
+            arg->loc, "it is used by paged(...) here");
+      good = false;
+    }
+  }
+  StringRef codes = out.k.decl->dtype.name;
+  bool quantized = codes == "q8" || codes == "q4";
+  if (quantized != (pagedArgs.size() == 4)) {
+    error(pagedSetting->value->loc,
+          quantized ? "q8 and q4 keys and values need their scales: kv = "
+                      "paged(table, lens, k_scale, v_scale)"
+                    : "scales are only for q8 and q4 keys and values; write "
+                      "kv = paged(table, lens)",
+          out.k.decl->dtype.loc, "k's dtype is here");
+    good = false;
+  }
+  if (quantized) {
+    paged.quant = codes == "q8" ? attn::KVQuant::q8 : attn::KVQuant::q4;
+    for (const ResolvedTensor *t : {&out.k, &out.v}) {
+      const DimDecl &d = t->decl->dims[3];
+      if (d.isSymbol() && !opts.dims.count(d.symbol)) {
+        error(d.loc, "the feature dim of quantized '" + t->decl->name.name +
+                         "' must be a number (or fixed with -D)");
+        good = false;
+      } else if (codes == "q4" && t->shape[3] % 2 != 0) {
+        error(d.loc, "q4 packs two features per byte: the feature dim of '" +
+                         t->decl->name.name + "' must be even");
+        good = false;
+      }
+    }
+    for (int n : {2, 3}) {
+      if (!good || *slots[n] < 0)
+        break;
+      const ResolvedTensor &scales = out.extras[*slots[n]];
+      const ResolvedTensor &codesT = n == 2 ? out.k : out.v;
+      int64_t features = codesT.shape[3], groups = scales.shape[3];
+      bool even = ShapedType::isDynamic(groups) ? false
+                  : features % groups == 0 &&
+                        (codes != "q4" || (features / groups) % 2 == 0);
+      if (!even) {
+        error(scales.decl->dims[3].loc,
+              "the last dim of '" + scales.decl->name.name +
+                  "' is the number of scale groups: a number that divides the " +
+                  llvm::Twine(features) + " features of '" + codesT.decl->name.name +
+                  "'" + (codes == "q4" ? " into groups of even size" : ""));
+        good = false;
+      }
+    }
+  }
+  out.paged = paged;
   return good;
 }
 
@@ -243,6 +362,16 @@ bool SpecChecker::checkTensors() {
   if (!good)
     return false;
 
+  if (pagedSetting && out.k.elementType.isInteger(8)) {
+    if (out.k.decl->dtype.name != out.v.decl->dtype.name) {
+      error(out.v.decl->dtype.loc,
+            "'v' has dtype " + out.v.decl->dtype.name + " but k has " +
+                out.k.decl->dtype.name + "; quantized k and v must share one format",
+            out.k.decl->dtype.loc, "k's dtype is here");
+      return false;
+    }
+    return true;
+  }
   if (out.k.elementType != out.q.elementType ||
       out.v.elementType != out.q.elementType) {
     const ResolvedTensor &bad =
@@ -276,6 +405,22 @@ void SpecChecker::checkDims() {
       {"head dim", {{&out.q, 3}, {&out.k, 3}}},
       {"value dim", {{&out.v, 3}, {&out.o, 3}}},
   };
+  if (out.paged) {
+    // Paged: k and v are [P, Hkv, PS, D]; the table and lengths carry B.
+    const ResolvedTensor *table = &out.extras[out.paged->table],
+                         *lens = &out.extras[out.paged->lens];
+    groups[0].positions = {{&out.q, 0}, {&out.o, 0}, {table, 0}, {lens, 0}};
+    groups[4] = {"page size", {{&out.k, 2}, {&out.v, 2}}};
+    groups.push_back({"page count", {{&out.k, 0}, {&out.v, 0}}});
+    if (out.paged->quant) {
+      const ResolvedTensor *ks = &out.extras[out.paged->keyScale],
+                           *vs = &out.extras[out.paged->valueScale];
+      for (auto [g, dim] : {std::pair<size_t, unsigned>{2, 1}, {4, 2}, {7, 0}}) {
+        groups[g].positions.push_back({ks, dim});
+        groups[g].positions.push_back({vs, dim});
+      }
+    }
+  }
   if (lse) {
     groups[0].positions.push_back({lse, 0});
     groups[1].positions.push_back({lse, 1});
@@ -442,13 +587,15 @@ void SpecChecker::checkSettings() {
       }
       continue;
     }
-    static const StringRef settingNames[] = {"scale", "kernel", "align"};
+    if (name == "kv")
+      continue; // read by findPagedSetting
+    static const StringRef settingNames[] = {"scale", "kernel", "align", "kv"};
     if (std::optional<StringRef> guess = closestName(name, settingNames))
       error(s.name.loc, "unknown setting '" + name + "'", s.name.loc,
             "did you mean '" + *guess + "'?");
     else
       error(s.name.loc, "unknown setting '" + name +
-                            "'; the settings are scale, kernel and align");
+                            "'; the settings are scale, kernel, align and kv");
   }
 }
 

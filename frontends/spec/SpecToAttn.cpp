@@ -24,8 +24,36 @@ func::FuncOp SpecEmitter::buildFunc() {
   SmallVector<Location> locs;
   SmallVector<NamedAttrList> attrs;
 
+  // Paged k, v and scales: pages may sit apart (a pool's pages), so the
+  // page stride is dynamic; q4 codes take half a byte per feature.
+  auto pagedRole = [&](const ResolvedTensor &t) {
+    if (!spec.paged)
+      return false;
+    if (&t == &spec.k || &t == &spec.v)
+      return true;
+    for (int n : {spec.paged->keyScale, spec.paged->valueScale})
+      if (n >= 0 && &t == &spec.extras[n])
+        return true;
+    return false;
+  };
   auto addTensor = [&](const ResolvedTensor &t) {
-    types.push_back(MemRefType::get(t.shape, t.elementType));
+    SmallVector<int64_t> shape(t.shape);
+    if (spec.paged && spec.paged->quant == attn::KVQuant::q4 &&
+        (&t == &spec.k || &t == &spec.v))
+      shape[3] /= 2;
+    if (pagedRole(t)) {
+      SmallVector<int64_t> strides(4, ShapedType::kDynamic);
+      strides[3] = 1;
+      if (!ShapedType::isDynamic(shape[3])) {
+        strides[2] = shape[3];
+        if (!ShapedType::isDynamic(shape[2]))
+          strides[1] = shape[2] * shape[3];
+      }
+      types.push_back(MemRefType::get(shape, t.elementType,
+                                      StridedLayoutAttr::get(ctx, 0, strides)));
+    } else {
+      types.push_back(MemRefType::get(shape, t.elementType));
+    }
     locs.push_back(loc(t.decl->name.loc));
     NamedAttrList list;
     list.append("attn.name", b.getStringAttr(t.decl->name.name));
@@ -91,11 +119,24 @@ LogicalResult SpecEmitter::run() {
   unsigned numExtras = spec.extras.size() + spec.params.size();
   unsigned oIndex = 3 + numExtras;
   Value lse = spec.lse ? entry->getArgument(oIndex + 1) : Value();
+  Value pageTable, seqLens, keyScale, valueScale;
+  attn::KVQuantAttr quant;
+  if (spec.paged) {
+    // Extras are the arguments after q, k and v, in declaration order.
+    auto extra = [&](int n) { return n < 0 ? Value() : entry->getArgument(3 + n); };
+    pageTable = extra(spec.paged->table);
+    seqLens = extra(spec.paged->lens);
+    keyScale = extra(spec.paged->keyScale);
+    valueScale = extra(spec.paged->valueScale);
+    if (spec.paged->quant)
+      quant = attn::KVQuantAttr::get(ctx, *spec.paged->quant);
+  }
   auto op = attn::AttentionOp::create(
       b, loc(decl.name.loc), entry->getArgument(0), entry->getArgument(1),
       entry->getArgument(2), entry->getArgument(oIndex), lse,
-      /*extras=*/ValueRange(), spec.kernel, spec.align,
-      llvm::APFloat(spec.scale), attn::ScheduleAttr());
+      /*extras=*/ValueRange(), pageTable, seqLens, keyScale, valueScale,
+      spec.kernel, spec.align, llvm::APFloat(spec.scale), attn::ScheduleAttr(),
+      quant);
 
   // Source order, so that diagnostics come out in the order of the file.
   for (const RegionDecl &r : decl.regions) {

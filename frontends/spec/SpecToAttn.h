@@ -53,6 +53,13 @@ struct CheckedSpec {
   attn::QueryAlign align = attn::QueryAlign::start;
   double scale = 1.0;
   const RegionDecl *score = nullptr, *mask = nullptr, *gate = nullptr;
+  /// `kv = paged(table, lens[, k_scale, v_scale])`: the extras (indices
+  /// into `extras`) that make the paged form, and the code format.
+  struct PagedKV {
+    int table = -1, lens = -1, keyScale = -1, valueScale = -1;
+    std::optional<attn::KVQuant> quant;
+  };
+  std::optional<PagedKV> paged;
   /// Every dimension symbol the spec names.
   llvm::StringMap<llvm::SMLoc> dimSymbols;
 };

@@ -20,8 +20,16 @@ size_t dtypeSize(DType t) {
     return 2;
   case DType::i64:
     return 8;
+  case DType::q8:
+  case DType::q4:
+    return 1;
   }
   return 0;
+}
+
+size_t storageBytes(DType t, int64_t numel) {
+  size_t n = static_cast<size_t>(numel);
+  return t == DType::q4 ? (n + 1) / 2 : n * dtypeSize(t);
 }
 
 const char *dtypeName(DType t) {
@@ -31,12 +39,14 @@ const char *dtypeName(DType t) {
   case DType::f16: return "f16";
   case DType::i32: return "i32";
   case DType::i64: return "i64";
+  case DType::q8: return "q8";
+  case DType::q4: return "q4";
   }
   return "?";
 }
 
 bool parseDType(const std::string &name, DType &out) {
-  for (DType t : {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64})
+  for (DType t : {DType::f32, DType::bf16, DType::f16, DType::i32, DType::i64, DType::q8, DType::q4})
     if (name == dtypeName(t)) {
       out = t;
       return true;
@@ -83,6 +93,11 @@ double TensorView::load(const int64_t *index) const {
   case DType::f16: return f16ToFloat(static_cast<const uint16_t *>(data)[off]);
   case DType::i32: return static_cast<const int32_t *>(data)[off];
   case DType::i64: return static_cast<double>(static_cast<const int64_t *>(data)[off]);
+  case DType::q8: return static_cast<const int8_t *>(data)[off];
+  case DType::q4: {
+    uint8_t byte = static_cast<const uint8_t *>(data)[off >> 1];
+    return static_cast<double>(((off & 1) ? byte >> 4 : byte & 15)) - 8;
+  }
   }
   return 0;
 }
@@ -95,6 +110,17 @@ void TensorView::store(const int64_t *index, double v) const {
   case DType::f16: static_cast<uint16_t *>(data)[off] = floatToF16(static_cast<float>(v)); break;
   case DType::i32: static_cast<int32_t *>(data)[off] = static_cast<int32_t>(v); break;
   case DType::i64: static_cast<int64_t *>(data)[off] = static_cast<int64_t>(v); break;
+  case DType::q8:
+    static_cast<int8_t *>(data)[off] =
+        static_cast<int8_t>(std::nearbyint(std::fmin(std::fmax(v, -128.0), 127.0)));
+    break;
+  case DType::q4: {
+    uint8_t code = static_cast<uint8_t>(std::nearbyint(std::fmin(std::fmax(v, -8.0), 7.0)) + 8);
+    uint8_t &byte = static_cast<uint8_t *>(data)[off >> 1];
+    byte = (off & 1) ? static_cast<uint8_t>((byte & 15) | (code << 4))
+                     : static_cast<uint8_t>((byte & 0xf0) | code);
+    break;
+  }
   }
 }
 

@@ -49,9 +49,11 @@ protected:
     auto op = AttentionOp::create(
         b, loc, entry->getArgument(0), entry->getArgument(1),
         entry->getArgument(2), entry->getArgument(3), /*lse=*/Value(),
-        /*extras=*/ValueRange(), KernelKindAttr::get(&ctx, KernelKind::softmax),
+        /*extras=*/ValueRange(), /*pageTable=*/Value(), /*seqLens=*/Value(),
+        /*keyScale=*/Value(), /*valueScale=*/Value(),
+        KernelKindAttr::get(&ctx, KernelKind::softmax),
         QueryAlignAttr::get(&ctx, QueryAlign::start),
-        b.getF64FloatAttr(0.125), /*schedule=*/ScheduleAttr());
+        b.getF64FloatAttr(0.125), /*schedule=*/ScheduleAttr(), /*kvQuant=*/KVQuantAttr());
     if (causal) {
       Type idx = b.getIndexType();
       Block *mask = b.createBlock(&op.getMask(), {}, {idx, idx, idx, idx},

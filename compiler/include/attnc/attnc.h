@@ -104,12 +104,26 @@ struct ArgInfo {
   std::vector<std::string> dimNames;
   /// Parameters: the default value (ints exact up to 2^53).
   std::optional<double> defaultValue;
+  /// Paged k, v and their scales: the page dim (0) may have any stride, so
+  /// a view of a pool's pages is passed as it is; the other dims are
+  /// row-major. Strides of q4 tensors count elements (half bytes).
+  bool pageStrided = false;
+};
+
+/// A kernel of the paged form (`kv = paged(table, lens[, k_scale,
+/// v_scale])`): where its tensors are among those run() takes. k and v are
+/// [P, Hkv, PS, D] pages, table [B, M] lists each sequence's pages and
+/// lens [B] its length; run() checks every table entry a sequence uses.
+struct PagedInfo {
+  int table = -1, lens = -1;
+  int keyScale = -1, valueScale = -1; // q8 and q4 only
 };
 
 struct KernelInfo {
   std::string name;
   std::vector<ArgInfo> args; // tensors then parameters, as the function takes them
   int64_t blockQ = 0, blockK = 0;
+  std::optional<PagedInfo> paged;
   bool fromCache = false; // the object came from the disk cache
   double compileMs = 0;   // wall time of compileFile/compileString
 };

@@ -20,6 +20,7 @@
 #include "compiler/Check.h"
 #include "compiler/Compile.h"
 #include "compiler/Registration.h"
+#include "dialects/attn/AttnOps.h"
 #include "compiler/tools/attnc/KvCommand.h"
 #include "attnc/runtime/Cuda.h"
 #include "passes/AttnToCUDA.h"
@@ -437,8 +438,11 @@ static int compile(ModuleOp module, const CompileOptions &opts,
                                        opts.printIRAfterAll)))
       return internalError("preparing the module failed");
     unsigned topkArg = 0;
-    if ((opts.emit == EmitKind::Header || opts.emit == EmitKind::Obj) &&
-        attnc::hiddenTopK(fn, topkArg))
+    bool aot = opts.emit == EmitKind::Header || opts.emit == EmitKind::Obj;
+    if (aot && attnc::findAttention(fn).isPaged())
+      return userError(flag + ": paged keys and values need the runtime's block table checks; "
+                              "use the JIT API (or attnc --run) for this spec");
+    if (aot && attnc::hiddenTopK(fn, topkArg))
       return userError(flag + ": a top-k block selection (topk in the mask) is computed by "
                               "the attnc runtime before each run; use the JIT API for this spec");
     if (opts.emit == EmitKind::Header) {

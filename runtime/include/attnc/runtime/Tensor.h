@@ -19,10 +19,15 @@
 
 namespace attnc {
 
-enum class DType : uint8_t { f32, bf16, f16, i32, i64 };
+/// q8: signed byte codes. q4: 4-bit codes, two per byte (the even element
+/// in the low nibble), stored as the code + 8; load() gives the signed code.
+enum class DType : uint8_t { f32, bf16, f16, i32, i64, q8, q4 };
 
-/// Bytes per element.
+/// Bytes per element (1 for q4, whose elements take half a byte: use
+/// storageBytes for buffer sizes).
 size_t dtypeSize(DType t);
+/// Bytes that `numel` contiguous elements take.
+size_t storageBytes(DType t, int64_t numel);
 /// "f32", "bf16", ...
 const char *dtypeName(DType t);
 /// Parses a dtype name; false when unknown.
