@@ -120,13 +120,13 @@ bool checkTilePlan(const Kernel &kernel, const std::vector<TensorView> &host,
 /// Paged inputs: each sequence's pages a permutation of the pool, lengths
 /// from full to empty, codes over their whole range and scales that give
 /// values of about unit size. False for tensors that are none of these.
-bool pagedInput(const PagedInfo &paged, int tensor, const TensorView &v, int64_t pages,
+bool pagedInput(const PagedInfo &paged, int tensor, const TensorView &v, const TensorView *k,
                 const std::vector<int64_t> &idx, std::mt19937 &rng, const CheckOptions &c,
                 double &value) {
   if (tensor == paged.table) {
     // Pages are handed out in a shuffled order fixed by the seed.
     int64_t n = idx[0] * v.shape[1] + idx[1];
-    value = static_cast<double>((n * 7919 + c.seed) % pages);
+    value = static_cast<double>((n * 7919 + c.seed) % k->shape[0]);
     return true;
   }
   if (tensor == paged.lens) {
@@ -144,7 +144,7 @@ bool pagedInput(const PagedInfo &paged, int tensor, const TensorView &v, int64_t
     return true;
   }
   if (tensor == paged.keyScale || tensor == paged.valueScale) {
-    value = (0.5 + (rng() % 1000) / 1000.0) / 64.0;
+    value = (0.5 + (rng() % 1000) / 1000.0) / (k->dtype == DType::q4 ? 4.0 : 64.0);
     return true;
   }
   return false;
@@ -275,7 +275,7 @@ CheckReport attnc::checkSpec(const std::string &path,
       if (a.isOutput) {
         value = std::nan("");
       } else if (info.paged && pagedInput(*info.paged, tensorIndex, v,
-                                           tensorIndex > 1 ? views[1].shape[0] : 0, idx, rng,
+                                           tensorIndex > 1 ? &views[1] : nullptr, idx, rng,
                                            check, value)) {
         // a valid block table, lengths, codes or scales
       } else if (a.dtype == DType::i32 || a.dtype == DType::i64) {
@@ -298,9 +298,13 @@ CheckReport attnc::checkSpec(const std::string &path,
   }
   {
     const TensorView &q = views[0], &k = views[1], &vv = views[2];
+    std::string keys = " T=" + std::to_string(k.shape[2]);
+    if (info.paged) // pages, page size and block table width
+      keys = " P=" + std::to_string(k.shape[0]) + " PS=" + std::to_string(k.shape[2]) +
+             " M=" + std::to_string(views[info.paged->table].shape[1]);
     report.shape = "B=" + std::to_string(q.shape[0]) + " Hq=" + std::to_string(q.shape[1]) +
                    " Hkv=" + std::to_string(k.shape[1]) + " S=" + std::to_string(q.shape[2]) +
-                   " T=" + std::to_string(k.shape[2]) + " D=" + std::to_string(q.shape[3]) +
+                   keys + " D=" + std::to_string(q.shape[3]) +
                    " Dv=" + std::to_string(vv.shape[3]) + " dtype=" + dtypeName(q.dtype);
   }
   if (std::find(check.skipShapes.begin(), check.skipShapes.end(), report.shape) !=

@@ -7,7 +7,11 @@
 #include "attnc/runtime/KvCache.h"
 #include "attnc/runtime/Tensor.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -77,7 +81,10 @@ BlockPool::BlockPool(const PoolConfig &config, std::unique_ptr<EvictionPolicy> p
   pageSize = perLayer * cfg.layers;
 }
 
-BlockPool::~BlockPool() = default;
+BlockPool::~BlockPool() {
+  if (arena)
+    munmap(arena, arenaBytes);
+}
 
 std::unique_ptr<BlockPool> BlockPool::create(const PoolConfig &c, Error &error,
                                              std::unique_ptr<EvictionPolicy> policy) {
@@ -104,6 +111,26 @@ std::unique_ptr<BlockPool> BlockPool::create(const PoolConfig &c, Error &error,
             std::to_string(pool->pageSize) + " bytes)";
     return nullptr;
   }
+  // Reserve address space for every page the pool may hold; the kernel
+  // hands out zeroed memory as pages are first touched.
+  size_t cap = c.maxPages > 0 ? static_cast<size_t>(c.maxPages)
+               : c.byteBudget ? c.byteBudget / pool->pageSize
+                              : size_t(1) << 16;
+  if (c.maxPages < 0 || cap > (size_t(1) << 40) / pool->pageSize) {
+    error = "the pool may hold at most 1 TiB of pages; lower maxPages (" + std::to_string(cap) +
+            " pages of " + std::to_string(pool->pageSize) + " bytes)";
+    return nullptr;
+  }
+  pool->capacity = cap;
+  pool->arenaBytes = cap * pool->pageSize;
+  void *mem = mmap(nullptr, pool->arenaBytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (mem == MAP_FAILED) {
+    error = "cannot reserve " + std::to_string(pool->arenaBytes) +
+            " bytes of address space for the KV pool: " + std::strerror(errno);
+    return nullptr;
+  }
+  pool->arena = static_cast<uint8_t *>(mem);
   return pool;
 }
 
@@ -129,8 +156,54 @@ size_t BlockPool::rowOffset(int layer, int which, int head, int slot, bool scale
                                     : row * rowBytes());
 }
 
-uint8_t *BlockPool::pageData(PageId page) { return pages[page].get(); }
-const uint8_t *BlockPool::pageData(PageId page) const { return pages[page].get(); }
+uint8_t *BlockPool::pageData(PageId page) { return arena + static_cast<size_t>(page) * pageSize; }
+const uint8_t *BlockPool::pageData(PageId page) const {
+  return arena + static_cast<size_t>(page) * pageSize;
+}
+
+TensorView BlockPool::kvView(int layer, int which) const {
+  TensorView t;
+  t.dtype = cfg.quant == Quant::bf16 ? DType::bf16 : cfg.quant == Quant::q8 ? DType::q8 : DType::q4;
+  t.data = arena + rowOffset(layer, which, 0, 0);
+  t.shape = {static_cast<int64_t>(pageCount), cfg.kvHeads, cfg.pageTokens, cfg.headDim};
+  // Strides count elements: bytes / 2 for bf16, bytes * 2 for q4 nibbles.
+  int64_t page = static_cast<int64_t>(pageSize);
+  int64_t pageStride = cfg.quant == Quant::bf16 ? page / 2 : cfg.quant == Quant::q8 ? page : 2 * page;
+  t.strides = {pageStride, static_cast<int64_t>(cfg.pageTokens) * cfg.headDim, cfg.headDim, 1};
+  return t;
+}
+
+TensorView BlockPool::scaleView(int layer, int which) const {
+  TensorView t;
+  t.dtype = DType::f32;
+  int64_t groups = static_cast<int64_t>(scaleCount());
+  t.data = arena + rowOffset(layer, which, 0, 0, /*scales=*/true);
+  t.shape = {static_cast<int64_t>(pageCount), cfg.kvHeads, cfg.pageTokens, groups};
+  t.strides = {static_cast<int64_t>(pageSize / sizeof(float)),
+               static_cast<int64_t>(cfg.pageTokens) * groups, groups, 1};
+  return t;
+}
+
+Error BlockPool::batchTables(const std::vector<SeqId> &ids, std::vector<int32_t> &table,
+                             std::vector<int32_t> &lens, int64_t &width) const {
+  width = 1;
+  for (SeqId id : ids) {
+    auto it = seqs.find(id);
+    if (it == seqs.end())
+      return "no sequence " + std::to_string(id);
+    if (it->second.length > INT32_MAX)
+      return "sequence " + std::to_string(id) + " is too long for an i32 length";
+    width = std::max<int64_t>(width, static_cast<int64_t>(it->second.pages.size()));
+  }
+  table.assign(ids.size() * static_cast<size_t>(width), 0);
+  lens.assign(ids.size(), 0);
+  for (size_t n = 0; n < ids.size(); ++n) {
+    const Seq &s = seqs.at(ids[n]);
+    std::copy(s.pages.begin(), s.pages.end(), table.begin() + n * width);
+    lens[n] = static_cast<int32_t>(s.length);
+  }
+  return {};
+}
 
 namespace {
 /// Round to nearest even bf16; NaN stays NaN. Inline so loops vectorize.
@@ -225,22 +298,22 @@ void BlockPool::dequantizeRow(const uint8_t *row, const float *scales, float *x)
 
 PageId BlockPool::allocatePage(Error &error) {
   if (freeList.empty()) {
-    bool withinBudget = !cfg.byteBudget || (pages.size() + 1) * pageSize <= cfg.byteBudget;
+    bool withinBudget = !cfg.byteBudget || (pageCount + 1) * pageSize <= cfg.byteBudget;
+    if (withinBudget && pageCount == capacity) {
+      error = "the KV pool is full (maxPages = " + std::to_string(capacity) + " pages of " +
+              std::to_string(pageSize) + " bytes)";
+      return -1;
+    }
     if (withinBudget) {
-      pages.push_back(std::unique_ptr<uint8_t[]>(new (std::nothrow) uint8_t[pageSize]()));
-      if (!pages.back()) {
-        pages.pop_back();
-        error = "out of host memory for a KV page of " + std::to_string(pageSize) + " bytes";
-        return -1;
-      }
+      ++pageCount;
       refs.push_back(0);
-      freeList.push_back(static_cast<PageId>(pages.size() - 1));
+      freeList.push_back(static_cast<PageId>(pageCount - 1));
     } else {
       // Evict one cached page that only the prefix index holds.
       size_t before = pagesInUse();
       evictTo(before ? (before - 1) * pageSize : 0);
       if (freeList.empty()) {
-        error = "the KV pool is full (" + std::to_string(pages.size()) + " pages of " +
+        error = "the KV pool is full (" + std::to_string(pageCount) + " pages of " +
                 std::to_string(pageSize) + " bytes, budget " + std::to_string(cfg.byteBudget) +
                 ") and no cached page is free to evict";
         return -1;
@@ -273,7 +346,7 @@ void BlockPool::forEachRow(const std::vector<PageId> &table, int64_t begin, int6
   size_t rowElems = static_cast<size_t>(cfg.headDim);
   for (int64_t t = 0; t < count; ++t) {
     int64_t pos = begin + t;
-    uint8_t *base = pages[table[pos / cfg.pageTokens]].get();
+    uint8_t *base = arena + static_cast<size_t>(table[pos / cfg.pageTokens]) * pageSize;
     int slot = static_cast<int>(pos % cfg.pageTokens);
     for (int l = 0; l < cfg.layers; ++l)
       for (int which = 0; which < 2; ++which)
@@ -324,7 +397,7 @@ Error BlockPool::append(SeqId seq, const float *k, const float *v, int64_t token
     PageId copy = allocatePage(e);
     if (copy < 0)
       return e;
-    std::memcpy(pages[copy].get(), pages[table.back()].get(), pageSize);
+    std::memcpy(pageData(copy), pageData(table.back()), pageSize);
     sharedLast = table.back();
     table.back() = copy;
     acquired.push_back(copy);

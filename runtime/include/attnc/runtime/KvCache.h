@@ -18,6 +18,8 @@
 #ifndef ATTNC_RUNTIME_KVCACHE_H
 #define ATTNC_RUNTIME_KVCACHE_H
 
+#include "attnc/runtime/Tensor.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -39,6 +41,10 @@ struct PoolConfig {
   int groupSize = 32; // q8/q4: features per scale; must divide headDim
   /// Bytes the pages may take; 0 for no limit.
   size_t byteBudget = 0;
+  /// Pages the pool can ever hold (address space reserved up front, so
+  /// pages never move and kernels can read them through one base pointer);
+  /// 0: byteBudget / page size, or 65536 pages without a budget.
+  int64_t maxPages = 0;
 };
 
 /// Why a call failed; empty when it did not.
@@ -110,6 +116,19 @@ public:
   /// of K (which = 0) or V (1) for `head` and page slot `slot`. The rows of
   /// one (layer, which, head) are consecutive in slot order.
   size_t rowOffset(int layer, int which, int head, int slot, bool scales = false) const;
+  /// Layer `layer`'s keys (which = 0) or values (1) in every page, as the
+  /// paged kernels take them: [pages, kvHeads, pageTokens, headDim] of
+  /// bf16, q8 or q4, with the pool's page stride. Pages allocated later are
+  /// not in the view: take views after appending.
+  TensorView kvView(int layer, int which) const;
+  /// The f32 scales that go with kvView (q8 and q4 only):
+  /// [pages, kvHeads, pageTokens, headDim / groupSize].
+  TensorView scaleView(int layer, int which) const;
+  /// The block tables and lengths of `seqs` as the paged kernels take
+  /// them: table i32 [seqs, width] (rows padded with page 0), lens i32
+  /// [seqs]. `width` is the longest table.
+  Error batchTables(const std::vector<SeqId> &seqs, std::vector<int32_t> &table,
+                    std::vector<int32_t> &lens, int64_t &width) const;
   /// Adds a sequence made of `pages` fresh pages (for restore); none on
   /// failure.
   SeqId createWithPages(int64_t tokens, std::vector<PageId> &pages, Error &error);
@@ -131,7 +150,11 @@ private:
 
   PoolConfig cfg;
   size_t pageSize = 0;
-  std::vector<std::unique_ptr<uint8_t[]>> pages;
+  /// Every page in one reserved mapping; the first `pageCount` are in use
+  /// or on the free list.
+  uint8_t *arena = nullptr;
+  size_t arenaBytes = 0;
+  size_t capacity = 0, pageCount = 0;
   std::vector<int32_t> refs; // 0: free
   size_t used = 0;           // pages with refs > 0
   std::vector<PageId> freeList;

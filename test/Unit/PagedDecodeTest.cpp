@@ -1,0 +1,216 @@
+//===- PagedDecodeTest.cpp - Decode straight from a BlockPool's pages -*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The way a serving loop uses the paged form: sequences live in a BlockPool
+// (shared prefixes, a partly filled last page, an empty sequence), and a
+// paged kernel reads one layer's pages in place through the pool's views and
+// block tables. The expected output is computed in f64 from what
+// BlockPool::read gives back, a path that shares nothing with the kernel.
+// Bad tables and lengths come back as errors.
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/attnc.h"
+#include "attnc/runtime/KvCache.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+using namespace attnc;
+
+namespace {
+constexpr int kHq = 4, kHkv = 2, kD = 64, kPage = 16, kLayers = 2, kS = 2;
+
+std::string specFor(kv::Quant quant) {
+  std::string codes = quant == kv::Quant::bf16 ? "bf16" : kv::quantName(quant);
+  std::string scales = quant == kv::Quant::bf16
+                           ? ""
+                           : ", ks: f32[P, 2, 16, 2], vs: f32[P, 2, 16, 2]";
+  std::string args = quant == kv::Quant::bf16 ? "pages, lens" : "pages, lens, ks, vs";
+  return "attention decode(q: bf16[B, 4, 2, 64], k: " + codes + "[P, 2, 16, 64], v: " + codes +
+         "[P, 2, 16, 64]" + scales +
+         ", pages: i32[B, M], lens: i32[B])\n"
+         "    -> (o: f32[B, 4, 2, 64], lse: f32[B, 4, 2]) {\n"
+         "  kv = paged(" + args + ")\n"
+         "  align = end\n"
+         "  mask(b, h, i, j) = j <= i\n"
+         "}\n";
+}
+
+struct PoolFixture {
+  std::unique_ptr<kv::BlockPool> pool;
+  std::vector<kv::SeqId> seqs;
+};
+
+/// Four sequences: 100 tokens; a fork of it grown to 137 (shared pages,
+/// copy on write of the partial page); empty; exactly one page.
+PoolFixture makePool(kv::Quant quant) {
+  kv::PoolConfig cfg;
+  cfg.layers = kLayers;
+  cfg.kvHeads = kHkv;
+  cfg.headDim = kD;
+  cfg.pageTokens = kPage;
+  cfg.quant = quant;
+  cfg.groupSize = 32;
+  kv::Error error;
+  PoolFixture f;
+  f.pool = kv::BlockPool::create(cfg, error);
+  EXPECT_TRUE(f.pool) << error;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  auto append = [&](kv::SeqId s, int64_t tokens) {
+    std::vector<float> k(kLayers * kHkv * tokens * kD), v(k.size());
+    for (float &x : k) x = normal(rng);
+    for (float &x : v) x = normal(rng);
+    EXPECT_EQ(f.pool->append(s, k.data(), v.data(), tokens), "");
+  };
+  kv::SeqId a = f.pool->createSequence();
+  append(a, 100);
+  kv::SeqId b = f.pool->fork(a);
+  append(b, 37);
+  kv::SeqId c = f.pool->createSequence();
+  kv::SeqId d = f.pool->createSequence();
+  append(d, kPage);
+  f.seqs = {a, b, c, d};
+  return f;
+}
+
+/// o and lse of causal, end-aligned attention for sequence `n`, in f64 from
+/// BlockPool::read.
+void expected(const kv::BlockPool &pool, kv::SeqId seq, const std::vector<float> &q, int n,
+              int layer, std::vector<double> &o, std::vector<double> &lse) {
+  int64_t T = pool.length(seq);
+  std::vector<float> k(kLayers * kHkv * T * kD), v(k.size());
+  if (T)
+    EXPECT_EQ(pool.read(seq, 0, T, k.data(), v.data()), "");
+  o.assign(kHq * kS * kD, 0.0);
+  lse.assign(kHq * kS, -INFINITY);
+  double scale = 1.0 / std::sqrt(double(kD));
+  for (int h = 0; h < kHq; ++h)
+    for (int r = 0; r < kS; ++r) {
+      int64_t i = T - kS + r;
+      const float *qr = &q[((n * kHq + h) * kS + r) * kD];
+      auto kRow = [&](int64_t j) { return &k[((layer * kHkv + h / 2) * T + j) * kD]; };
+      auto vRow = [&](int64_t j) { return &v[((layer * kHkv + h / 2) * T + j) * kD]; };
+      double m = -INFINITY;
+      std::vector<double> s(T);
+      for (int64_t j = 0; j < T && j <= i; ++j) {
+        double dot = 0;
+        for (int d = 0; d < kD; ++d)
+          dot += double(qr[d]) * kRow(j)[d];
+        s[j] = scale * dot;
+        m = std::max(m, s[j]);
+      }
+      double l = 0;
+      for (int64_t j = 0; j < T && j <= i; ++j) {
+        double p = std::exp(s[j] - m);
+        l += p;
+        for (int d = 0; d < kD; ++d)
+          o[(h * kS + r) * kD + d] += p * vRow(j)[d];
+      }
+      if (l > 0) {
+        for (int d = 0; d < kD; ++d)
+          o[(h * kS + r) * kD + d] /= l;
+        lse[h * kS + r] = m + std::log(l);
+      }
+    }
+}
+
+class PagedDecode : public ::testing::TestWithParam<kv::Quant> {};
+
+TEST_P(PagedDecode, ReadsThePoolInPlace) {
+  kv::Quant quant = GetParam();
+  PoolFixture f = makePool(quant);
+  CompileOptions options;
+  options.cacheDir = "off";
+  Result<Kernel> kernel = compileString(specFor(quant), "decode.attn", options);
+  ASSERT_TRUE(kernel) << kernel.error();
+
+  int64_t B = static_cast<int64_t>(f.seqs.size());
+  std::vector<int32_t> table, lens;
+  int64_t width = 0;
+  ASSERT_EQ(f.pool->batchTables(f.seqs, table, lens, width), "");
+  std::vector<uint16_t> qBits(B * kHq * kS * kD);
+  std::vector<float> q(qBits.size());
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  for (size_t n = 0; n < q.size(); ++n) {
+    qBits[n] = floatToBF16(normal(rng));
+    q[n] = bf16ToFloat(qBits[n]);
+  }
+  std::vector<float> o(B * kHq * kS * kD, NAN), lse(B * kHq * kS, NAN);
+  const int layer = 1;
+  std::vector<TensorView> tensors = {
+      {qBits.data(), DType::bf16, {B, kHq, kS, kD}, {}},
+      f.pool->kvView(layer, 0),
+      f.pool->kvView(layer, 1)};
+  if (quant != kv::Quant::bf16) {
+    tensors.push_back(f.pool->scaleView(layer, 0));
+    tensors.push_back(f.pool->scaleView(layer, 1));
+  }
+  tensors.push_back({table.data(), DType::i32, {B, width}, {}});
+  tensors.push_back({lens.data(), DType::i32, {B}, {}});
+  tensors.push_back({o.data(), DType::f32, {B, kHq, kS, kD}, {}});
+  tensors.push_back({lse.data(), DType::f32, {B, kHq, kS}, {}});
+  Status st = kernel->run(tensors, {}, 2);
+  ASSERT_TRUE(st) << st.error();
+
+  for (int n = 0; n < B; ++n) {
+    std::vector<double> eo, el;
+    expected(*f.pool, f.seqs[n], q, n, layer, eo, el);
+    for (int x = 0; x < kHq * kS * kD; ++x)
+      ASSERT_NEAR(o[n * kHq * kS * kD + x], eo[x], 2e-4) << "sequence " << n << " element " << x;
+    for (int x = 0; x < kHq * kS; ++x) {
+      if (std::isinf(el[x]))
+        EXPECT_TRUE(std::isinf(lse[n * kHq * kS + x]) && lse[n * kHq * kS + x] < 0);
+      else
+        EXPECT_NEAR(lse[n * kHq * kS + x], el[x], 2e-4);
+    }
+  }
+
+  // A length past the table's row, and a page past the pool, are errors.
+  std::vector<int32_t> badLens = lens;
+  badLens[0] = static_cast<int32_t>(width * kPage + 1);
+  tensors[tensors.size() - 3].data = badLens.data();
+  st = kernel->run(tensors, {}, 2);
+  EXPECT_FALSE(st);
+  EXPECT_NE(st.error().find("has length"), std::string::npos) << st.error();
+  tensors[tensors.size() - 3].data = lens.data();
+  std::vector<int32_t> badTable = table;
+  badTable[0] = static_cast<int32_t>(tensors[1].shape[0]);
+  tensors[tensors.size() - 4].data = badTable.data();
+  st = kernel->run(tensors, {}, 2);
+  EXPECT_FALSE(st);
+  EXPECT_NE(st.error().find("block table entry"), std::string::npos) << st.error();
+}
+
+INSTANTIATE_TEST_SUITE_P(Formats, PagedDecode,
+                         ::testing::Values(kv::Quant::bf16, kv::Quant::q8, kv::Quant::q4),
+                         [](const auto &info) { return std::string(kv::quantName(info.param)); });
+
+TEST(PagedDecode, RejectsStridesInsideAPage) {
+  PoolFixture f = makePool(kv::Quant::bf16);
+  CompileOptions options;
+  options.cacheDir = "off";
+  Result<Kernel> kernel = compileString(specFor(kv::Quant::bf16), "decode.attn", options);
+  ASSERT_TRUE(kernel) << kernel.error();
+  TensorView k = f.pool->kvView(0, 0);
+  k.strides[2] *= 2; // rows of a page apart: not the paged layout
+  std::vector<uint16_t> q(kHq * kS * kD);
+  std::vector<int32_t> table(8, 0), lens(1, 1);
+  std::vector<float> o(kHq * kS * kD), lse(kHq * kS);
+  Status st = kernel->run({{q.data(), DType::bf16, {1, kHq, kS, kD}, {}}, k, f.pool->kvView(0, 1),
+                           {table.data(), DType::i32, {1, 8}, {}},
+                           {lens.data(), DType::i32, {1}, {}},
+                           {o.data(), DType::f32, {1, kHq, kS, kD}, {}},
+                           {lse.data(), DType::f32, {1, kHq, kS}, {}}});
+  EXPECT_FALSE(st);
+  EXPECT_NE(st.error().find("row-major within a page"), std::string::npos) << st.error();
+}
+} // namespace
