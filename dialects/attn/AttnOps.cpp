@@ -221,14 +221,15 @@ LogicalResult AttentionOp::verify() {
                          << ") to be a multiple of the KV heads (" << hkv
                          << ") for grouped-query attention";
 
+  if (!isa<FloatType>(q.getElementType()))
+    return emitOpError() << "expects a float query, got " << q.getElementType()
+                         << " (i8 is for quantized paged keys and values)";
   if (quant) {
     if (!k.getElementType().isInteger(8) || !v.getElementType().isInteger(8))
       return emitOpError() << "expects i8 key and value codes with kv_quant, got "
                            << k.getElementType() << " and " << v.getElementType();
-    if (!isa<FloatType>(q.getElementType()))
-      return emitOpError() << "expects a float query, got " << q.getElementType();
   } else if (q.getElementType() != k.getElementType() ||
-      q.getElementType() != v.getElementType() || !isa<FloatType>(q.getElementType()))
+             q.getElementType() != v.getElementType())
     return emitOpError() << "expects query, key and value of one element "
                             "type, got "
                          << q.getElementType() << ", " << k.getElementType()

@@ -42,6 +42,7 @@ public:
     bool tensorsOk = checkTensors();
     if (tensorsOk && pagedSetting)
       tensorsOk = checkPagedTensors();
+    tensorsOk &= !pagedInvalid; // k and v's dims mean nothing without it
     if (tensorsOk)
       checkDims();
     checkParams();
@@ -87,6 +88,7 @@ private:
   /// The `kv = paged(...)` setting and its argument names.
   const SettingDecl *pagedSetting = nullptr;
   SmallVector<const Expr *, 4> pagedArgs;
+  bool pagedInvalid = false;
 };
 } // namespace
 
@@ -138,7 +140,12 @@ bool SpecChecker::resolveTensor(const TensorDecl &decl, Role role,
   bool eltOk = elt && (role != Role::Extra || !quantized) &&
                (role == Role::Extra || isa<FloatType>(elt) || (pagedKV && quantized)) &&
                (role != Role::Lse || elt.isF32());
-  if (!eltOk) {
+  if (!eltOk && quantized && role == Role::QKV && name != "q") {
+    error(decl.dtype.loc, "'" + name + "' is " + decl.dtype.name +
+                              ": quantized keys and values live in pages; add kv = "
+                              "paged(table, lens, k_scale, v_scale)");
+    good = false;
+  } else if (!eltOk) {
     error(decl.dtype.loc, "invalid dtype '" + decl.dtype.name + "' for '" +
                               name + "'; expected " + allowed);
     good = false;
@@ -205,11 +212,13 @@ void SpecChecker::findPagedSetting() {
         (value.operands.size() != 2 && value.operands.size() != 4)) {
       error(value.loc, "kv must be paged(table, lens) or paged(table, lens, "
                        "k_scale, v_scale)");
+      pagedInvalid = true;
       return;
     }
     for (const auto &arg : value.operands)
       if (arg->kind != Expr::Kind::Name) {
         error(arg->loc, "the arguments of paged(...) are input tensor names");
+        pagedInvalid = true;
         return;
       }
     pagedSetting = &s;

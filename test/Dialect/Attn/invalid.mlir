@@ -83,7 +83,7 @@ func.func @negative_mixed_types(%q: memref<1x4x16x8xf32>, %k: memref<1x4x16x8xbf
 // -----
 
 func.func @negative_rank(%q: memref<4x16x8xf32>) {
-  // expected-error @+1 {{operand #0 must be 4D memref of 32-bit float or bfloat16 type or 16-bit float values}}
+  // expected-error @+1 {{operand #0 must be 4D memref of 32-bit float or bfloat16 type or 16-bit float or 8-bit signless integer values}}
   attn.attention q(%q : memref<4x16x8xf32>) k(%q : memref<4x16x8xf32>) v(%q : memref<4x16x8xf32>) out(%q : memref<4x16x8xf32>) kernel = softmax align = start scale = 1.0
   return
 }
@@ -305,6 +305,92 @@ func.func @negative_topk_in_score(%q: memref<1x4x16x8xf32>) {
     %z = arith.constant 0.0 : f32
     %r = arith.select %t, %s, %z : f32
     attn.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// Paged keys and values: the block table names the batch.
+func.func @paged_table_batch(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16>,
+                             %o: memref<2x4x1x64xbf16>, %t: memref<3x4xi32>, %l: memref<2xi32>) {
+  // expected-error @+1 {{'attn.attention' op expects the batch size of block table (dim 0 = 3) to match query (dim 0 = 2)}}
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16>) v(%k : memref<9x2x16x64xbf16>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<3x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
+  return
+}
+
+// -----
+
+func.func @paged_page_size(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16>, %v: memref<9x2x8x64xbf16>,
+                           %o: memref<2x4x1x64xbf16>, %t: memref<2x4xi32>, %l: memref<2xi32>) {
+  // expected-error @+1 {{'attn.attention' op expects the key length of value (dim 2 = 8) to match key (dim 2 = 16)}}
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16>) v(%v : memref<9x2x8x64xbf16>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
+  return
+}
+
+// -----
+
+func.func @quant_without_paging(%q: memref<2x4x1x64xbf16>, %k: memref<2x2x16x64xi8>, %o: memref<2x4x1x64xbf16>,
+                                %s: memref<2x2x16x2xf32>) {
+  // expected-error @+1 {{'attn.attention' op expects quantized keys and values only in the paged form}}
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<2x2x16x64xi8>) v(%k : memref<2x2x16x64xi8>) out(%o : memref<2x4x1x64xbf16>) scales(%s, %s : memref<2x2x16x2xf32>, memref<2x2x16x2xf32>) kv_quant = q8 kernel = softmax align = start scale = 1.0
+  return
+}
+
+// -----
+
+func.func @quant_without_scales(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8>,
+                                %o: memref<2x4x1x64xbf16>, %t: memref<2x4xi32>, %l: memref<2xi32>) {
+  // expected-error @+1 {{'attn.attention' op expects scales(...) with kv_quant = q8}}
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xi8>) v(%k : memref<9x2x16x64xi8>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kv_quant = q8 kernel = softmax align = end scale = 1.0
+  return
+}
+
+// -----
+
+func.func @q4_row_bytes(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8>, %o: memref<2x4x1x64xbf16>,
+                        %t: memref<2x4xi32>, %l: memref<2xi32>, %s: memref<9x2x16x2xf32>) {
+  // expected-error @+1 {{'attn.attention' op expects key codes of 32 bytes per row for 64 features with q4, got 64}}
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xi8>) v(%k : memref<9x2x16x64xi8>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) scales(%s, %s : memref<9x2x16x2xf32>, memref<9x2x16x2xf32>) kv_quant = q4 kernel = softmax align = end scale = 1.0
+  return
+}
+
+// -----
+
+func.func @q8_groups(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8>, %o: memref<2x4x1x64xbf16>,
+                     %t: memref<2x4xi32>, %l: memref<2xi32>, %s: memref<9x2x16x3xf32>) {
+  // expected-error @+1 {{'attn.attention' op expects the key scale groups (3) to split 64 features evenly}}
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xi8>) v(%k : memref<9x2x16x64xi8>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) scales(%s, %s : memref<9x2x16x3xf32>, memref<9x2x16x3xf32>) kv_quant = q8 kernel = softmax align = end scale = 1.0
+  return
+}
+
+// -----
+
+func.func @paged_feature_stride(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16, strided<[4096, 2048, 128, 2]>>,
+                                %o: memref<2x4x1x64xbf16>, %t: memref<2x4xi32>, %l: memref<2xi32>) {
+  // expected-error @+1 {{'attn.attention' op expects the key pages to have unit feature stride}}
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16, strided<[4096, 2048, 128, 2]>>) v(%k : memref<9x2x16x64xbf16, strided<[4096, 2048, 128, 2]>>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
+  return
+}
+
+// -----
+
+func.func @i8_query(%q: memref<1x4x16x8xi8>, %o: memref<1x4x16x8xf32>) {
+  // expected-error @+1 {{'attn.attention' op expects a float query, got 'i8' (i8 is for quantized paged keys and values)}}
+  attn.attention q(%q : memref<1x4x16x8xi8>) k(%q : memref<1x4x16x8xi8>) v(%q : memref<1x4x16x8xi8>) out(%o : memref<1x4x16x8xf32>) kernel = softmax align = start scale = 1.0
+  return
+}
+
+// -----
+
+func.func @topk_paged(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16>,
+                      %o: memref<2x4x1x64xbf16>, %t: memref<2x4xi32>, %l: memref<2xi32>) {
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16>) v(%k : memref<9x2x16x64xbf16>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
+  mask {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    // expected-error @+1 {{'attn.topk' op is not supported with paged keys and values}}
+    %s = attn.topk %b, %h, %i, %j {top_k = 1, block_q = 4, block_k = 4}
+    attn.yield %s : i1
   }
   return
 }

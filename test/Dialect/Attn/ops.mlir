@@ -120,3 +120,13 @@ func.func @topk(%q: memref<?x4x?x64xbf16>, %o: memref<?x4x?x64xbf16>) {
   }
   return
 }
+
+// Paged, 4-bit quantized keys and values: the page stride is free.
+// CHECK-LABEL: func.func @paged_q4
+// CHECK: attn.attention q(%{{.+}}) k(%{{.+}} : memref<?x8x16x64xi8, strided<[?, 1024, 64, 1]>>) v(%{{.+}}) out(%{{.+}}) paged(%{{.+}}, %{{.+}} : memref<?x?xi32>, memref<?xi32>) scales(%{{.+}}, %{{.+}} : memref<?x8x16x4xf32, strided<[?, 64, 4, 1]>>, memref<?x8x16x4xf32, strided<[?, 64, 4, 1]>>) kv_quant = q4 kernel = softmax align = end
+func.func @paged_q4(%q: memref<?x32x1x128xbf16>, %k: memref<?x8x16x64xi8, strided<[?, 1024, 64, 1]>>,
+                    %s: memref<?x8x16x4xf32, strided<[?, 64, 4, 1]>>, %t: memref<?x?xi32>,
+                    %l: memref<?xi32>, %o: memref<?x32x1x128xbf16>) {
+  attn.attention q(%q : memref<?x32x1x128xbf16>) k(%k : memref<?x8x16x64xi8, strided<[?, 1024, 64, 1]>>) v(%k : memref<?x8x16x64xi8, strided<[?, 1024, 64, 1]>>) out(%o : memref<?x32x1x128xbf16>) paged(%t, %l : memref<?x?xi32>, memref<?xi32>) scales(%s, %s : memref<?x8x16x4xf32, strided<[?, 64, 4, 1]>>, memref<?x8x16x4xf32, strided<[?, 64, 4, 1]>>) kv_quant = q4 kernel = softmax align = end scale = 0.088388347648318433
+  return
+}
