@@ -5,7 +5,7 @@
 # a few, time the JIT, then compare with PyTorch (SDPA FlashAttention-2 and
 # cuDNN, FlexAttention) in one process. Binaries come in .device-carry/bin,
 # libattnc and the bench library in .device-carry/lib.
-#   bash bench/run_gpu_on_device.sh [check|bench|all] [bench args...]
+#   bash bench/run_gpu_on_device.sh [check|bench|decode|all] [bench args...]
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 WHAT=${1:-all}
@@ -49,6 +49,12 @@ if [[ $WHAT == check || $WHAT == all ]]; then
       echo "$tool $spec rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_${tool}_$spec.txt" | head -1)" | tee -a "$OUT/summary.txt"
     done
   done
+fi
+
+if [[ $WHAT == decode || $WHAT == all ]]; then
+  echo "== paged decode against PyTorch (bf16, q8, q4 pages)"
+  timeout 400 python3 bench/decode_vs_torch.py --lib .device-carry/lib/libattnc-gpu-bench.so \
+    --json "$OUT/decode_bench.json" "$@" 2>&1 | tee "$OUT/decode_bench.txt"
 fi
 
 if [[ $WHAT == bench || $WHAT == all ]]; then

@@ -35,6 +35,7 @@ public:
   cuda::Function function;
   cuda::Function classes; // the tile-class kernel, when layout.classTable
   cuda::Function topkPool, topkSelect; // the selection kernels, when layout.topk
+  cuda::Function combine; // the split-KV combine kernel, when layout.decode
   CudaKernel layout; // source dropped once loaded
   /// attn.topk: the selection the runtime computes into the hidden table.
   std::optional<TopKParams> topk;

@@ -35,6 +35,87 @@ struct TilePlanData {
 
 size_t TilePlan::bytes() const { return data ? data->bytes : 0; }
 
+/// The paged form: split the keys of every sequence so that the grid covers
+/// the GPU a few times over, run the split kernel into stream-ordered
+/// partials, then the combine kernel. A raised error flag (a table entry or
+/// length out of range) is reported when the launch waits.
+static Status launchPagedDecode(const CompiledKernel &k, const std::vector<TensorView> &tensors,
+                                std::vector<uint64_t> &slots, void *stream, bool wait) {
+  const CudaKernel &layout = k.layout;
+  const PagedInfo &paged = *k.info.paged;
+  const TensorView &q = tensors[0], &key = tensors[1], &table = tensors[paged.table];
+  int64_t batch = q.shape[0], heads = q.shape[1], qLen = q.shape[2], kvHeads = key.shape[1];
+  // Query rows per KV head (GQA rows packed), at most decodeRows per CTA.
+  int64_t rows = heads / kvHeads * qLen;
+  int64_t rowChunks = (rows + layout.decodeRows - 1) / layout.decodeRows;
+  int64_t maxKeys = table.shape[1] * key.shape[2];
+  if (maxKeys <= 0)
+    maxKeys = 1;
+  // Enough CTAs for four waves over 132 SMs, each split a whole number of tiles.
+  int64_t ctas = batch * kvHeads * rowChunks;
+  int64_t splits = std::max<int64_t>(1, std::min<int64_t>((4 * 132 + ctas - 1) / ctas,
+                                                            (maxKeys + layout.decodeTileKeys - 1) /
+                                                                layout.decodeTileKeys));
+  int64_t perSplit = (maxKeys + splits - 1) / splits;
+  perSplit = (perSplit + layout.decodeTileKeys - 1) / layout.decodeTileKeys * layout.decodeTileKeys;
+  splits = (maxKeys + perSplit - 1) / perSplit;
+  if (splits * rowChunks > INT32_MAX || kvHeads > 65535 || batch > 65535 ||
+      perSplit > INT32_MAX || batch * heads * qLen > INT32_MAX)
+    return Status::error("too many splits, KV heads or sequences for the paged decode kernel");
+  for (int arg : {1, 2}) {
+    const TensorView &view = tensors[arg];
+    int64_t stride = view.effectiveStrides()[0];
+    int64_t bytes = view.dtype == DType::q4 ? stride / 2 : stride * static_cast<int64_t>(dtypeSize(view.dtype));
+    if (bytes % 16)
+      return Status::error("the page stride of " + std::string(arg == 1 ? "k" : "v") + " (" +
+                           std::to_string(bytes) +
+                           " bytes) must be a multiple of 16: pages are read in 16-byte pieces");
+  }
+  int64_t smem = layout.decodeSmemFixed +
+                 layout.decodeSmemPerRow * std::min<int64_t>(rows, layout.decodeRows);
+  if (smem > cuda::maxSharedMemoryPerBlock())
+    return Status::error("the paged decode kernel needs more shared memory than a CTA may have");
+  std::string error;
+  size_t partBytes = static_cast<size_t>(batch * kvHeads * splits * rows * (q.shape[3] + 2)) * 4;
+  // o's value dim may differ from q's head dim: size the partials by it.
+  const TensorView *out = nullptr;
+  for (size_t n = 0, t = 0; n < k.info.args.size(); ++n)
+    if (k.info.args[n].isTensor) {
+      if (k.info.args[n].isOutput && !out)
+        out = &tensors[t];
+      ++t;
+    }
+  if (out)
+    partBytes = static_cast<size_t>(batch * kvHeads * splits * rows * (out->shape[3] + 2)) * 4;
+  void *part = nullptr, *flag = nullptr;
+  if (!cuda::mallocAsync(&part, std::max<size_t>(partBytes, 4), stream, error) ||
+      !cuda::mallocAsync(&flag, 4, stream, error) || !cuda::memset8Async(flag, 0, 4, stream, error))
+    return Status::error(error);
+  void *argStruct = slots.data();
+  int keysPerSplit = static_cast<int>(perSplit), splitCount = static_cast<int>(splits);
+  void *params[5] = {argStruct, &part, &keysPerSplit, &splitCount, &flag};
+  unsigned grid[3] = {static_cast<unsigned>(splits * rowChunks), static_cast<unsigned>(kvHeads),
+                      static_cast<unsigned>(batch)};
+  unsigned block[3] = {128, 1, 1};
+  unsigned combineGrid[3] = {static_cast<unsigned>(batch * heads * qLen), 1, 1};
+  bool ok = batch * heads * qLen == 0 ||
+            (cuda::launch(k.function, grid, block, static_cast<unsigned>(smem), stream, params,
+                          error) &&
+             cuda::launch(k.combine, combineGrid, block, 0, stream, params, error));
+  int raised = 0;
+  if (ok && wait)
+    ok = cuda::copyToHostAsync(&raised, flag, 4, stream, error) && cuda::synchronize(error);
+  std::string ignored;
+  cuda::freeAsync(part, stream, ignored);
+  cuda::freeAsync(flag, stream, ignored);
+  if (!ok)
+    return Status::error(error);
+  if (raised)
+    return Status::error("a block table entry or sequence length is out of range (the pages "
+                         "it names were not read)");
+  return Status::ok();
+}
+
 Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensors,
                          const std::map<std::string, double> &params, void *stream, bool wait,
                          const TilePlanData *plan, TilePlanData *planOut) {
@@ -65,7 +146,7 @@ Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> 
   const CudaKernel &layout = k.layout;
   int64_t keyTiles = (kvLen + layout.blockK - 1) / layout.blockK;
   int64_t smem = layout.smemBytes + (keyTiles + 15) / 16 * 16;
-  if (smem > cuda::maxSharedMemoryPerBlock())
+  if (!layout.decode && smem > cuda::maxSharedMemoryPerBlock())
     return Status::error("key length " + std::to_string(kvLen) +
                          " needs more shared memory than a CTA may have");
   std::string error;
@@ -134,11 +215,20 @@ Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> 
       }
       break;
     }
+    case CudaArgSlot::pageBytes: {
+      const TensorView &view = tensors[tensorOf[slot.arg]];
+      int64_t stride = view.effectiveStrides()[0];
+      slots[n] = static_cast<uint64_t>(view.dtype == DType::q4 ? stride / 2
+                                                               : stride * static_cast<int64_t>(dtypeSize(view.dtype)));
+      break;
+    }
     case CudaArgSlot::absent:
     case CudaArgSlot::classes: // filled below
       break;
     }
   }
+  if (layout.decode)
+    return launchPagedDecode(k, tensors, slots, stream, wait);
   // The selection first: pooled keys, then the top-k per query block (no
   // keys: nothing to select, and no key tile reads the table).
   if (selection.ptr && selectKB > 0 && selectQB > 0) {

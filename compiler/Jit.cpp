@@ -198,6 +198,10 @@ Result<Kernel> compileCuda(mlir::func::FuncOp fn, KernelInfo info,
   }
   if (!cuda::setMaxDynamicSharedMemory(kernel->function, cuda::maxSharedMemoryPerBlock(), error))
     return Status::error("attnc: " + error);
+  if (layout.decode &&
+      !cuda::loadFunction(image.data(), (layout.entry + "_combine").c_str(), kernel->combine,
+                          error))
+    return Status::error("attnc: cannot load the split-KV combine kernel: " + error);
   if (layout.classTable &&
       !cuda::loadFunction(image.data(), (layout.entry + "_classes").c_str(), kernel->classes,
                           error))

@@ -38,6 +38,7 @@ struct CudaArgSlot {
     size,      // problem size: 0 batch, 1 q heads, 2 kv heads, 3 S, 4 T
     absent,    // an optional tensor the spec does not have (null)
     classes,   // the launch's tile-class table (device memory), or null
+    pageBytes, // paged form: the page stride of tensor argument `arg`, in bytes
   };
   Kind kind;
   int arg = -1;
@@ -67,6 +68,15 @@ struct CudaKernel {
   /// Query blocks per CTA of the selection kernel (its grid is
   /// ceil(QB / topkChunk) x Hq x B, its shared memory 4 * topkChunk * (D + KB)).
   int topkChunk = 4;
+  /// The paged form (kv = paged(...)): a split-KV decode kernel (`entry`,
+  /// runtime/kernels/attn_decode_paged.cuh) taking (args, partials, keys per
+  /// split, splits, error flag), then `entry + "_combine"` with the same
+  /// parameters. A CTA serves up to `decodeRows` query rows (G * S) of one
+  /// KV head, in tiles of `decodeTileKeys` keys.
+  bool decode = false;
+  int decodeRows = 0, decodeTileKeys = 0;
+  /// Dynamic shared memory of the decode kernel: fixed + perRow * G * S.
+  int64_t decodeSmemFixed = 0, decodeSmemPerRow = 0;
 };
 
 /// Emits the kernel of the one attn.attention in `fn` (prepared for the

@@ -50,6 +50,8 @@ struct Driver {
   CUresult (*cuMemcpyHtoD)(CUdeviceptr, const void *, size_t);
   CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
+  CUresult (*cuMemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
+  CUresult (*cuMemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
   CUresult (*cuModuleLoadData)(CUmodule *, const void *);
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
   CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
@@ -134,6 +136,8 @@ bool openDriver(Driver &d) {
       !resolve(d.lib, "cuMemcpyHtoD_v2", d.cuMemcpyHtoD, e) ||
       !resolve(d.lib, "cuMemcpyDtoH_v2", d.cuMemcpyDtoH, e) ||
       !resolve(d.lib, "cuMemsetD8_v2", d.cuMemsetD8, e) ||
+      !resolve(d.lib, "cuMemsetD8Async", d.cuMemsetD8Async, e) ||
+      !resolve(d.lib, "cuMemcpyDtoHAsync_v2", d.cuMemcpyDtoHAsync, e) ||
       !resolve(d.lib, "cuModuleLoadData", d.cuModuleLoadData, e) ||
       !resolve(d.lib, "cuModuleGetFunction", d.cuModuleGetFunction, e) ||
       !resolve(d.lib, "cuFuncSetAttribute", d.cuFuncSetAttribute, e) ||
@@ -289,6 +293,22 @@ bool cuda::memset8(void *dst, unsigned char value, size_t bytes, std::string &er
   Driver *d = ready(error);
   return d && check(d->cuMemsetD8(reinterpret_cast<CUdeviceptr>(dst), value, bytes),
                     "cuMemsetD8", error);
+}
+
+bool cuda::memset8Async(void *dst, unsigned char value, size_t bytes, void *stream,
+                        std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuMemsetD8Async(reinterpret_cast<CUdeviceptr>(dst), value, bytes,
+                                       static_cast<CUstream>(stream)),
+                    "cuMemsetD8Async", error);
+}
+
+bool cuda::copyToHostAsync(void *dst, const void *src, size_t bytes, void *stream,
+                           std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuMemcpyDtoHAsync(dst, reinterpret_cast<CUdeviceptr>(src), bytes,
+                                         static_cast<CUstream>(stream)),
+                    "cuMemcpyDtoHAsync", error);
 }
 
 bool cuda::synchronize(std::string &error) {

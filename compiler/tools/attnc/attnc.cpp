@@ -371,6 +371,9 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
     return kExitSuccess;
   }
   if (opts.emit == EmitKind::Header) {
+    if (kernel.decode)
+      return userError("--emit=header: paged keys and values need the runtime's split-KV launch "
+                       "and its checks; use the JIT API for this spec");
     if (kernel.topk)
       return userError("--emit=header: a top-k block selection (topk in the mask) is computed "
                        "by the attnc runtime before each launch; use the JIT API for this spec");

@@ -40,6 +40,11 @@ void free(void *ptr);
 bool copyToDevice(void *dst, const void *src, size_t bytes, std::string &error);
 bool copyToHost(void *dst, const void *src, size_t bytes, std::string &error);
 bool memset8(void *dst, unsigned char value, size_t bytes, std::string &error);
+/// Stream-ordered forms (`dst` of copyToHostAsync is valid once the stream
+/// has reached the copy).
+bool memset8Async(void *dst, unsigned char value, size_t bytes, void *stream,
+                  std::string &error);
+bool copyToHostAsync(void *dst, const void *src, size_t bytes, void *stream, std::string &error);
 bool synchronize(std::string &error);
 /// True when `ptr` is device memory this context can address.
 bool isDevicePointer(const void *ptr);
