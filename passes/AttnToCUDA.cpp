@@ -584,7 +584,7 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
   out.decodeRows = 16;
   int64_t kRow = d * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
   int64_t vRow = dv * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
-  out.decodeSmemFixed = tk * (kRow + 16) + tk * (vRow + 16) + 4 * tk * (groupsK + groupsV);
+  out.decodeSmemFixed = tk * (kRow + 16) + tk * (vRow + 16) + 4 * tk * (groupsK + groupsV + 1);
   out.decodeSmemPerRow = 4 * d + 4 * tk + 12;
   out.blockQ = 1;
   out.blockK = static_cast<int>(tk);

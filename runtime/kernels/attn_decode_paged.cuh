@@ -161,7 +161,9 @@ extern "C" __global__ void __launch_bounds__(128)
   float *vsc = ksc + ATTNC_TK * ATTNC_GROUPS_K;                       // [TK][GROUPS_V]
   float *p = vsc + ATTNC_TK * ATTNC_GROUPS_V;                         // [R][TK]
   float *rowM = p + R * ATTNC_TK, *rowL = rowM + R, *rowCorr = rowL + R;
-  __shared__ int tileKeys[ATTNC_TK]; // -1: a key whose page is invalid
+  // Each key's page * PS + slot; -1 for a key whose page is invalid. (All
+  // shared memory is dynamic: the runtime lets the kernel have it all.)
+  int *tileKeys = reinterpret_cast<int *>(rowCorr + R);
 
   for (int x = tid; x < R * ATTNC_D; x += 128) {
     int r = x / ATTNC_D, d = x % ATTNC_D;
