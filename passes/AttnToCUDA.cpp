@@ -581,11 +581,16 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
   int64_t rowBytes = (d + dv) * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
   int64_t tk = std::clamp<int64_t>(16384 / rowBytes / 32 * 32, 32, 128);
   out.decodeTileKeys = static_cast<int>(tk);
-  out.decodeRows = 16;
+  // Query rows per CTA: their slices of q live in registers.
+  out.decodeRows = d <= 128 ? 4 : 2;
   int64_t kRow = d * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
   int64_t vRow = dv * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
-  out.decodeSmemFixed = tk * (kRow + 16) + tk * (vRow + 16) + 4 * tk * (groupsK + groupsV + 1);
-  out.decodeSmemPerRow = 4 * d + 4 * tk + 12;
+  // Two tiles of rows and scales, weights [TK][4], row statistics, the
+  // second half's sums [4][Dv], two tiles of page checks.
+  out.decodeSmemFixed =
+      2 * (tk * (kRow + 16) + tk * (vRow + 16) + 4 * tk * (groupsK + groupsV)) + 16 * tk + 48 +
+      16 * dv + 8 * tk;
+  out.decodeSmemPerRow = 0;
   out.blockQ = 1;
   out.blockK = static_cast<int>(tk);
 
@@ -638,14 +643,24 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   int64_t d = qType.getDimSize(3), dv = oType.getDimSize(3);
   std::optional<KVQuant> quant = op.getKvQuant();
   if (op.isPaged()) {
-    // The decode kernel copies rows in 16-byte pieces and gives each of its
-    // 128 threads up to two value features.
-    int64_t align = quant == KVQuant::q4 ? 32 : quant == KVQuant::q8 ? 16 : 8;
+    // The decode kernel copies rows in 16-byte pieces; eight lanes share a
+    // key, each reading its slice of the row in 32-bit words that sit in
+    // one scale group.
+    int64_t align = quant == KVQuant::q4 ? 64 : quant == KVQuant::q8 ? 32 : 16;
     if (ShapedType::isDynamic(d) || ShapedType::isDynamic(dv) || d % align || dv % align ||
         d > 256 || dv > 256)
       return emitError(op.getLoc(), "the CUDA paged decode kernel takes static head dims that are "
                                     "multiples of ")
              << align << " up to 256; got D = " << d << ", Dv = " << dv;
+    if (quant) {
+      int64_t perWord = *quant == KVQuant::q4 ? 8 : 4;
+      int64_t gk = d / cast<MemRefType>(op.getKeyScale().getType()).getDimSize(3);
+      int64_t gv = dv / cast<MemRefType>(op.getValueScale().getType()).getDimSize(3);
+      if (gk % perWord || gv % 2)
+        return emitError(op.getLoc(), "the CUDA paged decode kernel takes key scale groups of a "
+                                      "multiple of ")
+               << perWord << " features and even value groups; got " << gk << " and " << gv;
+    }
     if (op.getStaticGroupSize() == 0)
       return emitError(op.getLoc(), "the CUDA paged decode kernel needs static head counts");
     return emitPagedDecode(fn, op, d, dv, out);

@@ -73,3 +73,24 @@ ATTNC_DEV attnc_index attnc_floordivsi(attnc_index a, attnc_index b) {
 ATTNC_DEV attnc_index attnc_ceildivsi(attnc_index a, attnc_index b) {
   return -attnc_floordivsi(-a, b);
 }
+
+// Asynchronous copies (sm_80 and up), shared by the kernel templates.
+ATTNC_DEV unsigned attnc_smem_addr(const void *p) {
+  unsigned r;
+  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
+  return r;
+}
+
+/// 16 bytes from global to shared memory; zeros when `pred` is false.
+ATTNC_DEV void attnc_cp_async16(void *smem, const void *gmem, bool pred) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(attnc_smem_addr(smem)),
+               "l"(gmem), "r"(pred ? 16 : 0));
+}
+/// 4 bytes from global to shared memory; zeros when `pred` is false.
+ATTNC_DEV void attnc_cp_async4(void *smem, const void *gmem, bool pred) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(attnc_smem_addr(smem)),
+               "l"(gmem), "r"(pred ? 4 : 0));
+}
+ATTNC_DEV void attnc_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+ATTNC_DEV void attnc_cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+ATTNC_DEV void attnc_cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::); }

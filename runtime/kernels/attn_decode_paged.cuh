@@ -7,13 +7,17 @@
 // The kernel template for the paged form (kv = paged(...)), appended after
 // the generated AttncArgs and region functions. Two kernels:
 //
-//  ATTNC_KERNEL: one CTA per (key split, KV head, sequence). It serves all
-//  G * S query rows of its KV head (GQA rows packed, so each page is read
-//  once), walks its split's keys in tiles of ATTNC_DECODE_TK: the tile's
-//  rows are copied raw (bf16/f16, q8 or q4 codes and their scales) from the
-//  pages the block table names into shared memory with 16-byte loads, then
-//  dequantized where they are used. Online softmax per row; the unnormalized
-//  accumulator, max and sum go to a scratch buffer.
+//  ATTNC_KERNEL: one CTA per (key split, row chunk, KV head, sequence). It
+//  serves up to ATTNC_DECODE_ROWS query rows (g, s) of its KV head (GQA rows
+//  packed, so a page is read once for all of them) and walks its split's
+//  keys in tiles of ATTNC_DECODE_TK. Tiles are double-buffered: while one is
+//  used, cp.async copies the next one's rows raw (bf16/f16, q8 or q4 codes,
+//  and scales) from the pages the block table names into shared memory.
+//  Scores: eight lanes per key, each with its slice of the query rows in
+//  registers, summed by shuffles. P.V: a thread per pair of value features,
+//  the two halves of the CTA on alternate keys. Codes are dequantized where
+//  they are used. Online softmax per row; the unnormalized accumulator, max
+//  and sum of each row go to a scratch buffer.
 //
 //  ATTNC_COMBINE: one CTA per query row merges the splits, applies the gate
 //  and writes o and lse.
@@ -39,7 +43,6 @@
 // start in different banks.
 #define ATTNC_KSTRIDE (ATTNC_KROW + 16)
 #define ATTNC_VSTRIDE (ATTNC_VROW + 16)
-#define ATTNC_DV_PER_THREAD ((ATTNC_DV + 127) / 128)
 
 /// Stores one output element in o's type.
 ATTNC_DEV void attnc_store_one(const AttncArgs &a, attnc_index at, float x) {
@@ -52,87 +55,74 @@ ATTNC_DEV void attnc_store_one(const AttncArgs &a, attnc_index at, float x) {
 #endif
 }
 
-/// Feature d of a shared key or value row, dequantized.
-ATTNC_DEV float attnc_kv_at(const unsigned char *row, const float *scales, int d, int groupSize) {
+
+
+#define ATTNC_LOG2E_F 1.4426950408889634f
+// Per lane of a key's eight: D / 8 query features, read from shared rows in
+// 32-bit words (bf16/f16: 2 features, q8: 4, q4: 8).
+#define ATTNC_LANE_D (ATTNC_D / 8)
 #if ATTNC_KV_FORMAT == 0
-  attnc_b16 h = reinterpret_cast<const attnc_b16 *>(row)[d];
-#if ATTNC_F16
-  return attnc_f16_to_f32(h);
+#define ATTNC_PER_WORD 2
+#elif ATTNC_KV_FORMAT == 1
+#define ATTNC_PER_WORD 4
 #else
-  return attnc_bf16_to_f32(h);
+#define ATTNC_PER_WORD 8
+#endif
+#define ATTNC_LANE_WORDS (ATTNC_LANE_D / ATTNC_PER_WORD)
+#define ATTNC_GROUP_K (ATTNC_D / ATTNC_GROUPS_K)
+#define ATTNC_GROUP_V (ATTNC_DV / ATTNC_GROUPS_V)
+// A thread of P.V takes value features 2t + 128c.
+#define ATTNC_PAIRS ((ATTNC_DV + 127) / 128)
+
+/// The features of one 32-bit word of a shared row, as f32 (codes times
+/// `scale`, which is 1 for bf16/f16).
+ATTNC_DEV void attnc_unpack_word(unsigned w, float scale, float (&x)[ATTNC_PER_WORD]) {
+#if ATTNC_KV_FORMAT == 0
+#if ATTNC_F16
+  x[0] = attnc_f16_to_f32(static_cast<attnc_b16>(w & 0xffff));
+  x[1] = attnc_f16_to_f32(static_cast<attnc_b16>(w >> 16));
+#else
+  x[0] = __uint_as_float(w << 16);
+  x[1] = __uint_as_float(w & 0xffff0000u);
 #endif
 #elif ATTNC_KV_FORMAT == 1
-  return static_cast<float>(static_cast<signed char>(row[d])) * scales[d / groupSize];
+#pragma unroll
+  for (int n = 0; n < 4; ++n)
+    x[n] = static_cast<float>(static_cast<int>(w << (24 - 8 * n)) >> 24) * scale;
 #else
-  unsigned char byte = row[d >> 1];
-  int code = static_cast<int>((d & 1) ? (byte >> 4) : (byte & 15)) - 8;
-  return static_cast<float>(code) * scales[d / groupSize];
+#pragma unroll
+  for (int n = 0; n < 8; ++n)
+    x[n] = static_cast<float>(static_cast<int>((w >> (4 * n)) & 15) - 8) * scale;
 #endif
 }
 
-/// Dot product of a scaled query row (f32, shared) with a shared key row.
-ATTNC_DEV float attnc_dot_key(const float *q, const unsigned char *row, const float *scales) {
-  float acc = 0.f;
+/// Value features 2t and 2t + 1 of a shared row as f32.
+ATTNC_DEV float2 attnc_value_pair(const unsigned char *row, const float *scales, int f) {
+  float2 r;
 #if ATTNC_KV_FORMAT == 0
-#pragma unroll 4
-  for (int c = 0; c < ATTNC_D / 8; ++c) {
-    uint4 w = reinterpret_cast<const uint4 *>(row)[c];
-    float4 q0 = reinterpret_cast<const float4 *>(q)[2 * c];
-    float4 q1 = reinterpret_cast<const float4 *>(q)[2 * c + 1];
-    unsigned u[4] = {w.x, w.y, w.z, w.w};
-    float x[8];
-#pragma unroll
-    for (int n = 0; n < 4; ++n) {
-#if ATTNC_F16
-      x[2 * n] = attnc_f16_to_f32(static_cast<attnc_b16>(u[n] & 0xffff));
-      x[2 * n + 1] = attnc_f16_to_f32(static_cast<attnc_b16>(u[n] >> 16));
-#else
-      x[2 * n] = __uint_as_float(u[n] << 16);
-      x[2 * n + 1] = __uint_as_float(u[n] & 0xffff0000u);
-#endif
-    }
-    acc += q0.x * x[0] + q0.y * x[1] + q0.z * x[2] + q0.w * x[3] + q1.x * x[4] + q1.y * x[5] +
-           q1.z * x[6] + q1.w * x[7];
-  }
+  unsigned w = *reinterpret_cast<const unsigned *>(row + 2 * f);
+  float x[2];
+  attnc_unpack_word(w, 1.f, x);
+  r.x = x[0];
+  r.y = x[1];
 #elif ATTNC_KV_FORMAT == 1
-  constexpr int group = ATTNC_D / ATTNC_GROUPS_K;
-#pragma unroll 2
-  for (int c = 0; c < ATTNC_D / 16; ++c) {
-    uint4 w = reinterpret_cast<const uint4 *>(row)[c];
-    unsigned u[4] = {w.x, w.y, w.z, w.w};
-    float part = 0.f;
-    // 16 features: within one group when groups are 16 or more.
-#pragma unroll
-    for (int n = 0; n < 16; ++n) {
-      int code = static_cast<signed char>((u[n / 4] >> (8 * (n % 4))) & 0xff);
-      float s = group >= 16 ? 1.f : scales[(16 * c + n) / group];
-      part += q[16 * c + n] * static_cast<float>(code) * s;
-    }
-    acc += group >= 16 ? part * scales[16 * c / group] : part;
-  }
+  unsigned short h = *reinterpret_cast<const unsigned short *>(row + f);
+  float s = scales[f / ATTNC_GROUP_V];
+  r.x = static_cast<float>(static_cast<signed char>(h & 0xff)) * s;
+  r.y = static_cast<float>(static_cast<signed char>(h >> 8)) * s;
 #else
-  constexpr int group = ATTNC_D / ATTNC_GROUPS_K;
-#pragma unroll 2
-  for (int c = 0; c < ATTNC_D / 32; ++c) {
-    uint4 w = reinterpret_cast<const uint4 *>(row)[c];
-    unsigned u[4] = {w.x, w.y, w.z, w.w};
-    float part = 0.f;
-#pragma unroll
-    for (int n = 0; n < 32; ++n) {
-      int code = static_cast<int>((u[n / 8] >> (4 * (n % 8))) & 15) - 8;
-      float s = group >= 32 ? 1.f : scales[(32 * c + n) / group];
-      part += q[32 * c + n] * static_cast<float>(code) * s;
-    }
-    acc += group >= 32 ? part * scales[32 * c / group] : part;
-  }
+  unsigned char byte = row[f >> 1];
+  float s = scales[f / ATTNC_GROUP_V];
+  r.x = static_cast<float>(static_cast<int>(byte & 15) - 8) * s;
+  r.y = static_cast<float>(static_cast<int>(byte >> 4) - 8) * s;
 #endif
-  return acc;
+  return r;
 }
 
 extern "C" __global__ void __launch_bounds__(128)
     ATTNC_KERNEL(const AttncArgs args, float *part, int keysPerSplit, int splits, int *flag) {
   extern __shared__ __align__(16) unsigned char smem[];
-  const int hk = blockIdx.y, b = blockIdx.z, tid = threadIdx.x;
+  const int hk = blockIdx.y, b = blockIdx.z, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
   const int G = static_cast<int>(args.Hq / args.Hkv), S = static_cast<int>(args.S);
   // Rows (g, s) of this KV head, ATTNC_DECODE_ROWS per CTA: blockIdx.x is
   // split * rowChunks + chunk.
@@ -154,189 +144,268 @@ extern "C" __global__ void __launch_bounds__(128)
   const attnc_index end = begin + keysPerSplit < len ? begin + keysPerSplit : len;
   const attnc_index iOffset = ATTNC_ALIGN_END ? len - S : 0;
 
-  float *qs = reinterpret_cast<float *>(smem);                       // [R][D]
-  unsigned char *ks = smem + 4 * R * ATTNC_D;                         // [TK][KSTRIDE]
-  unsigned char *vs = ks + ATTNC_TK * ATTNC_KSTRIDE;                  // [TK][VSTRIDE]
-  float *ksc = reinterpret_cast<float *>(vs + ATTNC_TK * ATTNC_VSTRIDE); // [TK][GROUPS_K]
-  float *vsc = ksc + ATTNC_TK * ATTNC_GROUPS_K;                       // [TK][GROUPS_V]
-  float *p = vsc + ATTNC_TK * ATTNC_GROUPS_V;                         // [R][TK]
-  float *rowM = p + R * ATTNC_TK, *rowL = rowM + R, *rowCorr = rowL + R;
-  // Each key's page * PS + slot; -1 for a key whose page is invalid. (All
-  // shared memory is dynamic: the runtime lets the kernel have it all.)
-  int *tileKeys = reinterpret_cast<int *>(rowCorr + R);
+  // Shared memory: two tiles of raw rows and scales, then the tile's
+  // weights [TK][4 rows], the row statistics, two tiles of page slots.
+  constexpr int kTileBytes = ATTNC_TK * (ATTNC_KSTRIDE + ATTNC_VSTRIDE) +
+                             4 * ATTNC_TK * (ATTNC_GROUPS_K + ATTNC_GROUPS_V);
+  float *p = reinterpret_cast<float *>(smem + 2 * kTileBytes); // [TK][4]
+  float *rowM = p + 4 * ATTNC_TK, *rowL = rowM + 4, *rowCorr = rowL + 4;
+  float *halfAcc = rowCorr + 4;                    // [4][DV]: the second half's sums
+  int *tileKeys = reinterpret_cast<int *>(halfAcc + 4 * ATTNC_DV); // [2][TK]
+  auto tileK = [&](int buf) { return smem + buf * kTileBytes; };
+  auto tileV = [&](int buf) { return smem + buf * kTileBytes + ATTNC_TK * ATTNC_KSTRIDE; };
+  auto tileKS = [&](int buf) {
+    return reinterpret_cast<float *>(smem + buf * kTileBytes +
+                                     ATTNC_TK * (ATTNC_KSTRIDE + ATTNC_VSTRIDE));
+  };
+  auto tileVS = [&](int buf) { return tileKS(buf) + ATTNC_TK * ATTNC_GROUPS_K; };
 
-  for (int x = tid; x < R * ATTNC_D; x += 128) {
-    int r = x / ATTNC_D, d = x % ATTNC_D;
-    attnc_index h = hk * G + (r0 + r) / S, s = (r0 + r) % S;
-    attnc_b16 raw = args.q[((b * args.Hq + h) * args.S + s) * ATTNC_D + d];
+  // This lane's slice of its key's features, for every row, in registers.
+  const int keyLane = lane % 8, keyOfWarp = lane / 8;
+  float qr[ATTNC_DECODE_ROWS][ATTNC_LANE_D];
+#pragma unroll
+  for (int r = 0; r < ATTNC_DECODE_ROWS; ++r) {
+    int rr = r < R ? r : R - 1;
+    attnc_index h = hk * G + (r0 + rr) / S, s = (r0 + rr) % S;
+    const attnc_b16 *qRow = args.q + ((b * args.Hq + h) * args.S + s) * ATTNC_D + keyLane * ATTNC_LANE_D;
+#pragma unroll
+    for (int d = 0; d < ATTNC_LANE_D; ++d)
 #if ATTNC_F16
-    qs[x] = attnc_f16_to_f32(raw) * ATTNC_SCALE;
+      qr[r][d] = attnc_f16_to_f32(qRow[d]) * ATTNC_SCALE;
 #else
-    qs[x] = attnc_bf16_to_f32(raw) * ATTNC_SCALE;
+      qr[r][d] = attnc_bf16_to_f32(qRow[d]) * ATTNC_SCALE;
 #endif
   }
-  for (int r = tid; r < R; r += 128) {
-    rowM[r] = -ATTNC_INF;
-    rowL[r] = 0.f;
+  if (tid < 4) {
+    rowM[tid] = -ATTNC_INF;
+    rowL[tid] = 0.f;
   }
-  float acc[ATTNC_DECODE_ROWS][ATTNC_DV_PER_THREAD];
+  const int half = tid / 64, pairT = tid % 64;
+  float acc[ATTNC_DECODE_ROWS][ATTNC_PAIRS][2];
 #pragma unroll
   for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
 #pragma unroll
-    for (int c = 0; c < ATTNC_DV_PER_THREAD; ++c)
-      acc[r][c] = 0.f;
+    for (int c = 0; c < ATTNC_PAIRS; ++c)
+      acc[r][c][0] = acc[r][c][1] = 0.f;
 
   const unsigned char *kBase = reinterpret_cast<const unsigned char *>(args.k);
   const unsigned char *vBase = reinterpret_cast<const unsigned char *>(args.v);
-  for (attnc_index t0 = begin; t0 < end; t0 += ATTNC_TK) {
+  // Starts copying the tile at t0 into buffer `buf`.
+  auto stage = [&](attnc_index t0, int buf) {
     const int n = static_cast<int>(end - t0 < ATTNC_TK ? end - t0 : ATTNC_TK);
-    __syncthreads(); // the previous tile is consumed
-    for (int jj = tid; jj < n; jj += 128) {
-      attnc_index j = t0 + jj;
-      int page = ATTNC_PAGE_TABLE(args)[b * width + j / pageTokens];
-      if (page < 0 || page >= args.pages) {
-        atomicExch(flag, 1);
-        page = -1;
-      }
-      tileKeys[jj] = page < 0 ? -1 : static_cast<int>(j % pageTokens) + page * static_cast<int>(pageTokens);
-    }
-    __syncthreads();
-    // Raw rows, 16 bytes per load, K and V together.
     constexpr int kChunks = ATTNC_KROW / 16, vChunks = ATTNC_VROW / 16;
     for (int c = tid; c < n * (kChunks + vChunks); c += 128) {
       int jj = c / (kChunks + vChunks), piece = c % (kChunks + vChunks);
-      int at = tileKeys[jj];
-      uint4 w;
-      w.x = w.y = w.z = w.w = 0;
-      if (at >= 0) {
-        attnc_index page = at / pageTokens, slot = at % pageTokens;
-        if (piece < kChunks)
-          w = *reinterpret_cast<const uint4 *>(kBase + page * args.kPageBytes +
-                                               (hk * pageTokens + slot) * ATTNC_KROW + 16 * piece);
-        else
-          w = *reinterpret_cast<const uint4 *>(vBase + page * args.vPageBytes +
-                                               (hk * pageTokens + slot) * ATTNC_VROW +
-                                               16 * (piece - kChunks));
+      attnc_index j = t0 + jj;
+      int page = ATTNC_PAGE_TABLE(args)[b * width + j / pageTokens];
+      bool ok = page >= 0 && page < args.pages;
+      if (!ok)
+        page = 0;
+      if (piece == 0) {
+        tileKeys[buf * ATTNC_TK + jj] = ok ? 1 : -1;
+        if (!ok)
+          atomicExch(flag, 1);
       }
+      attnc_index row = hk * pageTokens + j % pageTokens;
       if (piece < kChunks)
-        *reinterpret_cast<uint4 *>(ks + jj * ATTNC_KSTRIDE + 16 * piece) = w;
+        attnc_cp_async16(tileK(buf) + jj * ATTNC_KSTRIDE + 16 * piece,
+                         kBase + page * args.kPageBytes + row * ATTNC_KROW + 16 * piece, ok);
       else
-        *reinterpret_cast<uint4 *>(vs + jj * ATTNC_VSTRIDE + 16 * (piece - kChunks)) = w;
+        attnc_cp_async16(tileV(buf) + jj * ATTNC_VSTRIDE + 16 * (piece - kChunks),
+                         vBase + page * args.vPageBytes + row * ATTNC_VROW +
+                             16 * (piece - kChunks),
+                         ok);
     }
 #if ATTNC_KV_FORMAT != 0
     for (int c = tid; c < n * (ATTNC_GROUPS_K + ATTNC_GROUPS_V); c += 128) {
       int jj = c / (ATTNC_GROUPS_K + ATTNC_GROUPS_V), g = c % (ATTNC_GROUPS_K + ATTNC_GROUPS_V);
-      int at = tileKeys[jj];
-      float s = 0.f;
-      if (at >= 0) {
-        attnc_index page = at / pageTokens, slot = at % pageTokens;
-        const unsigned char *base =
-            reinterpret_cast<const unsigned char *>(g < ATTNC_GROUPS_K ? ATTNC_K_SCALE(args)
-                                                                       : ATTNC_V_SCALE(args));
-        attnc_index pageBytes = g < ATTNC_GROUPS_K ? args.ksPageBytes : args.vsPageBytes;
-        int groups = g < ATTNC_GROUPS_K ? ATTNC_GROUPS_K : ATTNC_GROUPS_V;
-        int gg = g < ATTNC_GROUPS_K ? g : g - ATTNC_GROUPS_K;
-        s = reinterpret_cast<const float *>(base + page * pageBytes)[(hk * pageTokens + slot) * groups + gg];
-      }
+      attnc_index j = t0 + jj;
+      int page = ATTNC_PAGE_TABLE(args)[b * width + j / pageTokens];
+      bool ok = page >= 0 && page < args.pages;
+      if (!ok)
+        page = 0;
+      attnc_index row = hk * pageTokens + j % pageTokens;
       if (g < ATTNC_GROUPS_K)
-        ksc[jj * ATTNC_GROUPS_K + g] = s;
+        attnc_cp_async4(tileKS(buf) + jj * ATTNC_GROUPS_K + g,
+                        reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args)) +
+                            page * args.ksPageBytes + 4 * (row * ATTNC_GROUPS_K + g),
+                        ok);
       else
-        vsc[jj * ATTNC_GROUPS_V + g - ATTNC_GROUPS_K] = s;
+        attnc_cp_async4(tileVS(buf) + jj * ATTNC_GROUPS_V + g - ATTNC_GROUPS_K,
+                        reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args)) +
+                            page * args.vsPageBytes +
+                            4 * (row * ATTNC_GROUPS_V + g - ATTNC_GROUPS_K),
+                        ok);
     }
 #endif
+    attnc_cp_async_commit();
+  };
+
+  int buf = 0;
+  if (begin < end)
+    stage(begin, 0);
+  for (attnc_index t0 = begin; t0 < end; t0 += ATTNC_TK, buf ^= 1) {
+    const int n = static_cast<int>(end - t0 < ATTNC_TK ? end - t0 : ATTNC_TK);
+    if (t0 + ATTNC_TK < end) {
+      stage(t0 + ATTNC_TK, buf ^ 1);
+      attnc_cp_async_wait_one();
+    } else {
+      attnc_cp_async_wait_all();
+    }
     __syncthreads();
-    // Scores: lanes take neighbouring keys of one row.
-    for (int x = tid; x < R * ATTNC_TK; x += 128) {
-      int r = x / ATTNC_TK, jj = x % ATTNC_TK;
-      float s = -ATTNC_INF;
-      if (jj < n && tileKeys[jj] >= 0) {
-        attnc_index h = hk * G + (r0 + r) / S, i = (r0 + r) % S + iOffset, j = t0 + jj;
-        s = attnc_dot_key(qs + r * ATTNC_D, ks + jj * ATTNC_KSTRIDE, ksc + jj * ATTNC_GROUPS_K);
+    const unsigned char *K = tileK(buf), *V = tileV(buf);
+    const float *KS = tileKS(buf), *VS = tileVS(buf);
+    const int *valid = tileKeys + buf * ATTNC_TK;
+
+    // Scores: eight lanes per key, four keys per warp at a time.
+    for (int jj = warp * 4 + keyOfWarp; jj < ATTNC_TK; jj += 16) {
+      float dot[ATTNC_DECODE_ROWS];
+#pragma unroll
+      for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
+        dot[r] = 0.f;
+      if (jj < n) {
+        const unsigned *words = reinterpret_cast<const unsigned *>(
+            K + jj * ATTNC_KSTRIDE + keyLane * ATTNC_LANE_D * ATTNC_KROW / ATTNC_D);
+#pragma unroll
+        for (int w = 0; w < ATTNC_LANE_WORDS; ++w) {
+          int f = keyLane * ATTNC_LANE_D + w * ATTNC_PER_WORD; // first feature of the word
+          float scale = ATTNC_KV_FORMAT == 0 ? 1.f : KS[jj * ATTNC_GROUPS_K + f / ATTNC_GROUP_K];
+          float x[ATTNC_PER_WORD];
+          attnc_unpack_word(words[w], scale, x);
+#pragma unroll
+          for (int e = 0; e < ATTNC_PER_WORD; ++e)
+#pragma unroll
+            for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
+              dot[r] += qr[r][w * ATTNC_PER_WORD + e] * x[e];
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
+#pragma unroll
+        for (int o = 4; o; o >>= 1)
+          dot[r] += __shfl_xor_sync(0xffffffffu, dot[r], o);
+      // Lane r of the key's eight finishes row r.
+#pragma unroll
+      for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
+        if (keyLane == r) {
+          float s = -ATTNC_INF;
+          if (r < R && jj < n && valid[jj] > 0) {
+            attnc_index h = hk * G + (r0 + r) / S, i = (r0 + r) % S + iOffset, j = t0 + jj;
+            (void)h, (void)i, (void)j, (void)a; // used by the regions, if any
+            s = dot[r];
 #if ATTNC_HAS_SCORE
-        s = attnc_score(a, s, b, h, i, j);
+            s = attnc_score(a, s, b, h, i, j);
 #endif
 #if ATTNC_HAS_MASK
-        if (!attnc_mask(a, b, h, i, j))
-          s = -ATTNC_INF;
+            if (!attnc_mask(a, b, h, i, j))
+              s = -ATTNC_INF;
 #endif
-      }
-      p[x] = s;
+          }
+          p[jj * 4 + r] = r < R ? s : 0.f; // rows past R weigh nothing
+        }
     }
     __syncthreads();
-    // Online softmax: a warp per row, the tile's max and sum by shuffles.
-    for (int r = tid / 32; r < R; r += 4) {
-      int lane = tid % 32;
+    // Online softmax: warp r takes row r.
+    if (warp < R) {
+      const int r = warp;
       float mt = -ATTNC_INF;
       for (int jj = lane; jj < ATTNC_TK; jj += 32)
-        mt = fmaxf(mt, p[r * ATTNC_TK + jj]);
+        mt = fmaxf(mt, p[jj * 4 + r]);
 #pragma unroll
       for (int o = 16; o; o >>= 1)
         mt = fmaxf(mt, __shfl_xor_sync(0xffffffffu, mt, o));
       float mOld = rowM[r], mNew = fmaxf(mOld, mt);
       float sum = 0.f;
       for (int jj = lane; jj < ATTNC_TK; jj += 32) {
-        float s = p[r * ATTNC_TK + jj];
+        float s = p[jj * 4 + r];
 #if ATTNC_SIGMOID
-        float w = s == -ATTNC_INF ? 0.f : 1.f / (1.f + attnc_exp2(-s * 1.4426950408889634f));
+        float w = s == -ATTNC_INF ? 0.f : 1.f / (1.f + attnc_exp2(-s * ATTNC_LOG2E_F));
 #else
-        float w = s == -ATTNC_INF ? 0.f : attnc_exp2((s - mNew) * 1.4426950408889634f);
+        float w = s == -ATTNC_INF ? 0.f : attnc_exp2((s - mNew) * ATTNC_LOG2E_F);
 #endif
-        p[r * ATTNC_TK + jj] = w;
+        p[jj * 4 + r] = w;
         sum += w;
       }
 #pragma unroll
       for (int o = 16; o; o >>= 1)
         sum += __shfl_xor_sync(0xffffffffu, sum, o);
-      __syncwarp();
       if (lane == 0) {
 #if ATTNC_SIGMOID
         rowCorr[r] = 1.f;
 #else
-        float corr = mOld == -ATTNC_INF ? 0.f : attnc_exp2((mOld - mNew) * 1.4426950408889634f);
+        float corr = mOld == -ATTNC_INF ? 0.f : attnc_exp2((mOld - mNew) * ATTNC_LOG2E_F);
         rowCorr[r] = corr;
         rowL[r] = rowL[r] * corr + sum;
         rowM[r] = mNew;
 #endif
       }
+    } else if (warp >= R && tid - 32 * R < 4 - R) {
+      rowCorr[R + tid - 32 * R] = 1.f; // rows this CTA does not have
     }
     __syncthreads();
-    // P.V: a thread per value feature (and 128 more), all rows.
+    // P.V: thread pairs of value features; the two halves of the CTA take
+    // alternate keys, and their sums meet at the end.
+    float corr[ATTNC_DECODE_ROWS];
 #pragma unroll
-    for (int c = 0; c < ATTNC_DV_PER_THREAD; ++c) {
-      int d = tid + 128 * c;
-      if (d >= ATTNC_DV)
-        break;
+    for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
+      corr[r] = rowCorr[r];
 #pragma unroll
-      for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
-        if (r < R)
-          acc[r][c] *= rowCorr[r];
-      for (int jj = 0; jj < n; ++jj) {
-        float v = attnc_kv_at(vs + jj * ATTNC_VSTRIDE, vsc + jj * ATTNC_GROUPS_V, d,
-                              ATTNC_DV / ATTNC_GROUPS_V);
+    for (int c = 0; c < ATTNC_PAIRS; ++c)
 #pragma unroll
-        for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
-          if (r < R)
-            acc[r][c] += p[r * ATTNC_TK + jj] * v;
+      for (int r = 0; r < ATTNC_DECODE_ROWS; ++r) {
+        acc[r][c][0] *= corr[r];
+        acc[r][c][1] *= corr[r];
+      }
+    for (int jj = half; jj < n; jj += 2) {
+      float4 w4 = *reinterpret_cast<const float4 *>(p + jj * 4);
+      float w[4] = {w4.x, w4.y, w4.z, w4.w};
+#pragma unroll
+      for (int c = 0; c < ATTNC_PAIRS; ++c) {
+        int f = 2 * pairT + 128 * c;
+        if (f < ATTNC_DV) {
+          float2 v = attnc_value_pair(V + jj * ATTNC_VSTRIDE, VS + jj * ATTNC_GROUPS_V, f);
+#pragma unroll
+          for (int r = 0; r < ATTNC_DECODE_ROWS; ++r) {
+            acc[r][c][0] += w[r] * v.x;
+            acc[r][c][1] += w[r] * v.y;
+          }
+        }
       }
     }
+    __syncthreads(); // the buffer is free for the copy two tiles on
   }
+  // The second half hands its sums to the first.
+  if (half == 1)
+#pragma unroll
+    for (int c = 0; c < ATTNC_PAIRS; ++c) {
+      int f = 2 * pairT + 128 * c;
+      if (f < ATTNC_DV)
+#pragma unroll
+        for (int r = 0; r < ATTNC_DECODE_ROWS; ++r) {
+          halfAcc[r * ATTNC_DV + f] = acc[r][c][0];
+          halfAcc[r * ATTNC_DV + f + 1] = acc[r][c][1];
+        }
+    }
   __syncthreads();
   // Partials: [B][Hkv][splits][G * S][DV + 2] = accumulator, max, sum.
   float *out = part + (((static_cast<attnc_index>(b) * args.Hkv + hk) * splits + split) * rowsAll +
                        r0) *
                           (ATTNC_DV + 2);
+  if (half == 0)
 #pragma unroll
-  for (int c = 0; c < ATTNC_DV_PER_THREAD; ++c) {
-    int d = tid + 128 * c;
-    if (d < ATTNC_DV)
+    for (int c = 0; c < ATTNC_PAIRS; ++c) {
+      int f = 2 * pairT + 128 * c;
+      if (f < ATTNC_DV)
 #pragma unroll
-      for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
-        if (r < R)
-          out[r * (ATTNC_DV + 2) + d] = acc[r][c];
-  }
-  for (int r = tid; r < R; r += 128) {
-    out[r * (ATTNC_DV + 2) + ATTNC_DV] = rowM[r];
-    out[r * (ATTNC_DV + 2) + ATTNC_DV + 1] = rowL[r];
+        for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
+          if (r < R) {
+            out[r * (ATTNC_DV + 2) + f] = acc[r][c][0] + halfAcc[r * ATTNC_DV + f];
+            out[r * (ATTNC_DV + 2) + f + 1] = acc[r][c][1] + halfAcc[r * ATTNC_DV + f + 1];
+          }
+    }
+  if (tid < R) {
+    out[tid * (ATTNC_DV + 2) + ATTNC_DV] = rowM[tid];
+    out[tid * (ATTNC_DV + 2) + ATTNC_DV + 1] = rowL[tid];
   }
 }
 
@@ -369,6 +438,7 @@ extern "C" __global__ void __launch_bounds__(128)
 #endif
   }
   const attnc_index i = s + (ATTNC_ALIGN_END ? len - S : 0);
+  (void)i, (void)a; // used by the gate, if any
   for (int d = threadIdx.x; d < ATTNC_DV; d += 128) {
     float o = 0.f;
     for (int sp = 0; sp < splits; ++sp) {

@@ -42,20 +42,6 @@
 
 enum { ATTNC_EMPTY = 0, ATTNC_FULL = 1, ATTNC_PARTIAL = 2 };
 
-ATTNC_DEV unsigned attnc_smem_addr(const void *p) {
-  unsigned r;
-  asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }" : "=r"(r) : "l"(p));
-  return r;
-}
-
-/// 16 bytes from global to shared memory; zeros when `pred` is false.
-ATTNC_DEV void attnc_cp_async16(void *smem, const void *gmem, bool pred) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(attnc_smem_addr(smem)),
-               "l"(gmem), "r"(pred ? 16 : 0));
-}
-ATTNC_DEV void attnc_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-ATTNC_DEV void attnc_cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-
 ATTNC_DEV void attnc_ldmatrix_x4(unsigned (&r)[4], const void *p) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
