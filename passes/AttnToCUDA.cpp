@@ -579,7 +579,7 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
   // About 16 KB of raw rows per tile, so that a CTA keeps enough loads in
   // flight; quantized rows are smaller, so their tiles hold more keys.
   int64_t rowBytes = (d + dv) * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
-  int64_t tk = std::clamp<int64_t>(16384 / rowBytes / 32 * 32, 32, 128);
+  int64_t tk = rowBytes >= 512 ? 32 : rowBytes >= 256 ? 64 : 128; // divides the 128 threads
   out.decodeTileKeys = static_cast<int>(tk);
   // Query rows per CTA: their slices of q live in registers.
   out.decodeRows = d <= 128 ? 4 : 2;

@@ -190,54 +190,50 @@ extern "C" __global__ void __launch_bounds__(128)
 
   const unsigned char *kBase = reinterpret_cast<const unsigned char *>(args.k);
   const unsigned char *vBase = reinterpret_cast<const unsigned char *>(args.v);
-  // Starts copying the tile at t0 into buffer `buf`.
+  // Starts copying the tile at t0 into buffer `buf`. 128 / TK threads share
+  // a key: one table lookup each, then every piece of the key's rows.
+  const int pageTokens32 = static_cast<int>(pageTokens);
   auto stage = [&](attnc_index t0, int buf) {
     const int n = static_cast<int>(end - t0 < ATTNC_TK ? end - t0 : ATTNC_TK);
+    constexpr int perKey = 128 / ATTNC_TK;
     constexpr int kChunks = ATTNC_KROW / 16, vChunks = ATTNC_VROW / 16;
-    for (int c = tid; c < n * (kChunks + vChunks); c += 128) {
-      int jj = c / (kChunks + vChunks), piece = c % (kChunks + vChunks);
-      attnc_index j = t0 + jj;
-      int page = ATTNC_PAGE_TABLE(args)[b * width + j / pageTokens];
-      bool ok = page >= 0 && page < args.pages;
+    const int jj = tid / perKey, first = tid % perKey;
+    if (jj < n) {
+      const int j = static_cast<int>(t0) + jj; // keys per sequence fit in 32 bits
+      int page = __ldg(ATTNC_PAGE_TABLE(args) + b * width + j / pageTokens32);
+      const bool ok = page >= 0 && page < args.pages;
       if (!ok)
         page = 0;
-      if (piece == 0) {
+      if (first == 0) {
         tileKeys[buf * ATTNC_TK + jj] = ok ? 1 : -1;
         if (!ok)
           atomicExch(flag, 1);
       }
-      attnc_index row = hk * pageTokens + j % pageTokens;
-      if (piece < kChunks)
-        attnc_cp_async16(tileK(buf) + jj * ATTNC_KSTRIDE + 16 * piece,
-                         kBase + page * args.kPageBytes + row * ATTNC_KROW + 16 * piece, ok);
-      else
-        attnc_cp_async16(tileV(buf) + jj * ATTNC_VSTRIDE + 16 * (piece - kChunks),
-                         vBase + page * args.vPageBytes + row * ATTNC_VROW +
-                             16 * (piece - kChunks),
-                         ok);
-    }
+      const attnc_index row = static_cast<attnc_index>(hk) * pageTokens32 + j % pageTokens32;
+      const unsigned char *kRow = kBase + page * args.kPageBytes + row * ATTNC_KROW;
+      const unsigned char *vRow = vBase + page * args.vPageBytes + row * ATTNC_VROW;
+#pragma unroll
+      for (int c = first; c < kChunks + vChunks; c += perKey) {
+        if (c < kChunks)
+          attnc_cp_async16(tileK(buf) + jj * ATTNC_KSTRIDE + 16 * c, kRow + 16 * c, ok);
+        else
+          attnc_cp_async16(tileV(buf) + jj * ATTNC_VSTRIDE + 16 * (c - kChunks),
+                           vRow + 16 * (c - kChunks), ok);
+      }
 #if ATTNC_KV_FORMAT != 0
-    for (int c = tid; c < n * (ATTNC_GROUPS_K + ATTNC_GROUPS_V); c += 128) {
-      int jj = c / (ATTNC_GROUPS_K + ATTNC_GROUPS_V), g = c % (ATTNC_GROUPS_K + ATTNC_GROUPS_V);
-      attnc_index j = t0 + jj;
-      int page = ATTNC_PAGE_TABLE(args)[b * width + j / pageTokens];
-      bool ok = page >= 0 && page < args.pages;
-      if (!ok)
-        page = 0;
-      attnc_index row = hk * pageTokens + j % pageTokens;
-      if (g < ATTNC_GROUPS_K)
-        attnc_cp_async4(tileKS(buf) + jj * ATTNC_GROUPS_K + g,
-                        reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args)) +
-                            page * args.ksPageBytes + 4 * (row * ATTNC_GROUPS_K + g),
-                        ok);
-      else
-        attnc_cp_async4(tileVS(buf) + jj * ATTNC_GROUPS_V + g - ATTNC_GROUPS_K,
-                        reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args)) +
-                            page * args.vsPageBytes +
-                            4 * (row * ATTNC_GROUPS_V + g - ATTNC_GROUPS_K),
-                        ok);
-    }
+      const unsigned char *ks = reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args)) +
+                                page * args.ksPageBytes + 4 * row * ATTNC_GROUPS_K;
+      const unsigned char *vs = reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args)) +
+                                page * args.vsPageBytes + 4 * row * ATTNC_GROUPS_V;
+      for (int g = first; g < ATTNC_GROUPS_K + ATTNC_GROUPS_V; g += perKey) {
+        if (g < ATTNC_GROUPS_K)
+          attnc_cp_async4(tileKS(buf) + jj * ATTNC_GROUPS_K + g, ks + 4 * g, ok);
+        else
+          attnc_cp_async4(tileVS(buf) + jj * ATTNC_GROUPS_V + g - ATTNC_GROUPS_K,
+                          vs + 4 * (g - ATTNC_GROUPS_K), ok);
+      }
 #endif
+    }
     attnc_cp_async_commit();
   };
 
