@@ -70,6 +70,8 @@ def main():
     ap.add_argument("--hkv", type=int, default=8)
     ap.add_argument("--page", type=int, default=16)
     ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--formats", default="bf16,q8,q4")
+    ap.add_argument("--no-anchors", action="store_true")
     ap.add_argument("--json")
     a = ap.parse_args()
     dev = torch.device("cuda")
@@ -97,7 +99,7 @@ def main():
         pages[table.reshape(-1).long()] = xp.reshape(B * M, Hkv, PS, *tail)
         return pages
 
-    for fmt in ("bf16", "q8", "q4"):
+    for fmt in a.formats.split(","):
         k = torch.randn(B, Hkv, T, D, device=dev)
         v = torch.randn(B, Hkv, T, D, device=dev)
         if fmt == "bf16":
@@ -134,7 +136,7 @@ def main():
                    err=err, bytes=nbytes, compile_ms=ms)
         rows.append(row)
         results[fmt] = row
-        if fmt == "bf16":
+        if fmt == "bf16" and not a.no_anchors:
             # Anchors on the same values, dense and contiguous.
             for name, backend in (("SDPA flash", SDPBackend.FLASH_ATTENTION),
                                   ("SDPA cuDNN", SDPBackend.CUDNN_ATTENTION),
@@ -165,6 +167,9 @@ def main():
 
     best_anchor = max((r["tbps"] for r in rows if "tbps" in r and not r["case"].startswith("attnc")),
                       default=float("nan"))
+    env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("ATTNC_DECODE"))
+    if env:
+        print("#", env)
     print(f"{'case':18} {'ms':>8} {'TB/s':>7} {'tokens/s':>10} {'max err':>9} {'vs best anchor':>15}")
     for r in rows:
         if "error" in r:

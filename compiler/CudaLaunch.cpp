@@ -51,21 +51,11 @@ static Status launchPagedDecode(const CompiledKernel &k, const std::vector<Tenso
   int64_t maxKeys = table.shape[1] * key.shape[2];
   if (maxKeys <= 0)
     maxKeys = 1;
-  // Enough CTAs for four waves over 132 SMs, each split a whole number of tiles.
-  int64_t ctas = batch * kvHeads * rowChunks;
-  int64_t splits = std::max<int64_t>(1, std::min<int64_t>((4 * 132 + ctas - 1) / ctas,
-                                                            (maxKeys + layout.decodeTileKeys - 1) /
-                                                                layout.decodeTileKeys));
-  int64_t perSplit = (maxKeys + splits - 1) / splits;
-  perSplit = (perSplit + layout.decodeTileKeys - 1) / layout.decodeTileKeys * layout.decodeTileKeys;
-  splits = (maxKeys + perSplit - 1) / perSplit;
-  if (splits * rowChunks > INT32_MAX || kvHeads > 65535 || batch > 65535 ||
-      perSplit > INT32_MAX || batch * heads * qLen > INT32_MAX)
-    return Status::error("too many splits, KV heads or sequences for the paged decode kernel");
   for (int arg : {1, 2}) {
     const TensorView &view = tensors[arg];
     int64_t stride = view.effectiveStrides()[0];
-    int64_t bytes = view.dtype == DType::q4 ? stride / 2 : stride * static_cast<int64_t>(dtypeSize(view.dtype));
+    int64_t bytes = view.dtype == DType::q4 ? stride / 2
+                                            : stride * static_cast<int64_t>(dtypeSize(view.dtype));
     if (bytes % 16)
       return Status::error("the page stride of " + std::string(arg == 1 ? "k" : "v") + " (" +
                            std::to_string(bytes) +
@@ -75,6 +65,26 @@ static Status launchPagedDecode(const CompiledKernel &k, const std::vector<Tenso
                  layout.decodeSmemPerRow * std::min<int64_t>(rows, layout.decodeRows);
   if (smem > cuda::maxSharedMemoryPerBlock())
     return Status::error("the paged decode kernel needs more shared memory than a CTA may have");
+  // Split the keys so that the grid fills whole waves of resident CTAs: the
+  // fewest waves (up to 8) that keep at least 90% of the last one busy.
+  int64_t ctas = batch * kvHeads * rowChunks;
+  int64_t tiles = (maxKeys + layout.decodeTileKeys - 1) / layout.decodeTileKeys;
+  int64_t wave = cuda::residentCTAs(k.function, 128, static_cast<size_t>(smem));
+  if (wave <= 0)
+    wave = 4 * 132;
+  int64_t splits = 1;
+  for (int64_t waves = 1; waves <= 8; ++waves) {
+    splits = std::max<int64_t>(1, std::min<int64_t>(waves * wave / ctas, tiles));
+    int64_t grid = splits * ctas;
+    double busy = static_cast<double>(grid) / static_cast<double>((grid + wave - 1) / wave * wave);
+    if (busy >= 0.9 || splits == tiles)
+      break;
+  }
+  int64_t perSplit = (tiles + splits - 1) / splits * layout.decodeTileKeys;
+  splits = (maxKeys + perSplit - 1) / perSplit;
+  if (splits * rowChunks > INT32_MAX || kvHeads > 65535 || batch > 65535 ||
+      perSplit > INT32_MAX || batch * heads * qLen > INT32_MAX)
+    return Status::error("too many splits, KV heads or sequences for the paged decode kernel");
   std::string error;
   size_t partBytes = static_cast<size_t>(batch * kvHeads * splits * rows * (q.shape[3] + 2)) * 4;
   // o's value dim may differ from q's head dim: size the partials by it.

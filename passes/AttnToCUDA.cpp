@@ -580,6 +580,16 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
   // flight; quantized rows are smaller, so their tiles hold more keys.
   int64_t rowBytes = (d + dv) * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
   int64_t tk = rowBytes >= 512 ? 32 : rowBytes >= 256 ? 64 : 128; // divides the 128 threads
+  // Tuning knobs, recorded in the source (so in the cache key):
+  // $ATTNC_DECODE_TK (32, 64 or 128) and $ATTNC_DECODE_MIN_BLOCKS.
+  if (const char *env = std::getenv("ATTNC_DECODE_TK")) {
+    int64_t v = std::atoi(env);
+    if (v == 32 || v == 64 || v == 128)
+      tk = v;
+  }
+  int minBlocks = 1;
+  if (const char *env = std::getenv("ATTNC_DECODE_MIN_BLOCKS"))
+    minBlocks = std::clamp(std::atoi(env), 1, 16);
   out.decodeTileKeys = static_cast<int>(tk);
   // Query rows per CTA: their slices of q live in registers.
   out.decodeRows = d <= 128 ? 4 : 2;
@@ -609,6 +619,7 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
      << "#define ATTNC_GROUPS_K " << groupsK << "\n#define ATTNC_GROUPS_V " << groupsV << "\n"
      << "#define ATTNC_DECODE_TK " << tk << "\n"
      << "#define ATTNC_DECODE_ROWS " << out.decodeRows << "\n"
+     << "#define ATTNC_MIN_BLOCKS " << minBlocks << "\n"
      << "#define ATTNC_SCALE " << floatLiteral(op.getScale().convertToDouble()) << "\n"
      << "#define ATTNC_SIGMOID " << (op.getKernel() == KernelKind::sigmoid ? 1 : 0) << "\n"
      << "#define ATTNC_ALIGN_END " << (op.getAlign() == QueryAlign::end ? 1 : 0) << "\n"

@@ -119,7 +119,7 @@ ATTNC_DEV float2 attnc_value_pair(const unsigned char *row, const float *scales,
   return r;
 }
 
-extern "C" __global__ void __launch_bounds__(128)
+extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     ATTNC_KERNEL(const AttncArgs args, float *part, int keysPerSplit, int splits, int *flag) {
   extern __shared__ __align__(16) unsigned char smem[];
   const int hk = blockIdx.y, b = blockIdx.z, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;

@@ -51,6 +51,7 @@ struct Driver {
   CUresult (*cuMemcpyDtoH)(void *, CUdeviceptr, size_t);
   CUresult (*cuMemsetD8)(CUdeviceptr, unsigned char, size_t);
   CUresult (*cuMemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
+  CUresult (*cuOccupancyMaxActiveBlocksPerMultiprocessor)(int *, CUfunction, int, size_t);
   CUresult (*cuMemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
   CUresult (*cuModuleLoadData)(CUmodule *, const void *);
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
@@ -62,7 +63,7 @@ struct Driver {
   CUdevice device = 0;
   CUcontext context = nullptr;
   std::string description;
-  int cc = 0, smemOptin = 0;
+  int cc = 0, smemOptin = 0, sms = 0;
   std::string error; // why init failed, when it did
   bool ready = false;
 };
@@ -137,6 +138,8 @@ bool openDriver(Driver &d) {
       !resolve(d.lib, "cuMemcpyDtoH_v2", d.cuMemcpyDtoH, e) ||
       !resolve(d.lib, "cuMemsetD8_v2", d.cuMemsetD8, e) ||
       !resolve(d.lib, "cuMemsetD8Async", d.cuMemsetD8Async, e) ||
+      !resolve(d.lib, "cuOccupancyMaxActiveBlocksPerMultiprocessor",
+               d.cuOccupancyMaxActiveBlocksPerMultiprocessor, e) ||
       !resolve(d.lib, "cuMemcpyDtoHAsync_v2", d.cuMemcpyDtoHAsync, e) ||
       !resolve(d.lib, "cuModuleLoadData", d.cuModuleLoadData, e) ||
       !resolve(d.lib, "cuModuleGetFunction", d.cuModuleGetFunction, e) ||
@@ -155,6 +158,7 @@ bool openDriver(Driver &d) {
   d.cuDeviceGetAttribute(&major, kAttrCcMajor, d.device);
   d.cuDeviceGetAttribute(&minor, kAttrCcMinor, d.device);
   d.cuDeviceGetAttribute(&sms, kAttrSmCount, d.device);
+  d.sms = sms;
   d.cuDeviceGetAttribute(&d.smemOptin, kAttrSmemOptin, d.device);
   d.cc = major * 10 + minor;
   char name[256] = {0};
@@ -229,6 +233,16 @@ std::string cuda::deviceDescription() {
   std::string error;
   Driver *d = ready(error);
   return d ? d->description : "";
+}
+
+int cuda::residentCTAs(const Function &f, int threads, size_t sharedBytes) {
+  std::string error;
+  Driver *d = ready(error);
+  int perSM = 0;
+  if (!d || d->cuOccupancyMaxActiveBlocksPerMultiprocessor(
+                &perSM, static_cast<CUfunction>(f.function), threads, sharedBytes) != 0)
+    return 0;
+  return perSM * d->sms;
 }
 
 int cuda::computeCapability() {

@@ -57,6 +57,8 @@ struct Function {
 /// Loads a cubin (or PTX, JIT-compiled by the driver) and finds `name`.
 bool loadFunction(const void *image, const char *name, Function &out, std::string &error);
 bool setMaxDynamicSharedMemory(const Function &f, int bytes, std::string &error);
+/// CTAs of `f` the whole GPU holds at once (per SM times SMs); 0 if unknown.
+int residentCTAs(const Function &f, int threads, size_t sharedBytes);
 /// Launches with `params` (one pointer per kernel parameter) on `stream`
 /// (null: the legacy default stream).
 bool launch(const Function &f, const unsigned grid[3], const unsigned block[3],
