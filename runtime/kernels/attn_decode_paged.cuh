@@ -176,6 +176,19 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       qr[r][d] = attnc_bf16_to_f32(qRow[d]) * ATTNC_SCALE;
 #endif
   }
+#if ATTNC_KV_FORMAT != 0
+  // Per row and word of this lane's slice: the sum of the query features.
+  float qsum[ATTNC_DECODE_ROWS][ATTNC_LANE_WORDS];
+#pragma unroll
+  for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
+#pragma unroll
+    for (int w = 0; w < ATTNC_LANE_WORDS; ++w) {
+      qsum[r][w] = 0.f;
+#pragma unroll
+      for (int e = 0; e < ATTNC_PER_WORD; ++e)
+        qsum[r][w] += qr[r][w * ATTNC_PER_WORD + e];
+    }
+#endif
   if (tid < 4) {
     rowM[tid] = -ATTNC_INF;
     rowL[tid] = 0.f;
@@ -264,15 +277,44 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
             K + jj * ATTNC_KSTRIDE + keyLane * ATTNC_LANE_D * ATTNC_KROW / ATTNC_D);
 #pragma unroll
         for (int w = 0; w < ATTNC_LANE_WORDS; ++w) {
-          int f = keyLane * ATTNC_LANE_D + w * ATTNC_PER_WORD; // first feature of the word
-          float scale = ATTNC_KV_FORMAT == 0 ? 1.f : KS[jj * ATTNC_GROUPS_K + f / ATTNC_GROUP_K];
+#if ATTNC_KV_FORMAT == 0
           float x[ATTNC_PER_WORD];
-          attnc_unpack_word(words[w], scale, x);
+          attnc_unpack_word(words[w], 1.f, x);
 #pragma unroll
           for (int e = 0; e < ATTNC_PER_WORD; ++e)
 #pragma unroll
             for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
               dot[r] += qr[r][w * ATTNC_PER_WORD + e] * x[e];
+#else
+          // Codes as unsigned fields u = code + offset, made floats by
+          // or-ing them into 2^23's mantissa; the offset and the word's
+          // scale apply once per word: scale * (sum q u - offset * sum q).
+          int f = keyLane * ATTNC_LANE_D + w * ATTNC_PER_WORD; // first feature of the word
+          float scale = KS[jj * ATTNC_GROUPS_K + f / ATTNC_GROUP_K];
+#if ATTNC_KV_FORMAT == 1
+          unsigned word = words[w] ^ 0x80808080u;
+          constexpr int bits = 8;
+          constexpr unsigned mask = 0xff;
+          constexpr float offset = 128.f;
+#else
+          unsigned word = words[w];
+          constexpr int bits = 4;
+          constexpr unsigned mask = 15;
+          constexpr float offset = 8.f;
+#endif
+          float u[ATTNC_PER_WORD];
+#pragma unroll
+          for (int e = 0; e < ATTNC_PER_WORD; ++e)
+            u[e] = __uint_as_float(0x4B000000u | ((word >> (bits * e)) & mask)) - 8388608.f;
+#pragma unroll
+          for (int r = 0; r < ATTNC_DECODE_ROWS; ++r) {
+            float part = 0.f;
+#pragma unroll
+            for (int e = 0; e < ATTNC_PER_WORD; ++e)
+              part += qr[r][w * ATTNC_PER_WORD + e] * u[e];
+            dot[r] += scale * (part - offset * qsum[r][w]);
+          }
+#endif
         }
       }
 #pragma unroll
