@@ -597,11 +597,11 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
   out.decodeRows = d <= 128 ? 4 : 2;
   int64_t kRow = d * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
   int64_t vRow = dv * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
-  // Two tiles of rows and scales, weights [TK][4], row statistics, the
-  // second half's sums [4][Dv], two tiles of page checks.
+  // Two tiles of rows and scales (at the end, the key groups' sums, 16 KB),
+  // weights [TK][4], row statistics, two tiles of page checks.
   out.decodeSmemFixed =
       2 * (tk * (kRow + 16) + tk * (vRow + 16) + 4 * tk * (groupsK + groupsV)) + 16 * tk + 48 +
-      16 * dv + 8 * tk;
+      8 * tk;
   out.decodeSmemPerRow = 0;
   out.blockQ = 1;
   out.blockK = static_cast<int>(tk);
@@ -669,11 +669,17 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
       int64_t perWord = *quant == KVQuant::q4 ? 8 : 4;
       int64_t gk = d / cast<MemRefType>(op.getKeyScale().getType()).getDimSize(3);
       int64_t gv = dv / cast<MemRefType>(op.getValueScale().getType()).getDimSize(3);
-      if (gk % perWord || gv % 2)
+      if (gk % perWord || gv % 8)
         return emitError(op.getLoc(), "the CUDA paged decode kernel takes key scale groups of a "
                                       "multiple of ")
-               << perWord << " features and even value groups; got " << gk << " and " << gv;
+               << perWord << " features and value groups of a multiple of 8; got " << gk
+               << " and " << gv;
     }
+    if (128 % (dv / 8))
+      return emitError(op.getLoc(), "the CUDA paged decode kernel takes value dims of 16, 32, 64, "
+                                    "128 or 256 (8 features per thread, keys spread over 128 "
+                                    "threads); got ")
+             << dv;
     if (op.getStaticGroupSize() == 0)
       return emitError(op.getLoc(), "the CUDA paged decode kernel needs static head counts");
     return emitPagedDecode(fn, op, d, dv, out);

@@ -71,8 +71,6 @@ ATTNC_DEV void attnc_store_one(const AttncArgs &a, attnc_index at, float x) {
 #define ATTNC_LANE_WORDS (ATTNC_LANE_D / ATTNC_PER_WORD)
 #define ATTNC_GROUP_K (ATTNC_D / ATTNC_GROUPS_K)
 #define ATTNC_GROUP_V (ATTNC_DV / ATTNC_GROUPS_V)
-// A thread of P.V takes value features 2t + 128c.
-#define ATTNC_PAIRS ((ATTNC_DV + 127) / 128)
 
 /// The features of one 32-bit word of a shared row, as f32 (codes times
 /// `scale`, which is 1 for bf16/f16).
@@ -96,27 +94,38 @@ ATTNC_DEV void attnc_unpack_word(unsigned w, float scale, float (&x)[ATTNC_PER_W
 #endif
 }
 
-/// Value features 2t and 2t + 1 of a shared row as f32.
-ATTNC_DEV float2 attnc_value_pair(const unsigned char *row, const float *scales, int f) {
-  float2 r;
+/// Value features 8t .. 8t + 7 of a shared row as f32, from one shared
+/// load (and one scale: value groups hold a multiple of 8 features).
+ATTNC_DEV void attnc_value_eight(const unsigned char *row, const float *scales, int t,
+                                 float (&v)[8]) {
 #if ATTNC_KV_FORMAT == 0
-  unsigned w = *reinterpret_cast<const unsigned *>(row + 2 * f);
-  float x[2];
-  attnc_unpack_word(w, 1.f, x);
-  r.x = x[0];
-  r.y = x[1];
-#elif ATTNC_KV_FORMAT == 1
-  unsigned short h = *reinterpret_cast<const unsigned short *>(row + f);
-  float s = scales[f / ATTNC_GROUP_V];
-  r.x = static_cast<float>(static_cast<signed char>(h & 0xff)) * s;
-  r.y = static_cast<float>(static_cast<signed char>(h >> 8)) * s;
+  uint4 w = *reinterpret_cast<const uint4 *>(row + 16 * t);
+  unsigned u[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int n = 0; n < 4; ++n) {
+    float x[2];
+    attnc_unpack_word(u[n], 1.f, x);
+    v[2 * n] = x[0];
+    v[2 * n + 1] = x[1];
+  }
 #else
-  unsigned char byte = row[f >> 1];
-  float s = scales[f / ATTNC_GROUP_V];
-  r.x = static_cast<float>(static_cast<int>(byte & 15) - 8) * s;
-  r.y = static_cast<float>(static_cast<int>(byte >> 4) - 8) * s;
+  float s = scales[8 * t / ATTNC_GROUP_V];
+#if ATTNC_KV_FORMAT == 1
+  uint2 w = *reinterpret_cast<const uint2 *>(row + 8 * t);
+  unsigned u[2] = {w.x ^ 0x80808080u, w.y ^ 0x80808080u};
+  const float bias = -128.f * s;
+#pragma unroll
+  for (int e = 0; e < 8; ++e)
+    v[e] = (__uint_as_float(0x4B000000u | ((u[e / 4] >> (8 * (e % 4))) & 0xff)) - 8388608.f) * s +
+           bias;
+#else
+  unsigned u = *reinterpret_cast<const unsigned *>(row + 4 * t);
+  const float bias = -8.f * s;
+#pragma unroll
+  for (int e = 0; e < 8; ++e)
+    v[e] = (__uint_as_float(0x4B000000u | ((u >> (4 * e)) & 15)) - 8388608.f) * s + bias;
 #endif
-  return r;
+#endif
 }
 
 extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
@@ -148,10 +157,10 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
   // weights [TK][4 rows], the row statistics, two tiles of page slots.
   constexpr int kTileBytes = ATTNC_TK * (ATTNC_KSTRIDE + ATTNC_VSTRIDE) +
                              4 * ATTNC_TK * (ATTNC_GROUPS_K + ATTNC_GROUPS_V);
+  static_assert(2 * kTileBytes >= 16384, "the key groups' sums reuse the tile buffers");
   float *p = reinterpret_cast<float *>(smem + 2 * kTileBytes); // [TK][4]
   float *rowM = p + 4 * ATTNC_TK, *rowL = rowM + 4, *rowCorr = rowL + 4;
-  float *halfAcc = rowCorr + 4;                    // [4][DV]: the second half's sums
-  int *tileKeys = reinterpret_cast<int *>(halfAcc + 4 * ATTNC_DV); // [2][TK]
+  int *tileKeys = reinterpret_cast<int *>(rowCorr + 4); // [2][TK]
   auto tileK = [&](int buf) { return smem + buf * kTileBytes; };
   auto tileV = [&](int buf) { return smem + buf * kTileBytes + ATTNC_TK * ATTNC_KSTRIDE; };
   auto tileKS = [&](int buf) {
@@ -193,13 +202,14 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     rowM[tid] = -ATTNC_INF;
     rowL[tid] = 0.f;
   }
-  const int half = tid / 64, pairT = tid % 64;
-  float acc[ATTNC_DECODE_ROWS][ATTNC_PAIRS][2];
+  constexpr int kThreadsPerKey = ATTNC_DV / 8, kKeyGroups = 128 / kThreadsPerKey;
+  const int keyGroup = tid / kThreadsPerKey, featureT = tid % kThreadsPerKey;
+  float acc[ATTNC_DECODE_ROWS][8];
 #pragma unroll
   for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
 #pragma unroll
-    for (int c = 0; c < ATTNC_PAIRS; ++c)
-      acc[r][c][0] = acc[r][c][1] = 0.f;
+    for (int e = 0; e < 8; ++e)
+      acc[r][e] = 0.f;
 
   const unsigned char *kBase = reinterpret_cast<const unsigned char *>(args.k);
   const unsigned char *vBase = reinterpret_cast<const unsigned char *>(args.v);
@@ -381,66 +391,52 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       rowCorr[R + tid - 32 * R] = 1.f; // rows this CTA does not have
     }
     __syncthreads();
-    // P.V: thread pairs of value features; the two halves of the CTA take
-    // alternate keys, and their sums meet at the end.
+    // P.V: Dv / 8 threads per key, each with eight value features (one
+    // shared load); the CTA's key groups take every keyGroups-th key, and
+    // their sums meet at the end.
     float corr[ATTNC_DECODE_ROWS];
 #pragma unroll
     for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
       corr[r] = rowCorr[r];
 #pragma unroll
-    for (int c = 0; c < ATTNC_PAIRS; ++c)
+    for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
 #pragma unroll
-      for (int r = 0; r < ATTNC_DECODE_ROWS; ++r) {
-        acc[r][c][0] *= corr[r];
-        acc[r][c][1] *= corr[r];
-      }
-    for (int jj = half; jj < n; jj += 2) {
+      for (int e = 0; e < 8; ++e)
+        acc[r][e] *= corr[r];
+    for (int jj = keyGroup; jj < n; jj += kKeyGroups) {
       float4 w4 = *reinterpret_cast<const float4 *>(p + jj * 4);
       float w[4] = {w4.x, w4.y, w4.z, w4.w};
+      float v[8];
+      attnc_value_eight(V + jj * ATTNC_VSTRIDE, VS + jj * ATTNC_GROUPS_V, featureT, v);
 #pragma unroll
-      for (int c = 0; c < ATTNC_PAIRS; ++c) {
-        int f = 2 * pairT + 128 * c;
-        if (f < ATTNC_DV) {
-          float2 v = attnc_value_pair(V + jj * ATTNC_VSTRIDE, VS + jj * ATTNC_GROUPS_V, f);
+      for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
 #pragma unroll
-          for (int r = 0; r < ATTNC_DECODE_ROWS; ++r) {
-            acc[r][c][0] += w[r] * v.x;
-            acc[r][c][1] += w[r] * v.y;
-          }
-        }
-      }
+        for (int e = 0; e < 8; ++e)
+          acc[r][e] += w[r] * v[e];
     }
     __syncthreads(); // the buffer is free for the copy two tiles on
   }
-  // The second half hands its sums to the first.
-  if (half == 1)
+  // The key groups' sums meet in the (now free) tile buffers:
+  // [keyGroups][4 rows][DV] floats, 16 KB.
+  float *groupAcc = reinterpret_cast<float *>(smem);
 #pragma unroll
-    for (int c = 0; c < ATTNC_PAIRS; ++c) {
-      int f = 2 * pairT + 128 * c;
-      if (f < ATTNC_DV)
+  for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
 #pragma unroll
-        for (int r = 0; r < ATTNC_DECODE_ROWS; ++r) {
-          halfAcc[r * ATTNC_DV + f] = acc[r][c][0];
-          halfAcc[r * ATTNC_DV + f + 1] = acc[r][c][1];
-        }
-    }
+    for (int e = 0; e < 8; ++e)
+      groupAcc[(keyGroup * 4 + r) * ATTNC_DV + 8 * featureT + e] = acc[r][e];
   __syncthreads();
   // Partials: [B][Hkv][splits][G * S][DV + 2] = accumulator, max, sum.
   float *out = part + (((static_cast<attnc_index>(b) * args.Hkv + hk) * splits + split) * rowsAll +
                        r0) *
                           (ATTNC_DV + 2);
-  if (half == 0)
+  for (int x = tid; x < R * ATTNC_DV; x += 128) {
+    int r = x / ATTNC_DV, f = x % ATTNC_DV;
+    float sum = 0.f;
 #pragma unroll
-    for (int c = 0; c < ATTNC_PAIRS; ++c) {
-      int f = 2 * pairT + 128 * c;
-      if (f < ATTNC_DV)
-#pragma unroll
-        for (int r = 0; r < ATTNC_DECODE_ROWS; ++r)
-          if (r < R) {
-            out[r * (ATTNC_DV + 2) + f] = acc[r][c][0] + halfAcc[r * ATTNC_DV + f];
-            out[r * (ATTNC_DV + 2) + f + 1] = acc[r][c][1] + halfAcc[r * ATTNC_DV + f + 1];
-          }
-    }
+    for (int g = 0; g < kKeyGroups; ++g)
+      sum += groupAcc[(g * 4 + r) * ATTNC_DV + f];
+    out[r * (ATTNC_DV + 2) + f] = sum;
+  }
   if (tid < R) {
     out[tid * (ATTNC_DV + 2) + ATTNC_DV] = rowM[tid];
     out[tid * (ATTNC_DV + 2) + ATTNC_DV + 1] = rowL[tid];
