@@ -377,6 +377,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
 #pragma unroll
       for (int o = 16; o; o >>= 1)
         sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      __syncwarp(); // every lane has read rowM[r] before lane 0 updates it
       if (lane == 0) {
 #if ATTNC_SIGMOID
         rowCorr[r] = 1.f;
