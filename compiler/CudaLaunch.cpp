@@ -15,6 +15,7 @@
 #include "compiler/CompiledKernel.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 using namespace attnc;
@@ -80,6 +81,8 @@ static Status launchPagedDecode(const CompiledKernel &k, const std::vector<Tenso
     if (busy >= 0.9 || splits == tiles)
       break;
   }
+  if (const char *env = std::getenv("ATTNC_DECODE_SPLITS")) // a tuning knob
+    splits = std::clamp<int64_t>(std::atoll(env), 1, tiles);
   int64_t perSplit = (tiles + splits - 1) / splits * layout.decodeTileKeys;
   splits = (maxKeys + perSplit - 1) / perSplit;
   if (splits * rowChunks > INT32_MAX || kvHeads > 65535 || batch > 65535 ||
