@@ -464,6 +464,18 @@ Status Kernel::check(const std::vector<TensorView> &tensors,
                              "q and k disagree on the head dim");
       if (k.shape[2] < 1)
         return Status::error("the page size (dim 2 of k) must be positive");
+      // The table, lengths and scales must fit q's batch and k's pages: the
+      // kernels index them by those.
+      const PagedInfo &paged = *info.paged;
+      const TensorView &table = tensors[paged.table], &lens = tensors[paged.lens];
+      if (table.shape[0] != q.shape[0] || lens.shape[0] != q.shape[0])
+        return Status::error("the block table has " + std::to_string(table.shape[0]) +
+                             " rows and the lengths " + std::to_string(lens.shape[0]) +
+                             " entries, but q has batch " + std::to_string(q.shape[0]));
+      for (int n : {paged.keyScale, paged.valueScale})
+        if (n >= 0 && (tensors[n].shape[0] != k.shape[0] || tensors[n].shape[1] != k.shape[1] ||
+                       tensors[n].shape[2] != k.shape[2]))
+          return Status::error("the scales must have k's pages, KV heads and page size");
     } else if (q.shape[0] != k.shape[0] || k.shape[0] != v.shape[0] ||
         k.shape[1] != v.shape[1] || k.shape[2] != v.shape[2] ||
         q.shape[3] != k.shape[3])

@@ -634,6 +634,10 @@ struct ConvertAttnToCPUPass
       return signalPassFailure();
     }
     AttentionOp op = ops.front();
+    if (op.getKvQuant() == KVQuant::q4 && vectorWidth < 2) {
+      op.emitOpError("with q4 codes needs a vector width of at least 2 (two codes per byte)");
+      return signalPassFailure();
+    }
     ScheduleAttr schedule = op.getScheduleAttr();
     if (!schedule) {
       op.emitOpError("has no schedule; run attn-select-schedule first");

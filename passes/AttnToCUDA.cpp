@@ -563,6 +563,11 @@ static LogicalResult emitArgsAndRegions(func::FuncOp fn, AttentionOp op, llvm::r
 
 static int dtypeCode(Type t) { return t.isF32() ? 0 : t.isBF16() ? 1 : 2; }
 
+/// Bytes of a row of `features` in a paged format (0 bf16/f16, 1 q8, 2 q4).
+static int64_t kRowBytes(int64_t features, int format) {
+  return format == 0 ? 2 * features : format == 1 ? features : features / 2;
+}
+
 /// The paged form: the split-KV decode kernel and its combine kernel.
 static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d, int64_t dv,
                                      CudaKernel &out) {
@@ -582,9 +587,14 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
   int64_t tk = rowBytes >= 512 ? 32 : rowBytes >= 256 ? 64 : 128; // divides the 128 threads
   // Tuning knobs, recorded in the source (so in the cache key):
   // $ATTNC_DECODE_TK (32, 64 or 128) and $ATTNC_DECODE_MIN_BLOCKS.
+  auto tileBytes = [&](int64_t keys) {
+    return keys * (kRowBytes(d, format) + 16 + kRowBytes(dv, format) + 16) +
+           4 * keys * (groupsK + groupsV);
+  };
   if (const char *env = std::getenv("ATTNC_DECODE_TK")) {
     int64_t v = std::atoi(env);
-    if (v == 32 || v == 64 || v == 128)
+    // Two tiles must hold the key groups' final sums (16 KB).
+    if ((v == 32 || v == 64 || v == 128) && 2 * tileBytes(v) >= 16384)
       tk = v;
   }
   // Four CTAs per SM measured best for bf16 pages on the H100 (2.43 against
@@ -595,8 +605,7 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
   out.decodeTileKeys = static_cast<int>(tk);
   // Query rows per CTA: their slices of q live in registers.
   out.decodeRows = d <= 128 ? 4 : 2;
-  int64_t kRow = d * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
-  int64_t vRow = dv * (format == 0 ? 2 : 1) / (format == 2 ? 2 : 1);
+  int64_t kRow = kRowBytes(d, format), vRow = kRowBytes(dv, format);
   // Two tiles of rows and scales (at the end, the key groups' sums, 16 KB),
   // weights [TK][4], row statistics, two tiles of page checks.
   out.decodeSmemFixed =

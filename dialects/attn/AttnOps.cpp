@@ -116,7 +116,7 @@ static LogicalResult verifyPagedKV(AttentionOp op) {
   if (!op.isPaged()) {
     if (op.getSeqLens())
       return op.emitOpError("expects sequence lengths only with a block table");
-    if (quant || op.getKeyScale())
+    if (quant || op.getKeyScale() || op.getValueScale())
       return op.emitOpError("expects quantized keys and values only in the paged form");
     return success();
   }
@@ -127,18 +127,40 @@ static LogicalResult verifyPagedKV(AttentionOp op) {
   if (failed(expectSameDim(o, "batch size", {"block table", table, 0}, {"query", q, 0})) ||
       failed(expectSameDim(o, "batch size", {"lengths", lens, 0}, {"query", q, 0})))
     return failure();
-  // Rows are read as vectors: the feature stride must be 1. The other
-  // strides are free (a pool's pages sit apart); the runtime checks them.
-  auto innerContiguous = [](MemRefType t) {
+  // Pages sit apart in a pool: the page stride is dynamic (the caller's),
+  // and within a page the layout is row-major, which the runtime checks
+  // against the caller's strides.
+  auto pagedLayout = [](MemRefType t) {
     SmallVector<int64_t> strides;
     int64_t offset;
-    return succeeded(t.getStridesAndOffset(strides, offset)) && strides.back() == 1;
+    if (failed(t.getStridesAndOffset(strides, offset)) || offset != 0 ||
+        !ShapedType::isDynamic(strides[0]))
+      return false;
+    int64_t expect = 1;
+    for (int d = t.getRank() - 1; d >= 1; --d) {
+      if (ShapedType::isDynamic(expect) ? !ShapedType::isDynamic(strides[d])
+                                        : strides[d] != expect)
+        return false;
+      expect = ShapedType::isDynamic(expect) || t.isDynamicDim(d) ? ShapedType::kDynamic
+                                                                  : expect * t.getDimSize(d);
+    }
+    return true;
   };
-  for (auto [name, t] : {std::pair<StringRef, MemRefType>{"key", k}, {"value", v}})
-    if (!innerContiguous(t))
-      return op.emitOpError() << "expects the " << name
-                              << " pages to have unit feature stride, got "
-                              << t;
+  auto layoutError = [&](StringRef name, MemRefType t) {
+    return op.emitOpError() << "expects the " << name
+                            << " to be row-major within a page, with a dynamic page stride "
+                               "(strided<[?, ...]>), got "
+                            << t;
+  };
+  for (auto [name, t] : {std::pair<StringRef, MemRefType>{"key pages", k}, {"value pages", v}})
+    if (!pagedLayout(t))
+      return layoutError(name, t);
+  if (static_cast<bool>(op.getKeyScale()) != static_cast<bool>(op.getValueScale()))
+    return op.emitOpError("expects both key and value scales, or neither");
+  for (auto [name, scale] :
+       {std::pair<StringRef, Value>{"key scales", op.getKeyScale()}, {"value scales", op.getValueScale()}})
+    if (scale && !pagedLayout(cast<MemRefType>(scale.getType())))
+      return layoutError(name, cast<MemRefType>(scale.getType()));
   if (!quant) {
     if (op.getKeyScale())
       return op.emitOpError("expects scales only with kv_quant");
@@ -171,9 +193,6 @@ static LogicalResult verifyPagedKV(AttentionOp op) {
       if (failed(expectSameDim(o, "page shape", {name == "key" ? "key scales" : "value scales", s, dim},
                                {name, codes, dim})))
         return failure();
-    if (!innerContiguous(s))
-      return op.emitOpError() << "expects the " << name
-                              << " scales to have unit stride in their last dim, got " << s;
   }
   return success();
 }

@@ -106,6 +106,13 @@ std::unique_ptr<BlockPool> BlockPool::create(const PoolConfig &c, Error &error,
     }
   }
   auto pool = std::unique_ptr<BlockPool>(new BlockPool(c, std::move(policy)));
+  // The f32 scales follow the codes of a layer: keep them 4-byte aligned.
+  if (c.quant != Quant::bf16 && (2 * static_cast<size_t>(c.kvHeads) * c.pageTokens *
+                                 pool->rowBytes()) % 4) {
+    error = "q8 and q4 pools need 2 x KV heads x page tokens x row bytes to be a multiple of 4, "
+            "so that the f32 scales stay aligned";
+    return nullptr;
+  }
   if (c.byteBudget && c.byteBudget < pool->pageSize) {
     error = "the byte budget (" + std::to_string(c.byteBudget) + ") is smaller than one page (" +
             std::to_string(pool->pageSize) + " bytes)";
@@ -113,10 +120,11 @@ std::unique_ptr<BlockPool> BlockPool::create(const PoolConfig &c, Error &error,
   }
   // Reserve address space for every page the pool may hold; the kernel
   // hands out zeroed memory as pages are first touched.
+  // Without maxPages: what the budget allows, or 65536 pages, within 1 TiB.
+  size_t limit = std::max<size_t>(1, (size_t(1) << 40) / pool->pageSize);
   size_t cap = c.maxPages > 0 ? static_cast<size_t>(c.maxPages)
-               : c.byteBudget ? c.byteBudget / pool->pageSize
-                              : size_t(1) << 16;
-  if (c.maxPages < 0 || cap > (size_t(1) << 40) / pool->pageSize) {
+               : std::min(limit, c.byteBudget ? c.byteBudget / pool->pageSize : size_t(1) << 16);
+  if (c.maxPages < 0 || cap > limit) {
     error = "the pool may hold at most 1 TiB of pages; lower maxPages (" + std::to_string(cap) +
             " pages of " + std::to_string(pool->pageSize) + " bytes)";
     return nullptr;

@@ -214,3 +214,39 @@ TEST(PagedDecode, RejectsStridesInsideAPage) {
   EXPECT_NE(st.error().find("row-major within a page"), std::string::npos) << st.error();
 }
 } // namespace
+
+namespace {
+TEST(PagedDecode, RejectsTablesThatDoNotFitTheBatch) {
+  PoolFixture f = makePool(kv::Quant::bf16);
+  CompileOptions options;
+  options.cacheDir = "off";
+  Result<Kernel> kernel = compileString(specFor(kv::Quant::bf16), "decode.attn", options);
+  ASSERT_TRUE(kernel) << kernel.error();
+  std::vector<uint16_t> q(2 * kHq * kS * kD);
+  std::vector<int32_t> table(8, 0), lens(1, 1); // one row for a batch of two
+  std::vector<float> o(2 * kHq * kS * kD), lse(2 * kHq * kS);
+  Status st = kernel->run({{q.data(), DType::bf16, {2, kHq, kS, kD}, {}}, f.pool->kvView(0, 0),
+                           f.pool->kvView(0, 1), {table.data(), DType::i32, {1, 8}, {}},
+                           {lens.data(), DType::i32, {1}, {}},
+                           {o.data(), DType::f32, {2, kHq, kS, kD}, {}},
+                           {lse.data(), DType::f32, {2, kHq, kS}, {}}});
+  EXPECT_FALSE(st);
+  // The spec names the batch B in both; attn IR without names gets the
+  // explicit check ("... but q has batch 2").
+  EXPECT_TRUE(st.error().find("B = 1") != std::string::npos ||
+              st.error().find("but q has batch 2") != std::string::npos)
+      << st.error();
+}
+
+TEST(PagedDecode, QuantizedPoolsKeepScalesAligned) {
+  kv::PoolConfig cfg;
+  cfg.kvHeads = 1;
+  cfg.pageTokens = 1;
+  cfg.headDim = 2;
+  cfg.groupSize = 2;
+  cfg.quant = kv::Quant::q4; // one byte of codes per row: the scales would be misaligned
+  kv::Error error;
+  EXPECT_FALSE(kv::BlockPool::create(cfg, error));
+  EXPECT_NE(error.find("aligned"), std::string::npos) << error;
+}
+} // namespace

@@ -312,19 +312,19 @@ func.func @negative_topk_in_score(%q: memref<1x4x16x8xf32>) {
 // -----
 
 // Paged keys and values: the block table names the batch.
-func.func @paged_table_batch(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16>,
+func.func @paged_table_batch(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16, strided<[?, 1024, 64, 1]>>,
                              %o: memref<2x4x1x64xbf16>, %t: memref<3x4xi32>, %l: memref<2xi32>) {
   // expected-error @+1 {{'attn.attention' op expects the batch size of block table (dim 0 = 3) to match query (dim 0 = 2)}}
-  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16>) v(%k : memref<9x2x16x64xbf16>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<3x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16, strided<[?, 1024, 64, 1]>>) v(%k : memref<9x2x16x64xbf16, strided<[?, 1024, 64, 1]>>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<3x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
   return
 }
 
 // -----
 
-func.func @paged_page_size(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16>, %v: memref<9x2x8x64xbf16>,
+func.func @paged_page_size(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16, strided<[?, 1024, 64, 1]>>, %v: memref<9x2x8x64xbf16, strided<[?, 512, 64, 1]>>,
                            %o: memref<2x4x1x64xbf16>, %t: memref<2x4xi32>, %l: memref<2xi32>) {
   // expected-error @+1 {{'attn.attention' op expects the key length of value (dim 2 = 8) to match key (dim 2 = 16)}}
-  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16>) v(%v : memref<9x2x8x64xbf16>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16, strided<[?, 1024, 64, 1]>>) v(%v : memref<9x2x8x64xbf16, strided<[?, 512, 64, 1]>>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
   return
 }
 
@@ -339,28 +339,28 @@ func.func @quant_without_paging(%q: memref<2x4x1x64xbf16>, %k: memref<2x2x16x64x
 
 // -----
 
-func.func @quant_without_scales(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8>,
+func.func @quant_without_scales(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>,
                                 %o: memref<2x4x1x64xbf16>, %t: memref<2x4xi32>, %l: memref<2xi32>) {
   // expected-error @+1 {{'attn.attention' op expects scales(...) with kv_quant = q8}}
-  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xi8>) v(%k : memref<9x2x16x64xi8>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kv_quant = q8 kernel = softmax align = end scale = 1.0
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>) v(%k : memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kv_quant = q8 kernel = softmax align = end scale = 1.0
   return
 }
 
 // -----
 
-func.func @q4_row_bytes(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8>, %o: memref<2x4x1x64xbf16>,
-                        %t: memref<2x4xi32>, %l: memref<2xi32>, %s: memref<9x2x16x2xf32>) {
+func.func @q4_row_bytes(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>, %o: memref<2x4x1x64xbf16>,
+                        %t: memref<2x4xi32>, %l: memref<2xi32>, %s: memref<9x2x16x2xf32, strided<[?, 32, 2, 1]>>) {
   // expected-error @+1 {{'attn.attention' op expects key codes of 32 bytes per row for 64 features with q4, got 64}}
-  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xi8>) v(%k : memref<9x2x16x64xi8>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) scales(%s, %s : memref<9x2x16x2xf32>, memref<9x2x16x2xf32>) kv_quant = q4 kernel = softmax align = end scale = 1.0
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>) v(%k : memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) scales(%s, %s : memref<9x2x16x2xf32, strided<[?, 32, 2, 1]>>, memref<9x2x16x2xf32, strided<[?, 32, 2, 1]>>) kv_quant = q4 kernel = softmax align = end scale = 1.0
   return
 }
 
 // -----
 
-func.func @q8_groups(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8>, %o: memref<2x4x1x64xbf16>,
-                     %t: memref<2x4xi32>, %l: memref<2xi32>, %s: memref<9x2x16x3xf32>) {
+func.func @q8_groups(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>, %o: memref<2x4x1x64xbf16>,
+                     %t: memref<2x4xi32>, %l: memref<2xi32>, %s: memref<9x2x16x3xf32, strided<[?, 48, 3, 1]>>) {
   // expected-error @+1 {{'attn.attention' op expects the key scale groups (3) to split 64 features evenly}}
-  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xi8>) v(%k : memref<9x2x16x64xi8>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) scales(%s, %s : memref<9x2x16x3xf32>, memref<9x2x16x3xf32>) kv_quant = q8 kernel = softmax align = end scale = 1.0
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>) v(%k : memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) scales(%s, %s : memref<9x2x16x3xf32, strided<[?, 48, 3, 1]>>, memref<9x2x16x3xf32, strided<[?, 48, 3, 1]>>) kv_quant = q8 kernel = softmax align = end scale = 1.0
   return
 }
 
@@ -368,7 +368,7 @@ func.func @q8_groups(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8>, %o: me
 
 func.func @paged_feature_stride(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16, strided<[4096, 2048, 128, 2]>>,
                                 %o: memref<2x4x1x64xbf16>, %t: memref<2x4xi32>, %l: memref<2xi32>) {
-  // expected-error @+1 {{'attn.attention' op expects the key pages to have unit feature stride}}
+  // expected-error @+1 {{'attn.attention' op expects the key pages to be row-major within a page, with a dynamic page stride (strided<[?, ...]>)}}
   attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16, strided<[4096, 2048, 128, 2]>>) v(%k : memref<9x2x16x64xbf16, strided<[4096, 2048, 128, 2]>>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
   return
 }
@@ -383,14 +383,34 @@ func.func @i8_query(%q: memref<1x4x16x8xi8>, %o: memref<1x4x16x8xf32>) {
 
 // -----
 
-func.func @topk_paged(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16>,
+func.func @topk_paged(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16, strided<[?, 1024, 64, 1]>>,
                       %o: memref<2x4x1x64xbf16>, %t: memref<2x4xi32>, %l: memref<2xi32>) {
-  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16>) v(%k : memref<9x2x16x64xbf16>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16, strided<[?, 1024, 64, 1]>>) v(%k : memref<9x2x16x64xbf16, strided<[?, 1024, 64, 1]>>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
   mask {
   ^bb0(%b: index, %h: index, %i: index, %j: index):
     // expected-error @+1 {{'attn.topk' op is not supported with paged keys and values}}
     %s = attn.topk %b, %h, %i, %j {top_k = 1, block_q = 4, block_k = 4}
     attn.yield %s : i1
   }
+  return
+}
+
+// -----
+
+// An identity layout fixes the page stride: a pool's pages could not be read in place.
+func.func @paged_identity_layout(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xbf16>,
+                                 %o: memref<2x4x1x64xbf16>, %t: memref<2x4xi32>, %l: memref<2xi32>) {
+  // expected-error @+1 {{'attn.attention' op expects the key pages to be row-major within a page, with a dynamic page stride (strided<[?, ...]>), got 'memref<9x2x16x64xbf16>'}}
+  attn.attention q(%q : memref<2x4x1x64xbf16>) k(%k : memref<9x2x16x64xbf16>) v(%k : memref<9x2x16x64xbf16>) out(%o : memref<2x4x1x64xbf16>) paged(%t, %l : memref<2x4xi32>, memref<2xi32>) kernel = softmax align = end scale = 1.0
+  return
+}
+
+// -----
+
+func.func @one_scale(%q: memref<2x4x1x64xbf16>, %k: memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>,
+                     %o: memref<2x4x1x64xbf16>, %t: memref<2x4xi32>, %l: memref<2xi32>,
+                     %s: memref<9x2x16x2xf32, strided<[?, 32, 2, 1]>>) {
+  // expected-error @+1 {{'attn.attention' op expects both key and value scales, or neither}}
+  "attn.attention"(%q, %k, %k, %o, %t, %l, %s) <{align = 1 : i32, kernel = 0 : i32, kvQuant = 0 : i32, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0, 1, 1, 1, 0>, scale = 1.000000e+00 : f64}> ({}, {}, {}) : (memref<2x4x1x64xbf16>, memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>, memref<9x2x16x64xi8, strided<[?, 1024, 64, 1]>>, memref<2x4x1x64xbf16>, memref<2x4xi32>, memref<2xi32>, memref<9x2x16x2xf32, strided<[?, 32, 2, 1]>>) -> ()
   return
 }
