@@ -152,6 +152,9 @@ KernelInfo attnc::extractKernelInfo(func::FuncOp fn) {
   if (op && op.getSchedule()) {
     info.blockQ = op.getScheduleAttr().getBlockQ();
     info.blockK = op.getScheduleAttr().getBlockK();
+    CpuItemShape items = cpuItemShape(op, info.blockQ);
+    info.headsPerItem = items.headsPerItem;
+    info.queriesPerItem = items.queriesPerItem;
   }
   int tensorIndex = 0;
   if (op && op.isPaged())

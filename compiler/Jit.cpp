@@ -615,8 +615,9 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
     selectionArg.descPtr = &selectionArg.desc;
     argPtrs.push_back(&selectionArg.descPtr);
   }
-  int64_t items = q.shape[0] * q.shape[1] *
-                  ((q.shape[2] + info.blockQ - 1) / info.blockQ);
+  int64_t perItem = info.queriesPerItem > 0 ? info.queriesPerItem : info.blockQ;
+  int64_t items = q.shape[0] * (q.shape[1] / info.headsPerItem) *
+                  ((q.shape[2] + perItem - 1) / perItem);
   auto entry = impl->entry;
   ThreadPool::global().parallelFor(items, threads, [&](int64_t begin, int64_t end) {
     std::vector<void *> local = argPtrs;

@@ -32,6 +32,20 @@ namespace attnc {
 using namespace mlir;
 using namespace attnc::attn;
 
+attnc::CpuItemShape attnc::cpuItemShape(AttentionOp op, int64_t blockQ) {
+  CpuItemShape shape;
+  shape.queriesPerItem = blockQ;
+  // Paged decode packs a KV head's query heads into one item. The mask's
+  // tile bounds take one head, so a mask that reads h keeps items per head.
+  int64_t group = op.getStaticGroupSize();
+  bool maskUsesHead = !op.getMask().empty() && !op.getMask().getArgument(1).use_empty();
+  if (op.isPaged() && group > 1 && !maskUsesHead) {
+    shape.headsPerItem = group;
+    shape.queriesPerItem = std::max<int64_t>(1, blockQ / group);
+  }
+  return shape;
+}
+
 namespace {
 /// Everything the loop nest needs that does not change per row.
 struct Lowering {
@@ -47,6 +61,18 @@ struct Lowering {
   Value headDim = {}, valueDim = {}, group = {}, queryOffset = {};
   /// Paged form: tokens per page; kvLen and queryOffset are per batch.
   Value pageSize = {};
+  /// Query heads per item (attnc::cpuItemShape) and, within an item, the
+  /// queries per head: row rr is head h + rr / itemQueries, query
+  /// r0 + rr % itemQueries.
+  int64_t pack = 1;
+  Value itemQueries = {};
+  /// The head and query index of row `rr` of the item at (h, r0).
+  std::pair<Value, Value> rowOf(Value h, Value r0, Value rr) {
+    if (pack == 1)
+      return {h, addi(r0, rr)};
+    return {addi(h, arith::DivUIOp::create(b, rr, itemQueries)),
+            addi(r0, arith::RemUIOp::create(b, rr, itemQueries))};
+  }
   // Scratch, all flat f32: q rows scaled [BQ][Dp], K tile transposed
   // [Dp][BKp], V tile [BKp][Dvp], scores of a row group [R][BKp], the
   // accumulator [BQ][Dvp], per-row max and sum [BQ], per-row rescale [R].
@@ -286,7 +312,7 @@ Value Lowering::sizeOf(SizeKind kind) {
   llvm_unreachable("SizeKind has seven enumerators");
 }
 
-void Lowering::emitRowGroup(Value bIdx, Value h, Value r0, Value nRows,
+void Lowering::emitRowGroup(Value bIdx, Value hItem, Value r0, Value nRows,
                             Value rg, Value kt, Value nk, Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width);
   Value negInf = f32(-std::numeric_limits<float>::infinity());
@@ -334,7 +360,9 @@ void Lowering::emitRowGroup(Value bIdx, Value h, Value r0, Value nRows,
     scf::IfOp::create(
         b, valid,
         [&](OpBuilder &, Location) {
-          Value i = addi(addi(r0, rr), queryOffset);
+          std::pair<Value, Value> headQuery = rowOf(hItem, r0, rr);
+          Value h = headQuery.first;
+          Value i = addi(headQuery.second, queryOffset);
           // Scores with the regions inlined, and the tile's max. A FULL
           // tile (no key masked) runs the loop without the mask.
           auto scoreLoop = [&](bool withMask) {
@@ -479,6 +507,9 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
   Value negInf = f32(-std::numeric_limits<float>::infinity());
   Value fzero = f32(0.0);
   Value nRows = arith::SubIOp::create(b, r1, r0);
+  itemQueries = nRows;
+  if (pack > 1)
+    nRows = muli(nRows, idx(pack));
   Value lastRow = arith::SubIOp::create(b, qLen, one);
   if (op.isPaged()) {
     // This sequence's length (checked against the table by the runtime).
@@ -496,9 +527,15 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
   Value groupRows = arith::MulIOp::create(
       b, arith::CeilDivSIOp::create(b, nRows, rows), rows);
   loop(zero, groupRows, one, [&](Value rr) {
-    Value row = arith::MinSIOp::create(b, addi(r0, rr), lastRow);
+    Value qHead = h, row;
+    if (pack == 1) {
+      row = arith::MinSIOp::create(b, addi(r0, rr), lastRow);
+    } else {
+      Value lastItemRow = arith::SubIOp::create(b, nRows, one);
+      std::tie(qHead, row) = rowOf(h, r0, arith::MinSIOp::create(b, rr, lastItemRow));
+    }
     loop(zero, dPad, w, [&](Value d) {
-      Value qv = arith::MulFOp::create(b, readF32(op.getQuery(), {bIdx, h, row, d}),
+      Value qv = arith::MulFOp::create(b, readF32(op.getQuery(), {bIdx, qHead, row, d}),
                                        scaleV);
       vector::StoreOp::create(b, qv, qBuf, ValueRange{addi(muli(rr, dPad), d)});
     });
@@ -570,7 +607,8 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
   // memref; both lower to one LLVM descriptor, so the cast folds away.
   Value outMem = outElt.isBF16() ? bitsView(op.getOutput()) : op.getOutput();
   loop(zero, nRows, one, [&](Value rr) {
-    Value row = addi(r0, rr);
+    std::pair<Value, Value> headQuery = rowOf(h, r0, rr);
+    Value oHead = headQuery.first, row = headQuery.second;
     Value i = addi(row, queryOffset);
     Value m = memref::LoadOp::create(b, mBuf, rr);
     Value l = memref::LoadOp::create(b, lBuf, rr);
@@ -583,15 +621,15 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
       Value x = arith::MulFOp::create(
           b, memref::LoadOp::create(b, accBuf, addi(muli(rr, dvPad), d)), inv);
       if (!op.getGate().empty())
-        x = inlineRegion(op.getGate(), {x, bIdx, h, i, d});
+        x = inlineRegion(op.getGate(), {x, bIdx, oHead, i, d});
       x = truncateTo(outElt, x);
-      memref::StoreOp::create(b, x, outMem, ValueRange{bIdx, h, row, d});
+      memref::StoreOp::create(b, x, outMem, ValueRange{bIdx, oHead, row, d});
     });
     if (Value lse = op.getLse()) {
       Value value = arith::SelectOp::create(
           b, hasAny, arith::AddFOp::create(b, m, math::LogOp::create(b, l)),
           negInf);
-      memref::StoreOp::create(b, value, lse, ValueRange{bIdx, h, row});
+      memref::StoreOp::create(b, value, lse, ValueRange{bIdx, oHead, row});
     }
   });
 }
@@ -599,13 +637,16 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
 void Lowering::emit(Value workBegin, Value workEnd) {
   Value bq = idx(blockQ), one = idx(1);
   // Items are (b, h, query tile), query tile fastest: neighbouring items
-  // share K/V of one head.
+  // share K/V of one head. Packed items take `pack` heads from h on.
   Value qTiles = arith::CeilDivSIOp::create(b, qLen, bq);
+  Value itemHeads = pack == 1 ? qHeads : arith::DivSIOp::create(b, qHeads, idx(pack)).getResult();
   loop(workBegin, workEnd, one, [&](Value item) {
     Value qt = arith::RemSIOp::create(b, item, qTiles);
     Value bh = arith::DivSIOp::create(b, item, qTiles);
-    Value h = arith::RemSIOp::create(b, bh, qHeads);
-    Value bIdx = arith::DivSIOp::create(b, bh, qHeads);
+    Value h = arith::RemSIOp::create(b, bh, itemHeads);
+    if (pack > 1)
+      h = muli(h, idx(pack));
+    Value bIdx = arith::DivSIOp::create(b, bh, itemHeads);
     Value hk = arith::DivSIOp::create(b, h, group);
     Value r0 = muli(qt, bq);
     Value r1 = arith::MinSIOp::create(b, addi(r0, bq), qLen);
@@ -665,7 +706,9 @@ struct ConvertAttnToCPUPass
     // allocation scopes, and an alloca there would grow the stack per row.
     ImplicitLocOpBuilder b(loc, op);
     Lowering low(op, b, vectorWidth, skipTiles);
-    low.blockQ = schedule.getBlockQ();
+    attnc::CpuItemShape items = attnc::cpuItemShape(op, schedule.getBlockQ());
+    low.pack = items.headsPerItem;
+    low.blockQ = items.queriesPerItem;
     low.blockK = schedule.getBlockK();
     Value q = op.getQuery(), k = op.getKey();
     {
@@ -695,7 +738,7 @@ struct ConvertAttnToCPUPass
             b, arith::CeilDivSIOp::create(b, size, w), w);
       };
       int64_t rows = Lowering::kRows;
-      int64_t bqPad = (low.blockQ + rows - 1) / rows * rows;
+      int64_t bqPad = (low.pack * low.blockQ + rows - 1) / rows * rows;
       // Scores and P.V step two vectors at a time: pad their dims to 2W.
       int64_t w2 = 2 * vectorWidth;
       int64_t bkPad = (low.blockK + w2 - 1) / w2 * w2;

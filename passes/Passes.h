@@ -22,6 +22,19 @@ class MemRefDialect;
 } // namespace mlir::memref
 
 namespace attnc {
+namespace attn {
+class AttentionOp;
+} // namespace attn
+
+/// How convert-attn-to-cpu splits the work: an item is `headsPerItem`
+/// query heads (the whole GQA group of a KV head for paged decode, so that
+/// its pages are read and dequantized once) by `queriesPerItem` queries.
+/// The runtime runs B * (Hq / headsPerItem) * ceil(S / queriesPerItem) items.
+struct CpuItemShape {
+  int64_t headsPerItem = 1, queriesPerItem = 1;
+};
+CpuItemShape cpuItemShape(attn::AttentionOp op, int64_t blockQ);
+
 #define GEN_PASS_DECL
 #define GEN_PASS_REGISTRATION
 #include "passes/Passes.h.inc"

@@ -123,6 +123,8 @@ struct KernelInfo {
   std::string name;
   std::vector<ArgInfo> args; // tensors then parameters, as the function takes them
   int64_t blockQ = 0, blockK = 0;
+  /// CPU work items: query heads and queries per item (see run()).
+  int64_t headsPerItem = 1, queriesPerItem = 0;
   std::optional<PagedInfo> paged;
   bool fromCache = false; // the object came from the disk cache
   double compileMs = 0;   // wall time of compileFile/compileString
