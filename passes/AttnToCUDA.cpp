@@ -563,6 +563,17 @@ static LogicalResult emitArgsAndRegions(func::FuncOp fn, AttentionOp op, llvm::r
 
 static int dtypeCode(Type t) { return t.isF32() ? 0 : t.isBF16() ? 1 : 2; }
 
+/// The defines both kernel templates read for the variant's kind, alignment,
+/// outputs and regions.
+static void emitVariantDefines(AttentionOp op, llvm::raw_ostream &os) {
+  os << "#define ATTNC_SIGMOID " << (op.getKernel() == KernelKind::sigmoid ? 1 : 0) << "\n"
+     << "#define ATTNC_ALIGN_END " << (op.getAlign() == QueryAlign::end ? 1 : 0) << "\n"
+     << "#define ATTNC_HAS_LSE " << (op.getLse() ? 1 : 0) << "\n"
+     << "#define ATTNC_HAS_MASK " << (op.getMask().empty() ? 0 : 1) << "\n"
+     << "#define ATTNC_HAS_SCORE " << (op.getScore().empty() ? 0 : 1) << "\n"
+     << "#define ATTNC_HAS_GATE " << (op.getGate().empty() ? 0 : 1) << "\n";
+}
+
 /// Bytes of a row of `features` in a paged format (0 bf16/f16, 1 q8, 2 q4).
 static int64_t kRowBytes(int64_t features, int format) {
   return format == 0 ? 2 * features : format == 1 ? features : features / 2;
@@ -631,14 +642,9 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
      << "#define ATTNC_DECODE_TK " << tk << "\n"
      << "#define ATTNC_DECODE_ROWS " << out.decodeRows << "\n"
      << "#define ATTNC_MIN_BLOCKS " << minBlocks << "\n"
-     << "#define ATTNC_SCALE " << floatLiteral(op.getScale().convertToDouble()) << "\n"
-     << "#define ATTNC_SIGMOID " << (op.getKernel() == KernelKind::sigmoid ? 1 : 0) << "\n"
-     << "#define ATTNC_ALIGN_END " << (op.getAlign() == QueryAlign::end ? 1 : 0) << "\n"
-     << "#define ATTNC_HAS_LSE " << (op.getLse() ? 1 : 0) << "\n"
-     << "#define ATTNC_HAS_MASK " << (op.getMask().empty() ? 0 : 1) << "\n"
-     << "#define ATTNC_HAS_SCORE " << (op.getScore().empty() ? 0 : 1) << "\n"
-     << "#define ATTNC_HAS_GATE " << (op.getGate().empty() ? 0 : 1) << "\n"
-     << "#define ATTNC_PAGE_TABLE(a) (a).x" << argNo(op.getPageTable()) << "\n"
+     << "#define ATTNC_SCALE " << floatLiteral(op.getScale().convertToDouble()) << "\n";
+  emitVariantDefines(op, os);
+  os << "#define ATTNC_PAGE_TABLE(a) (a).x" << argNo(op.getPageTable()) << "\n"
      << "#define ATTNC_TABLE_WIDTH(a) (a).x" << argNo(op.getPageTable()) << "_d1\n"
      << "#define ATTNC_SEQ_LENS(a) (a).x" << argNo(op.getSeqLens()) << "\n";
   if (quant)
@@ -799,14 +805,9 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
      << "#define ATTNC_MTILES " << mTiles << "\n"
      << "#define ATTNC_WGMMA " << (out.hopper ? 1 : 0) << "\n"
      << "#define ATTNC_BLOCK_N " << blockK << "\n"
-     << "#define ATTNC_SCALE " << floatLiteral(scale) << "\n"
-     << "#define ATTNC_SIGMOID " << (op.getKernel() == KernelKind::sigmoid ? 1 : 0) << "\n"
-     << "#define ATTNC_ALIGN_END " << (op.getAlign() == QueryAlign::end ? 1 : 0) << "\n"
-     << "#define ATTNC_HAS_LSE " << (op.getLse() ? 1 : 0) << "\n"
-     << "#define ATTNC_HAS_MASK " << (op.getMask().empty() ? 0 : 1) << "\n"
-     << "#define ATTNC_HAS_SCORE " << (op.getScore().empty() ? 0 : 1) << "\n"
-     << "#define ATTNC_HAS_GATE " << (op.getGate().empty() ? 0 : 1) << "\n"
-     << "#define ATTNC_HAS_TILE_CLASS " << (hasTileClass ? 1 : 0) << "\n"
+     << "#define ATTNC_SCALE " << floatLiteral(scale) << "\n";
+  emitVariantDefines(op, os);
+  os << "#define ATTNC_HAS_TILE_CLASS " << (hasTileClass ? 1 : 0) << "\n"
      << "#define ATTNC_CLASS_TABLE " << (out.classTable ? 1 : 0) << "\n";
   if (out.classTable)
     os << "#define ATTNC_CLASS_KERNEL " << out.entry << "_classes\n"
