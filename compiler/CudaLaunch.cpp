@@ -320,9 +320,25 @@ Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> 
   unsigned grid[3] = {static_cast<unsigned>((qLen + layout.blockQ - 1) / layout.blockQ),
                       static_cast<unsigned>(heads), static_cast<unsigned>(batch)};
   unsigned block[3] = {static_cast<unsigned>(layout.threads), 1, 1};
-  void *argStruct = slots.data();
+  // The warp-specialized Hopper kernel also takes tensor maps of K and V
+  // (rows of all (batch, KV head) planes), read in boxes of 64 columns.
+  cuda::TensorMap keyMap, valueMap;
+  void *kernelParams[3] = {slots.data(), &keyMap, &valueMap};
+  if (layout.warpSpecialized) {
+    const TensorView &v = tensors[2];
+    unsigned long long planes = static_cast<unsigned long long>(kv.shape[0] * kv.shape[1]);
+    if (!cuda::encodeTensorMap(keyMap, kv.data, kv.shape[3], kvLen, planes, 64, layout.blockK,
+                               error) ||
+        !cuda::encodeTensorMap(valueMap, v.data, v.shape[3], kvLen, planes, 64, layout.blockK,
+                               error)) {
+      std::string ignored;
+      if (table)
+        cuda::freeAsync(table, stream, ignored);
+      return Status::error(error);
+    }
+  }
   bool launched =
-      cuda::launch(k.function, grid, block, static_cast<unsigned>(smem), stream, &argStruct, error);
+      cuda::launch(k.function, grid, block, static_cast<unsigned>(smem), stream, kernelParams, error);
   std::string freeError;
   if (table && !cuda::freeAsync(table, stream, freeError) && launched)
     return Status::error(freeError);

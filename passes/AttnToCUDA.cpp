@@ -727,19 +727,30 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
                blockK == 64;
   if (out.hopper)
     mTiles = 1;
+  // At D = 128 the Hopper kernel is warp-specialized (attn_fwd_ws.cuh): a
+  // producer warpgroup and two consumers with 232 registers each, room for
+  // 128-key tiles and two tiles' products in flight. At D = 64 the products
+  // are too short to hide two warpgroups' softmax, and the earlier kernel
+  // (two warpgroups, two CTAs per SM) is faster (docs/cuda-backend.md).
+  // $ATTNC_CUDA_WS=0 selects the earlier kernel at D = 128 too.
+  const char *wsEnv = std::getenv("ATTNC_CUDA_WS");
+  out.warpSpecialized = out.hopper && d == 128 && !(wsEnv && std::string(wsEnv) == "0");
   // Without a mask, at D = 64, the accumulators leave room for 128-key tiles
   // (one wgmma per k step for S): half the per-tile softmax bookkeeping and
   // barriers. With mask code in the loop the 128-register cap would spill.
-  if (out.hopper && d == 64 && op.getMask().empty())
+  if (out.warpSpecialized || (out.hopper && d == 64 && op.getMask().empty()))
     blockK = 128;
   out.entry = "attnc_" + fn.getSymName().str();
-  out.threads = static_cast<int>(2 * blockQ / mTiles); // a warp per 16 * mTiles rows
+  out.threads = out.warpSpecialized ? 384 : static_cast<int>(2 * blockQ / mTiles);
   out.blockQ = static_cast<int>(blockQ);
   out.blockK = static_cast<int>(blockK);
   int64_t dp = (d + 15) / 16 * 16, dvp = (dv + 15) / 16 * 16;
-  out.smemBytes = out.hopper
-                      ? 2 * (blockQ * d + 2 * blockK * d + 2 * blockK * dv) + 1024
-                      : 2 * (blockQ * (dp + 8) + 2 * blockK * (dp + 8) + 2 * blockK * (dvp + 8));
+  // Hopper: 1024 bytes of slack to align the swizzled tiles; the
+  // warp-specialized kernel adds its eight mbarriers.
+  out.smemBytes = out.hopper ? 2 * (blockQ * d + 2 * blockK * d + 2 * blockK * dv) + 1024 +
+                                   (out.warpSpecialized ? 64 : 0)
+                             : 2 * (blockQ * (dp + 8) + 2 * blockK * (dp + 8) +
+                                    2 * blockK * (dvp + 8));
 
   std::string text;
   llvm::raw_string_ostream os(text);
@@ -804,6 +815,7 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
      << "#define ATTNC_BLOCK_M " << blockQ << "\n"
      << "#define ATTNC_MTILES " << mTiles << "\n"
      << "#define ATTNC_WGMMA " << (out.hopper ? 1 : 0) << "\n"
+     << "#define ATTNC_WS " << (out.warpSpecialized ? 1 : 0) << "\n"
      << "#define ATTNC_BLOCK_N " << blockK << "\n"
      << "#define ATTNC_SCALE " << floatLiteral(scale) << "\n";
   emitVariantDefines(op, os);
@@ -817,11 +829,17 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // warpgroup runs its softmax another keeps the tensor cores busy (+21% at
   // D = 128 on the H100, docs/cuda-backend.md). $ATTNC_CUDA_MIN_BLOCKS
   // overrides it for tuning; the source, hence the cache key, records it.
-  int minBlocks = out.hopper ? 2 : 1;
+  int minBlocks = out.hopper && !out.warpSpecialized ? 2 : 1;
   if (const char *env = std::getenv("ATTNC_CUDA_MIN_BLOCKS"))
     minBlocks = std::max(1, std::atoi(env));
   os << "#define ATTNC_MIN_BLOCKS " << minBlocks << "\n";
   os << kAttnFwdMmaCuh;
+  if (out.warpSpecialized) {
+    // $ATTNC_CUDA_PV_N=64 splits each P V product in two (for comparisons).
+    const char *pvEnv = std::getenv("ATTNC_CUDA_PV_N");
+    os << "#define ATTNC_WS_PV_N " << (pvEnv && std::string(pvEnv) == "64" ? 64 : 128) << "\n"
+       << kAttnFwdWsCuh;
+  }
   // A top-k block selection: its table is a hidden argument the two
   // selection kernels fill (attn-materialize-topk).
   for (BlockArgument arg : fn.getArguments()) {
@@ -870,12 +888,16 @@ std::string attnc::emitCudaLaunchHeader(func::FuncOp fn, const CudaKernel &k) {
      << " *   cuModuleLoadData(&mod, cubin); cuModuleGetFunction(&fn, mod, ATTNC_" << up
      << "_ENTRY);\n"
      << " *   cuFuncSetAttribute(fn, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem);\n"
-     << " *   attnc_" << name << "_args a = {...};  void *params[] = {&a};\n"
+     << " *   attnc_" << name << "_args a = {...};  void *params[] = {&a"
+     << (k.warpSpecialized ? ", &tmK, &tmV" : "") << "};\n"
      << " *   cuLaunchKernel(fn, grid[0], grid[1], grid[2], ATTNC_" << up
      << "_THREADS, 1, 1, smem, stream, params, 0);\n"
      << " *\n"
      << " * Tensors are row-major device arrays, 16-byte aligned: q [B,Hq,S,D],\n"
      << " * k [B,Hkv,T,D], v [B,Hkv,T,Dv], o [B,Hq,S,Dv], lse [B,Hq,S].\n";
+  if (k.warpSpecialized)
+    os << " * tmK and tmV are CUtensorMaps of k and v for the copy engine (TMA);\n"
+       << " * attnc_" << name << "_tensor_maps() (with cuda.h included first) encodes them.\n";
   if (k.classTable)
     os << " * This mask's tile classes come from a second kernel, ATTNC_" << up
        << "_CLASS_ENTRY:\n"
@@ -940,6 +962,28 @@ std::string attnc::emitCudaLaunchHeader(func::FuncOp fn, const CudaKernel &k) {
      << "_grid(int64_t B, int64_t Hq, int64_t S, unsigned grid[3]) {\n"
      << "  grid[0] = (unsigned)((S + " << k.blockQ - 1 << ") / " << k.blockQ << ");\n"
      << "  grid[1] = (unsigned)Hq;\n  grid[2] = (unsigned)B;\n}\n";
+  if (k.warpSpecialized)
+    os << "\n#define ATTNC_" << up << "_TENSOR_MAPS 1\n"
+       << "#ifdef CUDA_VERSION\n"
+       << "/* The kernel's second and third parameters: k and v as [B * Hkv][T][D]\n"
+       << " * tensors of 2-byte elements, read in 64 x " << k.blockK
+       << " boxes with the 128-byte swizzle. */\n"
+       << "static inline CUresult attnc_" << name
+       << "_tensor_maps(CUtensorMap *tmK, CUtensorMap *tmV, CUdeviceptr k, CUdeviceptr v,\n"
+       << "    int64_t B, int64_t Hkv, int64_t T, int64_t D, int64_t Dv) {\n"
+       << "  cuuint64_t dk[3] = {(cuuint64_t)D, (cuuint64_t)T, (cuuint64_t)(B * Hkv)};\n"
+       << "  cuuint64_t dv[3] = {(cuuint64_t)Dv, (cuuint64_t)T, (cuuint64_t)(B * Hkv)};\n"
+       << "  cuuint64_t sk[2] = {(cuuint64_t)(D * 2), (cuuint64_t)(D * T * 2)};\n"
+       << "  cuuint64_t sv[2] = {(cuuint64_t)(Dv * 2), (cuuint64_t)(Dv * T * 2)};\n"
+       << "  cuuint32_t box[3] = {64, " << k.blockK << ", 1}, one[3] = {1, 1, 1};\n"
+       << "  CUresult r = cuTensorMapEncodeTiled(tmK, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3, (void *)k,\n"
+       << "      dk, sk, box, one, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,\n"
+       << "      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);\n"
+       << "  if (r != CUDA_SUCCESS)\n    return r;\n"
+       << "  return cuTensorMapEncodeTiled(tmV, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3, (void *)v,\n"
+       << "      dv, sv, box, one, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,\n"
+       << "      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);\n"
+       << "}\n#endif\n";
   if (k.classTable)
     os << "\nstatic inline void attnc_" << name
        << "_class_grid(int64_t B, int64_t Hq, int64_t S, int64_t T, unsigned grid[3]) {\n"

@@ -54,6 +54,7 @@ struct CudaKernel {
   int64_t smemBytes = 0;   // dynamic shared memory, plus one byte per key tile
   std::vector<CudaArgSlot> slots;
   bool hopper = false;     // the sm_90a warpgroup-MMA kernel
+  bool warpSpecialized = false; // ... in its producer/consumer form (attn_fwd_ws.cuh)
   /// A second kernel, `entry + "_classes"`, fills a table of tile classes
   /// before the attention kernel runs: one byte per (batch if the mask reads
   /// it, head if it reads it, query tile, key tile).

@@ -11,9 +11,9 @@
  * Checks the output and lse of two heads against a double-precision
  * computation and exits 1 when they differ by more than 2e-2.
  */
-#include "causal_cuda.h"
+#include <cuda.h> /* before the header: it then defines its tensor-map helper */
 
-#include <cuda.h>
+#include "causal_cuda.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +109,14 @@ int main(int argc, char **argv) {
   a.T = S;
   unsigned grid[3];
   attnc_causal_grid(B, H, S, grid);
+#if ATTNC_CAUSAL_TENSOR_MAPS
+  /* The Hopper kernel (sm_90a) reads K and V with the copy engine. */
+  CUtensorMap tmK, tmV;
+  CHECK(attnc_causal_tensor_maps(&tmK, &tmV, dk, dv, B, H, S, D, D));
+  void *params[] = {&a, &tmK, &tmV};
+#else
   void *params[] = {&a};
+#endif
   CHECK(cuLaunchKernel(fn, grid[0], grid[1], grid[2], ATTNC_CAUSAL_THREADS, 1, 1, smem, 0,
                        params, 0));
   CHECK(cuCtxSynchronize());

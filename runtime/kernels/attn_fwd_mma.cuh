@@ -30,7 +30,11 @@
 #define ATTNC_BM ATTNC_BLOCK_M
 #define ATTNC_MT ATTNC_MTILES
 #define ATTNC_WARPS (ATTNC_BM / (16 * ATTNC_MT))
+#if ATTNC_WS
+#define ATTNC_THREADS 384 // a producer and two consumer warpgroups (attn_fwd_ws.cuh)
+#else
 #define ATTNC_THREADS (32 * ATTNC_WARPS)
+#endif
 #define ATTNC_BN ATTNC_BLOCK_N
 #define ATTNC_DP ((ATTNC_D + 15) / 16 * 16)
 #define ATTNC_DVP ((ATTNC_DV + 15) / 16 * 16)
@@ -73,6 +77,25 @@ ATTNC_DEV unsigned attnc_pack_in(float lo, float hi) {
 #endif
 }
 
+/// As attnc_wgmma_rs, 64 x 128: the whole value dim of 128 in one
+/// instruction; descB spans two 64-column swizzle atoms (attnc_desc_mn).
+ATTNC_DEV void attnc_wgmma_rs128(float (*d)[4], const unsigned (&a)[4],
+                                 unsigned long long descB) {
+#if ATTNC_F16
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(1));
+#else
+  asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %69, 0;\n"
+               "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+               "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}, {%64, %65, %66, %67}, %68, p, 1, 1, 1;\n}\n"
+               : "+f"(d[0][0]), "+f"(d[0][1]), "+f"(d[0][2]), "+f"(d[0][3]), "+f"(d[1][0]), "+f"(d[1][1]), "+f"(d[1][2]), "+f"(d[1][3]), "+f"(d[2][0]), "+f"(d[2][1]), "+f"(d[2][2]), "+f"(d[2][3]), "+f"(d[3][0]), "+f"(d[3][1]), "+f"(d[3][2]), "+f"(d[3][3]), "+f"(d[4][0]), "+f"(d[4][1]), "+f"(d[4][2]), "+f"(d[4][3]), "+f"(d[5][0]), "+f"(d[5][1]), "+f"(d[5][2]), "+f"(d[5][3]), "+f"(d[6][0]), "+f"(d[6][1]), "+f"(d[6][2]), "+f"(d[6][3]), "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3]), "+f"(d[8][0]), "+f"(d[8][1]), "+f"(d[8][2]), "+f"(d[8][3]), "+f"(d[9][0]), "+f"(d[9][1]), "+f"(d[9][2]), "+f"(d[9][3]), "+f"(d[10][0]), "+f"(d[10][1]), "+f"(d[10][2]), "+f"(d[10][3]), "+f"(d[11][0]), "+f"(d[11][1]), "+f"(d[11][2]), "+f"(d[11][3]), "+f"(d[12][0]), "+f"(d[12][1]), "+f"(d[12][2]), "+f"(d[12][3]), "+f"(d[13][0]), "+f"(d[13][1]), "+f"(d[13][2]), "+f"(d[13][3]), "+f"(d[14][0]), "+f"(d[14][1]), "+f"(d[14][2]), "+f"(d[14][3]), "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(descB), "r"(1));
+#endif
+}
+
 /// Copies `rows` rows of `width` elements (a multiple of 8) starting at
 /// `src` (row stride `width`) into shared rows of stride `stride`, padding
 /// columns to `padded` and rows to `tileRows` with zeros.
@@ -100,6 +123,13 @@ ATTNC_DEV void attnc_load_tile(attnc_b16 *dst, const attnc_b16 *src, int rows, i
 ATTNC_DEV unsigned long long attnc_desc(const void *p) {
   unsigned long long addr = attnc_smem_addr(p);
   return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
+}
+/// Descriptor of an MN-major operand wider than one swizzle atom: 64-column
+/// atoms `atomBytes` apart along N, 8-row groups 1024 bytes apart along K.
+ATTNC_DEV unsigned long long attnc_desc_mn(const void *p, unsigned atomBytes) {
+  unsigned long long addr = attnc_smem_addr(p);
+  return ((addr & 0x3FFFF) >> 4) | (static_cast<unsigned long long>(atomBytes >> 4) << 16) |
+         (64ull << 32) | (1ull << 62);
 }
 ATTNC_DEV void attnc_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 ATTNC_DEV void attnc_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
@@ -164,13 +194,15 @@ ATTNC_DEV void attnc_wgmma_rs(float (*d)[4], const unsigned (&a)[4],
 #endif
 }
 
-/// Copies `rows` rows of ATTNC_D-wide (a multiple of 64) elements into the
-/// swizzled layout: [D / 64][tileRows][64]; missing rows become zeros.
-template <int tileRows, int width>
+/// Copies `rows` rows of `width` (a multiple of 64) elements into the
+/// swizzled layout: [width / 64][tileRows][64]; missing rows become zeros.
+/// `threads` threads share the copy; `tid` is this one's index among them.
+template <int tileRows, int width, int threads = ATTNC_THREADS>
 ATTNC_DEV void attnc_load_tile_sw(attnc_b16 *dst, const attnc_b16 *src, int rows, int tid) {
   constexpr int chunks = width / 8;
   unsigned char *bytes = reinterpret_cast<unsigned char *>(dst);
-  for (int n = tid; n < tileRows * chunks; n += ATTNC_THREADS) {
+#pragma unroll 4
+  for (int n = tid; n < tileRows * chunks; n += threads) {
     int r = n / chunks, c = n % chunks;
     bool ok = r < rows;
     const attnc_b16 *g = ok ? src + static_cast<long long>(r) * width + c * 8 : src;
@@ -323,6 +355,7 @@ extern "C" __global__ void __launch_bounds__(128) ATTNC_CLASS_KERNEL(const __gri
 }
 #endif
 
+#if !ATTNC_WS // sm_90a with head dims 64 and 128 takes attn_fwd_ws.cuh instead
 // CTAs per SM the register allocation must allow (attnc may set it).
 #ifndef ATTNC_MIN_BLOCKS
 #define ATTNC_MIN_BLOCKS 1
@@ -603,3 +636,4 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
     }
   }
 }
+#endif // !ATTNC_WS

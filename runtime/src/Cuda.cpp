@@ -60,6 +60,10 @@ struct Driver {
                              unsigned, unsigned, CUstream, void **, void **);
   CUresult (*cuPointerGetAttribute)(void *, int, CUdeviceptr);
   CUresult (*cuGetErrorString)(CUresult, const char **);
+  // Optional (drivers from CUDA 12 on): TMA tensor maps.
+  CUresult (*cuTensorMapEncodeTiled)(void *, int, unsigned, void *, const unsigned long long *,
+                                     const unsigned long long *, const unsigned *,
+                                     const unsigned *, int, int, int, int) = nullptr;
   CUdevice device = 0;
   CUcontext context = nullptr;
   std::string description;
@@ -148,6 +152,8 @@ bool openDriver(Driver &d) {
       !resolve(d.lib, "cuPointerGetAttribute", d.cuPointerGetAttribute, e) ||
       !resolve(d.lib, "cuGetErrorString", d.cuGetErrorString, e))
     return false;
+  std::string optional;
+  resolve(d.lib, "cuTensorMapEncodeTiled", d.cuTensorMapEncodeTiled, optional);
   std::string err;
   if (!check(d.cuInit(0), "cuInit", err) || !check(d.cuDeviceGet(&d.device, 0), "cuDeviceGet", err) ||
       !check(d.cuDevicePrimaryCtxRetain(&d.context, d.device), "cuDevicePrimaryCtxRetain", err)) {
@@ -370,6 +376,30 @@ bool cuda::launch(const Function &f, const unsigned grid[3], const unsigned bloc
   return d && check(d->cuLaunchKernel(f.function, grid[0], grid[1], grid[2], block[0], block[1],
                                       block[2], sharedBytes, stream, params, nullptr),
                     "cuLaunchKernel", error);
+}
+
+bool cuda::encodeTensorMap(TensorMap &out, const void *base, unsigned long long cols,
+                           unsigned long long rows, unsigned long long planes, unsigned boxCols,
+                           unsigned boxRows, std::string &error) {
+  Driver *d = ready(error);
+  if (!d)
+    return false;
+  if (!d->cuTensorMapEncodeTiled) {
+    error = "this CUDA driver has no cuTensorMapEncodeTiled (the Hopper kernel needs a driver "
+            "from CUDA 12 or later)";
+    return false;
+  }
+  // CUtensorMapDataType UINT16, interleave none, 128-byte swizzle, L2
+  // promotion of 256 bytes, out-of-bounds elements read as zeros.
+  constexpr int kUint16 = 1, kInterleaveNone = 0, kSwizzle128B = 3, kL2Promote256B = 3,
+                kOobZero = 0;
+  unsigned long long dims[3] = {cols, rows, planes};
+  unsigned long long strides[2] = {cols * 2, cols * rows * 2}; // bytes, dims 1 and 2
+  unsigned box[3] = {boxCols, boxRows, 1}, elementStrides[3] = {1, 1, 1};
+  return check(d->cuTensorMapEncodeTiled(out.opaque, kUint16, 3, const_cast<void *>(base), dims,
+                                         strides, box, elementStrides, kInterleaveNone,
+                                         kSwizzle128B, kL2Promote256B, kOobZero),
+               "cuTensorMapEncodeTiled", error);
 }
 
 bool cuda::compile(const std::string &source, const std::string &name, const std::string &arch,

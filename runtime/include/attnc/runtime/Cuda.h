@@ -64,6 +64,19 @@ int residentCTAs(const Function &f, int threads, size_t sharedBytes);
 bool launch(const Function &f, const unsigned grid[3], const unsigned block[3],
             unsigned sharedBytes, void *stream, void **params, std::string &error);
 
+/// A tensor map (the driver's CUtensorMap): what the copy engine (TMA)
+/// needs to read boxes of a tensor; passed by value as a kernel parameter.
+struct alignas(64) TensorMap {
+  unsigned long long opaque[16];
+};
+/// Encodes `out` for a contiguous row-major tensor of 2-byte elements
+/// [planes][rows][cols] at `base` (16-byte aligned, cols * 2 a multiple of
+/// 16), read in boxes of boxCols (64: 128 bytes) x boxRows x 1 with the
+/// 128-byte swizzle; elements past the tensor's end read as zeros.
+bool encodeTensorMap(TensorMap &out, const void *base, unsigned long long cols,
+                     unsigned long long rows, unsigned long long planes, unsigned boxCols,
+                     unsigned boxRows, std::string &error);
+
 /// Compiles CUDA C++ with NVRTC for `arch` ("sm_90a", "sm_80", ...): a
 /// cubin when `cubin` is set, else PTX. `log` gets the compiler's output.
 bool compile(const std::string &source, const std::string &name, const std::string &arch,

@@ -1,0 +1,350 @@
+//===- attn_fwd_ws.cuh - Warp-specialized Hopper attention forward -------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The sm_90a kernel, appended after attn_fwd_mma.cuh (whose helpers it uses:
+// the wgmma wrappers, attnc_weights, attnc_classify, the swizzled tile copy).
+// One CTA of three warpgroups serves 128 query rows of one (batch, head):
+//
+//   warpgroup 0   producer: one thread copies key and value tiles into a
+//                 two-stage ring with the tensor memory accelerator (TMA:
+//                 cp.async.bulk.tensor through the tensor maps tmK and tmV,
+//                 which swizzle as the tensor cores read and fill rows past
+//                 the keys' end with zeros); each tile completes a
+//                 transaction count on an mbarrier. The warpgroup keeps few
+//                 registers (setmaxnreg.dec).
+//   warpgroups 1, 2
+//                 consumers, 64 query rows each, all the registers the others
+//                 give up: S = Q K^T (wgmma m64n128k16), the variant's mask,
+//                 score and online softmax in registers, O += P V (wgmma with
+//                 P from registers).
+//
+// Inside each consumer the products of consecutive tiles overlap its
+// softmax: it issues S(n+1) = Q K(n+1)^T and O += P(n) V(n) together, waits
+// for S only, runs the softmax of tile n+1 while P V runs, then rescales O.
+// Keys and values have separate stages and barriers, so the key tile n+2 is
+// loading while tile n+1's values are still in use.
+//
+// Barriers (one phase per use of a stage; stage = n % 2, parity = n / 2 % 2
+// for the n-th visited tile):
+//   fullK/fullV[s]   the producer's arrival with the tile's byte count; the
+//                    phase completes when the copy engine has written them
+//   emptyK/emptyV[s] 256 consumer arrivals: the products reading it are done
+//
+// TMA writes through the async proxy, the proxy wgmma reads through, so no
+// proxy fence is needed between them. (A first version copied with cp.async
+// from all producer threads; the fence.proxy.async each thread then needed
+// became MEMBAR.ALL.CTA, which waited for the copies still in flight and
+// serialized the ring.)
+//
+//===----------------------------------------------------------------------===//
+
+#define ATTNC_WS_PRODUCER_REGS 40
+#define ATTNC_WS_CONSUMER_REGS 232
+// Value-dim width of one P V instruction (attnc sets it; 128 = one wgmma
+// m64n128k16 per 16 keys at Dv = 128, 64 = two m64n64k16).
+#ifndef ATTNC_WS_PV_N
+#define ATTNC_WS_PV_N 128
+#endif
+
+ATTNC_DEV void attnc_mbar_init(unsigned long long *bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(attnc_smem_addr(bar)),
+               "r"(count));
+}
+/// Arrives on `bar` and adds `bytes` to the transaction count its phase
+/// waits for.
+ATTNC_DEV void attnc_mbar_expect(unsigned long long *bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(
+                   attnc_smem_addr(bar)),
+               "r"(bytes)
+               : "memory");
+}
+/// A CUtensorMap, passed by value as a __grid_constant__ kernel parameter.
+struct __align__(64) attnc_tmap {
+  unsigned long long opaque[16];
+};
+/// One box of a 3-D tensor map at coordinates (c0 innermost, c1, c2) into
+/// shared memory at `dst`, completing on `bar`.
+ATTNC_DEV void attnc_tma_load(void *dst, const attnc_tmap *map, int c0, int c1, int c2,
+                              unsigned long long *bar) {
+  asm volatile("cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes "
+               "[%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(attnc_smem_addr(dst)),
+               "l"(reinterpret_cast<unsigned long long>(map)), "r"(c0), "r"(c1), "r"(c2),
+               "r"(attnc_smem_addr(bar))
+               : "memory");
+}
+ATTNC_DEV void attnc_mbar_arrive(unsigned long long *bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(attnc_smem_addr(bar))
+               : "memory");
+}
+/// Spins until the barrier's phase of parity `parity` has completed.
+ATTNC_DEV void attnc_mbar_wait(unsigned long long *bar, unsigned parity) {
+  asm volatile("{\n.reg .pred done;\n"
+               "WAIT_%=:\n"
+               "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+               "@!done bra WAIT_%=;\n}\n" ::"r"(attnc_smem_addr(bar)),
+               "r"(parity)
+               : "memory");
+}
+/// Named barriers 1 and 2 (0 is __syncthreads) order the two consumers'
+/// matrix products: each waits for its turn, issues, and passes the turn on.
+ATTNC_DEV void attnc_turn_wait(int wg) {
+  asm volatile("bar.sync %0, 256;\n" ::"r"(1 + wg) : "memory");
+}
+ATTNC_DEV void attnc_turn_pass(int wg) {
+  asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - wg) : "memory");
+}
+ATTNC_DEV void attnc_wgmma_wait_one() {
+  asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
+}
+
+extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
+    ATTNC_KERNEL(const __grid_constant__ AttncArgs a, const __grid_constant__ attnc_tmap tmK,
+                 const __grid_constant__ attnc_tmap tmV) {
+  extern __shared__ __align__(16) unsigned char attnc_smem[];
+  // Swizzled tiles start on 1024-byte boundaries (the host adds the slack).
+  unsigned char *smemBase = attnc_smem + ((1024 - (attnc_smem_addr(attnc_smem) & 1023)) & 1023);
+  attnc_b16 *qs = reinterpret_cast<attnc_b16 *>(smemBase);
+  attnc_b16 *ks = qs + ATTNC_BM * ATTNC_D;
+  attnc_b16 *vs = ks + 2 * ATTNC_BN * ATTNC_D;
+  unsigned long long *bars = reinterpret_cast<unsigned long long *>(vs + 2 * ATTNC_BN * ATTNC_DV);
+  unsigned long long *fullK = bars, *fullV = bars + 2, *emptyK = bars + 4, *emptyV = bars + 6;
+  unsigned char *tileClass = reinterpret_cast<unsigned char *>(bars + 8);
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  // Longest rows first: with a causal mask the last query tiles do the most
+  // work, and starting them early shortens the tail of the launch.
+  const long long numQTiles = (a.S + ATTNC_BM - 1) / ATTNC_BM;
+  const long long qTile = numQTiles - 1 - blockIdx.x;
+  const long long h = blockIdx.y, b = blockIdx.z;
+  const long long hk = h / (a.Hq / a.Hkv);
+  const long long q0 = qTile * ATTNC_BM;
+#if ATTNC_ALIGN_END
+  const long long iOffset = a.T - a.S;
+#else
+  const long long iOffset = 0;
+#endif
+  const int numKTiles = static_cast<int>((a.T + ATTNC_BN - 1) / ATTNC_BN);
+  const attnc_b16 *qg = a.q + ((b * a.Hq + h) * a.S + q0) * ATTNC_D;
+  const int qRows = static_cast<int>(a.S - q0 < ATTNC_BM ? a.S - q0 : ATTNC_BM);
+
+  // Every thread: Q, the tile classes, the barriers.
+  attnc_load_tile_sw<ATTNC_BM, ATTNC_D>(qs, qg, qRows, tid);
+  attnc_cp_async_commit();
+#if ATTNC_CLASS_TABLE
+  const unsigned char *classRow =
+      a.classes + ((ATTNC_CLASS_BATCH(b) * ATTNC_CLASS_HEADS + ATTNC_CLASS_HEAD(h)) * numQTiles +
+                   qTile) * numKTiles;
+  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS)
+    tileClass[kt] = classRow[kt];
+#else
+  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS)
+    tileClass[kt] = static_cast<unsigned char>(attnc_classify(a, b, h, q0, qRows, kt, iOffset));
+#endif
+  if (tid == 0) {
+    for (int s = 0; s < 2; ++s) {
+      attnc_mbar_init(fullK + s, 1);
+      attnc_mbar_init(fullV + s, 1);
+      attnc_mbar_init(emptyK + s, 256);
+      attnc_mbar_init(emptyV + s, 256);
+    }
+  }
+  attnc_cp_async_wait_all();
+  attnc_fence_proxy_async(); // the tensor cores read what cp.async wrote
+  __syncthreads();
+
+  auto nextTile = [&](int kt) {
+    while (kt < numKTiles && tileClass[kt] == ATTNC_EMPTY)
+      ++kt;
+    return kt;
+  };
+
+  if (warp < 4) {
+    //===------------------------------------------------------------------===//
+    // Producer
+    //===------------------------------------------------------------------===//
+    asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(ATTNC_WS_PRODUCER_REGS));
+    if (tid != 0)
+      return;
+    // K and V rows of this (batch, KV head) are rows of plane b * Hkv + hk.
+    const int plane = static_cast<int>(b * a.Hkv + hk);
+    int n = 0;
+    for (int kt = nextTile(0); kt < numKTiles; kt = nextTile(kt + 1), ++n) {
+      const int st = n & 1;
+      const unsigned reuse = ((n >> 1) + 1) & 1; // parity of the stage's previous release
+      const int j0 = kt * ATTNC_BN;
+      if (n >= 2)
+        attnc_mbar_wait(emptyK + st, reuse);
+      attnc_mbar_expect(fullK + st, ATTNC_BN * ATTNC_D * 2);
+#pragma unroll
+      for (int dh = 0; dh < ATTNC_D / 64; ++dh)
+        attnc_tma_load(ks + st * ATTNC_BN * ATTNC_D + dh * ATTNC_BN * 64, &tmK, dh * 64, j0, plane,
+                       fullK + st);
+      if (n >= 2)
+        attnc_mbar_wait(emptyV + st, reuse);
+      attnc_mbar_expect(fullV + st, ATTNC_BN * ATTNC_DV * 2);
+#pragma unroll
+      for (int dh = 0; dh < ATTNC_DV / 64; ++dh)
+        attnc_tma_load(vs + st * ATTNC_BN * ATTNC_DV + dh * ATTNC_BN * 64, &tmV, dh * 64, j0,
+                       plane, fullV + st);
+    }
+    return;
+  }
+
+  //===--------------------------------------------------------------------===//
+  // Consumers
+  //===--------------------------------------------------------------------===//
+  asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(ATTNC_WS_CONSUMER_REGS));
+  const int cw = warp - 4;                 // warp among the consumers
+  const long long r0 = q0 + cw * 16;       // this warp's first row
+  const unsigned char *qb = reinterpret_cast<const unsigned char *>(qs) + (cw >> 2) * 64 * 128;
+
+  float o[ATTNC_DV / 8][4];
+  float m[2] = {-ATTNC_INF, -ATTNC_INF}, l[2] = {0.0f, 0.0f};
+#pragma unroll
+  for (int dt = 0; dt < ATTNC_DV / 8; ++dt)
+    o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
+  float s[ATTNC_BN / 8][4];
+  unsigned p[ATTNC_BN / 16][4];
+
+  // S = Q K^T for key stage `st`: D / 16 steps of k = 16, each 32 bytes
+  // further along the swizzled 128-byte rows.
+  auto issueS = [&](int st) {
+    const unsigned char *kbb = reinterpret_cast<const unsigned char *>(ks + st * ATTNC_BN * ATTNC_D);
+#pragma unroll
+    for (int kk = 0; kk < ATTNC_D / 16; ++kk) {
+      unsigned long long qd = attnc_desc(qb + (kk >> 2) * (ATTNC_BM * 128) + (kk & 3) * 32);
+      unsigned long long kd = attnc_desc(kbb + (kk >> 2) * (ATTNC_BN * 128) + (kk & 3) * 32);
+      attnc_wgmma_ss128(s, qd, kd, kk > 0);
+    }
+    attnc_wgmma_commit();
+  };
+  // O += P V for value stage `st`: P from registers (the accumulator layout
+  // of S is the A-fragment layout), V as an MN-major operand, one 64-wide
+  // half of the value dim per instruction.
+  auto issuePV = [&](int st) {
+    const unsigned char *vbb = reinterpret_cast<const unsigned char *>(vs + st * ATTNC_BN * ATTNC_DV);
+#pragma unroll
+    for (int kk = 0; kk < ATTNC_BN / 16; ++kk) {
+#if ATTNC_DV == 128 && ATTNC_WS_PV_N == 128
+      attnc_wgmma_rs128(o, p[kk], attnc_desc_mn(vbb + kk * 16 * 128, ATTNC_BN * 128));
+#else
+#pragma unroll
+      for (int dh = 0; dh < ATTNC_DV / 64; ++dh)
+        attnc_wgmma_rs(&o[dh * 8], p[kk], attnc_desc(vbb + dh * (ATTNC_BN * 128) + kk * 16 * 128));
+#endif
+    }
+    attnc_wgmma_commit();
+  };
+  auto weights = [&](int kt, float (&corr)[2]) {
+    const long long j0 = static_cast<long long>(kt) * ATTNC_BN;
+    if (tileClass[kt] == ATTNC_PARTIAL)
+      attnc_weights<true>(a, s, m, l, corr, b, h, r0, j0, iOffset);
+    else
+      attnc_weights<false>(a, s, m, l, corr, b, h, r0, j0, iOffset);
+  };
+  auto packP = [&]() {
+#pragma unroll
+    for (int kk = 0; kk < ATTNC_BN / 16; ++kk) {
+      p[kk][0] = attnc_pack_in(s[2 * kk][0], s[2 * kk][1]);
+      p[kk][1] = attnc_pack_in(s[2 * kk][2], s[2 * kk][3]);
+      p[kk][2] = attnc_pack_in(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+      p[kk][3] = attnc_pack_in(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+    }
+  };
+
+  // Ping-pong: the two consumers take turns to issue their products, so one
+  // runs its softmax while the tensor cores serve the other. The first turn
+  // is consumer 0's; consumer 1 does not pass on its last turn, which leaves
+  // both barriers balanced.
+  const int wg = cw >> 2;
+  int kt = nextTile(0);
+  if (kt < numKTiles) {
+    float corr[2];
+    if (wg == 1)
+      attnc_turn_pass(wg);
+    attnc_mbar_wait(fullK, 0);
+    attnc_turn_wait(wg);
+    attnc_wgmma_fence();
+    issueS(0);
+    attnc_turn_pass(wg);
+    attnc_wgmma_wait();
+    attnc_mbar_arrive(emptyK);
+    weights(kt, corr); // o is still zero: nothing to rescale
+    packP();
+    int n = 0;
+    for (;;) {
+      int next = nextTile(kt + 1);
+      if (next >= numKTiles)
+        break;
+      const int st = n & 1, nst = st ^ 1;
+      attnc_mbar_wait(fullK + nst, ((n + 1) >> 1) & 1);
+      attnc_mbar_wait(fullV + st, (n >> 1) & 1);
+      attnc_turn_wait(wg);
+      attnc_wgmma_fence();
+      issueS(nst);
+      issuePV(st);
+      attnc_turn_pass(wg);
+      attnc_wgmma_wait_one(); // S of the next tile; P V still runs
+      attnc_mbar_arrive(emptyK + nst);
+      weights(next, corr);
+      attnc_wgmma_wait();
+      attnc_mbar_arrive(emptyV + st);
+#pragma unroll
+      for (int dt = 0; dt < ATTNC_DV / 8; ++dt) {
+        o[dt][0] *= corr[0];
+        o[dt][1] *= corr[0];
+        o[dt][2] *= corr[1];
+        o[dt][3] *= corr[1];
+      }
+      packP();
+      kt = next;
+      ++n;
+    }
+    const int st = n & 1;
+    attnc_mbar_wait(fullV + st, (n >> 1) & 1);
+    attnc_turn_wait(wg);
+    attnc_wgmma_fence();
+    issuePV(st);
+    if (wg == 0)
+      attnc_turn_pass(wg);
+    attnc_wgmma_wait();
+    attnc_mbar_arrive(emptyV + st);
+  }
+
+  // Epilogue: normalize, gate, store; rows with no visible key give gate(0)
+  // and lse = -inf.
+  const int g = lane >> 2, c = lane & 3;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    long long r = r0 + g + half * 8;
+#if ATTNC_SIGMOID
+    float inv = 1.0f;
+#else
+    float sum = l[half];
+    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+    sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+    float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+#if ATTNC_HAS_LSE
+    if (c == 0 && r < a.S)
+      a.lse[(b * a.Hq + h) * a.S + r] =
+          sum > 0.0f ? (m[half] + __log2f(sum)) * 0.6931471805599453f : -ATTNC_INF;
+#endif
+#endif
+    if (r >= a.S)
+      continue;
+    long long rowAt = ((b * a.Hq + h) * a.S + r) * ATTNC_DV;
+#pragma unroll
+    for (int dt = 0; dt < ATTNC_DV / 8; ++dt) {
+      int d = dt * 8 + 2 * c;
+      float x0 = o[dt][2 * half] * inv, x1 = o[dt][2 * half + 1] * inv;
+#if ATTNC_HAS_GATE
+      x0 = attnc_gate(a, x0, b, h, r + iOffset, d);
+      x1 = attnc_gate(a, x1, b, h, r + iOffset, d + 1);
+#endif
+      attnc_store_out(a, rowAt + d, x0, x1);
+    }
+  }
+}
