@@ -727,14 +727,13 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
                blockK == 64;
   if (out.hopper)
     mTiles = 1;
-  // At D = 128 the Hopper kernel is warp-specialized (attn_fwd_ws.cuh): a
-  // producer warpgroup and two consumers with 232 registers each, room for
-  // 128-key tiles and two tiles' products in flight. At D = 64 the products
-  // are too short to hide two warpgroups' softmax, and the earlier kernel
-  // (two warpgroups, two CTAs per SM) is faster (docs/cuda-backend.md).
-  // $ATTNC_CUDA_WS=0 selects the earlier kernel at D = 128 too.
+  // The Hopper kernel is warp-specialized (attn_fwd_ws.cuh): a TMA producer
+  // warpgroup and two consumers with 232 registers each, room for 128-key
+  // tiles and two tiles' products in flight. $ATTNC_CUDA_WS=0 selects the
+  // earlier kernel (two warpgroups, two CTAs per SM, cp.async by every
+  // thread) for comparisons.
   const char *wsEnv = std::getenv("ATTNC_CUDA_WS");
-  out.warpSpecialized = out.hopper && d == 128 && !(wsEnv && std::string(wsEnv) == "0");
+  out.warpSpecialized = out.hopper && !(wsEnv && std::string(wsEnv) == "0");
   // Without a mask, at D = 64, the accumulators leave room for 128-key tiles
   // (one wgmma per k step for S): half the per-tile softmax bookkeeping and
   // barriers. With mask code in the loop the 128-register cap would spill.
