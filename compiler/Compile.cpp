@@ -282,6 +282,10 @@ attnc::hostTargetMachine(std::string &error, const std::string &cpu) {
   }
   jtmb->setCodeGenOptLevel(llvm::CodeGenOptLevel::Aggressive);
   jtmb->setRelocationModel(llvm::Reloc::PIC_);
+  // Multiply-adds become FMAs (one rounding instead of two): the polynomial
+  // exp and tanh are chains of them, and as separate mul and add they were
+  // a tenth of a dense kernel's time (docs/cpu-backend.md).
+  jtmb->getOptions().AllowFPOpFusion = llvm::FPOpFusion::Fast;
   auto tm = jtmb->createTargetMachine();
   if (!tm) {
     error = llvm::toString(tm.takeError());

@@ -363,9 +363,40 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value r0, Value nRows,
           std::pair<Value, Value> headQuery = rowOf(hItem, r0, rr);
           Value h = headQuery.first;
           Value i = addi(headQuery.second, queryOffset);
+          // Lanes [jc, jc + width) of the tile that hold keys (< nk).
+          auto i32v = VectorType::get({width}, b.getI32Type());
+          SmallVector<int32_t> lanes(width);
+          for (int64_t lane = 0; lane < width; ++lane)
+            lanes[lane] = static_cast<int32_t>(lane);
+          Value iota = arith::ConstantOp::create(
+              b, DenseElementsAttr::get(i32v, ArrayRef<int32_t>(lanes)));
+          Value nk32 = vector::BroadcastOp::create(
+              b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), nk));
+          auto inTile = [&](Value jc) -> Value {
+            Value jcv = vector::BroadcastOp::create(
+                b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), jc));
+            return arith::CmpIOp::create(b, arith::CmpIPredicate::slt,
+                                         arith::AddIOp::create(b, jcv, iota), nk32);
+          };
+          Value negInfV = vector::BroadcastOp::create(b, vecF32(), negInf);
           // Scores with the regions inlined, and the tile's max. A FULL
-          // tile (no key masked) runs the loop without the mask.
-          auto scoreLoop = [&](bool withMask) {
+          // tile (no key masked) runs the loop without the mask. With no
+          // region code to run per key, the scores stay as they are and the
+          // max is taken a vector at a time (a scalar NaN-propagating max per
+          // key cost as much as the two matrix products, docs/cpu-backend.md).
+          auto scoreLoop = [&](bool withMask) -> Value {
+            if (!withMask && op.getScore().empty()) {
+              auto vmax = scf::ForOp::create(
+                  b, zero, bkPad, w, ValueRange{negInfV},
+                  [&](OpBuilder &, Location, Value jc, ValueRange acc) {
+                    Value sv = arith::SelectOp::create(
+                        b, inTile(jc), vecLoad(sBuf, addi(sRow, jc)), negInfV);
+                    scf::YieldOp::create(
+                        b, ValueRange{arith::MaximumFOp::create(b, acc[0], sv).getResult()});
+                  });
+              return vector::ReductionOp::create(b, vector::CombiningKind::MAXIMUMF,
+                                                 vmax.getResult(0));
+            }
             return scf::ForOp::create(
                 b, zero, nk, one, ValueRange{negInf},
                 [&](OpBuilder &, Location, Value jj, ValueRange tileMax) {
@@ -413,14 +444,6 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value r0, Value nRows,
             corr = math::ExpOp::create(b, arith::SubFOp::create(b, m, base));
           }
           // Weights, a vector at a time; lanes past the tile's end get 0.
-          auto i32v = VectorType::get({width}, b.getI32Type());
-          SmallVector<int32_t> lanes(width);
-          for (int64_t lane = 0; lane < width; ++lane)
-            lanes[lane] = static_cast<int32_t>(lane);
-          Value iota = arith::ConstantOp::create(
-              b, DenseElementsAttr::get(i32v, ArrayRef<int32_t>(lanes)));
-          Value nk32 = vector::BroadcastOp::create(
-              b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), nk));
           Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
           Value baseV = vector::BroadcastOp::create(b, vecF32(), base);
           Value oneV = vector::BroadcastOp::create(b, vecF32(), fone);
@@ -437,12 +460,7 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value r0, Value nRows,
                   p = arith::DivFOp::create(b, oneV,
                                             arith::AddFOp::create(b, oneV, e));
                 }
-                Value jcv = vector::BroadcastOp::create(
-                    b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), jc));
-                Value inTile = arith::CmpIOp::create(
-                    b, arith::CmpIPredicate::slt,
-                    arith::AddIOp::create(b, jcv, iota), nk32);
-                p = arith::SelectOp::create(b, inTile, p, zeroV);
+                p = arith::SelectOp::create(b, inTile(jc), p, zeroV);
                 vector::StoreOp::create(b, p, sBuf, ValueRange{addi(sRow, jc)});
                 scf::YieldOp::create(
                     b, ValueRange{arith::AddFOp::create(b, sum[0], p).getResult()});
