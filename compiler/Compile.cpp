@@ -28,6 +28,7 @@
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
 
+#include <cstdlib>
 #include <mutex>
 
 using namespace mlir;
@@ -295,6 +296,13 @@ attnc::hostTargetMachine(std::string &error, const std::string &cpu) {
 }
 
 int attnc::hostVectorWidth() {
+  // $ATTNC_CPU_VECTOR_WIDTH (4, 8 or 16) overrides the host's choice, so an
+  // AVX-512 machine also tests the 8-lane code that AVX2 machines get.
+  if (const char *env = std::getenv("ATTNC_CPU_VECTOR_WIDTH")) {
+    int width = std::atoi(env);
+    if (width == 4 || width == 8 || width == 16)
+      return width;
+  }
   llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
   return features.lookup("avx512f") ? 16 : 8;
 }
