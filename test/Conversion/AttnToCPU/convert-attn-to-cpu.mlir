@@ -2,8 +2,8 @@
 
 /// The fused loop nest: work items; q rows scaled once; per key tile a
 /// transposed K tile and a V tile; per group of 4 rows the score tile as
-/// broadcast FMAs (two vectors of keys per broadcast), the inlined score and
-/// mask regions, the online softmax with vector weights, and P.V likewise; then the gate, the output and lse.
+/// broadcast FMAs (two vectors of keys per broadcast), the score and mask
+/// regions inlined over vectors of keys, the online softmax with vector weights, and P.V likewise; then the gate, the output and lse.
 
 // CHECK-LABEL: func.func @causal_softcap_gated
 // CHECK-SAME: %[[Q:[a-z0-9]+]]: memref<?x4x?x64xf32>
@@ -27,12 +27,20 @@
 // CHECK: vector.load %[[KT]]
 // CHECK-COUNT-8: vector.fma
 // CHECK: scf.if
+/// FULL tiles: the score region over 8 keys at once, no mask; the tile max
+/// a vector at a time.
 // CHECK: scf.if
-// CHECK: math.tanh
-// CHECK: %[[KEEP:.+]] = arith.cmpi sle, %{{.+}}, %{{.+}} : index
-// CHECK: arith.select %[[KEEP]], %{{.+}}, %{{.+}} : f32
-// CHECK: memref.store %{{.+}}, %[[SCORES]]
-// CHECK: arith.maximumf
+// CHECK: math.tanh %{{.+}} : vector<8xf32>
+// CHECK: vector.store %{{.+}}, %[[SCORES]]
+// CHECK: arith.maximumf %{{.+}}, %{{.+}} : vector<8xf32>
+// CHECK: vector.reduction <maximumf>
+/// PARTIAL tiles: the mask too, over a vector of key indices.
+// CHECK: } else {
+// CHECK: math.tanh %{{.+}} : vector<8xf32>
+// CHECK: %[[KEEP:.+]] = arith.cmpi sle, %{{.+}}, %{{.+}} : vector<8xindex>
+// CHECK: arith.select %[[KEEP]], %{{.+}}, %{{.+}} : vector<8xi1>, vector<8xf32>
+// CHECK: vector.store %{{.+}}, %[[SCORES]]
+// CHECK: vector.reduction <maximumf>
 // CHECK: math.exp %{{.+}} : vector<8xf32>
 // CHECK: } else {
 // CHECK: -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
