@@ -383,8 +383,13 @@ CheckReport attnc::checkSpec(const std::string &path,
   // costs every weight (a few ulps of |s|): ALiBi and relative biases reach
   // |s| ~ 100, where that term dominates.
   report.tolerance = lowPrecision ? 2e-2 : 1e-5 + 4 * 0x1p-24 * ref.maxAbsScore;
+  // Storing a bf16 or f16 output rounds it by up to half an ulp of its
+  // magnitude, which past |o| = 4 (bf16) alone exceeds 2e-2: that much is
+  // allowed on top, per element.
+  double worstExcess = 0;
   auto compare = [&](const TensorView &got, const std::vector<double> &want,
                      bool isLse) {
+    double halfUlp = got.dtype == DType::bf16 ? 0x1p-9 : got.dtype == DType::f16 ? 0x1p-12 : 0;
     std::vector<int64_t> idx(got.shape.size(), 0);
     for (int64_t n = 0; n < got.numel(); ++n) {
       int64_t rem = n;
@@ -412,6 +417,7 @@ CheckReport attnc::checkSpec(const std::string &path,
       }
       double err = std::fabs(g - w);
       report.maxAbsError = std::max(report.maxAbsError, err);
+      worstExcess = std::max(worstExcess, err - halfUlp * std::fabs(w));
       report.maxRelError = std::max(report.maxRelError, err / (1.0 + std::fabs(w)));
     }
   };
@@ -425,7 +431,7 @@ CheckReport attnc::checkSpec(const std::string &path,
     bool isLse = view.shape.size() == 3;
     compare(view, isLse ? ref.lse : ref.out, isLse);
   }
-  double err = lowPrecision ? report.maxAbsError : report.maxRelError;
+  double err = lowPrecision ? worstExcess : report.maxRelError;
   const TensorView &q = views[0];
   double flopsPerPair = 2.0 * q.shape[3] + 2.0 * views[2].shape[3];
   if (report.kernelMs > 0)
@@ -434,7 +440,8 @@ CheckReport attnc::checkSpec(const std::string &path,
     report.error = std::to_string(report.nonFinite) + " outputs are NaN or inf";
   else if (!(err <= report.tolerance))
     report.error = "max error " + std::to_string(err) + " exceeds the tolerance " +
-                   std::to_string(report.tolerance);
+                   std::to_string(report.tolerance) +
+                   (lowPrecision ? " (beyond the output type's rounding)" : "");
   report.ok = report.error.empty();
   return report;
 }

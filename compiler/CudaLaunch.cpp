@@ -322,9 +322,10 @@ Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> 
   unsigned block[3] = {static_cast<unsigned>(layout.threads), 1, 1};
   // The warp-specialized Hopper kernel also takes tensor maps of K and V
   // (rows of all (batch, KV head) planes), read in boxes of 64 columns.
-  cuda::TensorMap keyMap, valueMap;
+  // Without keys it reads neither (and the driver refuses empty maps).
+  cuda::TensorMap keyMap{}, valueMap{};
   void *kernelParams[3] = {slots.data(), &keyMap, &valueMap};
-  if (layout.warpSpecialized) {
+  if (layout.warpSpecialized && kvLen > 0) {
     const TensorView &v = tensors[2];
     unsigned long long planes = static_cast<unsigned long long>(kv.shape[0] * kv.shape[1]);
     if (!cuda::encodeTensorMap(keyMap, kv.data, kv.shape[3], kvLen, planes, 64, layout.blockK,

@@ -896,7 +896,7 @@ std::string attnc::emitCudaLaunchHeader(func::FuncOp fn, const CudaKernel &k) {
      << " * k [B,Hkv,T,D], v [B,Hkv,T,Dv], o [B,Hq,S,Dv], lse [B,Hq,S].\n";
   if (k.warpSpecialized)
     os << " * tmK and tmV are CUtensorMaps of k and v for the copy engine (TMA);\n"
-       << " * attnc_" << name << "_tensor_maps() (with cuda.h included first) encodes them.\n";
+       << " * attnc_" << name << "_tensor_maps() encodes them (include cuda.h first).\n";
   if (k.classTable)
     os << " * This mask's tile classes come from a second kernel, ATTNC_" << up
        << "_CLASS_ENTRY:\n"
@@ -963,13 +963,21 @@ std::string attnc::emitCudaLaunchHeader(func::FuncOp fn, const CudaKernel &k) {
      << "  grid[1] = (unsigned)Hq;\n  grid[2] = (unsigned)B;\n}\n";
   if (k.warpSpecialized)
     os << "\n#define ATTNC_" << up << "_TENSOR_MAPS 1\n"
-       << "#ifdef CUDA_VERSION\n"
+       << "#ifndef CUDA_VERSION\n"
+       << "#error \"include <cuda.h> before this header: the kernel takes CUtensorMaps\"\n"
+       << "#endif\n"
        << "/* The kernel's second and third parameters: k and v as [B * Hkv][T][D]\n"
        << " * tensors of 2-byte elements, read in 64 x " << k.blockK
-       << " boxes with the 128-byte swizzle. */\n"
+       << " boxes with the 128-byte swizzle. With no keys (T = 0) the kernel\n"
+       << " * reads neither, and the maps are left zero. */\n"
        << "static inline CUresult attnc_" << name
        << "_tensor_maps(CUtensorMap *tmK, CUtensorMap *tmV, CUdeviceptr k, CUdeviceptr v,\n"
        << "    int64_t B, int64_t Hkv, int64_t T, int64_t D, int64_t Dv) {\n"
+       << "  if (B * Hkv * T == 0) {\n"
+       << "    for (int n = 0; n < 16; ++n)\n"
+       << "      tmK->opaque[n] = tmV->opaque[n] = 0;\n"
+       << "    return CUDA_SUCCESS;\n"
+       << "  }\n"
        << "  cuuint64_t dk[3] = {(cuuint64_t)D, (cuuint64_t)T, (cuuint64_t)(B * Hkv)};\n"
        << "  cuuint64_t dv[3] = {(cuuint64_t)Dv, (cuuint64_t)T, (cuuint64_t)(B * Hkv)};\n"
        << "  cuuint64_t sk[2] = {(cuuint64_t)(D * 2), (cuuint64_t)(D * T * 2)};\n"
@@ -982,7 +990,7 @@ std::string attnc::emitCudaLaunchHeader(func::FuncOp fn, const CudaKernel &k) {
        << "  return cuTensorMapEncodeTiled(tmV, CU_TENSOR_MAP_DATA_TYPE_UINT16, 3, (void *)v,\n"
        << "      dv, sv, box, one, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,\n"
        << "      CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);\n"
-       << "}\n#endif\n";
+       << "}\n";
   if (k.classTable)
     os << "\nstatic inline void attnc_" << name
        << "_class_grid(int64_t B, int64_t Hq, int64_t S, int64_t T, unsigned grid[3]) {\n"

@@ -330,10 +330,11 @@ static int runAndCheck(const std::string &path, const CompileOptions &opts) {
   }
   llvm::outs() << llvm::format(
       "attnc: ran %s on the %s: %s\n"
-      "  max error %.3g (tolerance %.3g), kernel %.3f ms (%.2f GFLOP/s), "
+      "  max error %.3g (tolerance %.3g%s), kernel %.3f ms (%.2f GFLOP/s), "
       "reference %.1f ms, compile %.1f ms%s\n",
       path.c_str(), opts.target == Target::CUDA ? "GPU" : "CPU", r.shape.c_str(),
       r.tolerance >= 1e-3 ? r.maxAbsError : r.maxRelError, r.tolerance,
+      r.tolerance >= 1e-3 ? " + output rounding" : "",
       r.kernelMs, r.gflops, r.referenceMs, r.compileMs,
       r.fromCache ? " (cached)" : "");
   if (r.ambiguousRows)
