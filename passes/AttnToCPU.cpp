@@ -18,6 +18,7 @@
 
 #include "dialects/attn/AttnOps.h"
 #include "passes/Passes.h"
+#include "passes/RegionInlining.h"
 #include "passes/TileIntervals.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
@@ -92,22 +93,10 @@ struct Lowering {
   }
   VectorType vecF32() { return VectorType::get({width}, b.getF32Type()); }
 
-  /// Clones `region` at the builder, mapping block arguments to `args`;
-  /// attn.read becomes memref.load and attn.size the matching size.
-  Value inlineRegion(Region &region, ValueRange args);
-  /// One op of a region, at the builder, its operands looked up in `map`.
-  void cloneScalar(Operation &inner, IRMapping &map);
-  /// Whether inlineRegionLanes can evaluate `region` with the arguments
-  /// flagged in `varying` taking one value per lane: every op that reads a
-  /// varying value is elementwise (arith, math), divides by a lane-invariant
-  /// divisor, or is an attn.read that varies only in its innermost index of
-  /// a non-bf16 tensor with unit innermost stride.
-  bool canInlineRegionLanes(Region &region, ArrayRef<bool> varying);
-  /// As inlineRegion, over `width` lanes at once: arguments that are vectors
-  /// vary per lane, the others are shared. Ops on shared values stay scalar;
-  /// the others get vector types, and varying reads become gathers limited
-  /// to `lanes` (the lanes inside the tile). The result is a vector.
-  Value inlineRegionLanes(Region &region, ValueRange args, Value lanes);
+  /// The score, mask and gate regions at the builder (RegionInlining.h).
+  attnc::RegionInliner regions() {
+    return attnc::RegionInliner(b, width, [this](SizeKind kind) { return sizeOf(kind); });
+  }
 
   /// Reads `width` elements of the minor dim of `mem` at `indices`, as f32,
   /// zero past the end.
@@ -163,116 +152,6 @@ struct Lowering {
   void emit(Value workBegin, Value workEnd);
 };
 } // namespace
-
-void Lowering::cloneScalar(Operation &inner, IRMapping &map) {
-  if (auto read = dyn_cast<ReadOp>(inner)) {
-    SmallVector<Value> indices;
-    for (Value i : read.getIndices())
-      indices.push_back(map.lookup(i));
-    map.map(read.getResult(),
-            memref::LoadOp::create(b, read.getSource(), indices).getResult());
-    return;
-  }
-  if (auto listed = dyn_cast<ListedOp>(inner)) {
-    SmallVector<Value> prefix;
-    for (Value p : listed.getPrefix())
-      prefix.push_back(map.lookupOrDefault(p));
-    Value x = map.lookupOrDefault(listed.getValue());
-    Value n = map.lookupOrDefault(listed.getCount());
-    map.map(listed.getResult(), attnc::scanList(b, listed.getList(), prefix, n, n, x, x).anyIn);
-    return;
-  }
-  if (auto size = dyn_cast<SizeOp>(inner)) {
-    map.map(size.getResult(), sizeOf(size.getKind()));
-    return;
-  }
-  b.clone(inner, map);
-}
-
-Value Lowering::inlineRegion(Region &region, ValueRange args) {
-  IRMapping map;
-  map.map(region.getArguments(), args);
-  for (Operation &inner : region.front().without_terminator())
-    cloneScalar(inner, map);
-  return map.lookupOrDefault(yieldedValue(region));
-}
-
-bool Lowering::canInlineRegionLanes(Region &region, ArrayRef<bool> varying) {
-  llvm::DenseSet<Value> perLane;
-  for (auto [arg, v] : llvm::zip(region.getArguments(), varying))
-    if (v)
-      perLane.insert(arg);
-  for (Operation &inner : region.front().without_terminator()) {
-    bool anyVarying = llvm::any_of(inner.getOperands(),
-                                   [&](Value v) { return perLane.contains(v); });
-    if (!anyVarying)
-      continue;
-    if (auto read = dyn_cast<ReadOp>(inner)) {
-      auto mem = cast<MemRefType>(read.getSource().getType());
-      ValueRange indices = read.getIndices();
-      for (Value i : indices.drop_back())
-        if (perLane.contains(i))
-          return false;
-      if (mem.getElementType().isBF16() || !mem.isLastDimUnitStride())
-        return false;
-    } else if (isa<arith::DivSIOp, arith::DivUIOp, arith::RemSIOp, arith::RemUIOp,
-                   arith::FloorDivSIOp, arith::CeilDivSIOp, arith::CeilDivUIOp>(inner)) {
-      // Lanes past the tile run too: a divisor that varies could be 0 there.
-      if (perLane.contains(inner.getOperand(1)))
-        return false;
-    } else if (!inner.hasTrait<OpTrait::Elementwise>() || inner.getNumRegions() != 0) {
-      return false;
-    }
-    for (Value r : inner.getResults())
-      perLane.insert(r);
-  }
-  return true;
-}
-
-Value Lowering::inlineRegionLanes(Region &region, ValueRange args, Value lanes) {
-  IRMapping map;
-  map.map(region.getArguments(), args);
-  auto isLane = [](Value v) { return isa<VectorType>(v.getType()); };
-  auto toLanes = [&](Value v) -> Value {
-    if (isLane(v))
-      return v;
-    return vector::BroadcastOp::create(b, VectorType::get({width}, v.getType()), v);
-  };
-  for (Operation &inner : region.front().without_terminator()) {
-    bool anyLane = llvm::any_of(inner.getOperands(), [&](Value v) {
-      return isLane(map.lookupOrDefault(v));
-    });
-    if (!anyLane) { // shared by every lane: the scalar form
-      cloneScalar(inner, map);
-      continue;
-    }
-    if (auto read = dyn_cast<ReadOp>(inner)) {
-      // Varies in the innermost index only (canInlineRegionLanes).
-      SmallVector<Value> base;
-      for (Value i : read.getIndices().drop_back())
-        base.push_back(map.lookupOrDefault(i));
-      base.push_back(idx(0));
-      Type elt = read.getResult().getType();
-      auto vt = VectorType::get({width}, elt);
-      Value passThru = vector::BroadcastOp::create(
-          b, vt, arith::ConstantOp::create(b, b.getZeroAttr(elt)).getResult());
-      Value offsets = toLanes(map.lookupOrDefault(read.getIndices().back()));
-      map.map(read.getResult(), vector::GatherOp::create(b, vt, read.getSource(), base,
-                                                         offsets, lanes, passThru)
-                                    .getResult());
-      continue;
-    }
-    OperationState state(inner.getLoc(), inner.getName());
-    state.addAttributes(inner.getAttrs());
-    for (Value v : inner.getOperands())
-      state.addOperands(toLanes(map.lookupOrDefault(v)));
-    for (Type t : inner.getResultTypes())
-      state.addTypes(VectorType::get({width}, t));
-    Operation *lanesOp = b.create(state);
-    map.map(inner.getResults(), lanesOp->getResults());
-  }
-  return toLanes(map.lookupOrDefault(yieldedValue(region)));
-}
 
 Value Lowering::readF32(Value mem, ValueRange indices) {
   Type elt = cast<MemRefType>(mem.getType()).getElementType();
@@ -476,15 +355,17 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value r0, Value nRows,
           Value negInfV = vector::BroadcastOp::create(b, vecF32(), negInf);
           // Scores with the regions inlined, and the tile's max. A FULL
           // tile (no key masked) runs the loop without the mask. Regions that
-          // canInlineRegionLanes accepts run a vector of keys at a time, and
-          // so does the max (a scalar NaN-propagating max per key cost as
-          // much as the two matrix products, docs/cpu-backend.md); others
-          // run key by key.
+          // RegionInliner::canInlineLanes accepts run a vector of keys at a
+          // time, and so does the max (a scalar NaN-propagating max per key
+          // cost as much as the two matrix products, docs/cpu-backend.md);
+          // others run key by key.
           auto scoreLoop = [&](bool withMask) -> Value {
+            using attnc::RegionInliner;
             Region &score = op.getScore(), &mask = op.getMask();
-            bool scoreLanes = score.empty() ||
-                              canInlineRegionLanes(score, {true, false, false, false, true});
-            bool maskLanes = !withMask || canInlineRegionLanes(mask, {false, false, false, true});
+            bool scoreLanes = score.empty() || RegionInliner::canInlineLanes(
+                                                   score, {true, false, false, false, true});
+            bool maskLanes = !withMask ||
+                             RegionInliner::canInlineLanes(mask, {false, false, false, true});
             if (scoreLanes && maskLanes) {
               // The regions over `width` keys at once (key index j a vector).
               auto indexV = VectorType::get({width}, b.getIndexType());
@@ -502,10 +383,10 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value r0, Value nRows,
                       Value jv = arith::AddIOp::create(
                           b, vector::BroadcastOp::create(b, indexV, addi(kt, jc)), iotaIdx);
                       if (!score.empty())
-                        sv = inlineRegionLanes(score, {sv, bIdx, h, i, jv}, lanes);
+                        sv = regions().inlineLanes(score, {sv, bIdx, h, i, jv}, lanes);
                       if (withMask)
                         sv = arith::SelectOp::create(
-                            b, inlineRegionLanes(mask, {bIdx, h, i, jv}, lanes), sv, negInfV);
+                            b, regions().inlineLanes(mask, {bIdx, h, i, jv}, lanes), sv, negInfV);
                       vector::StoreOp::create(b, sv, sBuf, ValueRange{addi(sRow, jc)});
                     }
                     sv = arith::SelectOp::create(b, lanes, sv, negInfV);
@@ -521,9 +402,9 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value r0, Value nRows,
                   Value j = addi(kt, jj);
                   Value s = memref::LoadOp::create(b, sBuf, addi(sRow, jj));
                   if (!op.getScore().empty())
-                    s = inlineRegion(op.getScore(), {s, bIdx, h, i, j});
+                    s = regions().inlineScalar(op.getScore(), {s, bIdx, h, i, j});
                   if (withMask) {
-                    Value keep = inlineRegion(op.getMask(), {bIdx, h, i, j});
+                    Value keep = regions().inlineScalar(op.getMask(), {bIdx, h, i, j});
                     s = arith::SelectOp::create(b, keep, s, negInf);
                   }
                   memref::StoreOp::create(b, s, sBuf, addi(sRow, jj));
@@ -757,7 +638,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
       Value x = arith::MulFOp::create(
           b, memref::LoadOp::create(b, accBuf, addi(muli(rr, dvPad), d)), inv);
       if (!op.getGate().empty())
-        x = inlineRegion(op.getGate(), {x, bIdx, oHead, i, d});
+        x = regions().inlineScalar(op.getGate(), {x, bIdx, oHead, i, d});
       x = truncateTo(outElt, x);
       memref::StoreOp::create(b, x, outMem, ValueRange{bIdx, oHead, row, d});
     });

@@ -1,0 +1,67 @@
+//===- RegionInlining.h - Inline attn regions, scalar or over lanes -*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Clones the body of an attn.attention region (score, mask, gate) at a
+// builder, with its block arguments bound to values: attn.read becomes a
+// load, attn.size the problem size, attn.listed a scan of the list. The CPU
+// lowering evaluates regions either for one (i, j) at a time, or over a
+// vector of keys: ops that do not depend on the lanes' values stay scalar,
+// the others take vector types, and reads that vary only in their innermost
+// index become gathers.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_PASSES_REGIONINLINING_H
+#define ATTNC_PASSES_REGIONINLINING_H
+
+#include "dialects/attn/AttnDialect.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+
+#include <functional>
+
+namespace mlir {
+class IRMapping;
+} // namespace mlir
+
+namespace attnc {
+
+class RegionInliner {
+public:
+  /// `sizeOf` gives the value of attn.size of a kind at the builder.
+  RegionInliner(mlir::ImplicitLocOpBuilder &b, int64_t width,
+                std::function<mlir::Value(attn::SizeKind)> sizeOf)
+      : b(b), width(width), sizeOf(std::move(sizeOf)) {}
+
+  /// The region's result with its arguments bound to scalars `args`.
+  mlir::Value inlineScalar(mlir::Region &region, mlir::ValueRange args);
+
+  /// Whether inlineLanes can evaluate `region` with the arguments flagged in
+  /// `varying` taking one value per lane: every op that reads a varying
+  /// value is elementwise (arith, math), divides by a lane-invariant divisor
+  /// (lanes past a tile must not divide by zero), or is an attn.read that
+  /// varies only in its innermost index of a non-bf16 tensor with unit
+  /// innermost stride.
+  static bool canInlineLanes(mlir::Region &region, llvm::ArrayRef<bool> varying);
+
+  /// As inlineScalar, over `width` lanes at once: arguments that are vectors
+  /// vary per lane, the others are shared. Ops on shared values stay scalar;
+  /// the others get vector types, and varying reads become gathers limited
+  /// to `lanes` (an i1 vector: the lanes that hold real keys). The result is
+  /// a vector.
+  mlir::Value inlineLanes(mlir::Region &region, mlir::ValueRange args, mlir::Value lanes);
+
+private:
+  /// One op of a region, at the builder, its operands looked up in `map`.
+  void cloneScalar(mlir::Operation &inner, mlir::IRMapping &map);
+
+  mlir::ImplicitLocOpBuilder &b;
+  int64_t width;
+  std::function<mlir::Value(attn::SizeKind)> sizeOf;
+};
+
+} // namespace attnc
+
+#endif // ATTNC_PASSES_REGIONINLINING_H
