@@ -90,7 +90,7 @@ mlir::LogicalResult emitCudaKernel(mlir::func::FuncOp fn, llvm::StringRef arch,
 
 /// A C header for launching `kernel` (emitted from `fn`) from a cubin with
 /// the CUDA driver API: entry names, the argument struct, block size,
-/// shared memory and grid, with no attnc or LLVM needed.
+/// shared memory and grid, with no attnc or LLVM needed (CudaLaunchHeader.cpp).
 std::string emitCudaLaunchHeader(mlir::func::FuncOp fn, const CudaKernel &kernel);
 
 } // namespace attnc
