@@ -14,6 +14,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -120,6 +121,28 @@ TEST(JitApi, RunTimeMistakesAreErrors) {
             "kernel 'window' has no parameter 'width'");
   EXPECT_EQ(kernel->run(views, {{"w", 2.5}}).error(),
             "parameter 'w' is an integer, got 2.500000");
+}
+
+TEST(JitApi, NoKeysGiveZeroAndMinusInfinity) {
+  // Cross-attention over an empty memory (T = 0): every row sees nothing.
+  const char *spec = R"(
+attention cross(q: f32[B, 2, S, 8], k: f32[B, 2, T, 8], v: f32[B, 2, T, 8])
+    -> (o: f32[B, 2, S, 8], lse: f32[B, 2, S]) {
+}
+)";
+  Result<Kernel> kernel = compileString(spec, "cross.attn", noDiskCache());
+  ASSERT_TRUE(kernel) << kernel.error();
+  Buffers buf(3);
+  std::vector<TensorView> views = buf.views();
+  views[1].shape[2] = 0;
+  views[2].shape[2] = 0;
+  std::fill(buf.o.begin(), buf.o.end(), std::nanf(""));
+  Status st = kernel->run(views);
+  ASSERT_TRUE(st) << st.error();
+  for (float x : buf.o)
+    EXPECT_EQ(x, 0.0f);
+  for (float x : buf.lse)
+    EXPECT_TRUE(std::isinf(x) && x < 0);
 }
 
 TEST(JitApi, FullyMaskedRowsGiveZeroAndMinusInfinity) {
