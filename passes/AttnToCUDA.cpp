@@ -733,9 +733,9 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // thread) for comparisons.
   const char *wsEnv = std::getenv("ATTNC_CUDA_WS");
   out.warpSpecialized = out.hopper && !(wsEnv && std::string(wsEnv) == "0");
-  // Without a mask, at D = 64, the accumulators leave room for 128-key tiles
-  // (one wgmma per k step for S): half the per-tile softmax bookkeeping and
-  // barriers. With mask code in the loop the 128-register cap would spill.
+  // Both Hopper kernels take 128-key tiles (one wgmma per k step for S,
+  // half the per-tile softmax bookkeeping), the two-CTA one only at D = 64
+  // without a mask: with mask code its 128-register cap would spill.
   if (out.warpSpecialized || (out.hopper && d == 64 && op.getMask().empty()))
     blockK = 128;
   out.entry = "attnc_" + fn.getSymName().str();
@@ -823,9 +823,10 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     os << "#define ATTNC_CLASS_KERNEL " << out.entry << "_classes\n"
        << "#define ATTNC_CLASS_USES_B " << (out.classUsesBatch ? 1 : 0) << "\n"
        << "#define ATTNC_CLASS_USES_H " << (out.classUsesHead ? 1 : 0) << "\n";
-  // Hopper: registers capped for two CTAs per SM, so that while one
-  // warpgroup runs its softmax another keeps the tensor cores busy (+21% at
-  // D = 128 on the H100, docs/cuda-backend.md). $ATTNC_CUDA_MIN_BLOCKS
+  // The two-CTA Hopper kernel: registers capped for two CTAs per SM, so
+  // that while one warpgroup runs its softmax another keeps the tensor
+  // cores busy (+21% at D = 128 on the H100, docs/cuda-backend.md). The
+  // warp-specialized kernel is one CTA per SM. $ATTNC_CUDA_MIN_BLOCKS
   // overrides it for tuning; the source, hence the cache key, records it.
   int minBlocks = out.hopper && !out.warpSpecialized ? 2 : 1;
   if (const char *env = std::getenv("ATTNC_CUDA_MIN_BLOCKS"))
