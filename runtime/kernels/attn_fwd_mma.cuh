@@ -118,19 +118,16 @@ ATTNC_DEV void attnc_load_tile(attnc_b16 *dst, const attnc_b16 *src, int rows, i
 // through descriptors.
 //===----------------------------------------------------------------------===//
 
-/// Descriptor of a K-major (or, for B, MN-major) operand at `p`: 128-byte
-/// swizzle, 8-row groups 1024 bytes apart.
-ATTNC_DEV unsigned long long attnc_desc(const void *p) {
-  unsigned long long addr = attnc_smem_addr(p);
-  return ((addr & 0x3FFFF) >> 4) | (1ull << 16) | (64ull << 32) | (1ull << 62);
-}
-/// Descriptor of an MN-major operand wider than one swizzle atom: 64-column
-/// atoms `atomBytes` apart along N, 8-row groups 1024 bytes apart along K.
+/// Descriptor of an operand at `p` in the 128-byte swizzle: 8-row groups
+/// 1024 bytes apart; an MN-major operand wider than one swizzle atom has its
+/// 64-column atoms `atomBytes` apart along N (unused otherwise).
 ATTNC_DEV unsigned long long attnc_desc_mn(const void *p, unsigned atomBytes) {
   unsigned long long addr = attnc_smem_addr(p);
   return ((addr & 0x3FFFF) >> 4) | (static_cast<unsigned long long>(atomBytes >> 4) << 16) |
          (64ull << 32) | (1ull << 62);
 }
+/// Descriptor of a K-major (or, for B, MN-major) operand of one atom's width.
+ATTNC_DEV unsigned long long attnc_desc(const void *p) { return attnc_desc_mn(p, 16); }
 ATTNC_DEV void attnc_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 ATTNC_DEV void attnc_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 ATTNC_DEV void attnc_wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
@@ -196,13 +193,12 @@ ATTNC_DEV void attnc_wgmma_rs(float (*d)[4], const unsigned (&a)[4],
 
 /// Copies `rows` rows of `width` (a multiple of 64) elements into the
 /// swizzled layout: [width / 64][tileRows][64]; missing rows become zeros.
-/// `threads` threads share the copy; `tid` is this one's index among them.
-template <int tileRows, int width, int threads = ATTNC_THREADS>
+template <int tileRows, int width>
 ATTNC_DEV void attnc_load_tile_sw(attnc_b16 *dst, const attnc_b16 *src, int rows, int tid) {
   constexpr int chunks = width / 8;
   unsigned char *bytes = reinterpret_cast<unsigned char *>(dst);
 #pragma unroll 4
-  for (int n = tid; n < tileRows * chunks; n += threads) {
+  for (int n = tid; n < tileRows * chunks; n += ATTNC_THREADS) {
     int r = n / chunks, c = n % chunks;
     bool ok = r < rows;
     const attnc_b16 *g = ok ? src + static_cast<long long>(r) * width + c * 8 : src;
@@ -355,6 +351,26 @@ extern "C" __global__ void __launch_bounds__(128) ATTNC_CLASS_KERNEL(const __gri
 }
 #endif
 
+/// Every key tile's class for the CTA's query tile into `tileClass`, spread
+/// over the threads: copied from the launch's class table, or classified.
+ATTNC_DEV void attnc_fill_tile_classes(const AttncArgs &a, unsigned char *tileClass, long long b,
+                                       long long h, long long qTile, long long numQTiles,
+                                       int numKTiles, long long q0, int qRows, long long iOffset,
+                                       int tid) {
+#if ATTNC_CLASS_TABLE
+  (void)q0, (void)qRows, (void)iOffset;
+  const unsigned char *classRow =
+      a.classes + ((ATTNC_CLASS_BATCH(b) * ATTNC_CLASS_HEADS + ATTNC_CLASS_HEAD(h)) * numQTiles +
+                   qTile) * numKTiles;
+  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS)
+    tileClass[kt] = classRow[kt];
+#else
+  (void)qTile, (void)numQTiles;
+  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS)
+    tileClass[kt] = static_cast<unsigned char>(attnc_classify(a, b, h, q0, qRows, kt, iOffset));
+#endif
+}
+
 #if !ATTNC_WS // sm_90a with head dims 64 and 128 takes attn_fwd_ws.cuh instead
 // CTAs per SM the register allocation must allow (attnc may set it).
 #ifndef ATTNC_MIN_BLOCKS
@@ -407,16 +423,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
 
   // Classify every key tile for this query tile, spread over the threads,
   // or copy the classes the class kernel computed for the launch.
-#if ATTNC_CLASS_TABLE
-  const unsigned char *classRow =
-      a.classes + ((ATTNC_CLASS_BATCH(b) * ATTNC_CLASS_HEADS + ATTNC_CLASS_HEAD(h)) * numQTiles +
-                   qTile) * numKTiles;
-  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS)
-    tileClass[kt] = classRow[kt];
-#else
-  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS)
-    tileClass[kt] = static_cast<unsigned char>(attnc_classify(a, b, h, q0, qRows, kt, iOffset));
-#endif
+  attnc_fill_tile_classes(a, tileClass, b, h, qTile, numQTiles, numKTiles, q0, qRows, iOffset,
+                          tid);
   __syncthreads();
 
   auto nextTile = [&](int kt) {

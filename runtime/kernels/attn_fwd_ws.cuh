@@ -133,16 +133,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   // Every thread: Q, the tile classes, the barriers.
   attnc_load_tile_sw<ATTNC_BM, ATTNC_D>(qs, qg, qRows, tid);
   attnc_cp_async_commit();
-#if ATTNC_CLASS_TABLE
-  const unsigned char *classRow =
-      a.classes + ((ATTNC_CLASS_BATCH(b) * ATTNC_CLASS_HEADS + ATTNC_CLASS_HEAD(h)) * numQTiles +
-                   qTile) * numKTiles;
-  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS)
-    tileClass[kt] = classRow[kt];
-#else
-  for (int kt = tid; kt < numKTiles; kt += ATTNC_THREADS)
-    tileClass[kt] = static_cast<unsigned char>(attnc_classify(a, b, h, q0, qRows, kt, iOffset));
-#endif
+  attnc_fill_tile_classes(a, tileClass, b, h, qTile, numQTiles, numKTiles, q0, qRows, iOffset,
+                          tid);
   if (tid == 0) {
     for (int s = 0; s < 2; ++s) {
       attnc_mbar_init(fullK + s, 1);
