@@ -62,6 +62,15 @@ static Status launchPagedDecode(const CompiledKernel &k, const std::vector<Tenso
                            std::to_string(bytes) +
                            " bytes) must be a multiple of 16: pages are read in 16-byte pieces");
   }
+  // The tensor-core kernel copies scale rows with bulk copies too.
+  for (int arg : {paged.keyScale, paged.valueScale}) {
+    if (!layout.decodeMma || arg < 0)
+      continue;
+    int64_t bytes = tensors[arg].effectiveStrides()[0] * 4;
+    if (bytes % 16)
+      return Status::error("the page stride of the scales (" + std::to_string(bytes) +
+                           " bytes) must be a multiple of 16: pages are read in 16-byte pieces");
+  }
   int64_t smem = layout.decodeSmemFixed +
                  layout.decodeSmemPerRow * std::min<int64_t>(rows, layout.decodeRows);
   if (smem > cuda::maxSharedMemoryPerBlock())
@@ -85,7 +94,7 @@ static Status launchPagedDecode(const CompiledKernel &k, const std::vector<Tenso
     splits = std::clamp<int64_t>(std::atoll(env), 1, tiles);
   int64_t perSplit = (tiles + splits - 1) / splits * layout.decodeTileKeys;
   splits = (maxKeys + perSplit - 1) / perSplit;
-  if (splits * rowChunks > INT32_MAX || kvHeads > 65535 || batch > 65535 ||
+  if (splits * rowChunks > INT32_MAX || kvHeads > 65535 || batch > 65535 || maxKeys > INT32_MAX ||
       perSplit > INT32_MAX || batch * heads * qLen > INT32_MAX)
     return Status::error("too many splits, KV heads or sequences for the paged decode kernel");
   std::string error;

@@ -73,9 +73,12 @@ struct CudaKernel {
   /// runtime/kernels/attn_decode_paged.cuh) taking (args, partials, keys per
   /// split, splits, error flag), then `entry + "_combine"` with the same
   /// parameters. A CTA serves up to `decodeRows` query rows (G * S) of one
-  /// KV head, in tiles of `decodeTileKeys` keys.
-  bool decode = false;
-  int decodeRows = 0, decodeTileKeys = 0;
+  /// KV head, in tiles of `decodeTileKeys` keys (splits hold whole tiles).
+  /// `decodeMma`: the tensor-core kernel (attn_decode_mma.cuh), which
+  /// copies pages with bulk copies, so every page stride (scales too) must
+  /// be a multiple of 16 bytes; it rings `decodeStages` tiles per warp.
+  bool decode = false, decodeMma = false;
+  int decodeRows = 0, decodeTileKeys = 0, decodeStages = 0;
   /// Dynamic shared memory of the decode kernel: fixed + perRow * G * S.
   int64_t decodeSmemFixed = 0, decodeSmemPerRow = 0;
 };

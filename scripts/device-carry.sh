@@ -16,8 +16,8 @@ mkdir -p $C/bin $C/lib
 if ! ls $C/libllvm22_*.deb $C/libmlir-22_*.deb $C/libz3-4_*.deb >/dev/null 2>&1; then
   (cd $C && apt-get download libllvm22 libmlir-22 libz3-4)
 fi
-for tool in attnc attnc-conformance; do
-  strip -o $C/bin/$tool $BUILD/bin/$tool
+for tool in attnc attnc-conformance attnc-cpu-bench attnc-kv-bench attnc-paged-decode-bench; do
+  [ -e $BUILD/bin/$tool ] && strip -o $C/bin/$tool $BUILD/bin/$tool
 done
 for lib in $BUILD/lib/libattnc-gpu-bench.so $BUILD/lib/libattnc.so*; do
   [ -e "$lib" ] || continue

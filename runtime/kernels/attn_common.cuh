@@ -94,3 +94,50 @@ ATTNC_DEV void attnc_cp_async4(void *smem, const void *gmem, bool pred) {
 ATTNC_DEV void attnc_cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 ATTNC_DEV void attnc_cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
 ATTNC_DEV void attnc_cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::); }
+
+// mbarriers and bulk copies (sm_90 and up), for the Hopper kernels.
+ATTNC_DEV void attnc_mbar_init(unsigned long long *bar, unsigned count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(attnc_smem_addr(bar)),
+               "r"(count));
+}
+/// Arrives on `bar` and adds `bytes` to the transaction count its phase
+/// waits for.
+ATTNC_DEV void attnc_mbar_expect(unsigned long long *bar, unsigned bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(
+                   attnc_smem_addr(bar)),
+               "r"(bytes)
+               : "memory");
+}
+ATTNC_DEV void attnc_mbar_arrive(unsigned long long *bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(attnc_smem_addr(bar))
+               : "memory");
+}
+/// Spins until the barrier's phase of parity `parity` has completed.
+ATTNC_DEV void attnc_mbar_wait(unsigned long long *bar, unsigned parity) {
+  asm volatile("{\n.reg .pred done;\n"
+               "WAIT_%=:\n"
+               "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+               "@!done bra WAIT_%=;\n}\n" ::"r"(attnc_smem_addr(bar)),
+               "r"(parity)
+               : "memory");
+}
+ATTNC_DEV void attnc_fence_proxy_async() {
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+}
+/// Adds `bytes` to the transaction count that `bar`'s current phase waits
+/// for, without arriving.
+ATTNC_DEV void attnc_mbar_expect_tx(unsigned long long *bar, unsigned bytes) {
+  asm volatile("mbarrier.expect_tx.relaxed.cta.shared::cta.b64 [%0], %1;\n" ::"r"(
+                   attnc_smem_addr(bar)),
+               "r"(bytes)
+               : "memory");
+}
+/// `bytes` (a multiple of 16; both addresses 16-byte aligned) from global to
+/// shared memory by the copy engine, completing on `bar`.
+ATTNC_DEV void attnc_bulk_copy(void *dst, const void *src, unsigned bytes,
+                               unsigned long long *bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes "
+               "[%0], [%1], %2, [%3];\n" ::"r"(attnc_smem_addr(dst)),
+               "l"(src), "r"(bytes), "r"(attnc_smem_addr(bar))
+               : "memory");
+}

@@ -131,9 +131,6 @@ ATTNC_DEV unsigned long long attnc_desc(const void *p) { return attnc_desc_mn(p,
 ATTNC_DEV void attnc_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 ATTNC_DEV void attnc_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 ATTNC_DEV void attnc_wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
-ATTNC_DEV void attnc_fence_proxy_async() {
-  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-}
 
 /// d (64 x 64, f32, the warpgroup's accumulator layout) += A * B^T, both
 /// from shared memory, K-major; `accumulate` = 0 overwrites d.

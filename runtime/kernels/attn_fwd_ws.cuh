@@ -49,18 +49,6 @@
 #define ATTNC_WS_PV_N 128
 #endif
 
-ATTNC_DEV void attnc_mbar_init(unsigned long long *bar, unsigned count) {
-  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(attnc_smem_addr(bar)),
-               "r"(count));
-}
-/// Arrives on `bar` and adds `bytes` to the transaction count its phase
-/// waits for.
-ATTNC_DEV void attnc_mbar_expect(unsigned long long *bar, unsigned bytes) {
-  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(
-                   attnc_smem_addr(bar)),
-               "r"(bytes)
-               : "memory");
-}
 /// A CUtensorMap, passed by value as a __grid_constant__ kernel parameter.
 struct __align__(64) attnc_tmap {
   unsigned long long opaque[16];
@@ -73,19 +61,6 @@ ATTNC_DEV void attnc_tma_load(void *dst, const attnc_tmap *map, int c0, int c1, 
                "[%0], [%1, {%2, %3, %4}], [%5];\n" ::"r"(attnc_smem_addr(dst)),
                "l"(reinterpret_cast<unsigned long long>(map)), "r"(c0), "r"(c1), "r"(c2),
                "r"(attnc_smem_addr(bar))
-               : "memory");
-}
-ATTNC_DEV void attnc_mbar_arrive(unsigned long long *bar) {
-  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(attnc_smem_addr(bar))
-               : "memory");
-}
-/// Spins until the barrier's phase of parity `parity` has completed.
-ATTNC_DEV void attnc_mbar_wait(unsigned long long *bar, unsigned parity) {
-  asm volatile("{\n.reg .pred done;\n"
-               "WAIT_%=:\n"
-               "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
-               "@!done bra WAIT_%=;\n}\n" ::"r"(attnc_smem_addr(bar)),
-               "r"(parity)
                : "memory");
 }
 /// Named barriers 1 and 2 (0 is __syncthreads) order the two consumers'

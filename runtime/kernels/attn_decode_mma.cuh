@@ -1,0 +1,516 @@
+//===- attn_decode_mma.cuh - Paged split-KV decode on the tensor cores ----===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The split kernel of the paged form on sm_90 and up for D = Dv of 64 or 128
+// (attn_decode_paged.cuh serves the rest), appended after the generated
+// AttncArgs and region functions; the combine kernel
+// (attn_decode_combine.cuh) follows.
+//
+// One CTA per (key split, chunk of 16 query rows, KV head, sequence), four
+// warps. The split's keys are cut into four runs, one per warp, and each
+// warp streams its run alone through its own ring of ATTNC_DECODE_STAGES
+// tiles of ATTNC_DECODE_TK keys, so no warp ever waits for another:
+//  - Lane 0 copies a tile's rows (and scales) page by page with bulk copies
+//    (cp.async.bulk), which complete on the stage's mbarrier, STAGES - 1
+//    tiles ahead of use. Page ids come from a window of 32 table entries,
+//    one per lane, loaded a window ahead: no copy waits for a table read.
+//  - S = Q K^T and O += P V run on mma.m16n8k16. The query rows (the GQA
+//    heads and positions of one KV head) are the 16 rows of A, so a page is
+//    read once for all of them. Each thread reads its slice of a key's row
+//    straight from shared memory; q8 and q4 codes become bf16 (f16) pairs
+//    in registers (a q4 nibble or-ed into the mantissa of 128.0, minus
+//    136, times the group's scale). A thread's features need not be
+//    adjacent (attnc_pair_feature): Q's fragments are gathered in the same
+//    order, and for P V the value pairs are transposed with movmatrix, so
+//    the accumulator's columns come out in that order too.
+//  - Online softmax per row in registers; a warp rescales its accumulator
+//    only when some row's max moved.
+// At the end the warps' states meet in shared memory and the CTA writes, per
+// row, the accumulator, its max and its sum, which ATTNC_COMBINE merges.
+//
+// Table entries outside [0, pages) and lengths outside [0, M * PS] are never
+// followed: those keys are dropped and the error flag is raised.
+//
+//===----------------------------------------------------------------------===//
+
+#define ATTNC_TK ATTNC_DECODE_TK
+#define ATTNC_STAGES ATTNC_DECODE_STAGES
+#if ATTNC_KV_FORMAT == 0
+#define ATTNC_ROW (2 * ATTNC_D)
+#define ATTNC_SCALE_BYTES 0
+#else
+#if ATTNC_KV_FORMAT == 1
+#define ATTNC_ROW (ATTNC_D)
+#else
+#define ATTNC_ROW (ATTNC_D / 2)
+#endif
+#define ATTNC_SCALE_BYTES (4 * (ATTNC_GROUPS_K + ATTNC_GROUPS_V))
+#endif
+// Packed pairs of a key's row per thread; also the output's n8 tiles.
+#define ATTNC_NR (ATTNC_D / 8)
+#define ATTNC_STAGE_BYTES (ATTNC_TK * (2 * ATTNC_ROW + ATTNC_SCALE_BYTES))
+// mbarriers and valid-key masks of every warp's stages, then the rings.
+#define ATTNC_RING_OFFSET ((4 * ATTNC_STAGES * 16 + 127) / 128 * 128)
+#define ATTNC_LOG2E_F 1.4426950408889634f
+#if ATTNC_TK == 64
+#define ATTNC_ALL_KEYS (~0ull)
+#else
+#define ATTNC_ALL_KEYS ((1ull << ATTNC_TK) - 1)
+#endif
+
+/// The feature of a key's row that half `e` of packed pair `r` of thread
+/// `t` holds. bf16/f16: thread t reads 16-byte pieces t, t + 4, ... (the
+/// quad then covers 64 adjacent bytes); q8 and q4: thread t reads the t-th
+/// quarter of the row, and a q4 word's pairs are nibbles (i, i + 4).
+ATTNC_DEV int attnc_pair_feature(int r, int t, int e) {
+#if ATTNC_KV_FORMAT == 0
+  return 8 * (4 * (r / 4) + t) + 2 * (r % 4) + e;
+#elif ATTNC_KV_FORMAT == 1
+  return ATTNC_D / 4 * t + 2 * r + e;
+#else
+  return ATTNC_D / 4 * t + 8 * (r / 4) + r % 4 + 4 * e;
+#endif
+}
+
+/// a * b + c on two packed bf16 (f16).
+ATTNC_DEV unsigned attnc_fma2(unsigned a, unsigned b, unsigned c) {
+  unsigned d;
+#if ATTNC_F16
+  asm("fma.rn.f16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+#else
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+#endif
+  return d;
+}
+ATTNC_DEV unsigned attnc_pack2(float lo, float hi) {
+#if ATTNC_F16
+  return attnc_pack_f16x2(lo, hi);
+#else
+  return attnc_pack_bf16x2(lo, hi);
+#endif
+}
+ATTNC_DEV unsigned attnc_prmt(unsigned a, unsigned b, unsigned sel) {
+  unsigned d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
+}
+/// The 8x8 matrix of b16 whose row g, columns 2t and 2t + 1 lane 4g + t
+/// holds, transposed.
+ATTNC_DEV unsigned attnc_transpose8x8(unsigned x) {
+  unsigned y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
+  return y;
+}
+ATTNC_DEV void attnc_mma16816(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+#if ATTNC_F16
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+#else
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+#endif
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+/// Thread t's packed pairs of one key's row in a stage (`row`), dequantized
+/// with the row's scales (`scales`, one per `groupSize` features).
+template <int groupSize>
+ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, int t,
+                               unsigned (&x)[ATTNC_NR]) {
+#if ATTNC_KV_FORMAT == 0
+  (void)scales;
+#pragma unroll
+  for (int c = 0; c < ATTNC_D / 32; ++c) {
+    uint4 w = *reinterpret_cast<const uint4 *>(row + 16 * (4 * c + t));
+    x[4 * c] = w.x;
+    x[4 * c + 1] = w.y;
+    x[4 * c + 2] = w.z;
+    x[4 * c + 3] = w.w;
+  }
+#else
+  // This thread's quarter of the row: ATTNC_ROW / 4 bytes.
+  constexpr int kWords = ATTNC_ROW / 16;
+  unsigned words[kWords];
+#if ATTNC_ROW / 4 >= 16
+#pragma unroll
+  for (int c = 0; c < kWords / 4; ++c) {
+    uint4 w = *reinterpret_cast<const uint4 *>(row + ATTNC_ROW / 4 * t + 16 * c);
+    words[4 * c] = w.x;
+    words[4 * c + 1] = w.y;
+    words[4 * c + 2] = w.z;
+    words[4 * c + 3] = w.w;
+  }
+#else
+  uint2 w2 = *reinterpret_cast<const uint2 *>(row + ATTNC_ROW / 4 * t);
+  words[0] = w2.x;
+  words[1] = w2.y;
+#endif
+#if ATTNC_KV_FORMAT == 1
+  // Four codes per word: code + 128 or-ed into the mantissa of 2^23 is a
+  // float; subtracting 2^23 + 128 leaves the code exactly.
+#pragma unroll
+  for (int w = 0; w < kWords; ++w) {
+    const float s = scales[(ATTNC_D / 4 * t + 4 * w) / groupSize];
+    const unsigned u = words[w] ^ 0x80808080u;
+    float f[4];
+#pragma unroll
+    for (int k = 0; k < 4; ++k)
+      f[k] = __uint_as_float(attnc_prmt(u, 0x4B000000u, 0x7540u + k)) - 8388736.f;
+    x[2 * w] = attnc_pack2(f[0] * s, f[1] * s);
+    x[2 * w + 1] = attnc_pack2(f[2] * s, f[3] * s);
+  }
+#else
+  // Eight codes per word, nibbles i and i + 4 into one pair: or-ed into
+  // the mantissa of 128.0 (1024.0 for f16) they read 128 + n; minus 136
+  // (1032) is n - 8 exactly, then one rounding times the scale.
+#if ATTNC_F16
+  constexpr unsigned kMagic = 0x64006400u, kOne = 0x3C003C00u, kMinusOffset = 0xE408E408u;
+#else
+  constexpr unsigned kMagic = 0x43004300u, kOne = 0x3F803F80u, kMinusOffset = 0xC308C308u;
+#endif
+#pragma unroll
+  for (int w = 0; w < kWords; ++w) {
+    const float s = scales[(ATTNC_D / 4 * t + 8 * w) / groupSize];
+    const unsigned s2 = attnc_pack2(s, s);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      unsigned r = ((words[w] >> (4 * i)) & 0x000F000Fu) | kMagic;
+      x[4 * w + i] = attnc_fma2(attnc_fma2(r, kOne, kMinusOffset), s2, 0x80008000u);
+    }
+  }
+#endif
+#endif
+}
+
+extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
+    ATTNC_KERNEL(const AttncArgs args, float *part, int keysPerSplit, int splits, int *flag) {
+  extern __shared__ __align__(128) unsigned char smem[];
+  const int hk = blockIdx.y, b = blockIdx.z, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
+  const int g = lane / 4, t = lane % 4;
+  const int G = static_cast<int>(args.Hq / args.Hkv), S = static_cast<int>(args.S);
+  // Rows (g, s) of this KV head, 16 per CTA: blockIdx.x is
+  // split * rowChunks + chunk.
+  const int rowsAll = G * S;
+  const int rowChunks = (rowsAll + 15) / 16;
+  const int split = blockIdx.x / rowChunks, r0 = (blockIdx.x % rowChunks) * 16;
+  const int R = rowsAll - r0 < 16 ? rowsAll - r0 : 16;
+  const attnc_index width = ATTNC_TABLE_WIDTH(args);
+  const int ps = static_cast<int>(args.pageTokens);
+  attnc_index len = ATTNC_SEQ_LENS(args)[b];
+  if (len < 0 || len > width * ps) {
+    if (tid == 0)
+      atomicExch(flag, 1);
+    len = len < 0 ? 0 : width * ps;
+  }
+  // The regions see this sequence's own length as kv_len.
+  AttncArgs a = args;
+  a.T = len;
+  const attnc_index iOffset = ATTNC_ALIGN_END ? len - S : 0;
+  // Keys per sequence fit in 32 bits (the runtime checks the split size).
+  const int begin = split * keysPerSplit;
+  const int end = static_cast<attnc_index>(begin) + keysPerSplit < len ? begin + keysPerSplit
+                                                                       : static_cast<int>(len);
+  // This warp's run of whole tiles.
+  const int tilesAll = end > begin ? (end - begin + ATTNC_TK - 1) / ATTNC_TK : 0;
+  const int tilesPerWarp = (tilesAll + 3) / 4;
+  const int wb = begin + warp * tilesPerWarp * ATTNC_TK;
+  const int we = end < wb + tilesPerWarp * ATTNC_TK ? end : wb + tilesPerWarp * ATTNC_TK;
+  const int nTiles = we > wb ? (we - wb + ATTNC_TK - 1) / ATTNC_TK : 0;
+
+  unsigned long long *bars = reinterpret_cast<unsigned long long *>(smem) + warp * ATTNC_STAGES;
+  unsigned long long *validKeys =
+      reinterpret_cast<unsigned long long *>(smem) + 4 * ATTNC_STAGES + warp * ATTNC_STAGES;
+  unsigned char *ring = smem + ATTNC_RING_OFFSET + warp * ATTNC_STAGES * ATTNC_STAGE_BYTES;
+  if (lane == 0)
+    for (int s = 0; s < ATTNC_STAGES; ++s)
+      attnc_mbar_init(bars + s, 1);
+  attnc_fence_proxy_async(); // the copy engine sees the initialized barriers
+  __syncwarp();
+
+  // Q's A fragments, gathered in the order of the key pairs: rows g and
+  // g + 8 of the chunk, raw bf16 (f16) bits; rows past R are zero.
+  unsigned qa[ATTNC_D / 16][4];
+  attnc_index rowH[2], rowI[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const int r = g + 8 * half;
+    const int rr = r < R ? r : R - 1;
+    rowH[half] = static_cast<attnc_index>(hk) * G + (r0 + rr) / S;
+    rowI[half] = (r0 + rr) % S + iOffset;
+    const attnc_b16 *qRow = args.q + ((b * args.Hq + rowH[half]) * args.S + (r0 + rr) % S) * ATTNC_D;
+#pragma unroll
+    for (int ks = 0; ks < ATTNC_D / 16; ++ks)
+#pragma unroll
+      for (int hi = 0; hi < 2; ++hi) {
+        const int pr = 2 * ks + hi;
+        unsigned lo = qRow[attnc_pair_feature(pr, t, 0)], up = qRow[attnc_pair_feature(pr, t, 1)];
+        qa[ks][2 * hi + half] = r < R ? lo | (up << 16) : 0u;
+      }
+  }
+  (void)rowH, (void)rowI, (void)a;
+
+  float acc[ATTNC_NR][4];
+#pragma unroll
+  for (int r = 0; r < ATTNC_NR; ++r)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      acc[r][e] = 0.f;
+  float m[2] = {-ATTNC_INF, -ATTNC_INF}, l[2] = {0.f, 0.f};
+
+  // Page ids: lane x holds the table entry of page winBase + x, and `next`
+  // the one 32 pages on, loaded when the window moves.
+  const int *tableRow = ATTNC_PAGE_TABLE(args) + b * width;
+  auto entry = [&](int p) { return p < width ? __ldg(tableRow + p) : -1; };
+  int winBase = nTiles ? wb / ps : 0;
+  int cur = nTiles ? entry(winBase + lane) : 0, next = nTiles ? entry(winBase + 32 + lane) : 0;
+  auto pageOf = [&](int p) {
+    while (p >= winBase + 32) {
+      cur = next;
+      winBase += 32;
+      next = entry(winBase + 32 + lane);
+    }
+    return __shfl_sync(0xffffffffu, cur, p - winBase);
+  };
+  const unsigned char *kBase = reinterpret_cast<const unsigned char *>(args.k);
+  const unsigned char *vBase = reinterpret_cast<const unsigned char *>(args.v);
+  // Starts the copies of tile `it` into its stage: one bulk copy per run of
+  // keys within a page, for K and V rows (and their scales).
+  auto issue = [&](int it) {
+    const int st = it % ATTNC_STAGES;
+    unsigned char *buf = ring + st * ATTNC_STAGE_BYTES;
+    const int t0 = wb + it * ATTNC_TK, n = we - t0 < ATTNC_TK ? we - t0 : ATTNC_TK;
+    unsigned long long valid = 0;
+    bool bad = false;
+    for (int j = t0; j < t0 + n;) {
+      const int p = j / ps, slot = j - p * ps;
+      const int run = ps - slot < t0 + n - j ? ps - slot : t0 + n - j;
+      const int page = pageOf(p);
+      if (page >= 0 && page < args.pages) {
+        valid |= (run == 64 ? ~0ull : (1ull << run) - 1) << (j - t0);
+        if (lane == 0) {
+          const attnc_index row = static_cast<attnc_index>(hk) * ps + slot;
+          auto copy = [&](int at, const unsigned char *src, int bytes) {
+            attnc_mbar_expect_tx(bars + st, bytes);
+            attnc_bulk_copy(buf + at, src, bytes, bars + st);
+          };
+          copy((j - t0) * ATTNC_ROW, kBase + page * args.kPageBytes + row * ATTNC_ROW,
+               run * ATTNC_ROW);
+          copy(ATTNC_TK * ATTNC_ROW + (j - t0) * ATTNC_ROW,
+               vBase + page * args.vPageBytes + row * ATTNC_ROW, run * ATTNC_ROW);
+#if ATTNC_KV_FORMAT != 0
+          copy(2 * ATTNC_TK * ATTNC_ROW + (j - t0) * 4 * ATTNC_GROUPS_K,
+               reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args)) +
+                   page * args.ksPageBytes + row * 4 * ATTNC_GROUPS_K,
+               run * 4 * ATTNC_GROUPS_K);
+          copy(2 * ATTNC_TK * ATTNC_ROW + ATTNC_TK * 4 * ATTNC_GROUPS_K +
+                   (j - t0) * 4 * ATTNC_GROUPS_V,
+               reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args)) +
+                   page * args.vsPageBytes + row * 4 * ATTNC_GROUPS_V,
+               run * 4 * ATTNC_GROUPS_V);
+#endif
+        }
+      } else {
+        bad = true;
+      }
+      j += run;
+    }
+    if (lane == 0) {
+      validKeys[st] = valid;
+      if (bad)
+        atomicExch(flag, 1);
+      attnc_mbar_arrive(bars + st);
+    }
+  };
+
+  for (int it = 0; it < ATTNC_STAGES - 1 && it < nTiles; ++it)
+    issue(it);
+  __syncwarp();
+  for (int it = 0; it < nTiles; ++it) {
+    if (it + ATTNC_STAGES - 1 < nTiles)
+      issue(it + ATTNC_STAGES - 1); // into the stage the last iteration freed
+    const int st = it % ATTNC_STAGES;
+    attnc_mbar_wait(bars + st, (it / ATTNC_STAGES) & 1);
+    const unsigned char *K = ring + st * ATTNC_STAGE_BYTES, *V = K + ATTNC_TK * ATTNC_ROW;
+    const float *KS = reinterpret_cast<const float *>(K + 2 * ATTNC_TK * ATTNC_ROW);
+#if ATTNC_KV_FORMAT != 0
+    const float *VS = KS + ATTNC_TK * ATTNC_GROUPS_K;
+#else
+    const float *VS = KS;
+#endif
+    const unsigned long long valid = validKeys[st];
+    const int t0 = wb + it * ATTNC_TK;
+    (void)t0;
+
+    // Scores: n8 tile blk holds keys 8 blk + (2t, 2t + 1) of rows g, g + 8.
+    float sc[ATTNC_TK / 8][4];
+#pragma unroll
+    for (int blk = 0; blk < ATTNC_TK / 8; ++blk) {
+      unsigned kx[ATTNC_NR];
+      attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_K>(K + (8 * blk + g) * ATTNC_ROW,
+                                                KS + (8 * blk + g) * ATTNC_GROUPS_K, t, kx);
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        sc[blk][e] = 0.f;
+#pragma unroll
+      for (int ks = 0; ks < ATTNC_D / 16; ++ks)
+        attnc_mma16816(sc[blk], qa[ks], kx[2 * ks], kx[2 * ks + 1]);
+    }
+#pragma unroll
+    for (int blk = 0; blk < ATTNC_TK / 8; ++blk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int jj = 8 * blk + 2 * t + (e & 1), half = e >> 1;
+        float s = sc[blk][e] * ATTNC_SCALE;
+        bool ok = ((valid >> jj) & 1) && g + 8 * half < R;
+#if ATTNC_HAS_SCORE || ATTNC_HAS_MASK
+        if (ok) {
+          const attnc_index j = t0 + jj;
+#if ATTNC_HAS_SCORE
+          s = attnc_score(a, s, b, rowH[half], rowI[half], j);
+#endif
+#if ATTNC_HAS_MASK
+          ok = attnc_mask(a, b, rowH[half], rowI[half], j);
+#endif
+        }
+#endif
+        sc[blk][e] = ok ? s : -ATTNC_INF;
+      }
+
+    // Weights.
+#if ATTNC_SIGMOID
+#pragma unroll
+    for (int blk = 0; blk < ATTNC_TK / 8; ++blk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float s = sc[blk][e];
+        sc[blk][e] = s == -ATTNC_INF ? 0.f : 1.f / (1.f + attnc_exp2(-s * ATTNC_LOG2E_F));
+      }
+#else
+    float mt[2] = {-ATTNC_INF, -ATTNC_INF};
+#pragma unroll
+    for (int blk = 0; blk < ATTNC_TK / 8; ++blk) {
+      mt[0] = fmaxf(mt[0], fmaxf(sc[blk][0], sc[blk][1]));
+      mt[1] = fmaxf(mt[1], fmaxf(sc[blk][2], sc[blk][3]));
+    }
+    float corr[2], mb[2];
+    bool moved = false;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      mt[half] = fmaxf(mt[half], __shfl_xor_sync(0xffffffffu, mt[half], 1));
+      mt[half] = fmaxf(mt[half], __shfl_xor_sync(0xffffffffu, mt[half], 2));
+      const float mNew = fmaxf(m[half], mt[half]);
+      corr[half] = mNew == m[half] ? 1.f : attnc_exp2((m[half] - mNew) * ATTNC_LOG2E_F);
+      moved |= mNew != m[half];
+      m[half] = mNew;
+      mb[half] = mNew == -ATTNC_INF ? 0.f : mNew * ATTNC_LOG2E_F;
+      l[half] *= corr[half];
+    }
+    if (__any_sync(0xffffffffu, moved)) {
+#pragma unroll
+      for (int r = 0; r < ATTNC_NR; ++r) {
+        acc[r][0] *= corr[0];
+        acc[r][1] *= corr[0];
+        acc[r][2] *= corr[1];
+        acc[r][3] *= corr[1];
+      }
+    }
+#pragma unroll
+    for (int blk = 0; blk < ATTNC_TK / 8; ++blk)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float p = attnc_exp2(fmaf(sc[blk][e], ATTNC_LOG2E_F, -mb[e >> 1]));
+        l[e >> 1] += p;
+        sc[blk][e] = p;
+      }
+#endif
+
+    // O += P V, 16 keys at a time: P's A fragment is two score tiles; the
+    // value pairs of keys g and 8 + g, transposed, are the B fragments.
+    const bool full = valid == ATTNC_ALL_KEYS;
+#pragma unroll
+    for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
+      const unsigned pa[4] = {attnc_pack2(sc[2 * ck][0], sc[2 * ck][1]),
+                              attnc_pack2(sc[2 * ck][2], sc[2 * ck][3]),
+                              attnc_pack2(sc[2 * ck + 1][0], sc[2 * ck + 1][1]),
+                              attnc_pack2(sc[2 * ck + 1][2], sc[2 * ck + 1][3])};
+      unsigned v0[ATTNC_NR], v1[ATTNC_NR];
+      const int k0 = 16 * ck + g, k1 = 16 * ck + 8 + g;
+      attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + k0 * ATTNC_ROW, VS + k0 * ATTNC_GROUPS_V, t,
+                                                v0);
+      attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + k1 * ATTNC_ROW, VS + k1 * ATTNC_GROUPS_V, t,
+                                                v1);
+      if (!full) {
+        // Keys not copied hold stale or never-written bytes: zero them, as
+        // a zero weight times a NaN would not be zero.
+        const bool ok0 = (valid >> k0) & 1, ok1 = (valid >> k1) & 1;
+#pragma unroll
+        for (int r = 0; r < ATTNC_NR; ++r) {
+          v0[r] = ok0 ? v0[r] : 0u;
+          v1[r] = ok1 ? v1[r] : 0u;
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < ATTNC_NR; ++r)
+        attnc_mma16816(acc[r], pa, attnc_transpose8x8(v0[r]), attnc_transpose8x8(v1[r]));
+    }
+    __syncwarp(); // the stage is free for the copy STAGES - 1 tiles on
+  }
+
+  // The warps' states meet in the (now idle) rings: accumulators
+  // [4][16][DV], then max and sum [4][16].
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    l[half] += __shfl_xor_sync(0xffffffffu, l[half], 1);
+    l[half] += __shfl_xor_sync(0xffffffffu, l[half], 2);
+  }
+  __syncthreads();
+  float *accAll = reinterpret_cast<float *>(smem + ATTNC_RING_OFFSET);
+  float *mAll = accAll + 4 * 16 * ATTNC_DV, *lAll = mAll + 64;
+#pragma unroll
+  for (int r = 0; r < ATTNC_NR; ++r)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      accAll[(warp * 16 + g + 8 * (e >> 1)) * ATTNC_DV + attnc_pair_feature(r, t, e & 1)] =
+          acc[r][e];
+  if (t == 0) {
+    mAll[warp * 16 + g] = m[0];
+    mAll[warp * 16 + g + 8] = m[1];
+    lAll[warp * 16 + g] = l[0];
+    lAll[warp * 16 + g + 8] = l[1];
+  }
+  __syncthreads();
+  // Partials: [B][Hkv][splits][G * S][DV + 2] = accumulator, max, sum.
+  float *out = part + (((static_cast<attnc_index>(b) * args.Hkv + hk) * splits + split) * rowsAll +
+                       r0) *
+                          (ATTNC_DV + 2);
+  auto weightOf = [&](int w, int row, float mMax) {
+#if ATTNC_SIGMOID
+    (void)w, (void)row, (void)mMax;
+    return 1.f;
+#else
+    const float mw = mAll[w * 16 + row];
+    return mw == -ATTNC_INF ? 0.f : attnc_exp2((mw - mMax) * ATTNC_LOG2E_F);
+#endif
+  };
+  for (int x = tid; x < R * ATTNC_DV; x += 128) {
+    const int row = x / ATTNC_DV, f = x % ATTNC_DV;
+    const float mMax = fmaxf(fmaxf(mAll[row], mAll[16 + row]), fmaxf(mAll[32 + row], mAll[48 + row]));
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < 4; ++w)
+      sum += weightOf(w, row, mMax) * accAll[(w * 16 + row) * ATTNC_DV + f];
+    out[row * (ATTNC_DV + 2) + f] = sum;
+  }
+  if (tid < R) {
+    const float mMax = fmaxf(fmaxf(mAll[tid], mAll[16 + tid]), fmaxf(mAll[32 + tid], mAll[48 + tid]));
+    float sum = 0.f;
+#pragma unroll
+    for (int w = 0; w < 4; ++w)
+      sum += weightOf(w, tid, mMax) * lAll[w * 16 + tid];
+    out[tid * (ATTNC_DV + 2) + ATTNC_DV] = mMax;
+    out[tid * (ATTNC_DV + 2) + ATTNC_DV + 1] = sum;
+  }
+}
