@@ -31,6 +31,9 @@ struct CheckOptions {
   unsigned threads = 0;
   int timingRuns = 3; // kernel runs timed after the checked one
   bool skipReference = false;
+  /// When the reference rejects the shape (a region reads outside its
+  /// tensors there), report the case skipped instead of failed.
+  bool skipWhenReferenceRejects = false;
   /// Shapes (CheckReport::shape) already checked: return at once, skipped.
   std::vector<std::string> skipShapes;
 };

@@ -609,8 +609,11 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
   int minBlocks;
   int64_t tk;
   if (mma) {
-    // Stages of about 8 KB, 16 to 64 keys, and about 24 KB of stages per
-    // warp: two CTAs per SM then keep ~128 KB of copies in flight.
+    // Stages of 4 to 8 KB (16 to 64 keys), two per warp. Three CTAs per SM
+    // for bf16/f16 rows (12 warps with ~96 KB of copies in flight) and four
+    // for quantized ones, whose dequantizing needs more warps to hide its
+    // latency: on the H200 (docs/kv-cache.md) bf16 pages ran at 4.07 TB/s
+    // against 3.91 with two CTAs of three stages, q4 at 1.96 against 1.45.
     int64_t keyBytes = 2 * kRowBytes(d, format) + (format ? 4 * (groupsK + groupsV) : 0);
     tk = 16;
     while (tk < 64 && 2 * tk * keyBytes <= 8192)
@@ -620,20 +623,20 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
       if (v == 16 || v == 32 || v == 64)
         tk = v;
     }
-    int64_t stages = std::clamp<int64_t>(24576 / (tk * keyBytes), 2, 8);
+    int64_t stages = 2;
     if (const char *env = std::getenv("ATTNC_DECODE_STAGES"))
       stages = std::clamp<int64_t>(std::atoi(env), 2, 8);
-    minBlocks = 2;
+    minBlocks = format == 0 ? 3 : 4;
     if (const char *env = std::getenv("ATTNC_DECODE_MIN_BLOCKS"))
       minBlocks = std::clamp(std::atoi(env), 1, 16);
     int64_t ringOffset = (4 * stages * 16 + 127) / 128 * 128;
     out.decodeMma = true;
-    out.decodeRows = 16;
+    out.decodeRows = 8;
     out.decodeStages = static_cast<int>(stages);
     // Splits hold whole tiles for each of the four warps.
     out.decodeTileKeys = static_cast<int>(4 * tk);
     out.decodeSmemFixed =
-        ringOffset + std::max<int64_t>(4 * stages * tk * keyBytes, 4 * 16 * dv * 4 + 512);
+        ringOffset + std::max<int64_t>(4 * stages * tk * keyBytes, 4 * 8 * dv * 4 + 256);
   } else {
     // About 16 KB of raw rows per tile, so that a CTA keeps enough loads in
     // flight; quantized rows are smaller, so their tiles hold more keys.

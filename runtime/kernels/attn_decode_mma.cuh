@@ -9,7 +9,7 @@
 // AttncArgs and region functions; the combine kernel
 // (attn_decode_combine.cuh) follows.
 //
-// One CTA per (key split, chunk of 16 query rows, KV head, sequence), four
+// One CTA per (key split, chunk of 8 query rows, KV head, sequence), four
 // warps. The split's keys are cut into four runs, one per warp, and each
 // warp streams its run alone through its own ring of ATTNC_DECODE_STAGES
 // tiles of ATTNC_DECODE_TK keys, so no warp ever waits for another:
@@ -17,15 +17,17 @@
 //    (cp.async.bulk), which complete on the stage's mbarrier, STAGES - 1
 //    tiles ahead of use. Page ids come from a window of 32 table entries,
 //    one per lane, loaded a window ahead: no copy waits for a table read.
-//  - S = Q K^T and O += P V run on mma.m16n8k16. The query rows (the GQA
-//    heads and positions of one KV head) are the 16 rows of A, so a page is
-//    read once for all of them. Each thread reads its slice of a key's row
-//    straight from shared memory; q8 and q4 codes become bf16 (f16) pairs
-//    in registers (a q4 nibble or-ed into the mantissa of 128.0, minus
-//    136, times the group's scale). A thread's features need not be
-//    adjacent (attnc_pair_feature): Q's fragments are gathered in the same
-//    order, and for P V the value pairs are transposed with movmatrix, so
-//    the accumulator's columns come out in that order too.
+//  - Transposed products on mma.m16n8k16, so that keys and features fill
+//    the 16 rows and the few query rows (the GQA heads and positions of one
+//    KV head, read once for all of them) the 8 columns: S^T = K Q^T, then
+//    O^T += V^T P^T. Each thread reads its slice of a key's row straight
+//    from shared memory as K's A fragment; q8 and q4 codes become bf16
+//    (f16) pairs in registers (a q4 nibble or-ed into the mantissa of
+//    128.0, minus 136, times the group's scale). A thread's features need
+//    not be adjacent (attnc_pair_feature): Q's fragments are gathered in
+//    the same order. movmatrix transposes the value pairs into V^T's A
+//    fragments and the weights into P^T's B fragments, and the
+//    accumulator's rows come out in the same feature order.
 //  - Online softmax per row in registers; a warp rescales its accumulator
 //    only when some row's max moved.
 // At the end the warps' states meet in shared memory and the CTA writes, per
@@ -55,6 +57,22 @@
 // mbarriers and valid-key masks of every warp's stages, then the rings.
 #define ATTNC_RING_OFFSET ((4 * ATTNC_STAGES * 16 + 127) / 128 * 128)
 #define ATTNC_LOG2E_F 1.4426950408889634f
+// q4 with scale groups of whole 32-feature words-of-the-quad: the codes go
+// into the products raw (128 + n), the scales and the offset apply outside
+// them (attnc_row_codes).
+#if ATTNC_KV_FORMAT == 2 && (ATTNC_D / ATTNC_GROUPS_K) % 32 == 0 &&                            \
+    (ATTNC_D / ATTNC_GROUPS_V) % 32 == 0
+#define ATTNC_Q4_RAW 1
+#else
+#define ATTNC_Q4_RAW 0
+#endif
+#if ATTNC_F16
+#define ATTNC_Q4_MAGIC 0x64006400u  // 1024.0: the nibble reads 1024 + n
+#define ATTNC_Q4_OFFSET2 0x64086408u // 1032.0 = 1024 + 8
+#else
+#define ATTNC_Q4_MAGIC 0x43004300u  // 128.0: the nibble reads 128 + n
+#define ATTNC_Q4_OFFSET2 0x43084308u // 136.0 = 128 + 8
+#endif
 #if ATTNC_TK == 64
 #define ATTNC_ALL_KEYS (~0ull)
 #else
@@ -64,10 +82,14 @@
 /// The feature of a key's row that half `e` of packed pair `r` of thread
 /// `t` holds. bf16/f16: thread t reads 16-byte pieces t, t + 4, ... (the
 /// quad then covers 64 adjacent bytes); q8 and q4: thread t reads the t-th
-/// quarter of the row, and a q4 word's pairs are nibbles (i, i + 4).
+/// quarter of the row, and a q4 word's pairs are nibbles (i, i + 4); raw q4:
+/// thread t reads words t, t + 4, ..., so the quad's pairs r = 4w + i all
+/// lie in the 32 features of word group w.
 ATTNC_DEV int attnc_pair_feature(int r, int t, int e) {
 #if ATTNC_KV_FORMAT == 0
   return 8 * (4 * (r / 4) + t) + 2 * (r % 4) + e;
+#elif ATTNC_Q4_RAW
+  return 32 * (r / 4) + 8 * t + r % 4 + 4 * e;
 #elif ATTNC_KV_FORMAT == 1
   return ATTNC_D / 4 * t + 2 * r + e;
 #else
@@ -185,18 +207,35 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
 #endif
 }
 
+
+/// Raw q4: thread t's packed pairs of one key's row, 128 + n (1024 + n for
+/// f16) per nibble, exact; the offset and the group scales apply outside
+/// the products.
+ATTNC_DEV void attnc_row_codes(const unsigned char *row, int t, unsigned (&x)[ATTNC_NR]) {
+  const unsigned *words = reinterpret_cast<const unsigned *>(row);
+#pragma unroll
+  for (int w = 0; w < ATTNC_D / 32; ++w) {
+    const unsigned word = words[4 * w + t];
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      x[4 * w + i] = ((word >> (4 * i)) & 0x000F000Fu) | ATTNC_Q4_MAGIC;
+  }
+}
+
 extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     ATTNC_KERNEL(const AttncArgs args, float *part, int keysPerSplit, int splits, int *flag) {
   extern __shared__ __align__(128) unsigned char smem[];
   const int hk = blockIdx.y, b = blockIdx.z, tid = threadIdx.x, lane = tid % 32, warp = tid / 32;
-  const int g = lane / 4, t = lane % 4;
+  // The fragment coordinates: g = lane / 4 (a row of A, a column of B),
+  // t = lane % 4. Unsigned, so that index arithmetic on t simplifies.
+  const unsigned g = static_cast<unsigned>(lane) >> 2, t = static_cast<unsigned>(lane) & 3u;
   const int G = static_cast<int>(args.Hq / args.Hkv), S = static_cast<int>(args.S);
-  // Rows (g, s) of this KV head, 16 per CTA: blockIdx.x is
+  // Rows (g, s) of this KV head, 8 per CTA: blockIdx.x is
   // split * rowChunks + chunk.
   const int rowsAll = G * S;
-  const int rowChunks = (rowsAll + 15) / 16;
-  const int split = blockIdx.x / rowChunks, r0 = (blockIdx.x % rowChunks) * 16;
-  const int R = rowsAll - r0 < 16 ? rowsAll - r0 : 16;
+  const int rowChunks = (rowsAll + 7) / 8;
+  const int split = blockIdx.x / rowChunks, r0 = (blockIdx.x % rowChunks) * 8;
+  const int R = rowsAll - r0 < 8 ? rowsAll - r0 : 8;
   const attnc_index width = ATTNC_TABLE_WIDTH(args);
   const int ps = static_cast<int>(args.pageTokens);
   attnc_index len = ATTNC_SEQ_LENS(args)[b];
@@ -209,7 +248,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
   AttncArgs a = args;
   a.T = len;
   const attnc_index iOffset = ATTNC_ALIGN_END ? len - S : 0;
-  // Keys per sequence fit in 32 bits (the runtime checks the split size).
+  // Keys per sequence fit in 32 bits (the runtime checks the table's size).
   const int begin = split * keysPerSplit;
   const int end = static_cast<attnc_index>(begin) + keysPerSplit < len ? begin + keysPerSplit
                                                                        : static_cast<int>(len);
@@ -230,34 +269,57 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
   attnc_fence_proxy_async(); // the copy engine sees the initialized barriers
   __syncwarp();
 
-  // Q's A fragments, gathered in the order of the key pairs: rows g and
-  // g + 8 of the chunk, raw bf16 (f16) bits; rows past R are zero.
-  unsigned qa[ATTNC_D / 16][4];
+  // Q^T's B fragments, gathered in the order of the key pairs: query row g,
+  // raw bf16 (f16) bits; rows past R are zero.
+  unsigned qb[ATTNC_D / 16][2];
+  {
+    const int rr = static_cast<int>(g) < R ? static_cast<int>(g) : R - 1;
+    const attnc_index h = static_cast<attnc_index>(hk) * G + (r0 + rr) / S;
+    const attnc_b16 *qRow = args.q + ((b * args.Hq + h) * args.S + (r0 + rr) % S) * ATTNC_D;
+#pragma unroll
+    for (int pr = 0; pr < ATTNC_D / 8; ++pr) {
+      unsigned lo = qRow[attnc_pair_feature(pr, t, 0)], up = qRow[attnc_pair_feature(pr, t, 1)];
+      qb[pr / 2][pr % 2] = static_cast<int>(g) < R ? lo | (up << 16) : 0u;
+    }
+  }
+#if ATTNC_Q4_RAW
+  // Raw q4 scores: per word group w, S^T_w = (128 + n) Q^T, so the offset
+  // to take off is 136 times the sum of the group's query features: one
+  // product with every key feature 136 gives it, rows 2t and 2t + 1.
+  float qOff[ATTNC_D / 32][2];
+  {
+    const unsigned off[4] = {ATTNC_Q4_OFFSET2, ATTNC_Q4_OFFSET2, ATTNC_Q4_OFFSET2,
+                             ATTNC_Q4_OFFSET2};
+#pragma unroll
+    for (int w = 0; w < ATTNC_D / 32; ++w) {
+      float c[4] = {0.f, 0.f, 0.f, 0.f};
+      attnc_mma16816(c, off, qb[2 * w][0], qb[2 * w][1]);
+      attnc_mma16816(c, off, qb[2 * w + 1][0], qb[2 * w + 1][1]);
+      qOff[w][0] = c[0];
+      qOff[w][1] = c[1];
+    }
+  }
+#endif
+  // The rows of this thread's accumulator and scores: 2t and 2t + 1.
   attnc_index rowH[2], rowI[2];
+  bool rowOk[2];
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const int r = g + 8 * half;
-    const int rr = r < R ? r : R - 1;
-    rowH[half] = static_cast<attnc_index>(hk) * G + (r0 + rr) / S;
-    rowI[half] = (r0 + rr) % S + iOffset;
-    const attnc_b16 *qRow = args.q + ((b * args.Hq + rowH[half]) * args.S + (r0 + rr) % S) * ATTNC_D;
-#pragma unroll
-    for (int ks = 0; ks < ATTNC_D / 16; ++ks)
-#pragma unroll
-      for (int hi = 0; hi < 2; ++hi) {
-        const int pr = 2 * ks + hi;
-        unsigned lo = qRow[attnc_pair_feature(pr, t, 0)], up = qRow[attnc_pair_feature(pr, t, 1)];
-        qa[ks][2 * hi + half] = r < R ? lo | (up << 16) : 0u;
-      }
+  for (int e = 0; e < 2; ++e) {
+    const int r = static_cast<int>(2 * t) + e, rr = r < R ? r : R - 1;
+    rowOk[e] = r < R;
+    rowH[e] = static_cast<attnc_index>(hk) * G + (r0 + rr) / S;
+    rowI[e] = (r0 + rr) % S + iOffset;
   }
   (void)rowH, (void)rowI, (void)a;
 
-  float acc[ATTNC_NR][4];
+  // O^T: n8 tile u holds features attnc_pair_feature(2u, g / 2, g % 2) (c0,
+  // c1) and attnc_pair_feature(2u + 1, ...) (c2, c3) of rows 2t, 2t + 1.
+  float acc[ATTNC_NR / 2][4];
 #pragma unroll
-  for (int r = 0; r < ATTNC_NR; ++r)
+  for (int u = 0; u < ATTNC_NR / 2; ++u)
 #pragma unroll
     for (int e = 0; e < 4; ++e)
-      acc[r][e] = 0.f;
+      acc[u][e] = 0.f;
   float m[2] = {-ATTNC_INF, -ATTNC_INF}, l[2] = {0.f, 0.f};
 
   // Page ids: lane x holds the table entry of page winBase + x, and `next`
@@ -344,142 +406,209 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     const int t0 = wb + it * ATTNC_TK;
     (void)t0;
 
-    // Scores: n8 tile blk holds keys 8 blk + (2t, 2t + 1) of rows g, g + 8.
-    float sc[ATTNC_TK / 8][4];
+    // S^T, 16 keys at a time: chunk ck holds keys 16 ck + g (c0, c1) and
+    // 16 ck + 8 + g (c2, c3) of rows 2t, 2t + 1.
+    float sc[ATTNC_TK / 16][4];
 #pragma unroll
-    for (int blk = 0; blk < ATTNC_TK / 8; ++blk) {
-      unsigned kx[ATTNC_NR];
-      attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_K>(K + (8 * blk + g) * ATTNC_ROW,
-                                                KS + (8 * blk + g) * ATTNC_GROUPS_K, t, kx);
+    for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
+      unsigned k0[ATTNC_NR], k1[ATTNC_NR];
+      const int j0 = 16 * ck + g, j1 = j0 + 8;
+#if ATTNC_Q4_RAW
+      attnc_row_codes(K + j0 * ATTNC_ROW, t, k0);
+      attnc_row_codes(K + j1 * ATTNC_ROW, t, k1);
+      // Per word group: the raw product, less the offset, times the key's
+      // group scale (keys j0 in c0, c1 and j1 in c2, c3).
 #pragma unroll
       for (int e = 0; e < 4; ++e)
-        sc[blk][e] = 0.f;
+        sc[ck][e] = 0.f;
 #pragma unroll
-      for (int ks = 0; ks < ATTNC_D / 16; ++ks)
-        attnc_mma16816(sc[blk], qa[ks], kx[2 * ks], kx[2 * ks + 1]);
+      for (int w = 0; w < ATTNC_D / 32; ++w) {
+        float sw[4] = {0.f, 0.f, 0.f, 0.f};
+#pragma unroll
+        for (int ks = 2 * w; ks < 2 * w + 2; ++ks) {
+          const unsigned ka[4] = {k0[2 * ks], k1[2 * ks], k0[2 * ks + 1], k1[2 * ks + 1]};
+          attnc_mma16816(sw, ka, qb[ks][0], qb[ks][1]);
+        }
+        const int grp = 32 * w / (ATTNC_D / ATTNC_GROUPS_K);
+        const float s0 = KS[j0 * ATTNC_GROUPS_K + grp], s1 = KS[j1 * ATTNC_GROUPS_K + grp];
+        sc[ck][0] = fmaf(s0, sw[0] - qOff[w][0], sc[ck][0]);
+        sc[ck][1] = fmaf(s0, sw[1] - qOff[w][1], sc[ck][1]);
+        sc[ck][2] = fmaf(s1, sw[2] - qOff[w][0], sc[ck][2]);
+        sc[ck][3] = fmaf(s1, sw[3] - qOff[w][1], sc[ck][3]);
+      }
+#else
+      attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_K>(K + j0 * ATTNC_ROW, KS + j0 * ATTNC_GROUPS_K, t, k0);
+      attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_K>(K + j1 * ATTNC_ROW, KS + j1 * ATTNC_GROUPS_K, t, k1);
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        sc[ck][e] = 0.f;
+#pragma unroll
+      for (int ks = 0; ks < ATTNC_D / 16; ++ks) {
+        const unsigned ka[4] = {k0[2 * ks], k1[2 * ks], k0[2 * ks + 1], k1[2 * ks + 1]};
+        attnc_mma16816(sc[ck], ka, qb[ks][0], qb[ks][1]);
+      }
+#endif
     }
 #pragma unroll
-    for (int blk = 0; blk < ATTNC_TK / 8; ++blk)
+    for (int ck = 0; ck < ATTNC_TK / 16; ++ck)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int jj = 8 * blk + 2 * t + (e & 1), half = e >> 1;
-        float s = sc[blk][e] * ATTNC_SCALE;
-        bool ok = ((valid >> jj) & 1) && g + 8 * half < R;
+        const int jj = 16 * ck + static_cast<int>(g) + 8 * (e >> 1), col = e & 1;
+        float s = sc[ck][e] * ATTNC_SCALE;
+        bool ok = ((valid >> jj) & 1) && rowOk[col];
 #if ATTNC_HAS_SCORE || ATTNC_HAS_MASK
         if (ok) {
           const attnc_index j = t0 + jj;
 #if ATTNC_HAS_SCORE
-          s = attnc_score(a, s, b, rowH[half], rowI[half], j);
+          s = attnc_score(a, s, b, rowH[col], rowI[col], j);
 #endif
 #if ATTNC_HAS_MASK
-          ok = attnc_mask(a, b, rowH[half], rowI[half], j);
+          ok = attnc_mask(a, b, rowH[col], rowI[col], j);
 #endif
         }
 #endif
-        sc[blk][e] = ok ? s : -ATTNC_INF;
+        sc[ck][e] = ok ? s : -ATTNC_INF;
       }
 
     // Weights.
 #if ATTNC_SIGMOID
 #pragma unroll
-    for (int blk = 0; blk < ATTNC_TK / 8; ++blk)
+    for (int ck = 0; ck < ATTNC_TK / 16; ++ck)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float s = sc[blk][e];
-        sc[blk][e] = s == -ATTNC_INF ? 0.f : 1.f / (1.f + attnc_exp2(-s * ATTNC_LOG2E_F));
+        const float s = sc[ck][e];
+        sc[ck][e] = s == -ATTNC_INF ? 0.f : 1.f / (1.f + attnc_exp2(-s * ATTNC_LOG2E_F));
       }
 #else
+    // Row 2t + col's max over the tile: this thread's keys, then the eight
+    // lanes of the same t.
     float mt[2] = {-ATTNC_INF, -ATTNC_INF};
 #pragma unroll
-    for (int blk = 0; blk < ATTNC_TK / 8; ++blk) {
-      mt[0] = fmaxf(mt[0], fmaxf(sc[blk][0], sc[blk][1]));
-      mt[1] = fmaxf(mt[1], fmaxf(sc[blk][2], sc[blk][3]));
+    for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
+      mt[0] = fmaxf(mt[0], fmaxf(sc[ck][0], sc[ck][2]));
+      mt[1] = fmaxf(mt[1], fmaxf(sc[ck][1], sc[ck][3]));
     }
     float corr[2], mb[2];
     bool moved = false;
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      mt[half] = fmaxf(mt[half], __shfl_xor_sync(0xffffffffu, mt[half], 1));
-      mt[half] = fmaxf(mt[half], __shfl_xor_sync(0xffffffffu, mt[half], 2));
-      const float mNew = fmaxf(m[half], mt[half]);
-      corr[half] = mNew == m[half] ? 1.f : attnc_exp2((m[half] - mNew) * ATTNC_LOG2E_F);
-      moved |= mNew != m[half];
-      m[half] = mNew;
-      mb[half] = mNew == -ATTNC_INF ? 0.f : mNew * ATTNC_LOG2E_F;
-      l[half] *= corr[half];
+    for (int col = 0; col < 2; ++col) {
+#pragma unroll
+      for (int o = 4; o < 32; o <<= 1)
+        mt[col] = fmaxf(mt[col], __shfl_xor_sync(0xffffffffu, mt[col], o));
+      const float mNew = fmaxf(m[col], mt[col]);
+      corr[col] = mNew == m[col] ? 1.f : attnc_exp2((m[col] - mNew) * ATTNC_LOG2E_F);
+      moved |= mNew != m[col];
+      m[col] = mNew;
+      mb[col] = mNew == -ATTNC_INF ? 0.f : mNew * ATTNC_LOG2E_F;
+      l[col] *= corr[col];
     }
     if (__any_sync(0xffffffffu, moved)) {
 #pragma unroll
-      for (int r = 0; r < ATTNC_NR; ++r) {
-        acc[r][0] *= corr[0];
-        acc[r][1] *= corr[0];
-        acc[r][2] *= corr[1];
-        acc[r][3] *= corr[1];
+      for (int u = 0; u < ATTNC_NR / 2; ++u) {
+        acc[u][0] *= corr[0];
+        acc[u][1] *= corr[1];
+        acc[u][2] *= corr[0];
+        acc[u][3] *= corr[1];
       }
     }
 #pragma unroll
-    for (int blk = 0; blk < ATTNC_TK / 8; ++blk)
+    for (int ck = 0; ck < ATTNC_TK / 16; ++ck)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float p = attnc_exp2(fmaf(sc[blk][e], ATTNC_LOG2E_F, -mb[e >> 1]));
-        l[e >> 1] += p;
-        sc[blk][e] = p;
+        const float p = attnc_exp2(fmaf(sc[ck][e], ATTNC_LOG2E_F, -mb[e & 1]));
+        l[e & 1] += p;
+        sc[ck][e] = p;
       }
 #endif
 
-    // O += P V, 16 keys at a time: P's A fragment is two score tiles; the
-    // value pairs of keys g and 8 + g, transposed, are the B fragments.
+    // O^T += V^T P^T, 16 keys at a time. P^T's B fragment: the weights of
+    // keys g and 8 + g, transposed. V^T's A fragments: the value pairs of
+    // keys g and 8 + g, transposed, two features' matrices per product.
     const bool full = valid == ATTNC_ALL_KEYS;
 #pragma unroll
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
-      const unsigned pa[4] = {attnc_pack2(sc[2 * ck][0], sc[2 * ck][1]),
-                              attnc_pack2(sc[2 * ck][2], sc[2 * ck][3]),
-                              attnc_pack2(sc[2 * ck + 1][0], sc[2 * ck + 1][1]),
-                              attnc_pack2(sc[2 * ck + 1][2], sc[2 * ck + 1][3])};
+      const unsigned pb0 = attnc_transpose8x8(attnc_pack2(sc[ck][0], sc[ck][1]));
+      const unsigned pb1 = attnc_transpose8x8(attnc_pack2(sc[ck][2], sc[ck][3]));
       unsigned v0[ATTNC_NR], v1[ATTNC_NR];
-      const int k0 = 16 * ck + g, k1 = 16 * ck + 8 + g;
-      attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + k0 * ATTNC_ROW, VS + k0 * ATTNC_GROUPS_V, t,
-                                                v0);
-      attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + k1 * ATTNC_ROW, VS + k1 * ATTNC_GROUPS_V, t,
-                                                v1);
+      const int j0 = 16 * ck + g, j1 = j0 + 8;
+#if ATTNC_Q4_RAW
+      // Raw codes (always finite); the weights carry the value scales: per
+      // word group w, P^T scaled by the scales of keys 2t, 2t + 1 (pb0) and
+      // 2t + 8, 2t + 9 (pb1). Keys not copied have zero weight and zero
+      // scale (their scale bytes may be anything). The offset comes off in
+      // the accumulator: one more product per tile with every value -136.
+      attnc_row_codes(V + j0 * ATTNC_ROW, t, v0);
+      attnc_row_codes(V + j1 * ATTNC_ROW, t, v1);
+      unsigned pw0[ATTNC_D / 32], pw1[ATTNC_D / 32];
+      {
+        const int jk = 16 * ck + 2 * t;
+        const bool ok[4] = {full || ((valid >> jk) & 1), full || ((valid >> (jk + 1)) & 1),
+                            full || ((valid >> (jk + 8)) & 1), full || ((valid >> (jk + 9)) & 1)};
+#pragma unroll
+        for (int w = 0; w < ATTNC_D / 32; ++w) {
+          const int grp = 32 * w / (ATTNC_D / ATTNC_GROUPS_V);
+          float sv[4];
+#pragma unroll
+          for (int q = 0; q < 4; ++q)
+            sv[q] = ok[q] ? VS[(jk + (q & 1) + 8 * (q >> 1)) * ATTNC_GROUPS_V + grp] : 0.f;
+          pw0[w] = attnc_fma2(pb0, attnc_pack2(sv[0], sv[1]), 0x80008000u);
+          pw1[w] = attnc_fma2(pb1, attnc_pack2(sv[2], sv[3]), 0x80008000u);
+        }
+      }
+#else
+      attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + j0 * ATTNC_ROW, VS + j0 * ATTNC_GROUPS_V, t, v0);
+      attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + j1 * ATTNC_ROW, VS + j1 * ATTNC_GROUPS_V, t, v1);
       if (!full) {
         // Keys not copied hold stale or never-written bytes: zero them, as
         // a zero weight times a NaN would not be zero.
-        const bool ok0 = (valid >> k0) & 1, ok1 = (valid >> k1) & 1;
+        const bool ok0 = (valid >> j0) & 1, ok1 = (valid >> j1) & 1;
 #pragma unroll
         for (int r = 0; r < ATTNC_NR; ++r) {
           v0[r] = ok0 ? v0[r] : 0u;
           v1[r] = ok1 ? v1[r] : 0u;
         }
       }
+#endif
 #pragma unroll
-      for (int r = 0; r < ATTNC_NR; ++r)
-        attnc_mma16816(acc[r], pa, attnc_transpose8x8(v0[r]), attnc_transpose8x8(v1[r]));
+      for (int u = 0; u < ATTNC_NR / 2; ++u) {
+        const unsigned va[4] = {attnc_transpose8x8(v0[2 * u]), attnc_transpose8x8(v0[2 * u + 1]),
+                                attnc_transpose8x8(v1[2 * u]), attnc_transpose8x8(v1[2 * u + 1])};
+#if ATTNC_Q4_RAW
+        const unsigned minusOffset[4] = {ATTNC_Q4_OFFSET2 | 0x80008000u,
+                                         ATTNC_Q4_OFFSET2 | 0x80008000u,
+                                         ATTNC_Q4_OFFSET2 | 0x80008000u,
+                                         ATTNC_Q4_OFFSET2 | 0x80008000u};
+        attnc_mma16816(acc[u], va, pw0[u / 2], pw1[u / 2]);
+        attnc_mma16816(acc[u], minusOffset, pw0[u / 2], pw1[u / 2]);
+#else
+        attnc_mma16816(acc[u], va, pb0, pb1);
+#endif
+      }
     }
     __syncwarp(); // the stage is free for the copy STAGES - 1 tiles on
   }
 
   // The warps' states meet in the (now idle) rings: accumulators
-  // [4][16][DV], then max and sum [4][16].
+  // [4][8][DV], then max and sum [4][8].
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    l[half] += __shfl_xor_sync(0xffffffffu, l[half], 1);
-    l[half] += __shfl_xor_sync(0xffffffffu, l[half], 2);
-  }
+  for (int col = 0; col < 2; ++col)
+#pragma unroll
+    for (int o = 4; o < 32; o <<= 1)
+      l[col] += __shfl_xor_sync(0xffffffffu, l[col], o);
   __syncthreads();
   float *accAll = reinterpret_cast<float *>(smem + ATTNC_RING_OFFSET);
-  float *mAll = accAll + 4 * 16 * ATTNC_DV, *lAll = mAll + 64;
+  float *mAll = accAll + 4 * 8 * ATTNC_DV, *lAll = mAll + 32;
 #pragma unroll
-  for (int r = 0; r < ATTNC_NR; ++r)
+  for (int u = 0; u < ATTNC_NR / 2; ++u)
 #pragma unroll
     for (int e = 0; e < 4; ++e)
-      accAll[(warp * 16 + g + 8 * (e >> 1)) * ATTNC_DV + attnc_pair_feature(r, t, e & 1)] =
-          acc[r][e];
-  if (t == 0) {
-    mAll[warp * 16 + g] = m[0];
-    mAll[warp * 16 + g + 8] = m[1];
-    lAll[warp * 16 + g] = l[0];
-    lAll[warp * 16 + g + 8] = l[1];
+      accAll[(warp * 8 + 2 * t + (e & 1)) * ATTNC_DV +
+             attnc_pair_feature(2 * u + (e >> 1), g / 2, g % 2)] = acc[u][e];
+  if (g == 0) {
+    mAll[warp * 8 + 2 * t] = m[0];
+    mAll[warp * 8 + 2 * t + 1] = m[1];
+    lAll[warp * 8 + 2 * t] = l[0];
+    lAll[warp * 8 + 2 * t + 1] = l[1];
   }
   __syncthreads();
   // Partials: [B][Hkv][splits][G * S][DV + 2] = accumulator, max, sum.
@@ -491,25 +620,28 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     (void)w, (void)row, (void)mMax;
     return 1.f;
 #else
-    const float mw = mAll[w * 16 + row];
+    const float mw = mAll[w * 8 + row];
     return mw == -ATTNC_INF ? 0.f : attnc_exp2((mw - mMax) * ATTNC_LOG2E_F);
 #endif
   };
+  auto maxOf = [&](int row) {
+    return fmaxf(fmaxf(mAll[row], mAll[8 + row]), fmaxf(mAll[16 + row], mAll[24 + row]));
+  };
   for (int x = tid; x < R * ATTNC_DV; x += 128) {
     const int row = x / ATTNC_DV, f = x % ATTNC_DV;
-    const float mMax = fmaxf(fmaxf(mAll[row], mAll[16 + row]), fmaxf(mAll[32 + row], mAll[48 + row]));
+    const float mMax = maxOf(row);
     float sum = 0.f;
 #pragma unroll
     for (int w = 0; w < 4; ++w)
-      sum += weightOf(w, row, mMax) * accAll[(w * 16 + row) * ATTNC_DV + f];
+      sum += weightOf(w, row, mMax) * accAll[(w * 8 + row) * ATTNC_DV + f];
     out[row * (ATTNC_DV + 2) + f] = sum;
   }
   if (tid < R) {
-    const float mMax = fmaxf(fmaxf(mAll[tid], mAll[16 + tid]), fmaxf(mAll[32 + tid], mAll[48 + tid]));
+    const float mMax = maxOf(tid);
     float sum = 0.f;
 #pragma unroll
     for (int w = 0; w < 4; ++w)
-      sum += weightOf(w, tid, mMax) * lAll[w * 16 + tid];
+      sum += weightOf(w, tid, mMax) * lAll[w * 8 + tid];
     out[tid * (ATTNC_DV + 2) + ATTNC_DV] = mMax;
     out[tid * (ATTNC_DV + 2) + ATTNC_DV + 1] = sum;
   }
