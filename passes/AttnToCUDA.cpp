@@ -688,6 +688,7 @@ static LogicalResult emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
      << "#define ATTNC_GROUPS_K " << groupsK << "\n#define ATTNC_GROUPS_V " << groupsV << "\n"
      << "#define ATTNC_DECODE_TK " << tk << "\n"
      << "#define ATTNC_DECODE_STAGES " << out.decodeStages << "\n"
+
      << "#define ATTNC_DECODE_ROWS " << out.decodeRows << "\n"
      << "#define ATTNC_MIN_BLOCKS " << minBlocks << "\n"
      << "#define ATTNC_SCALE " << floatLiteral(op.getScale().convertToDouble()) << "\n";

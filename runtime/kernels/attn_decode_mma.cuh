@@ -57,22 +57,6 @@
 // mbarriers and valid-key masks of every warp's stages, then the rings.
 #define ATTNC_RING_OFFSET ((4 * ATTNC_STAGES * 16 + 127) / 128 * 128)
 #define ATTNC_LOG2E_F 1.4426950408889634f
-// q4 with scale groups of whole 32-feature words-of-the-quad: the codes go
-// into the products raw (128 + n), the scales and the offset apply outside
-// them (attnc_row_codes).
-#if ATTNC_KV_FORMAT == 2 && (ATTNC_D / ATTNC_GROUPS_K) % 32 == 0 &&                            \
-    (ATTNC_D / ATTNC_GROUPS_V) % 32 == 0
-#define ATTNC_Q4_RAW 1
-#else
-#define ATTNC_Q4_RAW 0
-#endif
-#if ATTNC_F16
-#define ATTNC_Q4_MAGIC 0x64006400u  // 1024.0: the nibble reads 1024 + n
-#define ATTNC_Q4_OFFSET2 0x64086408u // 1032.0 = 1024 + 8
-#else
-#define ATTNC_Q4_MAGIC 0x43004300u  // 128.0: the nibble reads 128 + n
-#define ATTNC_Q4_OFFSET2 0x43084308u // 136.0 = 128 + 8
-#endif
 #if ATTNC_TK == 64
 #define ATTNC_ALL_KEYS (~0ull)
 #else
@@ -82,14 +66,10 @@
 /// The feature of a key's row that half `e` of packed pair `r` of thread
 /// `t` holds. bf16/f16: thread t reads 16-byte pieces t, t + 4, ... (the
 /// quad then covers 64 adjacent bytes); q8 and q4: thread t reads the t-th
-/// quarter of the row, and a q4 word's pairs are nibbles (i, i + 4); raw q4:
-/// thread t reads words t, t + 4, ..., so the quad's pairs r = 4w + i all
-/// lie in the 32 features of word group w.
+/// quarter of the row, and a q4 word's pairs are nibbles (i, i + 4).
 ATTNC_DEV int attnc_pair_feature(int r, int t, int e) {
 #if ATTNC_KV_FORMAT == 0
   return 8 * (4 * (r / 4) + t) + 2 * (r % 4) + e;
-#elif ATTNC_Q4_RAW
-  return 32 * (r / 4) + 8 * t + r % 4 + 4 * e;
 #elif ATTNC_KV_FORMAT == 1
   return ATTNC_D / 4 * t + 2 * r + e;
 #else
@@ -137,6 +117,14 @@ ATTNC_DEV void attnc_mma16816(float (&c)[4], const unsigned (&a)[4], unsigned b0
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/// The scale group of feature `f` of thread t's quarter of a quantized row;
+/// split so that the words of one group share one scale load.
+template <int groupSize> ATTNC_DEV int attnc_group_of(int t, int f) {
+  if ((ATTNC_D / 4) % groupSize == 0)
+    return ATTNC_D / 4 / groupSize * t + f / groupSize;
+  return (ATTNC_D / 4 * t + f) / groupSize;
+}
+
 /// Thread t's packed pairs of one key's row in a stage (`row`), dequantized
 /// with the row's scales (`scales`, one per `groupSize` features).
 template <int groupSize>
@@ -175,7 +163,7 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
   // float; subtracting 2^23 + 128 leaves the code exactly.
 #pragma unroll
   for (int w = 0; w < kWords; ++w) {
-    const float s = scales[(ATTNC_D / 4 * t + 4 * w) / groupSize];
+    const float s = scales[attnc_group_of<groupSize>(t, 4 * w)];
     const unsigned u = words[w] ^ 0x80808080u;
     float f[4];
 #pragma unroll
@@ -193,10 +181,15 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
 #else
   constexpr unsigned kMagic = 0x43004300u, kOne = 0x3F803F80u, kMinusOffset = 0xC308C308u;
 #endif
+  unsigned s2 = 0;
 #pragma unroll
   for (int w = 0; w < kWords; ++w) {
-    const float s = scales[(ATTNC_D / 4 * t + 8 * w) / groupSize];
-    const unsigned s2 = attnc_pack2(s, s);
+    // One conversion per scale group, not per word.
+    if (w == 0 || attnc_group_of<groupSize>(0, 8 * w) != attnc_group_of<groupSize>(0, 8 * w - 8) ||
+        (ATTNC_D / 4) % groupSize != 0) {
+      const float s = scales[attnc_group_of<groupSize>(t, 8 * w)];
+      s2 = attnc_pack2(s, s);
+    }
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
       unsigned r = ((words[w] >> (4 * i)) & 0x000F000Fu) | kMagic;
@@ -207,20 +200,6 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
 #endif
 }
 
-
-/// Raw q4: thread t's packed pairs of one key's row, 128 + n (1024 + n for
-/// f16) per nibble, exact; the offset and the group scales apply outside
-/// the products.
-ATTNC_DEV void attnc_row_codes(const unsigned char *row, int t, unsigned (&x)[ATTNC_NR]) {
-  const unsigned *words = reinterpret_cast<const unsigned *>(row);
-#pragma unroll
-  for (int w = 0; w < ATTNC_D / 32; ++w) {
-    const unsigned word = words[4 * w + t];
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      x[4 * w + i] = ((word >> (4 * i)) & 0x000F000Fu) | ATTNC_Q4_MAGIC;
-  }
-}
 
 extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     ATTNC_KERNEL(const AttncArgs args, float *part, int keysPerSplit, int splits, int *flag) {
@@ -282,24 +261,6 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       qb[pr / 2][pr % 2] = static_cast<int>(g) < R ? lo | (up << 16) : 0u;
     }
   }
-#if ATTNC_Q4_RAW
-  // Raw q4 scores: per word group w, S^T_w = (128 + n) Q^T, so the offset
-  // to take off is 136 times the sum of the group's query features: one
-  // product with every key feature 136 gives it, rows 2t and 2t + 1.
-  float qOff[ATTNC_D / 32][2];
-  {
-    const unsigned off[4] = {ATTNC_Q4_OFFSET2, ATTNC_Q4_OFFSET2, ATTNC_Q4_OFFSET2,
-                             ATTNC_Q4_OFFSET2};
-#pragma unroll
-    for (int w = 0; w < ATTNC_D / 32; ++w) {
-      float c[4] = {0.f, 0.f, 0.f, 0.f};
-      attnc_mma16816(c, off, qb[2 * w][0], qb[2 * w][1]);
-      attnc_mma16816(c, off, qb[2 * w + 1][0], qb[2 * w + 1][1]);
-      qOff[w][0] = c[0];
-      qOff[w][1] = c[1];
-    }
-  }
-#endif
   // The rows of this thread's accumulator and scores: 2t and 2t + 1.
   attnc_index rowH[2], rowI[2];
   bool rowOk[2];
@@ -413,30 +374,6 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
       unsigned k0[ATTNC_NR], k1[ATTNC_NR];
       const int j0 = 16 * ck + g, j1 = j0 + 8;
-#if ATTNC_Q4_RAW
-      attnc_row_codes(K + j0 * ATTNC_ROW, t, k0);
-      attnc_row_codes(K + j1 * ATTNC_ROW, t, k1);
-      // Per word group: the raw product, less the offset, times the key's
-      // group scale (keys j0 in c0, c1 and j1 in c2, c3).
-#pragma unroll
-      for (int e = 0; e < 4; ++e)
-        sc[ck][e] = 0.f;
-#pragma unroll
-      for (int w = 0; w < ATTNC_D / 32; ++w) {
-        float sw[4] = {0.f, 0.f, 0.f, 0.f};
-#pragma unroll
-        for (int ks = 2 * w; ks < 2 * w + 2; ++ks) {
-          const unsigned ka[4] = {k0[2 * ks], k1[2 * ks], k0[2 * ks + 1], k1[2 * ks + 1]};
-          attnc_mma16816(sw, ka, qb[ks][0], qb[ks][1]);
-        }
-        const int grp = 32 * w / (ATTNC_D / ATTNC_GROUPS_K);
-        const float s0 = KS[j0 * ATTNC_GROUPS_K + grp], s1 = KS[j1 * ATTNC_GROUPS_K + grp];
-        sc[ck][0] = fmaf(s0, sw[0] - qOff[w][0], sc[ck][0]);
-        sc[ck][1] = fmaf(s0, sw[1] - qOff[w][1], sc[ck][1]);
-        sc[ck][2] = fmaf(s1, sw[2] - qOff[w][0], sc[ck][2]);
-        sc[ck][3] = fmaf(s1, sw[3] - qOff[w][1], sc[ck][3]);
-      }
-#else
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_K>(K + j0 * ATTNC_ROW, KS + j0 * ATTNC_GROUPS_K, t, k0);
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_K>(K + j1 * ATTNC_ROW, KS + j1 * ATTNC_GROUPS_K, t, k1);
 #pragma unroll
@@ -447,7 +384,6 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
         const unsigned ka[4] = {k0[2 * ks], k1[2 * ks], k0[2 * ks + 1], k1[2 * ks + 1]};
         attnc_mma16816(sc[ck], ka, qb[ks][0], qb[ks][1]);
       }
-#endif
     }
 #pragma unroll
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck)
@@ -531,31 +467,6 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       const unsigned pb1 = attnc_transpose8x8(attnc_pack2(sc[ck][2], sc[ck][3]));
       unsigned v0[ATTNC_NR], v1[ATTNC_NR];
       const int j0 = 16 * ck + g, j1 = j0 + 8;
-#if ATTNC_Q4_RAW
-      // Raw codes (always finite); the weights carry the value scales: per
-      // word group w, P^T scaled by the scales of keys 2t, 2t + 1 (pb0) and
-      // 2t + 8, 2t + 9 (pb1). Keys not copied have zero weight and zero
-      // scale (their scale bytes may be anything). The offset comes off in
-      // the accumulator: one more product per tile with every value -136.
-      attnc_row_codes(V + j0 * ATTNC_ROW, t, v0);
-      attnc_row_codes(V + j1 * ATTNC_ROW, t, v1);
-      unsigned pw0[ATTNC_D / 32], pw1[ATTNC_D / 32];
-      {
-        const int jk = 16 * ck + 2 * t;
-        const bool ok[4] = {full || ((valid >> jk) & 1), full || ((valid >> (jk + 1)) & 1),
-                            full || ((valid >> (jk + 8)) & 1), full || ((valid >> (jk + 9)) & 1)};
-#pragma unroll
-        for (int w = 0; w < ATTNC_D / 32; ++w) {
-          const int grp = 32 * w / (ATTNC_D / ATTNC_GROUPS_V);
-          float sv[4];
-#pragma unroll
-          for (int q = 0; q < 4; ++q)
-            sv[q] = ok[q] ? VS[(jk + (q & 1) + 8 * (q >> 1)) * ATTNC_GROUPS_V + grp] : 0.f;
-          pw0[w] = attnc_fma2(pb0, attnc_pack2(sv[0], sv[1]), 0x80008000u);
-          pw1[w] = attnc_fma2(pb1, attnc_pack2(sv[2], sv[3]), 0x80008000u);
-        }
-      }
-#else
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + j0 * ATTNC_ROW, VS + j0 * ATTNC_GROUPS_V, t, v0);
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + j1 * ATTNC_ROW, VS + j1 * ATTNC_GROUPS_V, t, v1);
       if (!full) {
@@ -568,21 +479,11 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
           v1[r] = ok1 ? v1[r] : 0u;
         }
       }
-#endif
 #pragma unroll
       for (int u = 0; u < ATTNC_NR / 2; ++u) {
         const unsigned va[4] = {attnc_transpose8x8(v0[2 * u]), attnc_transpose8x8(v0[2 * u + 1]),
                                 attnc_transpose8x8(v1[2 * u]), attnc_transpose8x8(v1[2 * u + 1])};
-#if ATTNC_Q4_RAW
-        const unsigned minusOffset[4] = {ATTNC_Q4_OFFSET2 | 0x80008000u,
-                                         ATTNC_Q4_OFFSET2 | 0x80008000u,
-                                         ATTNC_Q4_OFFSET2 | 0x80008000u,
-                                         ATTNC_Q4_OFFSET2 | 0x80008000u};
-        attnc_mma16816(acc[u], va, pw0[u / 2], pw1[u / 2]);
-        attnc_mma16816(acc[u], minusOffset, pw0[u / 2], pw1[u / 2]);
-#else
         attnc_mma16816(acc[u], va, pb0, pb1);
-#endif
       }
     }
     __syncwarp(); // the stage is free for the copy STAGES - 1 tiles on
