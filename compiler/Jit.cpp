@@ -562,7 +562,11 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
     ArgStorage &s = storage[n];
     if (a.isTensor) {
       const TensorView &view = tensors[t++];
-      s.desc.allocated = s.desc.aligned = view.data;
+      // An empty tensor may have no memory at all; region reads are clamped
+      // to index 0, so give them zeros to read there.
+      alignas(64) static const unsigned char kZeros[64] = {};
+      void *data = view.numel() == 0 ? const_cast<unsigned char *>(kZeros) : view.data;
+      s.desc.allocated = s.desc.aligned = data;
       s.desc.offset = 0;
       std::vector<int64_t> strides = view.effectiveStrides();
       size_t rank = view.shape.size();

@@ -125,7 +125,9 @@ std::string RegionEmitter::tensorIndex(Value memref, ValueRange indices) {
   std::string field = "a.x" + std::to_string(arg.getArgNumber());
   std::string at;
   for (unsigned d = 0; d < indices.size(); ++d) {
-    std::string idx = "(attnc_index)" + nameOf(indices[d]);
+    // Clamped to the tensor: a region may compute any index.
+    std::string idx = "attnc_clamp_read(" + nameOf(indices[d]) + ", " + field + "_d" +
+                      std::to_string(d) + ")";
     at = d == 0 ? idx : "(" + at + ") * " + field + "_d" + std::to_string(d) + " + " + idx;
   }
   return at.empty() ? "0" : at;
@@ -134,13 +136,17 @@ std::string RegionEmitter::tensorIndex(Value memref, ValueRange indices) {
 std::string RegionEmitter::load(Value memref, ValueRange indices) {
   Type elem = cast<MemRefType>(memref.getType()).getElementType();
   auto arg = cast<BlockArgument>(memref);
-  std::string at = "a.x" + std::to_string(arg.getArgNumber()) + "[" +
-                   tensorIndex(memref, indices) + "]";
+  std::string field = "a.x" + std::to_string(arg.getArgNumber());
+  std::string at = field + "[" + tensorIndex(memref, indices) + "]";
   if (elem.isBF16())
-    return "attnc_bf16_to_f32(" + at + ")";
-  if (elem.isF16())
-    return "attnc_f16_to_f32(" + at + ")";
-  return at;
+    at = "attnc_bf16_to_f32(" + at + ")";
+  else if (elem.isF16())
+    at = "attnc_f16_to_f32(" + at + ")";
+  // An empty tensor has nothing to read, not even at the clamped index.
+  std::string nonEmpty;
+  for (unsigned d = 0; d < indices.size(); ++d)
+    nonEmpty += std::string(d ? " && " : "") + field + "_d" + std::to_string(d) + " > 0";
+  return nonEmpty.empty() ? at : "(" + nonEmpty + " ? " + at + " : 0)";
 }
 
 LogicalResult RegionEmitter::emitBlock(Block &block, int indent) {

@@ -17,11 +17,18 @@ using namespace mlir;
 using namespace attnc;
 using namespace attnc::attn;
 
+Value attnc::clampToDim(ImplicitLocOpBuilder &b, Value memref, unsigned dim, Value index) {
+  Value zero = arith::ConstantIndexOp::create(b, 0);
+  Value size = memref::DimOp::create(b, memref, dim);
+  Value hi = arith::MaxSIOp::create(b, arith::SubIOp::create(b, size, arith::ConstantIndexOp::create(b, 1)), zero);
+  return arith::MinSIOp::create(b, arith::MaxSIOp::create(b, index, zero), hi);
+}
+
 void RegionInliner::cloneScalar(Operation &inner, IRMapping &map) {
   if (auto read = dyn_cast<ReadOp>(inner)) {
     SmallVector<Value> indices;
-    for (Value i : read.getIndices())
-      indices.push_back(map.lookup(i));
+    for (auto [d, i] : llvm::enumerate(read.getIndices()))
+      indices.push_back(clampToDim(b, read.getSource(), d, map.lookup(i)));
     map.map(read.getResult(),
             memref::LoadOp::create(b, read.getSource(), indices).getResult());
     return;
@@ -101,15 +108,24 @@ Value RegionInliner::inlineLanes(Region &region, ValueRange args, Value lanes) {
     }
     if (auto read = dyn_cast<ReadOp>(inner)) {
       // Varies in the innermost index only (canInlineLanes).
+      // Every index clamped to the tensor, as in cloneScalar.
       SmallVector<Value> base;
-      for (Value i : read.getIndices().drop_back())
-        base.push_back(map.lookupOrDefault(i));
+      unsigned last = read.getIndices().size() - 1;
+      for (auto [d, i] : llvm::enumerate(read.getIndices().drop_back()))
+        base.push_back(clampToDim(b, read.getSource(), d, map.lookupOrDefault(i)));
       base.push_back(arith::ConstantIndexOp::create(b, 0));
       Type elt = read.getResult().getType();
       auto vt = VectorType::get({width}, elt);
       Value passThru = vector::BroadcastOp::create(
           b, vt, arith::ConstantOp::create(b, b.getZeroAttr(elt)).getResult());
       Value offsets = toLanes(map.lookupOrDefault(read.getIndices().back()));
+      {
+        Value zero = arith::ConstantIndexOp::create(b, 0);
+        Value hi = clampToDim(b, read.getSource(), last,
+                              arith::ConstantIndexOp::create(b, INT64_MAX));
+        offsets = arith::MinSIOp::create(b, arith::MaxSIOp::create(b, offsets, toLanes(zero)),
+                                         toLanes(hi));
+      }
       map.map(read.getResult(), vector::GatherOp::create(b, vt, read.getSource(), base,
                                                          offsets, lanes, passThru)
                                     .getResult());

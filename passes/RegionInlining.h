@@ -28,6 +28,13 @@ class IRMapping;
 
 namespace attnc {
 
+/// `index` clamped to [0, max(size of dim `dim` of `memref` - 1, 0)]. Region
+/// reads go through it: a region may compute any index (the reference
+/// reports one outside the tensor), and the kernel must not read outside
+/// the tensor's memory for it.
+mlir::Value clampToDim(mlir::ImplicitLocOpBuilder &b, mlir::Value memref, unsigned dim,
+                       mlir::Value index);
+
 class RegionInliner {
 public:
   /// `sizeOf` gives the value of attn.size of a kind at the builder.

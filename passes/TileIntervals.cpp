@@ -5,6 +5,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/TileIntervals.h"
+#include "passes/RegionInlining.h"
 #include "dialects/attn/AttnOps.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Matchers.h"
@@ -175,18 +176,18 @@ Abs Evaluator::readRange(ReadOp read) {
     Value x = memref::LoadOp::create(b, read.getSource(), at);
     return arith::IndexCastOp::create(b, b.getIndexType(), x);
   };
+  // Indices are clamped to the tensor, as the kernel's reads are
+  // (clampToDim): a fixed index reads there, and a varying one runs over its
+  // clamped range, never empty.
   SmallVector<Value> at;
-  for (const Abs &a : idx)
-    at.push_back(a.lo);
+  for (auto [d, a] : llvm::enumerate(idx))
+    at.push_back(clampToDim(b, read.getSource(), d, a.lo));
   if (varying.empty())
     return exact(load(at));
-  // Each varying index runs over its range clamped to the tensor: the
-  // kernel never reads outside it either.
   SmallVector<Value> lo, end;
   for (int d : varying) {
-    Value dim = memref::DimOp::create(b, read.getSource(), d);
-    lo.push_back(maxV(idx[d].lo, index(0)));
-    Value hi = minV(idx[d].hi, arith::SubIOp::create(b, dim, index(1)));
+    lo.push_back(clampToDim(b, read.getSource(), d, idx[d].lo));
+    Value hi = clampToDim(b, read.getSource(), d, idx[d].hi);
     end.push_back(arith::AddIOp::create(b, hi, index(1)));
   }
   Value big = index(std::numeric_limits<int64_t>::max());

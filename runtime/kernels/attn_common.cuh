@@ -64,6 +64,10 @@ ATTNC_DEV attnc_index attnc_remsi(attnc_index a, attnc_index b) { return b ? a %
 ATTNC_DEV attnc_index attnc_clamp_index(attnc_index n, attnc_index len) {
   return n < 0 ? 0 : n > len ? len : n;
 }
+/// A region's tensor index clamped to [0, n - 1] (0 when n is 0).
+ATTNC_DEV attnc_index attnc_clamp_read(attnc_index i, attnc_index n) {
+  return i < 0 ? 0 : i < n ? i : n > 0 ? n - 1 : 0;
+}
 ATTNC_DEV attnc_index attnc_floordivsi(attnc_index a, attnc_index b) {
   if (!b)
     return 0;

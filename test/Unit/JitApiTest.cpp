@@ -145,6 +145,51 @@ attention cross(q: f32[B, 2, S, 8], k: f32[B, 2, T, 8], v: f32[B, 2, T, 8])
     EXPECT_TRUE(std::isinf(x) && x < 0);
 }
 
+TEST(JitApi, RegionReadsStayInsideTheirTensors) {
+  // Regions may compute any index; the kernel clamps each to the tensor (the
+  // reference reports such reads as errors) and reads an empty tensor as 0.
+  const char *spec = R"(
+attention oob(q: f32[B, 2, S, 8], k: f32[B, 2, S, 8], v: f32[B, 2, S, 8], g: f32[B, 2, N])
+    -> (o: f32[B, 2, S, 8]) {
+  score(s, b, h, i, j) = s + g[b, h, j + 100000]
+  gate(x, b, h, i, d) = x * g[b, h, i - 100000]
+}
+)";
+  const char *plainSpec = R"(
+attention plain(q: f32[B, 2, S, 8], k: f32[B, 2, S, 8], v: f32[B, 2, S, 8])
+    -> (o: f32[B, 2, S, 8]) {
+}
+)";
+  Result<Kernel> kernel = compileString(spec, "oob.attn", noDiskCache());
+  ASSERT_TRUE(kernel) << kernel.error();
+  Result<Kernel> plain = compileString(plainSpec, "plain.attn", noDiskCache());
+  ASSERT_TRUE(plain) << plain.error();
+  Buffers buf(5);
+  std::vector<TensorView> views = buf.views();
+  views.pop_back(); // no lse
+  std::vector<float> want(buf.o.size());
+  std::vector<TensorView> plainViews = views;
+  plainViews[3].data = want.data();
+  ASSERT_TRUE(plain->run(plainViews));
+  // Clamped, the score adds g[b, h, N - 1] to a whole row (no change after
+  // the softmax) and the gate multiplies by g[b, h, 0].
+  std::vector<float> g = {2.f, 0.5f, 0.25f, -1.f, 3.f, 4.f};
+  TensorView gView{g.data(), DType::f32, {1, 2, 3}, {}};
+  std::vector<TensorView> withG = {views[0], views[1], views[2], gView, views[3]};
+  Status st = kernel->run(withG);
+  ASSERT_TRUE(st) << st.error();
+  for (size_t n = 0; n < buf.o.size(); ++n) {
+    float scale = n < buf.o.size() / 2 ? g[0] : g[3];
+    EXPECT_NEAR(buf.o[n], want[n] * scale, 1e-4f * (1 + std::fabs(want[n]))) << n;
+  }
+  // An empty g (N = 0, no memory at all) reads as zeros: the gate makes o 0.
+  withG[3] = TensorView{nullptr, DType::f32, {1, 2, 0}, {}};
+  st = kernel->run(withG);
+  ASSERT_TRUE(st) << st.error();
+  for (float x : buf.o)
+    EXPECT_EQ(x, 0.0f);
+}
+
 TEST(JitApi, FullyMaskedRowsGiveZeroAndMinusInfinity) {
   Result<Kernel> kernel = compileString(kWindowSpec, "window.attn", noDiskCache());
   ASSERT_TRUE(kernel);

@@ -9,8 +9,11 @@
 // CHECK: } else {
 // CHECK: %[[LANES:.+]] = arith.cmpi slt, %{{.+}}, %{{.+}} : vector<8xi32>
 // CHECK: %[[JV:.+]] = arith.addi %{{.+}}, %{{.+}} : vector<8xindex>
+// Every index of a region's read is clamped to the tensor.
 // CHECK: %[[DI:.+]] = memref.load %{{.+}}[%{{.+}}, %{{.+}}] : memref<?x?xi32>
-// CHECK: %[[DJ:.+]] = vector.gather %{{.+}}[%{{.+}}, %{{.+}}] [%[[JV]]], %[[LANES]], %{{.+}} : memref<?x?xi32>, vector<8xindex>, vector<8xi1>, vector<8xi32> into vector<8xi32>
+// CHECK: %[[LO:.+]] = arith.maxsi %[[JV]], %{{.+}} : vector<8xindex>
+// CHECK: %[[JC:.+]] = arith.minsi %[[LO]], %{{.+}} : vector<8xindex>
+// CHECK: %[[DJ:.+]] = vector.gather %{{.+}}[%{{.+}}, %{{.+}}] [%[[JC]]], %[[LANES]], %{{.+}} : memref<?x?xi32>, vector<8xindex>, vector<8xi1>, vector<8xi32> into vector<8xi32>
 // CHECK: %[[DIV:.+]] = vector.broadcast %[[DI]] : i32 to vector<8xi32>
 // CHECK: arith.cmpi eq, %[[DIV]], %[[DJ]] : vector<8xi32>
 // CHECK: vector.reduction <maximumf>
