@@ -544,40 +544,39 @@ Error kv::saveSequence(const BlockPool &pool, SeqId seq, const std::string &path
 
   std::vector<TensorSpec> tensors = expectedTensors(m);
 
-  // The data, tensor by tensor, gathered from the pages, and its checksum.
-  std::vector<std::vector<uint8_t>> buffers;
-  uint32_t crc = 0;
-  for (const TensorSpec &t : tensors) {
-    std::vector<uint8_t> &out = buffers.emplace_back(static_cast<size_t>(t.bytes));
-    forEachRun(pool, table, m.tokens, t,
-               [&](PageId page, size_t pageOff, size_t fileOff, size_t bytes) {
-                 std::memcpy(&out[fileOff], pool.pageData(page) + pageOff, bytes);
-               });
-    crc = crc32c(out.data(), out.size(), crc);
-  }
-  char sum[16];
-  std::snprintf(sum, sizeof(sum), "%08x", crc);
-  std::string header = "{\"__metadata__\":{\"format\":\"attnc-kv\",\"format_version\":\"" +
-                       std::to_string(kKvFormatVersion) + "\",\"quant\":\"" + quantName(c.quant) +
-                       "\",\"group_size\":\"" + std::to_string(m.groupSize) +
-                       "\",\"page_tokens\":\"" + std::to_string(c.pageTokens) +
-                       "\",\"layers\":\"" + std::to_string(c.layers) + "\",\"kv_heads\":\"" +
-                       std::to_string(c.kvHeads) + "\",\"head_dim\":\"" + std::to_string(c.headDim) +
-                       "\",\"tokens\":\"" + std::to_string(m.tokens) + "\",\"position_offset\":\"" +
-                       std::to_string(positionOffset) + "\",\"model_id\":\"" + jsonEscape(modelId) +
-                       "\",\"checksum\":\"crc32c:" + sum + "\"}";
-  uint64_t at = 0;
-  for (const TensorSpec &t : tensors) {
-    uint64_t bytes = static_cast<uint64_t>(t.bytes);
-    header += ",\"" + t.name + "\":{\"dtype\":\"" + t.dtype + "\",\"shape\":[" +
-              std::to_string(t.shape[0]) + "," + std::to_string(t.shape[1]) + "," +
-              std::to_string(t.shape[2]) + "],\"data_offsets\":[" + std::to_string(at) + "," +
-              std::to_string(at + bytes) + "]}";
-    at += bytes;
-  }
-  header += "}";
-  while (header.size() % 8)
-    header += ' '; // keeps the data 8-byte aligned
+  // The header names the data's checksum, which is known only after the
+  // data: it goes out first with a placeholder of the same length and is
+  // written again at the end. The data streams through one buffer, a tensor
+  // at a time, so a save needs memory for one tensor, not the whole file.
+  auto headerWith = [&](uint32_t crc) {
+    char sum[16];
+    std::snprintf(sum, sizeof(sum), "%08x", crc);
+    std::string header = "{\"__metadata__\":{\"format\":\"attnc-kv\",\"format_version\":\"" +
+                         std::to_string(kKvFormatVersion) + "\",\"quant\":\"" +
+                         quantName(c.quant) + "\",\"group_size\":\"" +
+                         std::to_string(m.groupSize) + "\",\"page_tokens\":\"" +
+                         std::to_string(c.pageTokens) + "\",\"layers\":\"" +
+                         std::to_string(c.layers) + "\",\"kv_heads\":\"" +
+                         std::to_string(c.kvHeads) + "\",\"head_dim\":\"" +
+                         std::to_string(c.headDim) + "\",\"tokens\":\"" +
+                         std::to_string(m.tokens) + "\",\"position_offset\":\"" +
+                         std::to_string(positionOffset) + "\",\"model_id\":\"" +
+                         jsonEscape(modelId) + "\",\"checksum\":\"crc32c:" + sum + "\"}";
+    uint64_t at = 0;
+    for (const TensorSpec &t : tensors) {
+      uint64_t bytes = static_cast<uint64_t>(t.bytes);
+      header += ",\"" + t.name + "\":{\"dtype\":\"" + t.dtype + "\",\"shape\":[" +
+                std::to_string(t.shape[0]) + "," + std::to_string(t.shape[1]) + "," +
+                std::to_string(t.shape[2]) + "],\"data_offsets\":[" + std::to_string(at) +
+                "," + std::to_string(at + bytes) + "]}";
+      at += bytes;
+    }
+    header += "}";
+    while (header.size() % 8)
+      header += ' '; // keeps the data 8-byte aligned
+    return header;
+  };
+  std::string header = headerWith(0);
   uint8_t len[8];
   uint64_t n = header.size();
   for (int i = 0; i < 8; ++i)
@@ -591,8 +590,30 @@ Error kv::saveSequence(const BlockPool &pool, SeqId seq, const std::string &path
     return "cannot create '" + tmp + "': " + std::strerror(errno);
   uint64_t written = 0;
   bool ok = writeAll(fd, len, 8, written) && writeAll(fd, header.data(), header.size(), written);
-  for (const auto &b : buffers)
-    ok = ok && writeAll(fd, b.data(), b.size(), written);
+  std::unique_ptr<uint8_t[]> buffer;
+  size_t capacity = 0;
+  uint32_t crc = 0;
+  for (const TensorSpec &t : tensors) {
+    if (!ok)
+      break;
+    size_t bytes = static_cast<size_t>(t.bytes);
+    if (bytes > capacity) {
+      buffer.reset(new uint8_t[bytes]); // no zero fill: every byte is gathered below
+      capacity = bytes;
+    }
+    uint8_t *out = buffer.get();
+    forEachRun(pool, table, m.tokens, t,
+               [&](PageId page, size_t pageOff, size_t fileOff, size_t runBytes) {
+                 std::memcpy(out + fileOff, pool.pageData(page) + pageOff, runBytes);
+               });
+    crc = crc32c(out, bytes, crc);
+    ok = writeAll(fd, out, bytes, written);
+  }
+  if (ok) {
+    std::string final = headerWith(crc);
+    ok = final.size() == header.size() &&
+         ::pwrite(fd, final.data(), final.size(), 8) == static_cast<ssize_t>(final.size());
+  }
   // $ATTNC_KV_NO_FSYNC skips the flush to disk (benchmarks measure both);
   // the rename still makes the switch atomic for readers.
   if (!std::getenv("ATTNC_KV_NO_FSYNC"))
