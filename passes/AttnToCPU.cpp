@@ -101,10 +101,12 @@ struct Lowering {
   /// Reads `width` elements of the minor dim of `mem` at `indices`, as f32,
   /// zero past the end.
   Value readF32(Value mem, ValueRange indices);
-  /// Features [d, d + width) of key (or value) `j` of batch `b`, KV head
-  /// `hk`, as f32: through the block table when paged, dequantized when
-  /// quantized.
-  Value readKV(bool value, Value bIdx, Value hk, Value j, Value d);
+  /// Where key j of batch `b` sits: (b, j) in k and v, or (page, slot) in
+  /// the paged form (a division by the page size: once per key).
+  std::pair<Value, Value> keyAt(Value bIdx, Value j);
+  /// Features [d, d + width) of the key (or value) at `at` (from keyAt), KV
+  /// head `hk`, as f32: dequantized when quantized.
+  Value readKVAt(bool value, std::pair<Value, Value> at, Value hk, Value d);
   /// Quantized codes at `indices` (a feature offset `d` last) times their
   /// group scales from `scales`.
   Value dequantize(Value codes, Value scales, ValueRange indices);
@@ -178,19 +180,23 @@ Value Lowering::readF32(Value mem, ValueRange indices) {
   return v;
 }
 
-Value Lowering::readKV(bool value, Value bIdx, Value hk, Value j, Value d) {
-  Value mem = value ? op.getValue() : op.getKey();
+std::pair<Value, Value> Lowering::keyAt(Value bIdx, Value j) {
   if (!op.isPaged())
-    return readF32(mem, {bIdx, hk, j, d});
+    return {bIdx, j};
   Value entry = memref::LoadOp::create(
       b, op.getPageTable(), ValueRange{bIdx, arith::DivUIOp::create(b, j, pageSize)});
   Value page = arith::IndexCastOp::create(b, b.getIndexType(), entry);
-  Value slot = arith::RemUIOp::create(b, j, pageSize);
-  if (!op.getKvQuant())
-    return readF32(mem, {page, hk, slot, d});
-  return dequantize(mem, value ? op.getValueScale() : op.getKeyScale(),
-                    {page, hk, slot, d});
+  return {page, arith::RemUIOp::create(b, j, pageSize)};
 }
+
+Value Lowering::readKVAt(bool value, std::pair<Value, Value> at, Value hk, Value d) {
+  Value mem = value ? op.getValue() : op.getKey();
+  if (!op.getKvQuant())
+    return readF32(mem, {at.first, hk, at.second, d});
+  return dequantize(mem, value ? op.getValueScale() : op.getKeyScale(),
+                    {at.first, hk, at.second, d});
+}
+
 
 Value Lowering::dequantize(Value codes, Value scales, ValueRange indices) {
   bool q4 = *op.getKvQuant() == KVQuant::q4;
@@ -568,11 +574,15 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
     Value nk = arith::MinSIOp::create(b, bk, arith::SubIOp::create(b, kvLen, kt));
     auto tileBody = [&](Value full) {
       // K tile transposed into kT[d][j]; keys past the end repeat the last
-      // key (their scores are never read).
+      // key (their scores are never read). A width x width transpose in
+      // registers (vector.transpose lowered to AVX-512 shuffles) was tried:
+      // up to 6% faster for prefill on the development VM, but 17% and more
+      // slower for bf16 and q8 decode (docs/cpu-backend.md).
       loop(zero, bkPad, one, [&](Value jj) {
-        Value j = arith::MinSIOp::create(b, addi(kt, jj), lastKey);
+        std::pair<Value, Value> key =
+            keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
         loop(zero, dPad, w, [&](Value d) {
-          Value kv = readKV(/*value=*/false, bIdx, hk, j, d);
+          Value kv = readKVAt(/*value=*/false, key, hk, d);
           for (int64_t lane = 0; lane < width; ++lane) {
             Value x = vector::ExtractOp::create(b, kv, ArrayRef<int64_t>{lane});
             Value off = addi(muli(addi(d, idx(lane)), bkPad), jj);
@@ -581,8 +591,9 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
         });
       });
       loop(zero, nk, one, [&](Value jj) {
+        std::pair<Value, Value> key = keyAt(bIdx, addi(kt, jj));
         loop(zero, dvPad, w, [&](Value d) {
-          Value vv = readKV(/*value=*/true, bIdx, hk, addi(kt, jj), d);
+          Value vv = readKVAt(/*value=*/true, key, hk, d);
           vector::StoreOp::create(b, vv, vBuf, ValueRange{addi(muli(jj, dvPad), d)});
         });
       });
