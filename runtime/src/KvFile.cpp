@@ -691,26 +691,52 @@ Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, 
            std::to_string(c.headDim);
   if (!modelId.empty() && meta.modelId != modelId)
     return "the file is for model '" + meta.modelId + "', not '" + modelId + "'";
-  // Read and check everything before the pool changes.
-  std::vector<uint8_t> data(meta.dataBytes);
-  if (meta.dataBytes && !readAll(f.fd, data.data(), data.size(), dataStart))
-    return "cannot read the data";
-  uint32_t crc = crc32c(data.data(), data.size());
+  // Check the whole data section before the pool changes, streaming it
+  // through a small buffer (memory for one tensor at most, not the file).
+  std::vector<uint8_t> buf(1 << 20);
+  uint32_t crc = 0;
+  for (uint64_t at = 0; at < meta.dataBytes;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), meta.dataBytes - at));
+    if (!readAll(f.fd, buf.data(), n, dataStart + at))
+      return "cannot read the data at byte " + std::to_string(dataStart + at);
+    crc = crc32c(buf.data(), n, crc);
+    at += n;
+  }
   if (crc != meta.checksum)
     return "the data's CRC-32C does not match the header: the file is corrupted";
   std::vector<PageId> table;
   SeqId id = pool.createWithPages(meta.tokens, table, e);
   if (id < 0)
     return e;
-  // Scatter the rows (and scales) into the pages as they are, a page's run
-  // of tokens at a time.
-  size_t at = 0;
+  // Read each tensor again and scatter its rows (and scales) into the pages
+  // as they are, a page's run of tokens at a time. The second read is
+  // checksummed too: a file changed in place between the reads (not by a
+  // save, which replaces the file) frees the new pages again.
+  std::unique_ptr<uint8_t[]> tensor;
+  size_t capacity = 0;
+  uint64_t at = 0;
+  uint32_t again = 0;
   for (const TensorSpec &t : expectedTensors(meta)) {
+    size_t bytes = static_cast<size_t>(t.bytes);
+    if (bytes > capacity) {
+      tensor.reset(new uint8_t[bytes]);
+      capacity = bytes;
+    }
+    if (bytes && !readAll(f.fd, tensor.get(), bytes, dataStart + at)) {
+      pool.free(id);
+      return "cannot read the data at byte " + std::to_string(dataStart + at);
+    }
+    again = crc32c(tensor.get(), bytes, again);
+    const uint8_t *src = tensor.get();
     forEachRun(pool, table, meta.tokens, t,
-               [&](PageId page, size_t pageOff, size_t fileOff, size_t bytes) {
-                 std::memcpy(pool.pageData(page) + pageOff, &data[at + fileOff], bytes);
+               [&](PageId page, size_t pageOff, size_t fileOff, size_t runBytes) {
+                 std::memcpy(pool.pageData(page) + pageOff, src + fileOff, runBytes);
                });
-    at += static_cast<size_t>(t.bytes);
+    at += bytes;
+  }
+  if (again != meta.checksum) {
+    pool.free(id);
+    return "the file changed while it was read: its data no longer matches its CRC-32C";
   }
   seq = id;
   return "";
