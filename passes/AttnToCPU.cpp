@@ -146,7 +146,7 @@ struct Lowering {
 
   /// Scores, online softmax and P.V for query rows [rg, rg + kRows) of the
   /// item against the key tile at `kt` with `nk` keys.
-  void emitRowGroup(Value bIdx, Value h, Value r0, Value nRows, Value rg,
+  void emitRowGroup(Value bIdx, Value h, Value hk, Value r0, Value nRows, Value rg,
                     Value kt, Value nk, Value full);
   /// The value of attn.size of `kind`.
   Value sizeOf(SizeKind kind);
@@ -292,17 +292,48 @@ Value Lowering::sizeOf(SizeKind kind) {
   llvm_unreachable("SizeKind has seven enumerators");
 }
 
-void Lowering::emitRowGroup(Value bIdx, Value hItem, Value r0, Value nRows,
+void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value nRows,
                             Value rg, Value kt, Value nk, Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width);
   Value negInf = f32(-std::numeric_limits<float>::infinity());
   Value fzero = f32(0.0), fone = f32(1.0);
   bool softmax = op.getKernel() == KernelKind::softmax;
 
+  Value w2 = idx(2 * width);
+  // An item of at most kRows rows (decode: the GQA heads of one query) has
+  // no transposed K tile: its scores are dot products of each key row with
+  // the q rows, reduced across lanes.
+  Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, idx(kRows));
+  auto ifMany = scf::IfOp::create(b, manyRows, /*withElse=*/true);
+  b.setInsertionPointToStart(&ifMany.getElseRegion().front());
+  {
+    Value lastKey = arith::SubIOp::create(b, kvLen, one);
+    Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
+    loop(zero, bkPad, one, [&](Value jj) {
+      std::pair<Value, Value> key =
+          keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+      SmallVector<Value> init(kRows, zeroV);
+      auto dots = scf::ForOp::create(
+          b, zero, dPad, w, init, [&](OpBuilder &, Location, Value d, ValueRange acc) {
+            Value kv = readKVAt(/*value=*/false, key, hk, d);
+            SmallVector<Value> next(kRows);
+            for (int64_t r = 0; r < kRows; ++r)
+              next[r] = vector::FMAOp::create(
+                  b, vecLoad(qBuf, addi(muli(addi(rg, idx(r)), dPad), d)), kv, acc[r]);
+            scf::YieldOp::create(b, next);
+          });
+      for (int64_t r = 0; r < kRows; ++r) {
+        Value sum = vector::ReductionOp::create(b, vector::CombiningKind::ADD,
+                                                dots.getResult(r), Value(),
+                                                arith::FastMathFlags::reassoc);
+        memref::StoreOp::create(b, sum, sBuf, addi(muli(idx(r), bkPad), jj));
+      }
+    });
+  }
+  b.setInsertionPointToStart(&ifMany.getThenRegion().front());
   // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
   // time: each q broadcast feeds two FMAs, and 2 * kRows independent
   // accumulators cover the FMA latency.
-  Value w2 = idx(2 * width);
   loop(zero, bkPad, w2, [&](Value jc) {
     Value jc1 = addi(jc, w);
     SmallVector<Value> init(2 * kRows,
@@ -330,6 +361,7 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value r0, Value nRows,
                               ValueRange{addi(base, jc1)});
     }
   });
+  b.setInsertionPointAfter(ifMany);
 
   // Per row (scalar): regions, the tile max, weights, the new max and sum.
   // Rows past the item's end keep weight 0 so that P.V below adds nothing.
@@ -578,17 +610,22 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
       // registers (vector.transpose lowered to AVX-512 shuffles) was tried:
       // up to 6% faster for prefill on the development VM, but 17% and more
       // slower for bf16 and q8 decode (docs/cpu-backend.md).
-      loop(zero, bkPad, one, [&](Value jj) {
-        std::pair<Value, Value> key =
-            keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
-        loop(zero, dPad, w, [&](Value d) {
-          Value kv = readKVAt(/*value=*/false, key, hk, d);
-          for (int64_t lane = 0; lane < width; ++lane) {
-            Value x = vector::ExtractOp::create(b, kv, ArrayRef<int64_t>{lane});
-            Value off = addi(muli(addi(d, idx(lane)), bkPad), jj);
-            memref::StoreOp::create(b, x, kTBuf, off);
-          }
+      // Items of at most kRows rows read K rows directly (emitRowGroup).
+      Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, rows);
+      scf::IfOp::create(b, manyRows, [&](OpBuilder &, Location) {
+        loop(zero, bkPad, one, [&](Value jj) {
+          std::pair<Value, Value> key =
+              keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+          loop(zero, dPad, w, [&](Value d) {
+            Value kv = readKVAt(/*value=*/false, key, hk, d);
+            for (int64_t lane = 0; lane < width; ++lane) {
+              Value x = vector::ExtractOp::create(b, kv, ArrayRef<int64_t>{lane});
+              Value off = addi(muli(addi(d, idx(lane)), bkPad), jj);
+              memref::StoreOp::create(b, x, kTBuf, off);
+            }
+          });
         });
+        scf::YieldOp::create(b);
       });
       loop(zero, nk, one, [&](Value jj) {
         std::pair<Value, Value> key = keyAt(bIdx, addi(kt, jj));
@@ -598,7 +635,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
         });
       });
       loop(zero, nRows, rows, [&](Value rg) {
-        emitRowGroup(bIdx, h, r0, nRows, rg, kt, nk, full);
+        emitRowGroup(bIdx, h, hk, r0, nRows, rg, kt, nk, full);
       });
     };
     if (op.getMask().empty()) {

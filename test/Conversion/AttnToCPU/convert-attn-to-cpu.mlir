@@ -117,6 +117,10 @@ func.func @sigmoid(%q: memref<1x1x4x8xf32>) {
 // RUN: attnc-opt %s --split-input-file --convert-attn-to-cpu="vector-width=8 skip-tiles=false" | FileCheck %s --check-prefix=NOSKIP
 // NOSKIP-LABEL: func.func @causal_noskip
 // NOSKIP: scf.for %[[TILE:.+]] = %{{.+}} to %{{.+}} step %c16
+// The one branch before the K tile's transpose: items of more than kRows
+// rows transpose it, smaller ones read key rows directly.
+// NOSKIP: arith.cmpi sgt
+// NOSKIP-NEXT: scf.if
 // NOSKIP-NOT: scf.if
 // NOSKIP: vector.extract
 // NOSKIP-COUNT-4: arith.cmpi sle
@@ -131,5 +135,32 @@ func.func @causal_noskip(%q: memref<1x1x8x8xf32>) {
     %c = arith.cmpi sle, %j, %i : index
     attn.yield %c : i1
   }
+  return
+}
+
+// -----
+
+/// A work item of at most kRows query rows (decode: the GQA heads of one
+/// query) skips the K tile's transpose: each key row is read once and dotted
+/// with the q rows, lanes summed by a reassociating reduction. Larger items
+/// take the transposed tile.
+// RUN: attnc-opt %s --split-input-file --convert-attn-to-cpu="vector-width=8 skip-tiles=false" | FileCheck %s --check-prefix=FEW
+// FEW-LABEL: func.func @few_rows
+// FEW: %[[MANY:.+]] = arith.cmpi sgt, %{{.+}}, %c4 : index
+// FEW-NEXT: scf.if %[[MANY]] {
+// FEW: vector.extract
+// FEW: memref.store %{{.+}}, %{{.+}}[%{{.+}}] : memref<?xf32>
+// FEW: %[[MANY2:.+]] = arith.cmpi sgt, %{{.+}}, %c4{{.*}} : index
+// FEW-NEXT: scf.if %[[MANY2]] {
+// FEW: vector.fma
+// FEW: } else {
+// FEW: %[[DOTS:.+]]:4 = scf.for
+// FEW: vector.fma
+// FEW: vector.reduction <add>, %[[DOTS]]#0 fastmath<reassoc> : vector<8xf32> into f32
+// FEW: vector.reduction <add>, %[[DOTS]]#3 fastmath<reassoc> : vector<8xf32> into f32
+func.func @few_rows(%q: memref<1x1x8x8xf32>) {
+  attn.attention q(%q : memref<1x1x8x8xf32>) k(%q : memref<1x1x8x8xf32>) v(%q : memref<1x1x8x8xf32>)
+      out(%q : memref<1x1x8x8xf32>) kernel = softmax align = start scale = 0.5
+      schedule = #attn.schedule<block_q = 16, block_k = 16>
   return
 }
