@@ -309,26 +309,42 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   {
     Value lastKey = arith::SubIOp::create(b, kvLen, one);
     Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
-    loop(zero, bkPad, one, [&](Value jj) {
-      std::pair<Value, Value> key =
-          keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
-      SmallVector<Value> init(kRows, zeroV);
-      auto dots = scf::ForOp::create(
-          b, zero, dPad, w, init, [&](OpBuilder &, Location, Value d, ValueRange acc) {
-            Value kv = readKVAt(/*value=*/false, key, hk, d);
-            SmallVector<Value> next(kRows);
-            for (int64_t r = 0; r < kRows; ++r)
-              next[r] = vector::FMAOp::create(
-                  b, vecLoad(qBuf, addi(muli(addi(rg, idx(r)), dPad), d)), kv, acc[r]);
-            scf::YieldOp::create(b, next);
-          });
-      for (int64_t r = 0; r < kRows; ++r) {
-        Value sum = vector::ReductionOp::create(b, vector::CombiningKind::ADD,
-                                                dots.getResult(r), Value(),
-                                                arith::FastMathFlags::reassoc);
-        memref::StoreOp::create(b, sum, sBuf, addi(muli(idx(r), bkPad), jj));
-      }
-    });
+    // Scores of the first n rows (rows past the item's end are never read).
+    auto dotRows = [&](int64_t n) {
+      loop(zero, bkPad, one, [&](Value jj) {
+        std::pair<Value, Value> key =
+            keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+        SmallVector<Value> init(n, zeroV);
+        auto dots = scf::ForOp::create(
+            b, zero, dPad, w, init, [&](OpBuilder &, Location, Value d, ValueRange acc) {
+              Value kv = readKVAt(/*value=*/false, key, hk, d);
+              SmallVector<Value> next(n);
+              for (int64_t r = 0; r < n; ++r)
+                next[r] = vector::FMAOp::create(
+                    b, vecLoad(qBuf, addi(muli(addi(rg, idx(r)), dPad), d)), kv, acc[r]);
+              scf::YieldOp::create(b, next);
+            });
+        for (int64_t r = 0; r < n; ++r) {
+          Value sum = vector::ReductionOp::create(b, vector::CombiningKind::ADD,
+                                                  dots.getResult(r), Value(),
+                                                  arith::FastMathFlags::reassoc);
+          memref::StoreOp::create(b, sum, sBuf, addi(muli(idx(r), bkPad), jj));
+        }
+      });
+    };
+    // Half a group (GQA 4 with one query per item under 8-row groups) does
+    // half the dot products.
+    Value half = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, idx(kRows / 2));
+    scf::IfOp::create(
+        b, half,
+        [&](OpBuilder &, Location) {
+          dotRows(kRows);
+          scf::YieldOp::create(b);
+        },
+        [&](OpBuilder &, Location) {
+          dotRows(kRows / 2);
+          scf::YieldOp::create(b);
+        });
   }
   b.setInsertionPointToStart(&ifMany.getThenRegion().front());
   // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a

@@ -154,10 +154,16 @@ func.func @causal_noskip(%q: memref<1x1x8x8xf32>) {
 // FEW-NEXT: scf.if %[[MANY2]] {
 // FEW: vector.fma
 // FEW: } else {
+// Up to half a group (2 rows here) computes half the dot products.
+// FEW: %[[HALF:.+]] = arith.cmpi sgt, %{{.+}}, %c2{{.*}} : index
+// FEW-NEXT: scf.if %[[HALF]] {
 // FEW: %[[DOTS:.+]]:4 = scf.for
 // FEW: vector.fma
 // FEW: vector.reduction <add>, %[[DOTS]]#0 fastmath<reassoc> : vector<8xf32> into f32
 // FEW: vector.reduction <add>, %[[DOTS]]#3 fastmath<reassoc> : vector<8xf32> into f32
+// FEW: } else {
+// FEW: %[[DOTS2:.+]]:2 = scf.for
+// FEW: vector.reduction <add>, %[[DOTS2]]#1 fastmath<reassoc> : vector<8xf32> into f32
 func.func @few_rows(%q: memref<1x1x8x8xf32>) {
   attn.attention q(%q : memref<1x1x8x8xf32>) k(%q : memref<1x1x8x8xf32>) v(%q : memref<1x1x8x8xf32>)
       out(%q : memref<1x1x8x8xf32>) kernel = softmax align = start scale = 0.5
