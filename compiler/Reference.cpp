@@ -711,8 +711,10 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
     for (int64_t h = 0; h < Hq; ++h) {
       int64_t offset = op.getAlign() == QueryAlign::end ? length[b] - S : 0;
       int64_t hk = h / (Hq / Hkv);
-      const double *kBase = &kd[((b * Hkv + hk) * T) * D];
-      const double *vBase = &vd[((b * Hkv + hk) * T) * Dv];
+      // data() + offset, not &v[i]: with no keys (T = 0) the vectors are
+      // empty and there is no element to take the address of.
+      const double *kBase = kd.data() + ((b * Hkv + hk) * T) * D;
+      const double *vBase = vd.data() + ((b * Hkv + hk) * T) * Dv;
       for (int64_t r = 0; r < S; ++r) {
         int64_t i = r + offset;
         int64_t keys = length[b]; // paged: this sequence's keys
