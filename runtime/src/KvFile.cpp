@@ -708,6 +708,19 @@ Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, 
   SeqId id = pool.createWithPages(meta.tokens, table, e);
   if (id < 0)
     return e;
+  // Test hook: change the file's last data byte in place here, as another
+  // process could, to reach the check below.
+  if (std::getenv("ATTNC_KV_TEST_TOUCH_BETWEEN_READS") && meta.dataBytes) {
+    int wfd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+    uint8_t x = 0;
+    uint64_t last = dataStart + meta.dataBytes - 1;
+    if (wfd >= 0 && ::pread(wfd, &x, 1, static_cast<off_t>(last)) == 1) {
+      x ^= 0x5a;
+      (void)!::pwrite(wfd, &x, 1, static_cast<off_t>(last));
+    }
+    if (wfd >= 0)
+      ::close(wfd);
+  }
   // Read each tensor again and scatter its rows (and scales) into the pages
   // as they are, a page's run of tokens at a time. The second read is
   // checksummed too: a file changed in place between the reads (not by a

@@ -337,6 +337,32 @@ TEST(KvCacheTest, AKilledWriterLeavesThePreviousFile) {
   std::remove((path + ".tmp." + std::to_string(child)).c_str());
 }
 
+TEST(KvCacheTest, AFileChangedDuringARestoreLeavesThePoolAsItWas) {
+  // A restore checksums the data, then reads it again into the pages; a file
+  // changed in place between the two reads (a test hook does it) is
+  // reported, and the pages it took are given back.
+  PoolConfig c = config(Quant::q4);
+  auto pool = makePool(c);
+  Tokens t(c, 40, 5);
+  SeqId s = pool->createSequence();
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 40), "");
+  std::string path = tempPath("touched");
+  ASSERT_EQ(saveSequence(*pool, s, path, "m"), "");
+  size_t pagesBefore = pool->pagesInUse();
+  ::setenv("ATTNC_KV_TEST_TOUCH_BETWEEN_READS", "1", 1);
+  SeqId r = 7;
+  KvFileMeta meta;
+  Error e = restoreSequence(*pool, path, r, meta);
+  ::unsetenv("ATTNC_KV_TEST_TOUCH_BETWEEN_READS");
+  EXPECT_NE(e.find("changed while it was read"), std::string::npos) << e;
+  EXPECT_EQ(r, -1);
+  EXPECT_EQ(pool->pagesInUse(), pagesBefore);
+  // The file is now corrupt for every later reader.
+  KvFileMeta after;
+  EXPECT_NE(verifyFile(path, after).find("corrupted"), std::string::npos);
+  std::remove(path.c_str());
+}
+
 TEST(KvCacheTest, Crc32cKnownAnswer) {
   // The standard check value of CRC-32C, in one piece and in two.
   EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
