@@ -197,7 +197,6 @@ Value Lowering::readKVAt(bool value, std::pair<Value, Value> at, Value hk, Value
                     {at.first, hk, at.second, d});
 }
 
-
 Value Lowering::dequantize(Value codes, Value scales, ValueRange indices) {
   bool q4 = *op.getKvQuant() == KVQuant::q4;
   auto codeType = cast<MemRefType>(codes.getType());
@@ -309,7 +308,8 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   {
     Value lastKey = arith::SubIOp::create(b, kvLen, one);
     Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
-    // Scores of the first n rows (rows past the item's end are never read).
+    // Scores of the item's rows, n at a time (its only row group: rows past
+    // nRows repeat the last row and are never read).
     auto dotRows = [&](int64_t n) {
       loop(zero, bkPad, one, [&](Value jj) {
         std::pair<Value, Value> key =
