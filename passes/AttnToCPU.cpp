@@ -155,15 +155,23 @@ struct Lowering {
 };
 } // namespace
 
+/// Whether every vector read of a row of `features` elements stays inside
+/// it: the loops over features step by the width up to a multiple of twice
+/// the width (dvPad), so a static multiple of that needs no mask.
+static bool readsInBounds(int64_t features, int64_t width) {
+  return !ShapedType::isDynamic(features) && features % (2 * width) == 0;
+}
+
 Value Lowering::readF32(Value mem, ValueRange indices) {
   Type elt = cast<MemRefType>(mem.getType()).getElementType();
+  bool inBounds = readsInBounds(cast<MemRefType>(mem.getType()).getShape().back(), width);
   if (elt.isBF16()) {
     // bf16 -> f32 is a 16-bit shift. Read the raw bits: x86 without
     // AVX512-BF16 legalizes bfloat vector loads through libcalls.
     Value bits = vector::TransferReadOp::create(
         b, VectorType::get({width}, b.getI16Type()), bitsView(mem), indices,
         arith::ConstantOp::create(b, b.getI16IntegerAttr(0)).getResult(),
-        ArrayRef<bool>{false});
+        ArrayRef<bool>{inBounds});
     auto i32v = VectorType::get({width}, b.getI32Type());
     Value wide = arith::ExtUIOp::create(b, i32v, bits);
     Value sixteen = arith::ConstantOp::create(
@@ -174,7 +182,7 @@ Value Lowering::readF32(Value mem, ValueRange indices) {
   auto vt = VectorType::get({width}, elt);
   Value pad = arith::ConstantOp::create(b, b.getZeroAttr(elt));
   Value v = vector::TransferReadOp::create(b, vt, mem, indices, pad,
-                                           ArrayRef<bool>{false});
+                                           ArrayRef<bool>{inBounds});
   if (elt != b.getF32Type())
     v = arith::ExtFOp::create(b, vecF32(), v);
   return v;
@@ -203,6 +211,7 @@ Value Lowering::dequantize(Value codes, Value scales, ValueRange indices) {
   int64_t features = codeType.getDimSize(3) * (q4 ? 2 : 1);
   int64_t groups = cast<MemRefType>(scales.getType()).getDimSize(3);
   int64_t groupSize = features / groups;
+  bool inBounds = readsInBounds(features, width);
   Value d = indices[3];
   auto i32v = VectorType::get({width}, b.getI32Type());
   Value ints;
@@ -214,7 +223,7 @@ Value Lowering::dequantize(Value codes, Value scales, ValueRange indices) {
         ValueRange{indices[0], indices[1], indices[2],
                    arith::DivUIOp::create(b, d, idx(2))},
         arith::ConstantOp::create(b, b.getI8IntegerAttr(static_cast<int8_t>(0x88))).getResult(),
-        ArrayRef<bool>{false});
+        ArrayRef<bool>{inBounds});
     auto splat = [&](int v) {
       return arith::ConstantOp::create(
           b, DenseElementsAttr::get(bytesType, b.getI8IntegerAttr(static_cast<int8_t>(v))));
@@ -229,7 +238,7 @@ Value Lowering::dequantize(Value codes, Value scales, ValueRange indices) {
     Value bytes = vector::TransferReadOp::create(
         b, VectorType::get({width}, b.getI8Type()), codes, indices,
         arith::ConstantOp::create(b, b.getI8IntegerAttr(0)).getResult(),
-        ArrayRef<bool>{false});
+        ArrayRef<bool>{inBounds});
     ints = arith::ExtSIOp::create(b, i32v, bytes);
   }
   Value x = arith::SIToFPOp::create(b, vecF32(), ints);

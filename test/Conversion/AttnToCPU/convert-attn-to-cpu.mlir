@@ -13,7 +13,8 @@
 // CHECK: %[[KT:.+]] = memref.alloca(%{{.+}}) : memref<?xf32>
 // CHECK: %[[SCORES:.+]] = memref.alloca() : memref<128xf32>
 // CHECK: scf.for %[[ITEM:.+]] = %[[BEGIN]] to %[[END]]
-// CHECK: vector.transfer_read %[[Q]]{{.*}} : memref<?x4x?x64xf32>, vector<8xf32>
+/// Rows of 64 features, read 8 at a time up to a multiple of 16: no mask.
+// CHECK: vector.transfer_read %[[Q]]{{.*}} {in_bounds = [true]} : memref<?x4x?x64xf32>, vector<8xf32>
 // CHECK: vector.store %{{.+}}, %[[QS]]
 // CHECK: scf.for %[[TILE:.+]] = %{{.+}} to %{{.+}} step %c32
 /// The causal mask bounded over the tile: skip it when nothing is visible.
@@ -146,6 +147,8 @@ func.func @causal_noskip(%q: memref<1x1x8x8xf32>) {
 /// take the transposed tile.
 // RUN: attnc-opt %s --split-input-file --convert-attn-to-cpu="vector-width=8 skip-tiles=false" | FileCheck %s --check-prefix=FEW
 // FEW-LABEL: func.func @few_rows
+/// Rows of 8 features are padded to 16 for the value loops: masked reads.
+// FEW: vector.transfer_read %{{.+}}[%{{.+}}], %{{.+}} : memref<1x1x8x8xf32>, vector<8xf32>
 // FEW: %[[MANY:.+]] = arith.cmpi sgt, %{{.+}}, %c4 : index
 // FEW-NEXT: scf.if %[[MANY]] {
 // FEW: vector.extract
