@@ -146,8 +146,10 @@ struct Lowering {
 
   /// Scores, online softmax and P.V for query rows [rg, rg + kRows) of the
   /// item against the key tile at `kt` with `nk` keys.
-  void emitRowGroup(Value bIdx, Value h, Value hk, Value r0, Value nRows, Value rg,
-                    Value kt, Value nk, Value full);
+  /// `manyRows`: the item has more than kRows rows, so a transposed K tile
+  /// (else its key rows are read directly).
+  void emitRowGroup(Value bIdx, Value h, Value hk, Value r0, Value nRows, Value manyRows,
+                    Value rg, Value kt, Value nk, Value full);
   /// The value of attn.size of `kind`.
   Value sizeOf(SizeKind kind);
   void emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1);
@@ -301,7 +303,7 @@ Value Lowering::sizeOf(SizeKind kind) {
 }
 
 void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value nRows,
-                            Value rg, Value kt, Value nk, Value full) {
+                            Value manyRows, Value rg, Value kt, Value nk, Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width);
   Value negInf = f32(-std::numeric_limits<float>::infinity());
   Value fzero = f32(0.0), fone = f32(1.0);
@@ -311,7 +313,6 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   // An item of at most kRows rows (decode: the GQA heads of one query) has
   // no transposed K tile: its scores are dot products of each key row with
   // the q rows, reduced across lanes.
-  Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, idx(kRows));
   auto ifMany = scf::IfOp::create(b, manyRows, /*withElse=*/true);
   b.setInsertionPointToStart(&ifMany.getElseRegion().front());
   {
@@ -627,6 +628,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
   });
 
   Value bk = idx(blockK), lastKey = arith::SubIOp::create(b, kvLen, one);
+  Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, rows);
   loop(zero, kvLen, bk, [&](Value kt) {
     Value nk = arith::MinSIOp::create(b, bk, arith::SubIOp::create(b, kvLen, kt));
     auto tileBody = [&](Value full) {
@@ -636,7 +638,6 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
       // up to 6% faster for prefill on the development VM, but 17% and more
       // slower for bf16 and q8 decode (docs/cpu-backend.md).
       // Items of at most kRows rows read K rows directly (emitRowGroup).
-      Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, rows);
       scf::IfOp::create(b, manyRows, [&](OpBuilder &, Location) {
         loop(zero, bkPad, one, [&](Value jj) {
           std::pair<Value, Value> key =
@@ -660,7 +661,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
         });
       });
       loop(zero, nRows, rows, [&](Value rg) {
-        emitRowGroup(bIdx, h, hk, r0, nRows, rg, kt, nk, full);
+        emitRowGroup(bIdx, h, hk, r0, nRows, manyRows, rg, kt, nk, full);
       });
     };
     if (op.getMask().empty()) {

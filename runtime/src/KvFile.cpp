@@ -516,6 +516,28 @@ void forEachRun(const BlockPool &pool, const std::vector<PageId> &table, int64_t
     }
 }
 
+/// Checks the data section against the header's CRC-32C, streaming it
+/// through a 1 MiB buffer.
+Error checkData(int fd, const KvFileMeta &meta, uint64_t dataStart) {
+  std::vector<uint8_t> buf(1 << 20);
+  uint32_t crc = 0;
+  for (uint64_t at = 0; at < meta.dataBytes;) {
+    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), meta.dataBytes - at));
+    if (!readAll(fd, buf.data(), n, dataStart + at))
+      return "cannot read the data at byte " + std::to_string(dataStart + at);
+    crc = crc32c(buf.data(), n, crc);
+    at += n;
+  }
+  if (crc != meta.checksum) {
+    char got[16], want[16];
+    std::snprintf(got, sizeof(got), "%08x", crc);
+    std::snprintf(want, sizeof(want), "%08x", meta.checksum);
+    return std::string("the data's CRC-32C is ") + got + ", the header records " + want +
+           ": the file is corrupted";
+  }
+  return "";
+}
+
 /// Opens `path` and checks its header.
 Error openAndParse(const std::string &path, Fd &f, KvFileMeta &meta, uint64_t &dataStart) {
   uint64_t size = 0;
@@ -650,25 +672,7 @@ Error kv::verifyFile(const std::string &path, KvFileMeta &meta) {
   Fd f;
   uint64_t dataStart = 0;
   Error e = openAndParse(path, f, meta, dataStart);
-  if (!e.empty())
-    return e;
-  std::vector<uint8_t> buf(1 << 20);
-  uint32_t crc = 0;
-  for (uint64_t at = 0; at < meta.dataBytes;) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), meta.dataBytes - at));
-    if (!readAll(f.fd, buf.data(), n, dataStart + at))
-      return "cannot read the data at byte " + std::to_string(dataStart + at);
-    crc = crc32c(buf.data(), n, crc);
-    at += n;
-  }
-  if (crc != meta.checksum) {
-    char got[16], want[16];
-    std::snprintf(got, sizeof(got), "%08x", crc);
-    std::snprintf(want, sizeof(want), "%08x", meta.checksum);
-    return std::string("the data's CRC-32C is ") + got + ", the header records " + want +
-           ": the file is corrupted";
-  }
-  return "";
+  return e.empty() ? checkData(f.fd, meta, dataStart) : e;
 }
 
 Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, KvFileMeta &meta,
@@ -691,19 +695,10 @@ Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, 
            std::to_string(c.headDim);
   if (!modelId.empty() && meta.modelId != modelId)
     return "the file is for model '" + meta.modelId + "', not '" + modelId + "'";
-  // Check the whole data section before the pool changes, streaming it
-  // through a small buffer (memory for one tensor at most, not the file).
-  std::vector<uint8_t> buf(1 << 20);
-  uint32_t crc = 0;
-  for (uint64_t at = 0; at < meta.dataBytes;) {
-    size_t n = static_cast<size_t>(std::min<uint64_t>(buf.size(), meta.dataBytes - at));
-    if (!readAll(f.fd, buf.data(), n, dataStart + at))
-      return "cannot read the data at byte " + std::to_string(dataStart + at);
-    crc = crc32c(buf.data(), n, crc);
-    at += n;
-  }
-  if (crc != meta.checksum)
-    return "the data's CRC-32C does not match the header: the file is corrupted";
+  // The whole data section is checked before the pool changes.
+  e = checkData(f.fd, meta, dataStart);
+  if (!e.empty())
+    return e;
   std::vector<PageId> table;
   SeqId id = pool.createWithPages(meta.tokens, table, e);
   if (id < 0)
