@@ -181,6 +181,10 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
 #else
   constexpr unsigned kMagic = 0x43004300u, kOne = 0x3F803F80u, kMinusOffset = 0xC308C308u;
 #endif
+  // LOP3 takes one immediate: with the magic number in a register, mask and
+  // or are one instruction (ptxas splits them into two otherwise).
+  unsigned magic = kMagic;
+  asm("" : "+r"(magic));
   unsigned s2 = 0;
 #pragma unroll
   for (int w = 0; w < kWords; ++w) {
@@ -192,7 +196,10 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
     }
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      unsigned r = ((words[w] >> (4 * i)) & 0x000F000Fu) | kMagic;
+      unsigned r;
+      asm("lop3.b32 %0, %1, %2, %3, 0xEA;" // (a & b) | c
+          : "=r"(r)
+          : "r"(words[w] >> (4 * i)), "n"(0x000F000F), "r"(magic));
       x[4 * w + i] = attnc_fma2(attnc_fma2(r, kOne, kMinusOffset), s2, 0x80008000u);
     }
   }
@@ -263,11 +270,9 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
   }
   // The rows of this thread's accumulator and scores: 2t and 2t + 1.
   attnc_index rowH[2], rowI[2];
-  bool rowOk[2];
 #pragma unroll
   for (int e = 0; e < 2; ++e) {
     const int r = static_cast<int>(2 * t) + e, rr = r < R ? r : R - 1;
-    rowOk[e] = r < R;
     rowH[e] = static_cast<attnc_index>(hk) * G + (r0 + rr) / S;
     rowI[e] = (r0 + rr) % S + iOffset;
   }
@@ -300,45 +305,50 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
   const unsigned char *kBase = reinterpret_cast<const unsigned char *>(args.k);
   const unsigned char *vBase = reinterpret_cast<const unsigned char *>(args.v);
   // Starts the copies of tile `it` into its stage: one bulk copy per run of
-  // keys within a page, for K and V rows (and their scales).
+  // keys within a page, for K and V rows (and their scales). Tiles are
+  // issued in order, so the page and slot of the next key to copy advance
+  // run by run, with no division.
+  int copyPage = nTiles ? wb / ps : 0, copySlot = nTiles ? wb - copyPage * ps : 0;
   auto issue = [&](int it) {
     const int st = it % ATTNC_STAGES;
     unsigned char *buf = ring + st * ATTNC_STAGE_BYTES;
     const int t0 = wb + it * ATTNC_TK, n = we - t0 < ATTNC_TK ? we - t0 : ATTNC_TK;
     unsigned long long valid = 0;
     bool bad = false;
-    for (int j = t0; j < t0 + n;) {
-      const int p = j / ps, slot = j - p * ps;
-      const int run = ps - slot < t0 + n - j ? ps - slot : t0 + n - j;
-      const int page = pageOf(p);
+    for (int j = 0; j < n;) {
+      const int run = ps - copySlot < n - j ? ps - copySlot : n - j;
+      const int page = pageOf(copyPage);
       if (page >= 0 && page < args.pages) {
-        valid |= (run == 64 ? ~0ull : (1ull << run) - 1) << (j - t0);
+        valid |= (run == 64 ? ~0ull : (1ull << run) - 1) << j;
         if (lane == 0) {
-          const attnc_index row = static_cast<attnc_index>(hk) * ps + slot;
-          auto copy = [&](int at, const unsigned char *src, int bytes) {
-            attnc_mbar_expect_tx(bars + st, bytes);
-            attnc_bulk_copy(buf + at, src, bytes, bars + st);
-          };
-          copy((j - t0) * ATTNC_ROW, kBase + page * args.kPageBytes + row * ATTNC_ROW,
-               run * ATTNC_ROW);
-          copy(ATTNC_TK * ATTNC_ROW + (j - t0) * ATTNC_ROW,
-               vBase + page * args.vPageBytes + row * ATTNC_ROW, run * ATTNC_ROW);
+          const attnc_index row = static_cast<attnc_index>(hk) * ps + copySlot;
+          attnc_mbar_expect_tx(bars + st, run * (2 * ATTNC_ROW + ATTNC_SCALE_BYTES));
+          attnc_bulk_copy(buf + j * ATTNC_ROW, kBase + page * args.kPageBytes + row * ATTNC_ROW,
+                          run * ATTNC_ROW, bars + st);
+          attnc_bulk_copy(buf + (ATTNC_TK + j) * ATTNC_ROW,
+                          vBase + page * args.vPageBytes + row * ATTNC_ROW, run * ATTNC_ROW,
+                          bars + st);
 #if ATTNC_KV_FORMAT != 0
-          copy(2 * ATTNC_TK * ATTNC_ROW + (j - t0) * 4 * ATTNC_GROUPS_K,
-               reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args)) +
-                   page * args.ksPageBytes + row * 4 * ATTNC_GROUPS_K,
-               run * 4 * ATTNC_GROUPS_K);
-          copy(2 * ATTNC_TK * ATTNC_ROW + ATTNC_TK * 4 * ATTNC_GROUPS_K +
-                   (j - t0) * 4 * ATTNC_GROUPS_V,
-               reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args)) +
-                   page * args.vsPageBytes + row * 4 * ATTNC_GROUPS_V,
-               run * 4 * ATTNC_GROUPS_V);
+          attnc_bulk_copy(buf + 2 * ATTNC_TK * ATTNC_ROW + j * 4 * ATTNC_GROUPS_K,
+                          reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args)) +
+                              page * args.ksPageBytes + row * 4 * ATTNC_GROUPS_K,
+                          run * 4 * ATTNC_GROUPS_K, bars + st);
+          attnc_bulk_copy(buf + 2 * ATTNC_TK * ATTNC_ROW + ATTNC_TK * 4 * ATTNC_GROUPS_K +
+                              j * 4 * ATTNC_GROUPS_V,
+                          reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args)) +
+                              page * args.vsPageBytes + row * 4 * ATTNC_GROUPS_V,
+                          run * 4 * ATTNC_GROUPS_V, bars + st);
 #endif
         }
       } else {
         bad = true;
       }
       j += run;
+      copySlot += run;
+      if (copySlot == ps) {
+        copySlot = 0;
+        ++copyPage;
+      }
     }
     if (lane == 0) {
       validKeys[st] = valid;
@@ -385,25 +395,33 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
         attnc_mma16816(sc[ck], ka, qb[ks][0], qb[ks][1]);
       }
     }
+    // Scaled scores; keys not copied (and, with a mask, masked keys) are
+    // -inf. Query rows past R need no masking: their q is zero, and their
+    // results are never written.
+    const bool full = valid == ATTNC_ALL_KEYS;
+    // Bit 16 ck + 8 h: key 16 ck + 8 h + g of the tile.
+    const unsigned long long laneKeys = valid >> g;
 #pragma unroll
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int jj = 16 * ck + static_cast<int>(g) + 8 * (e >> 1), col = e & 1;
         float s = sc[ck][e] * ATTNC_SCALE;
-        bool ok = ((valid >> jj) & 1) && rowOk[col];
+        (void)jj, (void)col;
 #if ATTNC_HAS_SCORE || ATTNC_HAS_MASK
-        if (ok) {
+        {
           const attnc_index j = t0 + jj;
 #if ATTNC_HAS_SCORE
           s = attnc_score(a, s, b, rowH[col], rowI[col], j);
 #endif
 #if ATTNC_HAS_MASK
-          ok = attnc_mask(a, b, rowH[col], rowI[col], j);
+          s = attnc_mask(a, b, rowH[col], rowI[col], j) ? s : -ATTNC_INF;
 #endif
         }
 #endif
-        sc[ck][e] = ok ? s : -ATTNC_INF;
+        if (!full)
+          s = (laneKeys >> (16 * ck + 8 * (e >> 1))) & 1 ? s : -ATTNC_INF;
+        sc[ck][e] = s;
       }
 
     // Weights.
@@ -460,7 +478,6 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     // O^T += V^T P^T, 16 keys at a time. P^T's B fragment: the weights of
     // keys g and 8 + g, transposed. V^T's A fragments: the value pairs of
     // keys g and 8 + g, transposed, two features' matrices per product.
-    const bool full = valid == ATTNC_ALL_KEYS;
 #pragma unroll
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
       const unsigned pb0 = attnc_transpose8x8(attnc_pack2(sc[ck][0], sc[ck][1]));
