@@ -57,11 +57,13 @@
 // mbarriers and valid-key masks of every warp's stages, then the rings.
 #define ATTNC_RING_OFFSET ((4 * ATTNC_STAGES * 16 + 127) / 128 * 128)
 #define ATTNC_LOG2E_F 1.4426950408889634f
-#if ATTNC_TK == 64
-#define ATTNC_ALL_KEYS (~0ull)
+// A tile's valid keys, one bit each: 32-bit masks cost fewer instructions.
+#if ATTNC_TK <= 32
+typedef unsigned attnc_keymask;
 #else
-#define ATTNC_ALL_KEYS ((1ull << ATTNC_TK) - 1)
+typedef unsigned long long attnc_keymask;
 #endif
+#define ATTNC_ALL_KEYS ((attnc_keymask(2) << (ATTNC_TK - 1)) - 1)
 
 /// The feature of a key's row that half `e` of packed pair `r` of thread
 /// `t` holds. bf16/f16: thread t reads 16-byte pieces t, t + 4, ... (the
@@ -302,8 +304,16 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     }
     return __shfl_sync(0xffffffffu, cur, p - winBase);
   };
-  const unsigned char *kBase = reinterpret_cast<const unsigned char *>(args.k);
-  const unsigned char *vBase = reinterpret_cast<const unsigned char *>(args.v);
+  // This KV head's rows in page 0; a page's rows are page * PageBytes on.
+  const attnc_index headRow = static_cast<attnc_index>(hk) * ps;
+  const unsigned char *kHead = reinterpret_cast<const unsigned char *>(args.k) + headRow * ATTNC_ROW;
+  const unsigned char *vHead = reinterpret_cast<const unsigned char *>(args.v) + headRow * ATTNC_ROW;
+#if ATTNC_KV_FORMAT != 0
+  const unsigned char *ksHead = reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args)) +
+                                headRow * 4 * ATTNC_GROUPS_K;
+  const unsigned char *vsHead = reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args)) +
+                                headRow * 4 * ATTNC_GROUPS_V;
+#endif
   // Starts the copies of tile `it` into its stage: one bulk copy per run of
   // keys within a page, for K and V rows (and their scales). Tiles are
   // issued in order, so the page and slot of the next key to copy advance
@@ -313,30 +323,28 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     const int st = it % ATTNC_STAGES;
     unsigned char *buf = ring + st * ATTNC_STAGE_BYTES;
     const int t0 = wb + it * ATTNC_TK, n = we - t0 < ATTNC_TK ? we - t0 : ATTNC_TK;
-    unsigned long long valid = 0;
+    attnc_keymask valid = 0;
     bool bad = false;
     for (int j = 0; j < n;) {
       const int run = ps - copySlot < n - j ? ps - copySlot : n - j;
       const int page = pageOf(copyPage);
       if (page >= 0 && page < args.pages) {
-        valid |= (run == 64 ? ~0ull : (1ull << run) - 1) << j;
+        valid |= ((attnc_keymask(2) << (run - 1)) - 1) << j;
         if (lane == 0) {
-          const attnc_index row = static_cast<attnc_index>(hk) * ps + copySlot;
           attnc_mbar_expect_tx(bars + st, run * (2 * ATTNC_ROW + ATTNC_SCALE_BYTES));
-          attnc_bulk_copy(buf + j * ATTNC_ROW, kBase + page * args.kPageBytes + row * ATTNC_ROW,
+          attnc_bulk_copy(buf + j * ATTNC_ROW,
+                          kHead + page * args.kPageBytes + copySlot * ATTNC_ROW,
                           run * ATTNC_ROW, bars + st);
           attnc_bulk_copy(buf + (ATTNC_TK + j) * ATTNC_ROW,
-                          vBase + page * args.vPageBytes + row * ATTNC_ROW, run * ATTNC_ROW,
-                          bars + st);
+                          vHead + page * args.vPageBytes + copySlot * ATTNC_ROW,
+                          run * ATTNC_ROW, bars + st);
 #if ATTNC_KV_FORMAT != 0
           attnc_bulk_copy(buf + 2 * ATTNC_TK * ATTNC_ROW + j * 4 * ATTNC_GROUPS_K,
-                          reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args)) +
-                              page * args.ksPageBytes + row * 4 * ATTNC_GROUPS_K,
+                          ksHead + page * args.ksPageBytes + copySlot * 4 * ATTNC_GROUPS_K,
                           run * 4 * ATTNC_GROUPS_K, bars + st);
           attnc_bulk_copy(buf + 2 * ATTNC_TK * ATTNC_ROW + ATTNC_TK * 4 * ATTNC_GROUPS_K +
                               j * 4 * ATTNC_GROUPS_V,
-                          reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args)) +
-                              page * args.vsPageBytes + row * 4 * ATTNC_GROUPS_V,
+                          vsHead + page * args.vsPageBytes + copySlot * 4 * ATTNC_GROUPS_V,
                           run * 4 * ATTNC_GROUPS_V, bars + st);
 #endif
         }
@@ -373,7 +381,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
 #else
     const float *VS = KS;
 #endif
-    const unsigned long long valid = validKeys[st];
+    const attnc_keymask valid = static_cast<attnc_keymask>(validKeys[st]);
     const int t0 = wb + it * ATTNC_TK;
     (void)t0;
 
@@ -400,7 +408,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     // results are never written.
     const bool full = valid == ATTNC_ALL_KEYS;
     // Bit 16 ck + 8 h: key 16 ck + 8 h + g of the tile.
-    const unsigned long long laneKeys = valid >> g;
+    const attnc_keymask laneKeys = valid >> g;
 #pragma unroll
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck)
 #pragma unroll
