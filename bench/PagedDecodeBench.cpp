@@ -11,17 +11,26 @@
 // must read (codes and scales), that over the time, and decode tokens per
 // second (sequences per step time), with q8/q4 against bf16.
 //
+// With --target=cuda the kernel runs on the GPU over a DevicePages copy of
+// the pool, and a second figure times the whole serving step: append one
+// token to every sequence on the host (quantizing it), upload the pages that
+// changed, upload tables and lengths, decode.
+//
 //   attnc-paged-decode-bench [--seqs=8] [--tokens=4096] [--q-heads=32]
 //                            [--kv-heads=8] [--threads=0] [--runs=5]
+//                            [--target=cpu|cuda]
 //
 //===----------------------------------------------------------------------===//
 
 #include "attnc/attnc.h"
+#include "attnc/runtime/Cuda.h"
+#include "attnc/runtime/DevicePages.h"
 #include "attnc/runtime/KvCache.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -44,6 +53,7 @@ int main(int argc, char **argv) {
   int seqs = 8, hq = 32, hkv = 8, runs = 5;
   int64_t tokens = 4096;
   unsigned threads = 0;
+  bool gpu = false;
   for (int n = 1; n < argc; ++n) {
     std::string a = argv[n];
     auto value = [&](const char *flag) -> const char * {
@@ -56,6 +66,7 @@ int main(int argc, char **argv) {
     else if (const char *v = value("--kv-heads=")) hkv = std::atoi(v);
     else if (const char *v = value("--threads=")) threads = static_cast<unsigned>(std::atoi(v));
     else if (const char *v = value("--runs=")) runs = std::atoi(v);
+    else if (const char *v = value("--target=")) gpu = std::string(v) == "cuda";
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
@@ -65,11 +76,18 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "sizes must be positive, q heads a multiple of KV heads\n");
     return 2;
   }
+  std::string why;
+  if (gpu && !cuda::init(why)) {
+    std::fprintf(stderr, "--target=cuda: %s\n", why.c_str());
+    return 1;
+  }
   std::printf("# decode step: %d sequences x %lld tokens, GQA %d/%d, D=128, pages of 16, one "
-              "layer, threads=%u\n",
-              seqs, static_cast<long long>(tokens), hq, hkv, threads);
-  std::printf("%-5s %10s %12s %10s %14s %10s\n", "quant", "step ms", "KV MB read", "GB/s",
-              "tokens/s", "vs bf16");
+              "layer, %s\n",
+              seqs, static_cast<long long>(tokens), hq, hkv,
+              gpu ? cuda::deviceDescription().c_str()
+                  : ("CPU, threads=" + std::to_string(threads)).c_str());
+  std::printf("%-5s %10s %12s %10s %14s %10s%s\n", "quant", "step ms", "KV MB read", "GB/s",
+              "tokens/s", "vs bf16", gpu ? "   serving step ms (append+sync ms)" : "");
   double bf16TokensPerS = 0;
   std::mt19937 rng(1);
   std::normal_distribution<float> normal;
@@ -81,7 +99,8 @@ int main(int argc, char **argv) {
     cfg.pageTokens = 16;
     cfg.quant = quant;
     cfg.groupSize = 32;
-    cfg.maxPages = seqs * ((tokens + 15) / 16) + 1;
+    // Room for the tokens the serving steps append.
+    cfg.maxPages = seqs * ((tokens + runs + 1 + 15) / 16) + 1;
     kv::Error error;
     auto pool = kv::BlockPool::create(cfg, error);
     if (!pool) {
@@ -90,15 +109,17 @@ int main(int argc, char **argv) {
     }
     std::vector<kv::SeqId> ids;
     const int64_t chunk = 512;
+    // One chunk of random rows, appended over and over (timing does not
+    // depend on the values; drawing them all would dominate the set-up).
     std::vector<float> k(hkv * chunk * 128), v(k.size());
+    for (size_t x = 0; x < k.size(); ++x) {
+      k[x] = normal(rng);
+      v[x] = normal(rng);
+    }
     for (int s = 0; s < seqs; ++s) {
       ids.push_back(pool->createSequence());
       for (int64_t done = 0; done < tokens; done += chunk) {
         int64_t n = std::min(chunk, tokens - done);
-        for (size_t x = 0; x < static_cast<size_t>(hkv * n * 128); ++x) {
-          k[x] = normal(rng);
-          v[x] = normal(rng);
-        }
         // append takes [layers][kvHeads][tokens][D]: pack the chunk densely.
         if (kv::Error e = pool->append(ids.back(), k.data(), v.data(), n); !e.empty()) {
           std::fprintf(stderr, "%s\n", e.c_str());
@@ -113,6 +134,8 @@ int main(int argc, char **argv) {
       return 1;
     }
     CompileOptions options;
+    if (gpu)
+      options.target = Target::cuda;
     Result<Kernel> kernel = compileString(specFor(quant, hq, hkv), "decode.attn", options);
     if (!kernel) {
       std::fprintf(stderr, "%s\n", kernel.error().c_str());
@@ -121,15 +144,59 @@ int main(int argc, char **argv) {
     std::vector<uint16_t> q(static_cast<size_t>(seqs) * hq * 128), o(q.size());
     for (uint16_t &x : q)
       x = floatToBF16(normal(rng));
-    std::vector<TensorView> tensors = {{q.data(), DType::bf16, {seqs, hq, 1, 128}, {}},
-                                       pool->kvView(0, 0), pool->kvView(0, 1)};
-    if (quant != kv::Quant::bf16) {
-      tensors.push_back(pool->scaleView(0, 0));
-      tensors.push_back(pool->scaleView(0, 1));
+    // On the GPU: the pool's pages, q, o, tables and lengths in GPU memory.
+    std::unique_ptr<kv::DevicePages> dev;
+    void *qD = nullptr, *oD = nullptr, *tableD = nullptr, *lensD = nullptr;
+    const size_t qBytes = q.size() * 2, tableCap = static_cast<size_t>(seqs) * (width + runs / 16 + 2) * 4;
+    auto upload = [&](void *dst, const void *src, size_t bytes) {
+      if (!cuda::copyToDevice(dst, src, bytes, why)) {
+        std::fprintf(stderr, "%s\n", why.c_str());
+        std::exit(1);
+      }
+    };
+    if (gpu) {
+      dev = kv::DevicePages::create(*pool, cfg.maxPages, error);
+      if (!dev) {
+        std::fprintf(stderr, "%s\n", error.c_str());
+        return 1;
+      }
+      auto start = std::chrono::steady_clock::now();
+      if (kv::Error e = dev->sync(*pool); !e.empty()) {
+        std::fprintf(stderr, "%s\n", e.c_str());
+        return 1;
+      }
+      double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+      std::printf("# %s: first sync uploaded %.1f MB in %.1f ms (%.2f GB/s)\n",
+                  kv::quantName(quant), dev->bytesUploaded() / 1e6, ms,
+                  dev->bytesUploaded() / (ms / 1e3) / 1e9);
+      if (!cuda::malloc(&qD, qBytes, why) || !cuda::malloc(&oD, qBytes, why) ||
+          !cuda::malloc(&tableD, tableCap, why) || !cuda::malloc(&lensD, seqs * 4, why)) {
+        std::fprintf(stderr, "%s\n", why.c_str());
+        return 1;
+      }
+      upload(qD, q.data(), qBytes);
+      upload(tableD, table.data(), table.size() * 4);
+      upload(lensD, lens.data(), lens.size() * 4);
     }
-    tensors.push_back({table.data(), DType::i32, {seqs, width}, {}});
-    tensors.push_back({lens.data(), DType::i32, {seqs}, {}});
-    tensors.push_back({o.data(), DType::bf16, {seqs, hq, 1, 128}, {}});
+    auto views = [&]() {
+      std::vector<TensorView> t = {
+          {gpu ? qD : q.data(), DType::bf16, {seqs, hq, 1, 128}, {}},
+          gpu ? dev->kvView(*pool, 0, 0) : pool->kvView(0, 0),
+          gpu ? dev->kvView(*pool, 0, 1) : pool->kvView(0, 1)};
+      if (quant != kv::Quant::bf16) {
+        t.push_back(gpu ? dev->scaleView(*pool, 0, 0) : pool->scaleView(0, 0));
+        t.push_back(gpu ? dev->scaleView(*pool, 0, 1) : pool->scaleView(0, 1));
+      }
+      t.push_back({gpu ? tableD : table.data(), DType::i32, {seqs, width}, {}});
+      t.push_back({gpu ? lensD : lens.data(), DType::i32, {seqs}, {}});
+      t.push_back({gpu ? oD : o.data(), DType::bf16, {seqs, hq, 1, 128}, {}});
+      return t;
+    };
+    std::vector<TensorView> tensors = views();
+    auto since = [](std::chrono::steady_clock::time_point t) {
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+    };
     double best = 1e30;
     for (int r = 0; r <= runs; ++r) { // the first run warms up
       auto start = std::chrono::steady_clock::now();
@@ -137,10 +204,37 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "%s\n", st.error().c_str());
         return 1;
       }
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                      .count();
+      double ms = since(start);
       if (r)
         best = std::min(best, ms);
+    }
+    // The serving step on the GPU: one new token per sequence.
+    double bestStep = 1e30, bestHost = 1e30;
+    for (int r = 0; gpu && r < runs; ++r) {
+      auto start = std::chrono::steady_clock::now();
+      for (kv::SeqId id : ids)
+        if (kv::Error e = pool->append(id, k.data(), v.data(), 1); !e.empty()) {
+          std::fprintf(stderr, "%s\n", e.c_str());
+          return 1;
+        }
+      if (kv::Error e = dev->sync(*pool); !e.empty()) {
+        std::fprintf(stderr, "%s\n", e.c_str());
+        return 1;
+      }
+      if (kv::Error e = pool->batchTables(ids, table, lens, width); !e.empty()) {
+        std::fprintf(stderr, "%s\n", e.c_str());
+        return 1;
+      }
+      upload(tableD, table.data(), table.size() * 4);
+      upload(lensD, lens.data(), lens.size() * 4);
+      double host = since(start);
+      tensors = views();
+      if (Status st = kernel->run(tensors, {}, threads); !st) {
+        std::fprintf(stderr, "%s\n", st.error().c_str());
+        return 1;
+      }
+      bestStep = std::min(bestStep, since(start));
+      bestHost = std::min(bestHost, host);
     }
     // The bytes a step must read: every token's K and V rows and scales.
     double bytes = static_cast<double>(seqs) * tokens * 2 * hkv *
@@ -148,8 +242,14 @@ int main(int argc, char **argv) {
     double tokensPerS = seqs / (best / 1e3);
     if (quant == kv::Quant::bf16)
       bf16TokensPerS = tokensPerS;
-    std::printf("%-5s %10.3f %12.1f %10.2f %14.0f %9.2fx\n", kv::quantName(quant), best,
+    std::printf("%-5s %10.3f %12.1f %10.2f %14.0f %9.2fx", kv::quantName(quant), best,
                 bytes / 1e6, bytes / (best / 1e3) / 1e9, tokensPerS, tokensPerS / bf16TokensPerS);
+    if (gpu)
+      std::printf("   %8.3f (%.3f)", bestStep, bestHost);
+    std::printf("\n");
+    for (void *p : {qD, oD, tableD, lensD})
+      if (p)
+        cuda::free(p);
   }
   return 0;
 }

@@ -19,6 +19,8 @@ fi
 for tool in attnc attnc-conformance attnc-cpu-bench attnc-kv-bench attnc-paged-decode-bench; do
   [ -e $BUILD/bin/$tool ] && strip -o $C/bin/$tool $BUILD/bin/$tool
 done
+# The unit tests, for the ones that need a GPU (skipped here).
+[ -e $BUILD/test/Unit/attnc-unittests ] && strip -o $C/bin/attnc-unittests $BUILD/test/Unit/attnc-unittests
 for lib in $BUILD/lib/libattnc-gpu-bench.so $BUILD/lib/libattnc.so*; do
   [ -e "$lib" ] || continue
   if [ -L "$lib" ]; then

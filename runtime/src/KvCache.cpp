@@ -164,7 +164,10 @@ size_t BlockPool::rowOffset(int layer, int which, int head, int slot, bool scale
                                     : row * rowBytes());
 }
 
-uint8_t *BlockPool::pageData(PageId page) { return arena + static_cast<size_t>(page) * pageSize; }
+uint8_t *BlockPool::pageData(PageId page) {
+  wrote(page); // the caller may write through it (restore does)
+  return arena + static_cast<size_t>(page) * pageSize;
+}
 const uint8_t *BlockPool::pageData(PageId page) const {
   return arena + static_cast<size_t>(page) * pageSize;
 }
@@ -315,6 +318,7 @@ PageId BlockPool::allocatePage(Error &error) {
     if (withinBudget) {
       ++pageCount;
       refs.push_back(0);
+      versions.push_back(++writeClock); // new, so never copied anywhere yet
       freeList.push_back(static_cast<PageId>(pageCount - 1));
     } else {
       // Evict one cached page that only the prefix index holds.
@@ -405,7 +409,8 @@ Error BlockPool::append(SeqId seq, const float *k, const float *v, int64_t token
     PageId copy = allocatePage(e);
     if (copy < 0)
       return e;
-    std::memcpy(pageData(copy), pageData(table.back()), pageSize);
+    const BlockPool &self = *this; // reading the shared page changes nothing
+    std::memcpy(pageData(copy), self.pageData(table.back()), pageSize);
     sharedLast = table.back();
     table.back() = copy;
     acquired.push_back(copy);
@@ -426,6 +431,9 @@ Error BlockPool::append(SeqId seq, const float *k, const float *v, int64_t token
   forEachRow(s.pages, s.length, tokens, [&](size_t at, bool isV, uint8_t *row, float *scales) {
     quantizeRow((isV ? v : k) + at, row, scales);
   });
+  if (tokens > 0)
+    for (size_t i = static_cast<size_t>(s.length / cfg.pageTokens); i < s.pages.size(); ++i)
+      wrote(s.pages[i]);
   s.length = newLength;
   return "";
 }

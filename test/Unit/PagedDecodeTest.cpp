@@ -14,11 +14,14 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/attnc.h"
+#include "attnc/runtime/Cuda.h"
+#include "attnc/runtime/DevicePages.h"
 #include "attnc/runtime/KvCache.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -27,11 +30,12 @@ using namespace attnc;
 namespace {
 constexpr int kHq = 4, kHkv = 2, kD = 64, kPage = 16, kLayers = 2, kS = 2;
 
-std::string specFor(kv::Quant quant) {
+std::string specFor(kv::Quant quant, int groups = 2) {
   std::string codes = quant == kv::Quant::bf16 ? "bf16" : kv::quantName(quant);
+  std::string g = std::to_string(groups);
   std::string scales = quant == kv::Quant::bf16
                            ? ""
-                           : ", ks: f32[P, 2, 16, 2], vs: f32[P, 2, 16, 2]";
+                           : ", ks: f32[P, 2, 16, " + g + "], vs: f32[P, 2, 16, " + g + "]";
   std::string args = quant == kv::Quant::bf16 ? "pages, lens" : "pages, lens, ks, vs";
   return "attention decode(q: bf16[B, 4, 2, 64], k: " + codes + "[P, 2, 16, 64], v: " + codes +
          "[P, 2, 16, 64]" + scales +
@@ -50,14 +54,14 @@ struct PoolFixture {
 
 /// Four sequences: 100 tokens; a fork of it grown to 137 (shared pages,
 /// copy on write of the partial page); empty; exactly one page.
-PoolFixture makePool(kv::Quant quant) {
+PoolFixture makePool(kv::Quant quant, int groupSize = 32) {
   kv::PoolConfig cfg;
   cfg.layers = kLayers;
   cfg.kvHeads = kHkv;
   cfg.headDim = kD;
   cfg.pageTokens = kPage;
   cfg.quant = quant;
-  cfg.groupSize = 32;
+  cfg.groupSize = groupSize;
   kv::Error error;
   PoolFixture f;
   f.pool = kv::BlockPool::create(cfg, error);
@@ -250,3 +254,126 @@ TEST(PagedDecode, QuantizedPoolsKeepScalesAligned) {
   EXPECT_NE(error.find("aligned"), std::string::npos) << error;
 }
 } // namespace
+
+/// The same decode on the GPU, reading a DevicePages copy of the pool: the
+/// pages read back byte for byte; the tensor-core kernel (bf16, and q4 in
+/// groups of 16) matches the f64 expectation within the GPU bar (2e-2: the
+/// products take bf16 operands); one appended token uploads one page. Skipped
+/// without a GPU.
+TEST(PagedDecode, RunsOnTheGpuFromDevicePages) {
+  std::string why;
+  if (!cuda::init(why))
+    GTEST_SKIP() << "no GPU: " << why;
+  for (kv::Quant quant : {kv::Quant::bf16, kv::Quant::q4}) {
+    SCOPED_TRACE(kv::quantName(quant));
+    PoolFixture f = makePool(quant, 16);
+    kv::Error error;
+    std::unique_ptr<kv::DevicePages> dev =
+        kv::DevicePages::create(*f.pool, static_cast<int64_t>(f.pool->pagesCreated()) + 4, error);
+    ASSERT_TRUE(dev) << error;
+    // Every page in use reads back from the GPU byte for byte.
+    auto samePages = [&]() {
+      const uint8_t *devBase = static_cast<const uint8_t *>(dev->kvView(*f.pool, 0, 0).data);
+      std::vector<uint8_t> page(f.pool->pageBytes());
+      const kv::BlockPool &pool = *f.pool;
+      for (size_t p = 0; p < pool.pagesCreated(); ++p) {
+        if (!pool.pageInUse(static_cast<kv::PageId>(p)))
+          continue;
+        ASSERT_TRUE(cuda::copyToHost(page.data(), devBase + p * page.size(), page.size(), why))
+            << why;
+        ASSERT_EQ(std::memcmp(page.data(), pool.pageData(static_cast<kv::PageId>(p)), page.size()),
+                  0)
+            << "page " << p;
+      }
+    };
+    ASSERT_EQ(dev->sync(*f.pool), "");
+    EXPECT_EQ(dev->pagesUploaded(), static_cast<int64_t>(f.pool->pagesInUse()));
+    samePages();
+    ASSERT_EQ(dev->sync(*f.pool), ""); // nothing changed: nothing to upload
+    EXPECT_EQ(dev->pagesUploaded(), static_cast<int64_t>(f.pool->pagesInUse()));
+
+    CompileOptions options;
+    options.cacheDir = "off";
+    options.target = Target::cuda;
+    Result<Kernel> kernel = compileString(specFor(quant, kD / 16), "decode.attn", options);
+    ASSERT_TRUE(kernel) << kernel.error();
+
+    const int64_t B = static_cast<int64_t>(f.seqs.size());
+    std::vector<uint16_t> qBits(B * kHq * kS * kD);
+    std::vector<float> q(qBits.size());
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal;
+    for (size_t n = 0; n < q.size(); ++n) {
+      qBits[n] = floatToBF16(normal(rng));
+      q[n] = bf16ToFloat(qBits[n]);
+    }
+    // Device buffers: q, o, lse, and room for the tables.
+    const size_t qBytes = qBits.size() * 2, oBytes = B * kHq * kS * kD * 4, lBytes = B * kHq * kS * 4;
+    const size_t tBytes = 4 * static_cast<size_t>(B) * 64, nBytes = 4 * static_cast<size_t>(B);
+    void *qD = nullptr, *oD = nullptr, *lD = nullptr, *tD = nullptr, *nD = nullptr;
+    ASSERT_TRUE(cuda::malloc(&qD, qBytes, why) && cuda::malloc(&oD, oBytes, why) &&
+                cuda::malloc(&lD, lBytes, why) && cuda::malloc(&tD, tBytes, why) &&
+                cuda::malloc(&nD, nBytes, why))
+        << why;
+    ASSERT_TRUE(cuda::copyToDevice(qD, qBits.data(), qBytes, why)) << why;
+
+    const int layer = 1;
+    auto decodeAndCheck = [&]() {
+      std::vector<int32_t> table, lens;
+      int64_t width = 0;
+      ASSERT_EQ(f.pool->batchTables(f.seqs, table, lens, width), "");
+      ASSERT_LE(table.size() * 4, tBytes);
+      ASSERT_TRUE(cuda::copyToDevice(tD, table.data(), table.size() * 4, why)) << why;
+      ASSERT_TRUE(cuda::copyToDevice(nD, lens.data(), lens.size() * 4, why)) << why;
+      std::vector<TensorView> tensors = {{qD, DType::bf16, {B, kHq, kS, kD}, {}},
+                                         dev->kvView(*f.pool, layer, 0),
+                                         dev->kvView(*f.pool, layer, 1)};
+      if (quant != kv::Quant::bf16) {
+        tensors.push_back(dev->scaleView(*f.pool, layer, 0));
+        tensors.push_back(dev->scaleView(*f.pool, layer, 1));
+      }
+      tensors.push_back({tD, DType::i32, {B, width}, {}});
+      tensors.push_back({nD, DType::i32, {B}, {}});
+      tensors.push_back({oD, DType::f32, {B, kHq, kS, kD}, {}});
+      tensors.push_back({lD, DType::f32, {B, kHq, kS}, {}});
+      Status st = kernel->run(tensors, {});
+      ASSERT_TRUE(st) << st.error();
+      std::vector<float> o(B * kHq * kS * kD), lse(B * kHq * kS);
+      ASSERT_TRUE(cuda::copyToHost(o.data(), oD, oBytes, why)) << why;
+      ASSERT_TRUE(cuda::copyToHost(lse.data(), lD, lBytes, why)) << why;
+      for (int n = 0; n < B; ++n) {
+        std::vector<double> eo, el;
+        expected(*f.pool, f.seqs[n], q, n, layer, eo, el);
+        for (int x = 0; x < kHq * kS * kD; ++x)
+          ASSERT_NEAR(o[n * kHq * kS * kD + x], eo[x], 2e-2) << "sequence " << n << " element " << x;
+        for (int x = 0; x < kHq * kS; ++x)
+          if (!std::isinf(el[x]))
+            EXPECT_NEAR(lse[n * kHq * kS + x], el[x], 2e-2);
+      }
+    };
+    decodeAndCheck();
+
+    // One more token for the sequence of 137 (a partly filled page of its own).
+    std::vector<float> k(kLayers * kHkv * kD), v(k.size());
+    for (float &x : k) x = normal(rng);
+    for (float &x : v) x = normal(rng);
+    ASSERT_EQ(f.pool->append(f.seqs[1], k.data(), v.data(), 1), "");
+    int64_t before = dev->pagesUploaded();
+    ASSERT_EQ(dev->sync(*f.pool), "");
+    EXPECT_EQ(dev->pagesUploaded(), before + 1);
+    samePages();
+    decodeAndCheck();
+
+    // A pool that outgrows the copy is an error, and nothing is uploaded.
+    std::vector<float> big(kLayers * kHkv * 5 * kPage * kD, 0.5f);
+    kv::SeqId grown = f.pool->createSequence();
+    ASSERT_EQ(f.pool->append(grown, big.data(), big.data(), 5 * kPage), "");
+    before = dev->pagesUploaded();
+    kv::Error full = dev->sync(*f.pool);
+    EXPECT_NE(full.find("more than the"), std::string::npos) << full;
+    EXPECT_EQ(dev->pagesUploaded(), before);
+
+    for (void *p : {qD, oD, lD, tD, nD})
+      cuda::free(p);
+  }
+}

@@ -133,6 +133,14 @@ public:
   /// failure.
   SeqId createWithPages(int64_t tokens, std::vector<PageId> &pages, Error &error);
 
+  /// Pages created so far (in use, free or cached): ids are below this.
+  size_t pagesCreated() const { return pageCount; }
+  bool pageInUse(PageId page) const { return refs[page] > 0; }
+  /// Changes whenever the page's bytes may have changed (append, copy on
+  /// write, the non-const pageData()), so that a copy elsewhere (a GPU
+  /// mirror, DevicePages.h) knows which pages to bring up to date.
+  uint64_t pageVersion(PageId page) const { return versions[page]; }
+
 private:
   BlockPool(const PoolConfig &config, std::unique_ptr<EvictionPolicy> policy);
   struct Seq {
@@ -156,6 +164,9 @@ private:
   size_t arenaBytes = 0;
   size_t capacity = 0, pageCount = 0;
   std::vector<int32_t> refs; // 0: free
+  std::vector<uint64_t> versions;
+  uint64_t writeClock = 0;
+  void wrote(PageId page) { versions[page] = ++writeClock; }
   size_t used = 0;           // pages with refs > 0
   std::vector<PageId> freeList;
   std::map<SeqId, Seq> seqs;

@@ -1,0 +1,66 @@
+//===- DevicePages.h - A BlockPool's pages in GPU memory --------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The pool (KvCache.h) stays the one owner of tables, reference counts,
+// quantization and files; DevicePages keeps a copy of its pages in GPU
+// memory, page for page at the same ids, so that the CUDA paged kernels read
+// the pool's block tables unchanged. sync() uploads only the pages whose
+// version changed since their last upload (appended rows, copies on write,
+// restored pages): a decode step that appended one token uploads one page.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_RUNTIME_DEVICEPAGES_H
+#define ATTNC_RUNTIME_DEVICEPAGES_H
+
+#include "attnc/runtime/KvCache.h"
+
+#include <memory>
+
+namespace attnc {
+namespace kv {
+
+class DevicePages {
+public:
+  /// Room for `pages` pages of `pool` in GPU memory; null with `error` when
+  /// there is no GPU or not enough memory.
+  static std::unique_ptr<DevicePages> create(const BlockPool &pool, int64_t pages, Error &error);
+  ~DevicePages();
+  DevicePages(const DevicePages &) = delete;
+  DevicePages &operator=(const DevicePages &) = delete;
+
+  /// Uploads every page of `pool` (the pool create() was given) that is in
+  /// use and changed since its last upload, then waits for the copies. Fails,
+  /// uploading nothing, when the pool has created more pages than this
+  /// holds.
+  Error sync(const BlockPool &pool);
+  /// kvView and scaleView of the pool, over the GPU copy (as of the last
+  /// sync): device pointers for Kernel::run and Kernel::launch.
+  TensorView kvView(const BlockPool &pool, int layer, int which) const;
+  TensorView scaleView(const BlockPool &pool, int layer, int which) const;
+
+  int64_t capacity() const { return pages; }
+  /// Pages and bytes the syncs so far have uploaded.
+  int64_t pagesUploaded() const { return uploadedPages; }
+  size_t bytesUploaded() const { return uploadedBytes; }
+
+private:
+  DevicePages() = default;
+  TensorView onDevice(const BlockPool &pool, TensorView hostView) const;
+
+  uint8_t *base = nullptr;
+  int64_t pages = 0;
+  size_t pageBytes = 0;
+  std::vector<uint64_t> versions; // per page, as last uploaded; 0: never
+  int64_t syncedPages = 0;        // pool.pagesCreated() at the last sync
+  int64_t uploadedPages = 0;
+  size_t uploadedBytes = 0;
+};
+
+} // namespace kv
+} // namespace attnc
+
+#endif // ATTNC_RUNTIME_DEVICEPAGES_H

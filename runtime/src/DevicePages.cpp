@@ -1,0 +1,96 @@
+//===- DevicePages.cpp - A BlockPool's pages in GPU memory -----------------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+
+#include "attnc/runtime/DevicePages.h"
+
+#include "attnc/runtime/Cuda.h"
+
+namespace attnc {
+namespace kv {
+
+std::unique_ptr<DevicePages> DevicePages::create(const BlockPool &pool, int64_t pages,
+                                                 Error &error) {
+  if (pages <= 0) {
+    error = "device pages: the capacity must be positive, not " + std::to_string(pages);
+    return nullptr;
+  }
+  std::string why;
+  if (!cuda::init(why)) {
+    error = "device pages need a GPU: " + why;
+    return nullptr;
+  }
+  std::unique_ptr<DevicePages> d(new DevicePages());
+  d->pages = pages;
+  d->pageBytes = pool.pageBytes();
+  void *mem = nullptr;
+  if (!cuda::malloc(&mem, static_cast<size_t>(pages) * d->pageBytes, why)) {
+    error = "device pages: cannot allocate " + std::to_string(pages) + " pages of " +
+            std::to_string(d->pageBytes) + " bytes: " + why;
+    return nullptr;
+  }
+  d->base = static_cast<uint8_t *>(mem);
+  d->versions.assign(static_cast<size_t>(pages), 0);
+  return d;
+}
+
+DevicePages::~DevicePages() {
+  if (base)
+    cuda::free(base);
+}
+
+Error DevicePages::sync(const BlockPool &pool) {
+  if (pool.pageBytes() != pageBytes)
+    return "device pages: this pool's pages are " + std::to_string(pool.pageBytes()) +
+           " bytes, not the " + std::to_string(pageBytes) + " these were made for";
+  int64_t created = static_cast<int64_t>(pool.pagesCreated());
+  if (created > pages)
+    return "device pages: the pool has " + std::to_string(created) +
+           " pages, more than the " + std::to_string(pages) + " the GPU copy holds";
+  // Runs of consecutive stale pages go up in one copy each.
+  std::string why;
+  for (int64_t p = 0; p < created;) {
+    auto stale = [&](int64_t q) {
+      PageId id = static_cast<PageId>(q);
+      return pool.pageInUse(id) && pool.pageVersion(id) != versions[q];
+    };
+    if (!stale(p)) {
+      ++p;
+      continue;
+    }
+    int64_t end = p + 1;
+    while (end < created && stale(end))
+      ++end;
+    size_t bytes = static_cast<size_t>(end - p) * pageBytes;
+    if (!cuda::copyToDevice(base + p * pageBytes, pool.pageData(static_cast<PageId>(p)), bytes,
+                            why))
+      return "device pages: upload failed: " + why;
+    for (int64_t q = p; q < end; ++q)
+      versions[q] = pool.pageVersion(static_cast<PageId>(q));
+    uploadedPages += end - p;
+    uploadedBytes += bytes;
+    p = end;
+  }
+  syncedPages = created;
+  return "";
+}
+
+TensorView DevicePages::onDevice(const BlockPool &pool, TensorView view) const {
+  const uint8_t *arena = pool.pageData(0);
+  view.data = base + (static_cast<const uint8_t *>(view.data) - arena);
+  view.shape[0] = syncedPages;
+  return view;
+}
+
+TensorView DevicePages::kvView(const BlockPool &pool, int layer, int which) const {
+  return onDevice(pool, pool.kvView(layer, which));
+}
+
+TensorView DevicePages::scaleView(const BlockPool &pool, int layer, int which) const {
+  return onDevice(pool, pool.scaleView(layer, which));
+}
+
+} // namespace kv
+} // namespace attnc
