@@ -1,0 +1,77 @@
+//===- CudaEmission.h - Shared pieces of the CUDA emitters ----*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Private to passes/: what AttnToCUDA.cpp (the forward kernels) and
+// PagedDecodeToCUDA.cpp (the paged decode kernels) share. CudaRegions.cpp
+// turns regions into device functions and writes the head every generated
+// unit starts with.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_PASSES_CUDAEMISSION_H
+#define ATTNC_PASSES_CUDAEMISSION_H
+
+#include "dialects/attn/AttnOps.h"
+#include "passes/AttnToCUDA.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "llvm/ADT/DenseMap.h"
+#include "llvm/Support/raw_ostream.h"
+
+#include <string>
+
+namespace attnc {
+namespace cuda_emit {
+
+/// Prints the C++ for ops of one function body.
+class RegionEmitter {
+public:
+  RegionEmitter(attn::AttentionOp op, mlir::func::FuncOp fn, llvm::raw_ostream &os)
+      : op(op), fn(fn), os(os) {}
+
+  /// Names a block argument of the body being emitted.
+  void bind(mlir::Value v, std::string name) { names[v] = std::move(name); }
+  mlir::LogicalResult emitBlock(mlir::Block &block, int indent);
+  std::string nameOf(mlir::Value v);
+  std::string typeOf(mlir::Type t);
+  /// The error to report, once emission failed.
+  std::string error;
+
+private:
+  mlir::LogicalResult emitOp(mlir::Operation &o, int indent);
+  std::string fresh() { return "v" + std::to_string(counter++); }
+  std::string tensorIndex(mlir::Value memref, mlir::ValueRange indices);
+  std::string load(mlir::Value memref, mlir::ValueRange indices);
+
+  attn::AttentionOp op;
+  mlir::func::FuncOp fn;
+  llvm::raw_ostream &os;
+  llvm::DenseMap<mlir::Value, std::string> names;
+  int counter = 0;
+};
+
+/// A C float literal that reads back as the same f32 (inf and nan too).
+std::string floatLiteral(double v);
+/// The common head of every generated unit: attn_common.cuh, the argument
+/// struct AttncArgs (recording its slots in `out`) and the regions as
+/// device functions.
+mlir::LogicalResult emitArgsAndRegions(mlir::func::FuncOp fn, attn::AttentionOp op,
+                                       llvm::raw_ostream &os, CudaKernel &out);
+/// ATTNC_OUT's code for an element type: 0 f32, 1 bf16, 2 f16.
+int dtypeCode(mlir::Type t);
+/// The defines both kernel templates read for the variant's kind, alignment,
+/// outputs and regions.
+void emitVariantDefines(attn::AttentionOp op, llvm::raw_ostream &os);
+/// The compute capability in an arch name ("sm_90a" -> 90), 0 if none.
+int smNumber(llvm::StringRef arch);
+/// The paged form (PagedDecodeToCUDA.cpp): the split-KV decode kernel and
+/// its combine kernel.
+mlir::LogicalResult emitPagedDecode(mlir::func::FuncOp fn, attn::AttentionOp op, int64_t d,
+                                    int64_t dv, llvm::StringRef arch, CudaKernel &out);
+
+} // namespace cuda_emit
+} // namespace attnc
+
+#endif // ATTNC_PASSES_CUDAEMISSION_H
