@@ -23,6 +23,7 @@ std::unique_ptr<DevicePages> DevicePages::create(const BlockPool &pool, int64_t 
     return nullptr;
   }
   std::unique_ptr<DevicePages> d(new DevicePages());
+  d->owner = &pool;
   d->pages = pages;
   d->pageBytes = pool.pageBytes();
   void *mem = nullptr;
@@ -42,9 +43,9 @@ DevicePages::~DevicePages() {
 }
 
 Error DevicePages::sync(const BlockPool &pool) {
-  if (pool.pageBytes() != pageBytes)
-    return "device pages: this pool's pages are " + std::to_string(pool.pageBytes()) +
-           " bytes, not the " + std::to_string(pageBytes) + " these were made for";
+  // Versions only mean something for the pool they were read from.
+  if (&pool != owner)
+    return "device pages: sync was given another pool than the one they were made for";
   int64_t created = static_cast<int64_t>(pool.pagesCreated());
   if (created > pages)
     return "device pages: the pool has " + std::to_string(created) +

@@ -364,7 +364,11 @@ TEST(PagedDecode, RunsOnTheGpuFromDevicePages) {
     samePages();
     decodeAndCheck();
 
-    // A pool that outgrows the copy is an error, and nothing is uploaded.
+    // Another pool, and a pool that outgrows the copy, are errors, and
+    // nothing is uploaded.
+    PoolFixture other = makePool(quant, 16);
+    kv::Error wrong = dev->sync(*other.pool);
+    EXPECT_NE(wrong.find("another pool"), std::string::npos) << wrong;
     std::vector<float> big(kLayers * kHkv * 5 * kPage * kD, 0.5f);
     kv::SeqId grown = f.pool->createSequence();
     ASSERT_EQ(f.pool->append(grown, big.data(), big.data(), 5 * kPage), "");
@@ -375,5 +379,19 @@ TEST(PagedDecode, RunsOnTheGpuFromDevicePages) {
 
     for (void *p : {qD, oD, lD, tD, nD})
       cuda::free(p);
+  }
+}
+
+/// Bad requests get errors, with or without a GPU.
+TEST(PagedDecode, DevicePagesRefuseWhatTheyCannotDo) {
+  PoolFixture f = makePool(kv::Quant::q8);
+  kv::Error error;
+  EXPECT_FALSE(kv::DevicePages::create(*f.pool, 0, error));
+  EXPECT_NE(error.find("capacity must be positive"), std::string::npos) << error;
+  std::string why;
+  if (!cuda::init(why)) {
+    error.clear();
+    EXPECT_FALSE(kv::DevicePages::create(*f.pool, 8, error));
+    EXPECT_NE(error.find("need a GPU"), std::string::npos) << error;
   }
 }

@@ -32,10 +32,10 @@ public:
   DevicePages(const DevicePages &) = delete;
   DevicePages &operator=(const DevicePages &) = delete;
 
-  /// Uploads every page of `pool` (the pool create() was given) that is in
-  /// use and changed since its last upload, then waits for the copies. Fails,
-  /// uploading nothing, when the pool has created more pages than this
-  /// holds.
+  /// Uploads every page of `pool` that is in use and changed since its last
+  /// upload, then waits for the copies. Fails, uploading nothing, for a pool
+  /// other than the one create() was given, or once the pool has created
+  /// more pages than this holds.
   Error sync(const BlockPool &pool);
   /// kvView and scaleView of the pool, over the GPU copy (as of the last
   /// sync): device pointers for Kernel::run and Kernel::launch.
@@ -51,6 +51,7 @@ private:
   DevicePages() = default;
   TensorView onDevice(const BlockPool &pool, TensorView hostView) const;
 
+  const BlockPool *owner = nullptr;
   uint8_t *base = nullptr;
   int64_t pages = 0;
   size_t pageBytes = 0;
