@@ -13,9 +13,9 @@
 // warps. The split's keys are cut into four runs, one per warp, and each
 // warp streams its run alone through its own ring of ATTNC_DECODE_STAGES
 // tiles of ATTNC_DECODE_TK keys, so no warp ever waits for another:
-//  - Lane 0 copies a tile's rows (and scales) page by page with bulk copies
-//    (cp.async.bulk), which complete on the stage's mbarrier, STAGES - 1
-//    tiles ahead of use. Page ids come from a window of 32 table entries,
+//  - Lanes 0-3 copy a tile's K rows, V rows and (q8, q4) their scales page
+//    by page with bulk copies (cp.async.bulk), one tensor per lane, which
+//    complete on the stage's mbarrier, STAGES - 1 tiles ahead of use. Page ids come from a window of 32 table entries,
 //    one per lane, loaded a window ahead: no copy waits for a table read.
 //  - Transposed products on mma.m16n8k16, so that keys and features fill
 //    the 16 rows and the few query rows (the GQA heads and positions of one
@@ -304,16 +304,43 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     }
     return __shfl_sync(0xffffffffu, cur, p - winBase);
   };
-  // This KV head's rows in page 0; a page's rows are page * PageBytes on.
-  const attnc_index headRow = static_cast<attnc_index>(hk) * ps;
-  const unsigned char *kHead = reinterpret_cast<const unsigned char *>(args.k) + headRow * ATTNC_ROW;
-  const unsigned char *vHead = reinterpret_cast<const unsigned char *>(args.v) + headRow * ATTNC_ROW;
+  // The copies of a run are spread over lanes, one tensor each: lane 0 K
+  // rows, 1 V rows, 2 and 3 (q8, q4) their scales. Each copying lane keeps
+  // its tensor's rows of this KV head in page 0, its page stride, its bytes
+  // per key and where its rows go in a stage, so a run's addresses are
+  // computed once for all of them.
+  constexpr int kCopyLanes = ATTNC_KV_FORMAT != 0 ? 4 : 2;
+  const unsigned char *copyHead = nullptr;
+  attnc_index copyPageBytes = 0;
+  int copyRowBytes = 0, copyStageOffset = 0;
+  {
+    const attnc_index headRow = static_cast<attnc_index>(hk) * ps;
+    if (lane == 0) {
+      copyHead = reinterpret_cast<const unsigned char *>(args.k);
+      copyPageBytes = args.kPageBytes;
+      copyRowBytes = ATTNC_ROW;
+    } else if (lane == 1) {
+      copyHead = reinterpret_cast<const unsigned char *>(args.v);
+      copyPageBytes = args.vPageBytes;
+      copyRowBytes = ATTNC_ROW;
+      copyStageOffset = ATTNC_TK * ATTNC_ROW;
+    }
 #if ATTNC_KV_FORMAT != 0
-  const unsigned char *ksHead = reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args)) +
-                                headRow * 4 * ATTNC_GROUPS_K;
-  const unsigned char *vsHead = reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args)) +
-                                headRow * 4 * ATTNC_GROUPS_V;
+    else if (lane == 2) {
+      copyHead = reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args));
+      copyPageBytes = args.ksPageBytes;
+      copyRowBytes = 4 * ATTNC_GROUPS_K;
+      copyStageOffset = 2 * ATTNC_TK * ATTNC_ROW;
+    } else if (lane == 3) {
+      copyHead = reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args));
+      copyPageBytes = args.vsPageBytes;
+      copyRowBytes = 4 * ATTNC_GROUPS_V;
+      copyStageOffset = 2 * ATTNC_TK * ATTNC_ROW + ATTNC_TK * 4 * ATTNC_GROUPS_K;
+    }
 #endif
+    if (copyHead)
+      copyHead += headRow * copyRowBytes;
+  }
   // Starts the copies of tile `it` into its stage: one bulk copy per run of
   // keys within a page, for K and V rows (and their scales). Tiles are
   // issued in order, so the page and slot of the next key to copy advance
@@ -330,24 +357,14 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       const int page = pageOf(copyPage);
       if (page >= 0 && page < args.pages) {
         valid |= ((attnc_keymask(2) << (run - 1)) - 1) << j;
-        if (lane == 0) {
+        // The bytes are expected before any lane's copy can complete.
+        if (lane == 0)
           attnc_mbar_expect_tx(bars + st, run * (2 * ATTNC_ROW + ATTNC_SCALE_BYTES));
-          attnc_bulk_copy(buf + j * ATTNC_ROW,
-                          kHead + page * args.kPageBytes + copySlot * ATTNC_ROW,
-                          run * ATTNC_ROW, bars + st);
-          attnc_bulk_copy(buf + (ATTNC_TK + j) * ATTNC_ROW,
-                          vHead + page * args.vPageBytes + copySlot * ATTNC_ROW,
-                          run * ATTNC_ROW, bars + st);
-#if ATTNC_KV_FORMAT != 0
-          attnc_bulk_copy(buf + 2 * ATTNC_TK * ATTNC_ROW + j * 4 * ATTNC_GROUPS_K,
-                          ksHead + page * args.ksPageBytes + copySlot * 4 * ATTNC_GROUPS_K,
-                          run * 4 * ATTNC_GROUPS_K, bars + st);
-          attnc_bulk_copy(buf + 2 * ATTNC_TK * ATTNC_ROW + ATTNC_TK * 4 * ATTNC_GROUPS_K +
-                              j * 4 * ATTNC_GROUPS_V,
-                          vsHead + page * args.vsPageBytes + copySlot * 4 * ATTNC_GROUPS_V,
-                          run * 4 * ATTNC_GROUPS_V, bars + st);
-#endif
-        }
+        __syncwarp();
+        if (lane < kCopyLanes)
+          attnc_bulk_copy(buf + copyStageOffset + j * copyRowBytes,
+                          copyHead + page * copyPageBytes + copySlot * copyRowBytes,
+                          run * copyRowBytes, bars + st);
       } else {
         bad = true;
       }
