@@ -547,40 +547,54 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   }
 
   // acc[r] = acc[r] * corr[r] + sum_j p[r][j] v[j], two vectors of Dv at a
-  // time, like the scores above.
-  loop(zero, dvPad, w2, [&](Value dc) {
-    Value dc1 = addi(dc, w);
-    SmallVector<Value> init(2 * kRows);
-    for (int64_t r = 0; r < kRows; ++r) {
-      Value corr = vector::BroadcastOp::create(
-          b, vecF32(), memref::LoadOp::create(b, corrBuf, idx(r)));
-      Value base = muli(addi(rg, idx(r)), dvPad);
-      init[r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc)), corr);
-      init[kRows + r] =
-          arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc1)), corr);
-    }
-    auto pv = scf::ForOp::create(
-        b, zero, nk, one, init,
-        [&](OpBuilder &, Location, Value jj, ValueRange acc) {
-          Value row = muli(jj, dvPad);
-          Value v0 = vecLoad(vBuf, addi(row, dc));
-          Value v1 = vecLoad(vBuf, addi(row, dc1));
-          SmallVector<Value> next(2 * kRows);
-          for (int64_t r = 0; r < kRows; ++r) {
-            Value p = memref::LoadOp::create(b, sBuf, addi(muli(idx(r), bkPad), jj));
-            Value pv = vector::BroadcastOp::create(b, vecF32(), p);
-            next[r] = vector::FMAOp::create(b, pv, v0, acc[r]);
-            next[kRows + r] = vector::FMAOp::create(b, pv, v1, acc[kRows + r]);
-          }
-          scf::YieldOp::create(b, next);
-        });
-    for (int64_t r = 0; r < kRows; ++r) {
-      Value base = muli(addi(rg, idx(r)), dvPad);
-      vector::StoreOp::create(b, pv.getResult(r), accBuf, ValueRange{addi(base, dc)});
-      vector::StoreOp::create(b, pv.getResult(kRows + r), accBuf,
-                              ValueRange{addi(base, dc1)});
-    }
-  });
+  // time, like the scores above, for the group's n rows.
+  auto weighValues = [&](int64_t n) {
+    loop(zero, dvPad, w2, [&](Value dc) {
+      Value dc1 = addi(dc, w);
+      SmallVector<Value> init(2 * n);
+      for (int64_t r = 0; r < n; ++r) {
+        Value corr = vector::BroadcastOp::create(
+            b, vecF32(), memref::LoadOp::create(b, corrBuf, idx(r)));
+        Value base = muli(addi(rg, idx(r)), dvPad);
+        init[r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc)), corr);
+        init[n + r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc1)), corr);
+      }
+      auto pv = scf::ForOp::create(
+          b, zero, nk, one, init,
+          [&](OpBuilder &, Location, Value jj, ValueRange acc) {
+            Value row = muli(jj, dvPad);
+            Value v0 = vecLoad(vBuf, addi(row, dc));
+            Value v1 = vecLoad(vBuf, addi(row, dc1));
+            SmallVector<Value> next(2 * n);
+            for (int64_t r = 0; r < n; ++r) {
+              Value p = memref::LoadOp::create(b, sBuf, addi(muli(idx(r), bkPad), jj));
+              Value pv = vector::BroadcastOp::create(b, vecF32(), p);
+              next[r] = vector::FMAOp::create(b, pv, v0, acc[r]);
+              next[n + r] = vector::FMAOp::create(b, pv, v1, acc[n + r]);
+            }
+            scf::YieldOp::create(b, next);
+          });
+      for (int64_t r = 0; r < n; ++r) {
+        Value base = muli(addi(rg, idx(r)), dvPad);
+        vector::StoreOp::create(b, pv.getResult(r), accBuf, ValueRange{addi(base, dc)});
+        vector::StoreOp::create(b, pv.getResult(n + r), accBuf, ValueRange{addi(base, dc1)});
+      }
+    });
+  };
+  // A group of at most kRows / 2 rows (decode with GQA 4 under 8-row groups)
+  // weighs values for those rows only: the others' weights are all 0.
+  Value moreRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
+                                         arith::SubIOp::create(b, nRows, rg), idx(kRows / 2));
+  scf::IfOp::create(
+      b, moreRows,
+      [&](OpBuilder &, Location) {
+        weighValues(kRows);
+        scf::YieldOp::create(b);
+      },
+      [&](OpBuilder &, Location) {
+        weighValues(kRows / 2);
+        scf::YieldOp::create(b);
+      });
 }
 
 void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {

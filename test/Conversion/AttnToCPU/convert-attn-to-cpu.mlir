@@ -168,6 +168,13 @@ func.func @causal_noskip(%q: memref<1x1x8x8xf32>) {
 // FEW: } else {
 // FEW: %[[DOTS2:.+]]:2 = scf.for
 // FEW: vector.reduction <add>, %[[DOTS2]]#1 fastmath<reassoc> : vector<8xf32> into f32
+/// So does the product with the values: eight accumulators (two vectors of
+/// Dv for each of 4 rows), or four for half a group.
+// FEW: %[[MORE:.+]] = arith.cmpi sgt, %{{.+}}, %c2{{.*}} : index
+// FEW-NEXT: scf.if %[[MORE]] {
+// FEW: %[[PV:.+]]:8 = scf.for
+// FEW: } else {
+// FEW: %[[PV2:.+]]:4 = scf.for
 func.func @few_rows(%q: memref<1x1x8x8xf32>) {
   attn.attention q(%q : memref<1x1x8x8xf32>) k(%q : memref<1x1x8x8xf32>) v(%q : memref<1x1x8x8xf32>)
       out(%q : memref<1x1x8x8xf32>) kernel = softmax align = start scale = 0.5
