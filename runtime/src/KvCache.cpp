@@ -165,7 +165,8 @@ size_t BlockPool::rowOffset(int layer, int which, int head, int slot, bool scale
 }
 
 uint8_t *BlockPool::pageData(PageId page) {
-  wrote(page); // the caller may write through it (restore does)
+  if (page >= 0 && static_cast<size_t>(page) < versions.size())
+    wrote(page); // the caller may write through it (restore does)
   return arena + static_cast<size_t>(page) * pageSize;
 }
 const uint8_t *BlockPool::pageData(PageId page) const {
