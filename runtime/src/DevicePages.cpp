@@ -8,6 +8,8 @@
 
 #include "attnc/runtime/Cuda.h"
 
+#include <cstdint>
+
 namespace attnc {
 namespace kv {
 
@@ -17,13 +19,18 @@ std::unique_ptr<DevicePages> DevicePages::create(const BlockPool &pool, int64_t 
     error = "device pages: the capacity must be positive, not " + std::to_string(pages);
     return nullptr;
   }
+  if (static_cast<uint64_t>(pages) > SIZE_MAX / pool.pageBytes()) {
+    error = "device pages: " + std::to_string(pages) + " pages of " +
+            std::to_string(pool.pageBytes()) + " bytes do not fit in memory";
+    return nullptr;
+  }
   std::string why;
   if (!cuda::init(why)) {
     error = "device pages need a GPU: " + why;
     return nullptr;
   }
   std::unique_ptr<DevicePages> d(new DevicePages());
-  d->owner = &pool;
+  d->owner = pool.uniqueId();
   d->pages = pages;
   d->pageBytes = pool.pageBytes();
   void *mem = nullptr;
@@ -44,7 +51,7 @@ DevicePages::~DevicePages() {
 
 Error DevicePages::sync(const BlockPool &pool) {
   // Versions only mean something for the pool they were read from.
-  if (&pool != owner)
+  if (pool.uniqueId() != owner)
     return "device pages: sync was given another pool than the one they were made for";
   int64_t created = static_cast<int64_t>(pool.pagesCreated());
   if (created > pages)

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cmath>
@@ -76,6 +77,8 @@ struct BlockPool::RadixNode {
 BlockPool::BlockPool(const PoolConfig &config, std::unique_ptr<EvictionPolicy> policy)
     : cfg(config), policy(policy ? std::move(policy) : makeLruPolicy()),
       root(std::make_unique<RadixNode>()) {
+  static std::atomic<uint64_t> pools{0};
+  id = ++pools;
   size_t perLayer = 2 * static_cast<size_t>(cfg.kvHeads) * cfg.pageTokens *
                     (rowBytes() + scaleCount() * sizeof(float));
   pageSize = perLayer * cfg.layers;

@@ -388,6 +388,12 @@ TEST(PagedDecode, DevicePagesRefuseWhatTheyCannotDo) {
   kv::Error error;
   EXPECT_FALSE(kv::DevicePages::create(*f.pool, 0, error));
   EXPECT_NE(error.find("capacity must be positive"), std::string::npos) << error;
+  error.clear();
+  EXPECT_FALSE(kv::DevicePages::create(*f.pool, INT64_MAX, error));
+  EXPECT_NE(error.find("do not fit"), std::string::npos) << error;
+  // Every pool has its own id, which the GPU copy checks on every sync.
+  PoolFixture other = makePool(kv::Quant::q8);
+  EXPECT_NE(f.pool->uniqueId(), other.pool->uniqueId());
   std::string why;
   if (!cuda::init(why)) {
     error.clear();

@@ -33,9 +33,12 @@ public:
   DevicePages &operator=(const DevicePages &) = delete;
 
   /// Uploads every page of `pool` that is in use and changed since its last
-  /// upload, then waits for the copies. Fails, uploading nothing, for a pool
-  /// other than the one create() was given, or once the pool has created
-  /// more pages than this holds.
+  /// upload. Fails, uploading nothing, for a pool other than the one
+  /// create() was given, or once the pool has created more pages than this
+  /// holds. The copies are the driver's synchronous host-to-device copies
+  /// (ordered with the legacy default stream): kernels launched on other
+  /// streams that may still read pages the pool has reused must be waited
+  /// for first.
   Error sync(const BlockPool &pool);
   /// kvView and scaleView of the pool, over the GPU copy (as of the last
   /// sync): device pointers for Kernel::run and Kernel::launch.
@@ -51,7 +54,7 @@ private:
   DevicePages() = default;
   TensorView onDevice(const BlockPool &pool, TensorView hostView) const;
 
-  const BlockPool *owner = nullptr;
+  uint64_t owner = 0; // the pool's uniqueId()
   uint8_t *base = nullptr;
   int64_t pages = 0;
   size_t pageBytes = 0;

@@ -133,12 +133,19 @@ public:
   /// failure.
   SeqId createWithPages(int64_t tokens, std::vector<PageId> &pages, Error &error);
 
+  /// Unique to this pool among every pool the process has made, so that a
+  /// copy keyed to it (DevicePages) cannot mistake another pool, even one
+  /// at the same address, for it.
+  uint64_t uniqueId() const { return id; }
   /// Pages created so far (in use, free or cached): ids are below this.
   size_t pagesCreated() const { return pageCount; }
   bool pageInUse(PageId page) const { return refs[page] > 0; }
   /// Changes whenever the page's bytes may have changed (append, copy on
   /// write, the non-const pageData()), so that a copy elsewhere (a GPU
-  /// mirror, DevicePages.h) knows which pages to bring up to date.
+  /// mirror, DevicePages.h) knows which pages to bring up to date. The
+  /// non-const pageData() counts as the write when it is called: write
+  /// through its pointer before the next copy is brought up to date, and
+  /// call it again for later writes.
   uint64_t pageVersion(PageId page) const { return versions[page]; }
 
 private:
@@ -166,6 +173,7 @@ private:
   std::vector<int32_t> refs; // 0: free
   std::vector<uint64_t> versions;
   uint64_t writeClock = 0;
+  uint64_t id = 0;
   void wrote(PageId page) { versions[page] = ++writeClock; }
   size_t used = 0;           // pages with refs > 0
   std::vector<PageId> freeList;
