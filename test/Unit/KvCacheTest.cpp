@@ -218,6 +218,58 @@ TEST(KvCacheTest, PrefixIndexFindsTheLongestCachedPrefix) {
   pool->free(s);
 }
 
+/// Page versions, which a GPU copy (DevicePages) uses to find the pages to
+/// upload: a write to a page changes its version, reads, forks, saves and
+/// prefix lookups do not, and the first write into a shared page changes
+/// only the new private copy's.
+TEST(KvCacheTest, PageVersionsChangeExactlyWithWrites) {
+  PoolConfig c = config(Quant::q4);
+  auto pool = makePool(c);
+  auto versions = [&]() {
+    std::vector<uint64_t> v;
+    for (size_t p = 0; p < pool->pagesCreated(); ++p)
+      v.push_back(pool->pageVersion(static_cast<PageId>(p)));
+    return v;
+  };
+  Tokens t(c, 10, 9);
+  SeqId s = pool->createSequence();
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 6), ""); // pages 0 and 1 (2 of 4 rows)
+  std::vector<PageId> table = pool->blockTable(s);
+  ASSERT_EQ(table.size(), 2u);
+  std::vector<uint64_t> before = versions();
+
+  // Nothing that only reads changes a version.
+  (void)readAllK(*pool, s);
+  SeqId f = pool->fork(s);
+  std::string path = tempPath("versions");
+  ASSERT_EQ(saveSequence(*pool, s, path, "m", 0), "");
+  std::remove(path.c_str());
+  EXPECT_EQ(versions(), before);
+
+  // Two more tokens fill the shared, partly filled page 1 of the fork: it is
+  // copied to a new page, and only the copy changes.
+  ASSERT_EQ(pool->append(f, t.k.data(), t.v.data(), 2), "");
+  std::vector<PageId> forked = pool->blockTable(f);
+  ASSERT_EQ(forked.size(), 2u);
+  EXPECT_EQ(forked[0], table[0]);
+  EXPECT_NE(forked[1], table[1]);
+  std::vector<uint64_t> after = versions();
+  EXPECT_EQ(after[table[0]], before[table[0]]);
+  EXPECT_EQ(after[table[1]], before[table[1]]);
+  EXPECT_NE(after[forked[1]], 0u);
+
+  // An append to the original writes its own page 1 (not shared any more),
+  // and nothing else.
+  before = after;
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 1), "");
+  after = versions();
+  for (size_t p = 0; p < after.size(); ++p)
+    if (static_cast<PageId>(p) == table[1])
+      EXPECT_NE(after[p], before[p]);
+    else
+      EXPECT_EQ(after[p], before[p]) << "page " << p;
+}
+
 TEST(KvCacheTest, SaveAndRestoreAreExact) {
   for (Quant q : {Quant::bf16, Quant::q8, Quant::q4}) {
     PoolConfig c = config(q);
