@@ -310,6 +310,23 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   bool softmax = op.getKernel() == KernelKind::softmax;
 
   Value w2 = idx(2 * width);
+  // A group of at most kRows / 2 rows (decode with GQA 4 under 8-row
+  // groups) computes scores and weighs values for those rows only: emits
+  // `body` for kRows rows, or kRows / 2, by the group's row count.
+  Value moreThanHalf = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
+                                             arith::SubIOp::create(b, nRows, rg), idx(kRows / 2));
+  auto byRowCount = [&](llvm::function_ref<void(int64_t)> body) {
+    scf::IfOp::create(
+        b, moreThanHalf,
+        [&](OpBuilder &, Location) {
+          body(kRows);
+          scf::YieldOp::create(b);
+        },
+        [&](OpBuilder &, Location) {
+          body(kRows / 2);
+          scf::YieldOp::create(b);
+        });
+  };
   // An item of at most kRows rows (decode: the GQA heads of one query) has
   // no transposed K tile: its scores are dot products of each key row with
   // the q rows, reduced across lanes.
@@ -342,19 +359,7 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
         }
       });
     };
-    // Half a group (GQA 4 with one query per item under 8-row groups) does
-    // half the dot products.
-    Value half = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, idx(kRows / 2));
-    scf::IfOp::create(
-        b, half,
-        [&](OpBuilder &, Location) {
-          dotRows(kRows);
-          scf::YieldOp::create(b);
-        },
-        [&](OpBuilder &, Location) {
-          dotRows(kRows / 2);
-          scf::YieldOp::create(b);
-        });
+    byRowCount(dotRows);
   }
   b.setInsertionPointToStart(&ifMany.getThenRegion().front());
   // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
@@ -581,20 +586,8 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
       }
     });
   };
-  // A group of at most kRows / 2 rows (decode with GQA 4 under 8-row groups)
-  // weighs values for those rows only: the others' weights are all 0.
-  Value moreRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
-                                         arith::SubIOp::create(b, nRows, rg), idx(kRows / 2));
-  scf::IfOp::create(
-      b, moreRows,
-      [&](OpBuilder &, Location) {
-        weighValues(kRows);
-        scf::YieldOp::create(b);
-      },
-      [&](OpBuilder &, Location) {
-        weighValues(kRows / 2);
-        scf::YieldOp::create(b);
-      });
+  // The rows past a half group's have weights 0 only.
+  byRowCount(weighValues);
 }
 
 void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {

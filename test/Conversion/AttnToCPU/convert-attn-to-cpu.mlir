@@ -155,12 +155,14 @@ func.func @causal_noskip(%q: memref<1x1x8x8xf32>) {
 // FEW: scf.if %[[MANY]] {
 // FEW: vector.extract
 // FEW: memref.store %{{.+}}, %{{.+}}[%{{.+}}] : memref<?xf32>
-// FEW: scf.if %[[MANY]] {
+// Whether the row group has more than half of kRows (2 here) rows, once per
+// group: up to half a group computes half the dot products.
+// FEW: %[[HALF:.+]] = arith.cmpi sgt, %{{.+}}, %c2{{.*}} : index
+// FEW-NEXT: scf.if %[[MANY]] {
 // FEW: vector.fma
 // FEW: } else {
-// Up to half a group (2 rows here) computes half the dot products.
-// FEW: %[[HALF:.+]] = arith.cmpi sgt, %{{.+}}, %c2{{.*}} : index
-// FEW-NEXT: scf.if %[[HALF]] {
+// FEW-NOT: } else {
+// FEW: scf.if %[[HALF]] {
 // FEW: %[[DOTS:.+]]:4 = scf.for
 // FEW: vector.fma
 // FEW: vector.reduction <add>, %[[DOTS]]#0 fastmath<reassoc> : vector<8xf32> into f32
@@ -170,8 +172,7 @@ func.func @causal_noskip(%q: memref<1x1x8x8xf32>) {
 // FEW: vector.reduction <add>, %[[DOTS2]]#1 fastmath<reassoc> : vector<8xf32> into f32
 /// So does the product with the values: eight accumulators (two vectors of
 /// Dv for each of 4 rows), or four for half a group.
-// FEW: %[[MORE:.+]] = arith.cmpi sgt, %{{.+}}, %c2{{.*}} : index
-// FEW-NEXT: scf.if %[[MORE]] {
+// FEW: scf.if %[[HALF]] {
 // FEW: %[[PV:.+]]:8 = scf.for
 // FEW: } else {
 // FEW: %[[PV2:.+]]:4 = scf.for
