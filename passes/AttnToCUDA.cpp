@@ -189,7 +189,6 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   double scale = op.getScale().convertToDouble();
   os << "\n#define ATTNC_KERNEL " << out.entry << "\n"
      << "#define ATTNC_D " << d << "\n#define ATTNC_DV " << dv << "\n"
-     << "#define ATTNC_F16 " << (elem.isF16() ? 1 : 0) << "\n"
      << "#define ATTNC_OUT " << dtypeCode(oType.getElementType()) << "\n"
      << "#define ATTNC_BLOCK_M " << blockQ << "\n"
      << "#define ATTNC_MTILES " << mTiles << "\n"

@@ -118,11 +118,9 @@ LogicalResult cuda_emit::emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_
   if (failed(emitArgsAndRegions(fn, op, os, out)))
     return failure();
   auto argNo = [&](Value v) { return cast<BlockArgument>(v).getArgNumber(); };
-  Type elem = op.getQuery().getType().getElementType();
   os << "\n#define ATTNC_KERNEL " << out.entry << "\n"
      << "#define ATTNC_COMBINE " << out.entry << "_combine\n"
      << "#define ATTNC_D " << d << "\n#define ATTNC_DV " << dv << "\n"
-     << "#define ATTNC_F16 " << (elem.isF16() ? 1 : 0) << "\n"
      << "#define ATTNC_OUT " << dtypeCode(op.getOutput().getType().getElementType()) << "\n"
      << "#define ATTNC_KV_FORMAT " << format << "\n"
      << "#define ATTNC_GROUPS_K " << groupsK << "\n#define ATTNC_GROUPS_V " << groupsV << "\n"

@@ -50,6 +50,27 @@ ATTNC_DEV unsigned attnc_pack_f16x2(float lo, float hi) {
   asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
   return r;
 }
+/// Two floats packed in the tensor cores' input type (ATTNC_F16 is defined
+/// before this file).
+ATTNC_DEV unsigned attnc_pack_in(float lo, float hi) {
+#if ATTNC_F16
+  return attnc_pack_f16x2(lo, hi);
+#else
+  return attnc_pack_bf16x2(lo, hi);
+#endif
+}
+
+/// c += a * b for one 16x8x16 tile (mma.sync), f32 accumulators.
+ATTNC_DEV void attnc_mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
+#if ATTNC_F16
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
+#else
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
+#endif
+               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
 
 ATTNC_DEV float attnc_exp2(float x) {
   float y;

@@ -89,13 +89,6 @@ ATTNC_DEV unsigned attnc_fma2(unsigned a, unsigned b, unsigned c) {
 #endif
   return d;
 }
-ATTNC_DEV unsigned attnc_pack2(float lo, float hi) {
-#if ATTNC_F16
-  return attnc_pack_f16x2(lo, hi);
-#else
-  return attnc_pack_bf16x2(lo, hi);
-#endif
-}
 ATTNC_DEV unsigned attnc_prmt(unsigned a, unsigned b, unsigned sel) {
   unsigned d;
   asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
@@ -107,16 +100,6 @@ ATTNC_DEV unsigned attnc_transpose8x8(unsigned x) {
   unsigned y;
   asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(y) : "r"(x));
   return y;
-}
-ATTNC_DEV void attnc_mma16816(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
-#if ATTNC_F16
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 "
-#else
-  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 "
-#endif
-               "{%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-               : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
 /// The scale group of feature `f` of thread t's quarter of a quantized row;
@@ -171,8 +154,8 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
 #pragma unroll
     for (int k = 0; k < 4; ++k)
       f[k] = __uint_as_float(attnc_prmt(u, 0x4B000000u, 0x7540u + k)) - 8388736.f;
-    x[2 * w] = attnc_pack2(f[0] * s, f[1] * s);
-    x[2 * w + 1] = attnc_pack2(f[2] * s, f[3] * s);
+    x[2 * w] = attnc_pack_in(f[0] * s, f[1] * s);
+    x[2 * w + 1] = attnc_pack_in(f[2] * s, f[3] * s);
   }
 #else
   // Eight codes per word, nibbles i and i + 4 into one pair: or-ed into
@@ -194,7 +177,7 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
     if (w == 0 || attnc_group_of<groupSize>(0, 8 * w) != attnc_group_of<groupSize>(0, 8 * w - 8) ||
         (ATTNC_D / 4) % groupSize != 0) {
       const float s = scales[attnc_group_of<groupSize>(t, 8 * w)];
-      s2 = attnc_pack2(s, s);
+      s2 = attnc_pack_in(s, s);
     }
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -417,7 +400,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
 #pragma unroll
       for (int ks = 0; ks < ATTNC_D / 16; ++ks) {
         const unsigned ka[4] = {k0[2 * ks], k1[2 * ks], k0[2 * ks + 1], k1[2 * ks + 1]};
-        attnc_mma16816(sc[ck], ka, qb[ks][0], qb[ks][1]);
+        attnc_mma(sc[ck], ka, qb[ks][0], qb[ks][1]);
       }
     }
     // Scaled scores; keys not copied (and, with a mask, masked keys) are
@@ -505,8 +488,8 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     // keys g and 8 + g, transposed, two features' matrices per product.
 #pragma unroll
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
-      const unsigned pb0 = attnc_transpose8x8(attnc_pack2(sc[ck][0], sc[ck][1]));
-      const unsigned pb1 = attnc_transpose8x8(attnc_pack2(sc[ck][2], sc[ck][3]));
+      const unsigned pb0 = attnc_transpose8x8(attnc_pack_in(sc[ck][0], sc[ck][1]));
+      const unsigned pb1 = attnc_transpose8x8(attnc_pack_in(sc[ck][2], sc[ck][3]));
       unsigned v0[ATTNC_NR], v1[ATTNC_NR];
       const int j0 = 16 * ck + g, j1 = j0 + 8;
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + j0 * ATTNC_ROW, VS + j0 * ATTNC_GROUPS_V, t, v0);
@@ -525,7 +508,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       for (int u = 0; u < ATTNC_NR / 2; ++u) {
         const unsigned va[4] = {attnc_transpose8x8(v0[2 * u]), attnc_transpose8x8(v0[2 * u + 1]),
                                 attnc_transpose8x8(v1[2 * u]), attnc_transpose8x8(v1[2 * u + 1])};
-        attnc_mma16816(acc[u], va, pb0, pb1);
+        attnc_mma(acc[u], va, pb0, pb1);
       }
     }
     __syncwarp(); // the stage is free for the copy STAGES - 1 tiles on
