@@ -126,6 +126,52 @@ void expected(const kv::BlockPool &pool, kv::SeqId seq, const std::vector<float>
     }
 }
 
+/// Random bf16 queries for `B` sequences: the raw bits and their values.
+void randomQueries(int64_t B, unsigned seed, std::vector<uint16_t> &bits,
+                   std::vector<float> &values) {
+  bits.resize(B * kHq * kS * kD);
+  values.resize(bits.size());
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal;
+  for (size_t n = 0; n < bits.size(); ++n) {
+    bits[n] = floatToBF16(normal(rng));
+    values[n] = bf16ToFloat(bits[n]);
+  }
+}
+
+/// The decode spec's tensors, in argument order: q, the layer's K and V
+/// views (and scales), table, lengths, o and lse.
+std::vector<TensorView> decodeTensors(void *q, std::vector<TensorView> pages, void *table,
+                                      void *lens, void *o, void *lse, int64_t B, int64_t width) {
+  std::vector<TensorView> t = {{q, DType::bf16, {B, kHq, kS, kD}, {}}};
+  t.insert(t.end(), pages.begin(), pages.end());
+  t.push_back({table, DType::i32, {B, width}, {}});
+  t.push_back({lens, DType::i32, {B}, {}});
+  t.push_back({o, DType::f32, {B, kHq, kS, kD}, {}});
+  t.push_back({lse, DType::f32, {B, kHq, kS}, {}});
+  return t;
+}
+
+/// o and lse of every sequence against `expected`, within `tolerance`; rows
+/// without keys must have lse = -inf when `emptyRowsToo`.
+void expectDecoded(const PoolFixture &f, const std::vector<float> &q, int layer,
+                   const std::vector<float> &o, const std::vector<float> &lse, double tolerance,
+                   bool emptyRowsToo) {
+  for (size_t n = 0; n < f.seqs.size(); ++n) {
+    std::vector<double> eo, el;
+    expected(*f.pool, f.seqs[n], q, static_cast<int>(n), layer, eo, el);
+    for (int x = 0; x < kHq * kS * kD; ++x)
+      ASSERT_NEAR(o[n * kHq * kS * kD + x], eo[x], tolerance)
+          << "sequence " << n << " element " << x;
+    for (int x = 0; x < kHq * kS; ++x) {
+      if (!std::isinf(el[x]))
+        EXPECT_NEAR(lse[n * kHq * kS + x], el[x], tolerance);
+      else if (emptyRowsToo)
+        EXPECT_TRUE(std::isinf(lse[n * kHq * kS + x]) && lse[n * kHq * kS + x] < 0);
+    }
+  }
+}
+
 class PagedDecode : public ::testing::TestWithParam<kv::Quant> {};
 
 TEST_P(PagedDecode, ReadsThePoolInPlace) {
@@ -140,43 +186,21 @@ TEST_P(PagedDecode, ReadsThePoolInPlace) {
   std::vector<int32_t> table, lens;
   int64_t width = 0;
   ASSERT_EQ(f.pool->batchTables(f.seqs, table, lens, width), "");
-  std::vector<uint16_t> qBits(B * kHq * kS * kD);
-  std::vector<float> q(qBits.size());
-  std::mt19937 rng(3);
-  std::normal_distribution<float> normal;
-  for (size_t n = 0; n < q.size(); ++n) {
-    qBits[n] = floatToBF16(normal(rng));
-    q[n] = bf16ToFloat(qBits[n]);
-  }
+  std::vector<uint16_t> qBits;
+  std::vector<float> q;
+  randomQueries(B, 3, qBits, q);
   std::vector<float> o(B * kHq * kS * kD, NAN), lse(B * kHq * kS, NAN);
   const int layer = 1;
-  std::vector<TensorView> tensors = {
-      {qBits.data(), DType::bf16, {B, kHq, kS, kD}, {}},
-      f.pool->kvView(layer, 0),
-      f.pool->kvView(layer, 1)};
+  std::vector<TensorView> pages = {f.pool->kvView(layer, 0), f.pool->kvView(layer, 1)};
   if (quant != kv::Quant::bf16) {
-    tensors.push_back(f.pool->scaleView(layer, 0));
-    tensors.push_back(f.pool->scaleView(layer, 1));
+    pages.push_back(f.pool->scaleView(layer, 0));
+    pages.push_back(f.pool->scaleView(layer, 1));
   }
-  tensors.push_back({table.data(), DType::i32, {B, width}, {}});
-  tensors.push_back({lens.data(), DType::i32, {B}, {}});
-  tensors.push_back({o.data(), DType::f32, {B, kHq, kS, kD}, {}});
-  tensors.push_back({lse.data(), DType::f32, {B, kHq, kS}, {}});
+  std::vector<TensorView> tensors = decodeTensors(qBits.data(), pages, table.data(), lens.data(),
+                                                  o.data(), lse.data(), B, width);
   Status st = kernel->run(tensors, {}, 2);
   ASSERT_TRUE(st) << st.error();
-
-  for (int n = 0; n < B; ++n) {
-    std::vector<double> eo, el;
-    expected(*f.pool, f.seqs[n], q, n, layer, eo, el);
-    for (int x = 0; x < kHq * kS * kD; ++x)
-      ASSERT_NEAR(o[n * kHq * kS * kD + x], eo[x], 2e-4) << "sequence " << n << " element " << x;
-    for (int x = 0; x < kHq * kS; ++x) {
-      if (std::isinf(el[x]))
-        EXPECT_TRUE(std::isinf(lse[n * kHq * kS + x]) && lse[n * kHq * kS + x] < 0);
-      else
-        EXPECT_NEAR(lse[n * kHq * kS + x], el[x], 2e-4);
-    }
-  }
+  expectDecoded(f, q, layer, o, lse, 2e-4, /*emptyRowsToo=*/true);
 
   // A length past the table's row, and a page past the pool, are errors.
   std::vector<int32_t> badLens = lens;
@@ -299,14 +323,11 @@ TEST(PagedDecode, RunsOnTheGpuFromDevicePages) {
     ASSERT_TRUE(kernel) << kernel.error();
 
     const int64_t B = static_cast<int64_t>(f.seqs.size());
-    std::vector<uint16_t> qBits(B * kHq * kS * kD);
-    std::vector<float> q(qBits.size());
-    std::mt19937 rng(5);
+    std::vector<uint16_t> qBits;
+    std::vector<float> q;
+    randomQueries(B, 5, qBits, q);
+    std::mt19937 rng(6);
     std::normal_distribution<float> normal;
-    for (size_t n = 0; n < q.size(); ++n) {
-      qBits[n] = floatToBF16(normal(rng));
-      q[n] = bf16ToFloat(qBits[n]);
-    }
     // Device buffers: q, o, lse, and room for the tables.
     const size_t qBytes = qBits.size() * 2, oBytes = B * kHq * kS * kD * 4, lBytes = B * kHq * kS * 4;
     const size_t tBytes = 4 * static_cast<size_t>(B) * 64, nBytes = 4 * static_cast<size_t>(B);
@@ -325,31 +346,18 @@ TEST(PagedDecode, RunsOnTheGpuFromDevicePages) {
       ASSERT_LE(table.size() * 4, tBytes);
       ASSERT_TRUE(cuda::copyToDevice(tD, table.data(), table.size() * 4, why)) << why;
       ASSERT_TRUE(cuda::copyToDevice(nD, lens.data(), lens.size() * 4, why)) << why;
-      std::vector<TensorView> tensors = {{qD, DType::bf16, {B, kHq, kS, kD}, {}},
-                                         dev->kvView(*f.pool, layer, 0),
-                                         dev->kvView(*f.pool, layer, 1)};
+      std::vector<TensorView> pages = {dev->kvView(*f.pool, layer, 0),
+                                       dev->kvView(*f.pool, layer, 1)};
       if (quant != kv::Quant::bf16) {
-        tensors.push_back(dev->scaleView(*f.pool, layer, 0));
-        tensors.push_back(dev->scaleView(*f.pool, layer, 1));
+        pages.push_back(dev->scaleView(*f.pool, layer, 0));
+        pages.push_back(dev->scaleView(*f.pool, layer, 1));
       }
-      tensors.push_back({tD, DType::i32, {B, width}, {}});
-      tensors.push_back({nD, DType::i32, {B}, {}});
-      tensors.push_back({oD, DType::f32, {B, kHq, kS, kD}, {}});
-      tensors.push_back({lD, DType::f32, {B, kHq, kS}, {}});
-      Status st = kernel->run(tensors, {});
+      Status st = kernel->run(decodeTensors(qD, pages, tD, nD, oD, lD, B, width), {});
       ASSERT_TRUE(st) << st.error();
       std::vector<float> o(B * kHq * kS * kD), lse(B * kHq * kS);
       ASSERT_TRUE(cuda::copyToHost(o.data(), oD, oBytes, why)) << why;
       ASSERT_TRUE(cuda::copyToHost(lse.data(), lD, lBytes, why)) << why;
-      for (int n = 0; n < B; ++n) {
-        std::vector<double> eo, el;
-        expected(*f.pool, f.seqs[n], q, n, layer, eo, el);
-        for (int x = 0; x < kHq * kS * kD; ++x)
-          ASSERT_NEAR(o[n * kHq * kS * kD + x], eo[x], 2e-2) << "sequence " << n << " element " << x;
-        for (int x = 0; x < kHq * kS; ++x)
-          if (!std::isinf(el[x]))
-            EXPECT_NEAR(lse[n * kHq * kS + x], el[x], 2e-2);
-      }
+      expectDecoded(f, q, layer, o, lse, 2e-2, /*emptyRowsToo=*/false);
     };
     decodeAndCheck();
 
