@@ -94,7 +94,11 @@ static Status launchPagedDecode(const CompiledKernel &k, const std::vector<Tenso
     splits = std::clamp<int64_t>(std::atoll(env), 1, tiles);
   int64_t perSplit = (tiles + splits - 1) / splits * layout.decodeTileKeys;
   splits = (maxKeys + perSplit - 1) / perSplit;
-  if (splits * rowChunks > INT32_MAX || kvHeads > 65535 || batch > 65535 || maxKeys > INT32_MAX ||
+  if (maxKeys > kMaxCudaPositions)
+    return Status::error("the block table spans " + std::to_string(maxKeys) +
+                         " positions; the CUDA kernels take at most " +
+                         std::to_string(kMaxCudaPositions));
+  if (splits * rowChunks > INT32_MAX || kvHeads > 65535 || batch > 65535 ||
       perSplit > INT32_MAX || batch * heads * qLen > INT32_MAX)
     return Status::error("too many splits, KV heads or sequences for the paged decode kernel");
   std::string error;
@@ -165,6 +169,10 @@ Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> 
     return Status::ok();
   if (batch > 65535 || heads > 65535)
     return Status::error("the CUDA kernel takes at most 65535 batches and 65535 heads");
+  if (qLen > kMaxCudaPositions || kvLen > kMaxCudaPositions)
+    return Status::error("the CUDA kernels take at most " + std::to_string(kMaxCudaPositions) +
+                         " query and key positions (S = " + std::to_string(qLen) +
+                         ", T = " + std::to_string(kvLen) + ")");
   const CudaKernel &layout = k.layout;
   int64_t keyTiles = (kvLen + layout.blockK - 1) / layout.blockK;
   int64_t smem = layout.smemBytes + (keyTiles + 15) / 16 * 16;

@@ -46,6 +46,11 @@ struct CudaArgSlot {
   enum ScalarKind { i32, i64, f32 } scalarKind = i64;
 };
 
+/// The most query or key positions a CUDA launch takes (launches refuse
+/// more): it bounds the positions the regions see, so that their index code
+/// runs in 32 bits (CudaIndexNarrowing.cpp).
+inline constexpr int64_t kMaxCudaPositions = (int64_t(1) << 30) - 1024;
+
 struct CudaKernel {
   std::string source;      // the whole translation unit
   std::string entry;       // extern "C" kernel name

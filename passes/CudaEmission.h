@@ -18,6 +18,7 @@
 #include "passes/AttnToCUDA.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "llvm/ADT/DenseMap.h"
+#include "llvm/ADT/DenseSet.h"
 #include "llvm/Support/raw_ostream.h"
 
 #include <string>
@@ -33,6 +34,8 @@ public:
 
   /// Names a block argument of the body being emitted.
   void bind(mlir::Value v, std::string name) { names[v] = std::move(name); }
+  /// Integer values to carry as `int` (narrowIndexValues).
+  void setNarrow(llvm::DenseSet<mlir::Value> values) { narrow = std::move(values); }
   mlir::LogicalResult emitBlock(mlir::Block &block, int indent);
   std::string nameOf(mlir::Value v);
   std::string typeOf(mlir::Type t);
@@ -49,8 +52,19 @@ private:
   mlir::func::FuncOp fn;
   llvm::raw_ostream &os;
   llvm::DenseMap<mlir::Value, std::string> names;
+  llvm::DenseSet<mlir::Value> narrow;
   int counter = 0;
 };
+
+/// Bounds on one block argument's value.
+struct IndexBounds {
+  int64_t min, max;
+};
+/// The integer values of `body` that always fit in 32 bits, given bounds on
+/// its arguments (CudaIndexNarrowing.cpp), for the emitter to type `int`.
+llvm::DenseSet<mlir::Value> narrowIndexValues(mlir::Block &body,
+                                              llvm::ArrayRef<IndexBounds> argBounds);
+
 
 /// A C float literal that reads back as the same f32 (inf and nan too).
 std::string floatLiteral(double v);

@@ -102,16 +102,23 @@ std::string RegionEmitter::load(Value memref, ValueRange indices) {
   Type elem = cast<MemRefType>(memref.getType()).getElementType();
   auto arg = cast<BlockArgument>(memref);
   std::string field = "a.x" + std::to_string(arg.getArgNumber());
-  std::string at = field + "[" + tensorIndex(memref, indices) + "]";
+  // An empty tensor has nothing to read, not even at the clamped index (0
+  // then): it reads attnc_zeros instead. Selecting the pointer, not the
+  // value, keeps the load unconditional, so equal loads of neighbouring
+  // elements (a row's document id, a head's slope) fold into one.
+  std::string nonEmpty;
+  for (unsigned d = 0; d < indices.size(); ++d)
+    nonEmpty += std::string(d ? " && " : "") + field + "_d" + std::to_string(d) + " > 0";
+  std::string base = nonEmpty.empty() ? field
+                                      : "(" + nonEmpty + " ? " + field +
+                                            " : reinterpret_cast<decltype(" + field +
+                                            ")>(attnc_zeros))";
+  std::string at = base + "[" + tensorIndex(memref, indices) + "]";
   if (elem.isBF16())
     at = "attnc_bf16_to_f32(" + at + ")";
   else if (elem.isF16())
     at = "attnc_f16_to_f32(" + at + ")";
-  // An empty tensor has nothing to read, not even at the clamped index.
-  std::string nonEmpty;
-  for (unsigned d = 0; d < indices.size(); ++d)
-    nonEmpty += std::string(d ? " && " : "") + field + "_d" + std::to_string(d) + " > 0";
-  return nonEmpty.empty() ? at : "(" + nonEmpty + " ? " + at + " : 0)";
+  return at;
 }
 
 LogicalResult RegionEmitter::emitBlock(Block &block, int indent) {
@@ -233,7 +240,7 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
     return failure();
   }
   Value result = o.getResult(0);
-  std::string type = typeOf(result.getType());
+  std::string type = narrow.contains(result) ? "int" : typeOf(result.getType());
   if (type.empty()) {
     error = "the CUDA emitter has no C type for a result of '" +
             o.getName().getStringRef().str() + "'";
@@ -503,33 +510,50 @@ LogicalResult cuda_emit::emitArgsAndRegions(func::FuncOp fn, AttentionOp op,
   os << "};\n\n";
 
   // The regions as device functions.
-  auto emitRegion = [&](Region &region, const char *signature,
-                        std::initializer_list<const char *> argNames) -> LogicalResult {
+  // Their index arguments are ints: the launch bounds batches and heads by
+  // 65535 and positions by kMaxCudaPositions, with i = r + T - S below 0
+  // where queries align to the end and outnumber the keys.
+  const IndexBounds none{0, -1}, batchOrHead{0, 65535},
+      queryPos{-kMaxCudaPositions, kMaxCudaPositions + 1024},
+      keyPos{0, kMaxCudaPositions + 1024}, valueDim{0, 1 << 16};
+  auto emitRegion = [&](Region &region, const char *returnAndName,
+                        std::initializer_list<std::pair<const char *, IndexBounds>> args)
+      -> LogicalResult {
     if (region.empty())
       return success();
-    os << "ATTNC_DEV " << signature << " {\n";
-    RegionEmitter em(op, fn, os);
     Block &block = region.front();
+    RegionEmitter em(op, fn, os);
+    llvm::SmallVector<IndexBounds> bounds;
+    for (auto &[name, b] : args)
+      bounds.push_back(b);
+    em.setNarrow(narrowIndexValues(block, bounds));
+    os << "ATTNC_DEV " << returnAndName << "(const AttncArgs &a";
     unsigned k = 0;
-    for (const char *name : argNames)
-      em.bind(block.getArgument(k++), name);
+    for (auto &[name, b] : args) {
+      Value arg = block.getArgument(k++);
+      os << ", " << (arg.getType().isIndex() ? "int" : em.typeOf(arg.getType())) << " " << name;
+      em.bind(arg, name);
+    }
+    os << ") {\n";
     if (failed(em.emitBlock(block, 2)))
       return emitError(op.getLoc(), em.error);
     os << "}\n";
     return success();
   };
-  if (failed(emitRegion(op.getMask(),
-                        "bool attnc_mask(const AttncArgs &a, attnc_index b, attnc_index h, "
-                        "attnc_index i, attnc_index j)",
-                        {"b", "h", "i", "j"})) ||
-      failed(emitRegion(op.getScore(),
-                        "float attnc_score(const AttncArgs &a, float s, attnc_index b, "
-                        "attnc_index h, attnc_index i, attnc_index j)",
-                        {"s", "b", "h", "i", "j"})) ||
-      failed(emitRegion(op.getGate(),
-                        "float attnc_gate(const AttncArgs &a, float x, attnc_index b, "
-                        "attnc_index h, attnc_index i, attnc_index d)",
-                        {"x", "b", "h", "i", "d"})))
+  if (failed(emitRegion(op.getMask(), "bool attnc_mask",
+                        {{"b", batchOrHead}, {"h", batchOrHead}, {"i", queryPos}, {"j", keyPos}})) ||
+      failed(emitRegion(op.getScore(), "float attnc_score",
+                        {{"s", none},
+                         {"b", batchOrHead},
+                         {"h", batchOrHead},
+                         {"i", queryPos},
+                         {"j", keyPos}})) ||
+      failed(emitRegion(op.getGate(), "float attnc_gate",
+                        {{"x", none},
+                         {"b", batchOrHead},
+                         {"h", batchOrHead},
+                         {"i", queryPos},
+                         {"d", valueDim}})))
     return failure();
 
   return success();

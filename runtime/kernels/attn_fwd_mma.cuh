@@ -206,39 +206,52 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
                              long long r0, long long j0, long long iOffset) {
   const int lane = threadIdx.x & 31;
   const int g = lane >> 2, c = lane & 3;
+  // Positions in 32 bits: the launch bounds them (kMaxCudaPositions), and
+  // the regions take int positions.
 #pragma unroll
   for (int nt = 0; nt < ATTNC_BN / 8; ++nt) {
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      long long r = r0 + g + (e >= 2 ? 8 : 0);
-      long long j = j0 + nt * 8 + 2 * c + (e & 1);
-      long long i = r + iOffset;
+      int r = static_cast<int>(r0) + g + (e >= 2 ? 8 : 0);
+      int j = static_cast<int>(j0) + nt * 8 + 2 * c + (e & 1);
+      int i = r + static_cast<int>(iOffset);
       (void)i;
       float x = s[nt][e];
       bool keep = true;
       if (MASKED) {
-        keep = r < a.S && j < a.T;
+        // Bitwise: the mask runs for every element, without branches, so
+        // its loads of a row's or a column's values fold across elements.
+        keep = (r < static_cast<int>(a.S)) & (j < static_cast<int>(a.T));
 #if ATTNC_HAS_MASK
-        keep = keep && attnc_mask(a, b, h, i, j);
+        keep = keep & attnc_mask(a, b, h, i, j);
 #endif
       }
 #if ATTNC_HAS_SCORE
       x = x * ATTNC_SCALE;
+#if ATTNC_SCORE_READS
+      // Scored even where masked (the select below drops it): region reads
+      // are clamped and total, and without a branch per element the loads
+      // of neighbouring elements (a head's slope) fold into one.
+      x = attnc_score(a, x, b, h, i, j);
+#else
       if (keep)
         x = attnc_score(a, x, b, h, i, j);
+#endif
 #if !ATTNC_SIGMOID
       x *= ATTNC_LOG2E;
 #endif
-#else
-#if ATTNC_SIGMOID
+#elif ATTNC_SIGMOID
       x = x * ATTNC_SCALE;
-#else
+#elif !ATTNC_SCALE_POSITIVE
       x = x * (ATTNC_SCALE * ATTNC_LOG2E);
-#endif
 #endif
       s[nt][e] = keep ? x : -ATTNC_INF;
     }
   }
+// Without a score the scale folds into the exponent: the max over raw
+// scores (the scale is positive, so rounding keeps their order), then one
+// FFMA per element where a multiply and a subtraction were.
+#define ATTNC_FOLD_SCALE (!ATTNC_HAS_SCORE && !ATTNC_SIGMOID && ATTNC_SCALE_POSITIVE)
 #if ATTNC_SIGMOID
 #pragma unroll
   for (int nt = 0; nt < ATTNC_BN / 8; ++nt)
@@ -259,6 +272,9 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
       mx = fmaxf(mx, fmaxf(s[nt][2 * half], s[nt][2 * half + 1]));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
     mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+#if ATTNC_FOLD_SCALE
+    mx *= ATTNC_SCALE * ATTNC_LOG2E;
+#endif
     float mNew = fmaxf(m[half], mx);
     // A row with nothing visible yet keeps max -inf; subtract 0 instead so
     // exp2 sees -inf, never NaN.
@@ -268,8 +284,13 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
     float sum = 0.0f;
 #pragma unroll
     for (int nt = 0; nt < ATTNC_BN / 8; ++nt) {
+#if ATTNC_FOLD_SCALE
+      float p0 = attnc_exp2(fmaf(s[nt][2 * half], ATTNC_SCALE * ATTNC_LOG2E, -base));
+      float p1 = attnc_exp2(fmaf(s[nt][2 * half + 1], ATTNC_SCALE * ATTNC_LOG2E, -base));
+#else
       float p0 = attnc_exp2(s[nt][2 * half] - base);
       float p1 = attnc_exp2(s[nt][2 * half + 1] - base);
+#endif
       s[nt][2 * half] = p0;
       s[nt][2 * half + 1] = p1;
       sum += p0 + p1;
