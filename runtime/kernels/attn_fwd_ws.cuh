@@ -41,6 +41,9 @@
 //
 //===----------------------------------------------------------------------===//
 
+// 128 x 40 + 256 x 232 = 64512 registers, all the CTA launches with (168
+// per thread): with a higher producer cap the consumers' setmaxnreg.inc
+// would wait forever for registers.
 #define ATTNC_WS_PRODUCER_REGS 40
 #define ATTNC_WS_CONSUMER_REGS 232
 // Value-dim width of one P V instruction (attnc sets it; 128 = one wgmma
