@@ -3,6 +3,7 @@
 # On the GPU machine (16-core Xeon, PyTorch present): unpack the carried
 # LLVM/MLIR runtime, check the CPU kernels there (AVX-512 code paths), then
 # compare them with PyTorch's CPU SDPA. Binaries come in .device-carry/bin.
+#   bash bench/run_cpu_on_device.sh [profile]
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p /opt/llvm22 "$OUT"
@@ -11,6 +12,23 @@ export LD_LIBRARY_PATH=/opt/llvm22/usr/lib/x86_64-linux-gnu:/opt/llvm22/usr/lib/
 export ATTNC_CACHE_DIR=/tmp/attnc-cache PYTHONUNBUFFERED=1
 BIN=.device-carry/bin
 lscpu > "$OUT/lscpu.txt"
+# `profile`: why one thread reaches 31% of this Xeon's FMA peak (the AMD
+# development VM reaches 50-61% with the same code): counters for a
+# one-thread dense run, top-down if perf knows it, then the hottest places.
+if [[ ${1:-} == profile ]]; then
+  grep -E 'Model name|Thread|Core|MHz' "$OUT/lscpu.txt"
+  if ! command -v perf >/dev/null; then
+    echo "no perf on this machine"
+    exit 1
+  fi
+  run=($BIN/attnc-cpu-bench --threads 1 --heads 2 --variants dense --dims 128 --lens 4096 --reps 5)
+  "${run[@]}" > /dev/null # compile once: the cached kernel is what is measured
+  perf stat -d -d "${run[@]}" 2>&1 | tail -30
+  perf stat -M TopdownL1 "${run[@]}" 2>&1 | tail -15 || perf stat --topdown "${run[@]}" 2>&1 | tail -15
+  perf record -q -o "$OUT/perf.data" "${run[@]}" > /dev/null 2>&1
+  perf report -i "$OUT/perf.data" --stdio --sort dso,sym 2>/dev/null | grep -v '^#' | head -20
+  exit 0
+fi
 echo "== conformance on this CPU"
 timeout 200 $BIN/attnc-conformance examples/*.attn test/Integration/cpu/Inputs/* > "$OUT/conformance.txt" 2>&1
 echo "conformance rc=$? $(tail -1 "$OUT/conformance.txt")"
