@@ -60,8 +60,9 @@ private:
 struct IndexBounds {
   int64_t min, max;
 };
-/// The integer values of `body` that always fit in 32 bits, given bounds on
-/// its arguments (CudaIndexNarrowing.cpp), for the emitter to type `int`.
+/// The results of `body`'s operations that always fit in 32 bits, given
+/// bounds on its arguments (CudaIndexNarrowing.cpp), for the emitter to type
+/// `int`.
 llvm::DenseSet<mlir::Value> narrowIndexValues(mlir::Block &body,
                                               llvm::ArrayRef<IndexBounds> argBounds);
 

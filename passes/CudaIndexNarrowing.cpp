@@ -64,10 +64,9 @@ cuda_emit::narrowIndexValues(Block &body, llvm::ArrayRef<IndexBounds> argBounds)
     known.try_emplace(arg, ConstantIntRanges::fromSigned(APInt(width, bounds.min, true),
                                                          APInt(width, bounds.max, true)));
   }
+  // The arguments themselves are ints in the function's signature; the set
+  // holds the operation results to type `int`.
   llvm::DenseSet<Value> narrow;
-  for (auto [arg, bounds] : llvm::zip(body.getArguments(), argBounds))
-    if (arg.getType().isIndex() && bounds.min >= INT32_MIN && bounds.max <= INT32_MAX)
-      narrow.insert(arg);
   // Straight-line code only: values computed inside loops keep 64 bits.
   for (Operation &op : body) {
     if (auto size = dyn_cast<attn::SizeOp>(op)) {

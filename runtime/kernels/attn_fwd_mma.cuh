@@ -198,6 +198,11 @@ ATTNC_DEV void attnc_store_out(const AttncArgs &a, long long at, float x0, float
 #endif
 }
 
+// Without a score the scale folds into the exponent: the max over raw
+// scores (the scale is positive, so rounding keeps their order), then one
+// FFMA per element where a multiply and a subtraction were.
+#define ATTNC_FOLD_SCALE (!ATTNC_HAS_SCORE && !ATTNC_SIGMOID && ATTNC_SCALE_POSITIVE)
+
 /// Scores to weights for one key tile, in place: masks (when MASKED),
 /// score modification, online softmax (or sigmoid) statistics.
 template <bool MASKED>
@@ -248,10 +253,6 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
       s[nt][e] = keep ? x : -ATTNC_INF;
     }
   }
-// Without a score the scale folds into the exponent: the max over raw
-// scores (the scale is positive, so rounding keeps their order), then one
-// FFMA per element where a multiply and a subtraction were.
-#define ATTNC_FOLD_SCALE (!ATTNC_HAS_SCORE && !ATTNC_SIGMOID && ATTNC_SCALE_POSITIVE)
 #if ATTNC_SIGMOID
 #pragma unroll
   for (int nt = 0; nt < ATTNC_BN / 8; ++nt)

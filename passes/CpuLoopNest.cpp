@@ -1,0 +1,455 @@
+//===- CpuLoopNest.cpp - Items, key tiles and row groups on the CPU ------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The fused online-softmax loop nest convert-attn-to-cpu emits: items over
+// the work range, key tiles (skipped, unmasked or masked by their interval
+// bounds), and per group of query rows the scores, the regions, the softmax
+// statistics and the product with the values.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/CpuLowering.h"
+#include "passes/TileIntervals.h"
+
+using namespace mlir;
+using namespace attnc::attn;
+using namespace attnc::cpu_lowering;
+
+void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value nRows,
+                            Value manyRows, Value rg, Value kt, Value nk, Value full) {
+  Value zero = idx(0), one = idx(1), w = idx(width);
+  Value negInf = f32(-std::numeric_limits<float>::infinity());
+  Value fzero = f32(0.0), fone = f32(1.0);
+  bool softmax = op.getKernel() == KernelKind::softmax;
+
+  Value w2 = idx(2 * width);
+  // A group of at most kRows / 2 rows (decode with GQA 4 under 8-row
+  // groups) computes scores and weighs values for those rows only: emits
+  // `body` for kRows rows, or kRows / 2, by the group's row count.
+  Value moreThanHalf = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt,
+                                             arith::SubIOp::create(b, nRows, rg), idx(kRows / 2));
+  auto byRowCount = [&](llvm::function_ref<void(int64_t)> body) {
+    scf::IfOp::create(
+        b, moreThanHalf,
+        [&](OpBuilder &, Location) {
+          body(kRows);
+          scf::YieldOp::create(b);
+        },
+        [&](OpBuilder &, Location) {
+          body(kRows / 2);
+          scf::YieldOp::create(b);
+        });
+  };
+  // An item of at most kRows rows (decode: the GQA heads of one query) has
+  // no transposed K tile: its scores are dot products of each key row with
+  // the q rows, reduced across lanes.
+  auto ifMany = scf::IfOp::create(b, manyRows, /*withElse=*/true);
+  b.setInsertionPointToStart(&ifMany.getElseRegion().front());
+  {
+    Value lastKey = arith::SubIOp::create(b, kvLen, one);
+    Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
+    // Scores of the item's rows, n at a time (its only row group: rows past
+    // nRows repeat the last row and are never read).
+    auto dotRows = [&](int64_t n) {
+      loop(zero, bkPad, one, [&](Value jj) {
+        std::pair<Value, Value> key =
+            keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+        SmallVector<Value> init(n, zeroV);
+        auto dots = scf::ForOp::create(
+            b, zero, dPad, w, init, [&](OpBuilder &, Location, Value d, ValueRange acc) {
+              Value kv = readKVAt(/*value=*/false, key, hk, d);
+              SmallVector<Value> next(n);
+              for (int64_t r = 0; r < n; ++r)
+                next[r] = vector::FMAOp::create(
+                    b, vecLoad(qBuf, addi(muli(addi(rg, idx(r)), dPad), d)), kv, acc[r]);
+              scf::YieldOp::create(b, next);
+            });
+        for (int64_t r = 0; r < n; ++r) {
+          Value sum = vector::ReductionOp::create(b, vector::CombiningKind::ADD,
+                                                  dots.getResult(r), Value(),
+                                                  arith::FastMathFlags::reassoc);
+          memref::StoreOp::create(b, sum, sBuf, addi(muli(idx(r), bkPad), jj));
+        }
+      });
+    };
+    byRowCount(dotRows);
+  }
+  b.setInsertionPointToStart(&ifMany.getThenRegion().front());
+  // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
+  // time: each q broadcast feeds two FMAs, and 2 * kRows independent
+  // accumulators cover the FMA latency.
+  loop(zero, bkPad, w2, [&](Value jc) {
+    Value jc1 = addi(jc, w);
+    SmallVector<Value> init(2 * kRows,
+                            vector::BroadcastOp::create(b, vecF32(), fzero));
+    ValueRange dots = pairedFmas(
+        headDim, init, kRows,
+        [&](Value d) -> std::pair<Value, Value> {
+          Value row = muli(d, bkPad);
+          return {vecLoad(kTBuf, addi(row, jc)), vecLoad(kTBuf, addi(row, jc1))};
+        },
+        [&](Value d, int64_t r) -> Value {
+          return memref::LoadOp::create(b, qBuf, addi(muli(addi(rg, idx(r)), dPad), d));
+        });
+    for (int64_t r = 0; r < kRows; ++r) {
+      Value base = muli(idx(r), bkPad);
+      vector::StoreOp::create(b, dots[r], sBuf, ValueRange{addi(base, jc)});
+      vector::StoreOp::create(b, dots[kRows + r], sBuf, ValueRange{addi(base, jc1)});
+    }
+  });
+  b.setInsertionPointAfter(ifMany);
+
+  // Per row (scalar): regions, the tile max, weights, the new max and sum.
+  // Rows past the item's end keep weight 0 so that P.V below adds nothing.
+  for (int64_t r = 0; r < kRows; ++r) {
+    Value rr = addi(rg, idx(r));
+    Value sRow = muli(idx(r), bkPad);
+    Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rr, nRows);
+    scf::IfOp::create(
+        b, valid,
+        [&](OpBuilder &, Location) {
+          std::pair<Value, Value> headQuery = rowOf(hItem, r0, rr);
+          Value h = headQuery.first;
+          Value i = addi(headQuery.second, queryOffset);
+          // Lanes [jc, jc + width) of the tile that hold keys (< nk).
+          auto i32v = VectorType::get({width}, b.getI32Type());
+          SmallVector<int32_t> lanes(width);
+          for (int64_t lane = 0; lane < width; ++lane)
+            lanes[lane] = static_cast<int32_t>(lane);
+          Value iota = arith::ConstantOp::create(
+              b, DenseElementsAttr::get(i32v, ArrayRef<int32_t>(lanes)));
+          Value nk32 = vector::BroadcastOp::create(
+              b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), nk));
+          auto inTile = [&](Value jc) -> Value {
+            Value jcv = vector::BroadcastOp::create(
+                b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), jc));
+            return arith::CmpIOp::create(b, arith::CmpIPredicate::slt,
+                                         arith::AddIOp::create(b, jcv, iota), nk32);
+          };
+          Value negInfV = vector::BroadcastOp::create(b, vecF32(), negInf);
+          // Scores with the regions inlined, and the tile's max. A FULL
+          // tile (no key masked) runs the loop without the mask. Regions that
+          // RegionInliner::canInlineLanes accepts run a vector of keys at a
+          // time, and so does the max (a scalar NaN-propagating max per key
+          // cost as much as the two matrix products, docs/cpu-backend.md);
+          // others run key by key.
+          auto scoreLoop = [&](bool withMask) -> Value {
+            using attnc::RegionInliner;
+            Region &score = op.getScore(), &mask = op.getMask();
+            bool scoreLanes = score.empty() || RegionInliner::canInlineLanes(
+                                                   score, {true, false, false, false, true});
+            bool maskLanes = !withMask ||
+                             RegionInliner::canInlineLanes(mask, {false, false, false, true});
+            if (scoreLanes && maskLanes) {
+              // The regions over `width` keys at once (key index j a vector).
+              auto indexV = VectorType::get({width}, b.getIndexType());
+              SmallVector<APInt> laneIdx;
+              for (int64_t lane = 0; lane < width; ++lane)
+                laneIdx.push_back(APInt(64, lane));
+              Value iotaIdx = arith::ConstantOp::create(
+                  b, DenseElementsAttr::get(indexV, laneIdx));
+              auto vmax = scf::ForOp::create(
+                  b, zero, bkPad, w, ValueRange{negInfV},
+                  [&](OpBuilder &, Location, Value jc, ValueRange acc) {
+                    Value lanes = inTile(jc);
+                    Value sv = vecLoad(sBuf, addi(sRow, jc));
+                    if (!score.empty() || withMask) {
+                      Value jv = arith::AddIOp::create(
+                          b, vector::BroadcastOp::create(b, indexV, addi(kt, jc)), iotaIdx);
+                      if (!score.empty())
+                        sv = regions().inlineLanes(score, {sv, bIdx, h, i, jv}, lanes);
+                      if (withMask)
+                        sv = arith::SelectOp::create(
+                            b, regions().inlineLanes(mask, {bIdx, h, i, jv}, lanes), sv, negInfV);
+                      vector::StoreOp::create(b, sv, sBuf, ValueRange{addi(sRow, jc)});
+                    }
+                    sv = arith::SelectOp::create(b, lanes, sv, negInfV);
+                    scf::YieldOp::create(
+                        b, ValueRange{arith::MaximumFOp::create(b, acc[0], sv).getResult()});
+                  });
+              return vector::ReductionOp::create(b, vector::CombiningKind::MAXIMUMF,
+                                                 vmax.getResult(0));
+            }
+            return scf::ForOp::create(
+                b, zero, nk, one, ValueRange{negInf},
+                [&](OpBuilder &, Location, Value jj, ValueRange tileMax) {
+                  Value j = addi(kt, jj);
+                  Value s = memref::LoadOp::create(b, sBuf, addi(sRow, jj));
+                  if (!op.getScore().empty())
+                    s = regions().inlineScalar(op.getScore(), {s, bIdx, h, i, j});
+                  if (withMask) {
+                    Value keep = regions().inlineScalar(op.getMask(), {bIdx, h, i, j});
+                    s = arith::SelectOp::create(b, keep, s, negInf);
+                  }
+                  memref::StoreOp::create(b, s, sBuf, addi(sRow, jj));
+                  scf::YieldOp::create(
+                      b, softmax ? arith::MaximumFOp::create(b, tileMax[0], s)
+                                       .getResult()
+                                 : tileMax[0]);
+                }).getResult(0);
+          };
+          Value tileMaxValue;
+          if (op.getMask().empty()) {
+            tileMaxValue = scoreLoop(false);
+          } else {
+            tileMaxValue =
+                scf::IfOp::create(
+                    b, full,
+                    [&](OpBuilder &, Location) {
+                      scf::YieldOp::create(b, scoreLoop(false));
+                    },
+                    [&](OpBuilder &, Location) {
+                      scf::YieldOp::create(b, scoreLoop(true));
+                    })
+                    .getResult(0);
+          }
+          Value m = memref::LoadOp::create(b, mBuf, rr);
+          Value l = memref::LoadOp::create(b, lBuf, rr);
+          // Softmax: rescale by exp(m - mNew), weights exp(s - mNew); a max
+          // of -inf (nothing visible yet) uses 0, so no -inf - -inf appears.
+          // Sigmoid: weights sigmoid(s), no rescaling.
+          Value mNew = m, base = fzero, corr = fone;
+          if (softmax) {
+            mNew = arith::MaximumFOp::create(b, m, tileMaxValue);
+            Value isNegInf = arith::CmpFOp::create(
+                b, arith::CmpFPredicate::OEQ, mNew, negInf);
+            base = arith::SelectOp::create(b, isNegInf, fzero, mNew);
+            corr = math::ExpOp::create(b, arith::SubFOp::create(b, m, base));
+          }
+          // Weights, a vector at a time; lanes past the tile's end get 0.
+          Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
+          Value baseV = vector::BroadcastOp::create(b, vecF32(), base);
+          Value oneV = vector::BroadcastOp::create(b, vecF32(), fone);
+          auto weights = scf::ForOp::create(
+              b, zero, bkPad, w, ValueRange{zeroV},
+              [&](OpBuilder &, Location, Value jc, ValueRange sum) {
+                Value s = vecLoad(sBuf, addi(sRow, jc));
+                Value p;
+                if (softmax) {
+                  p = math::ExpOp::create(b, arith::SubFOp::create(b, s, baseV));
+                } else {
+                  // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.
+                  Value e = math::ExpOp::create(b, arith::NegFOp::create(b, s));
+                  p = arith::DivFOp::create(b, oneV,
+                                            arith::AddFOp::create(b, oneV, e));
+                }
+                p = arith::SelectOp::create(b, inTile(jc), p, zeroV);
+                vector::StoreOp::create(b, p, sBuf, ValueRange{addi(sRow, jc)});
+                scf::YieldOp::create(
+                    b, ValueRange{arith::AddFOp::create(b, sum[0], p).getResult()});
+              });
+          Value weightSum = vector::ReductionOp::create(
+              b, vector::CombiningKind::ADD, weights.getResult(0));
+          Value lNew = arith::AddFOp::create(
+              b, arith::MulFOp::create(b, l, corr), weightSum);
+          memref::StoreOp::create(b, mNew, mBuf, rr);
+          memref::StoreOp::create(b, lNew, lBuf, rr);
+          memref::StoreOp::create(b, corr, corrBuf, idx(r));
+          scf::YieldOp::create(b);
+        },
+        [&](OpBuilder &, Location) {
+          loop(zero, nk, one, [&](Value jj) {
+            memref::StoreOp::create(b, fzero, sBuf, addi(sRow, jj));
+          });
+          memref::StoreOp::create(b, fone, corrBuf, idx(r));
+          scf::YieldOp::create(b);
+        });
+  }
+
+  // acc[r] = acc[r] * corr[r] + sum_j p[r][j] v[j], two vectors of Dv at a
+  // time, like the scores above, for the group's n rows.
+  auto weighValues = [&](int64_t n) {
+    loop(zero, dvPad, w2, [&](Value dc) {
+      Value dc1 = addi(dc, w);
+      SmallVector<Value> init(2 * n);
+      for (int64_t r = 0; r < n; ++r) {
+        Value corr = vector::BroadcastOp::create(
+            b, vecF32(), memref::LoadOp::create(b, corrBuf, idx(r)));
+        Value base = muli(addi(rg, idx(r)), dvPad);
+        init[r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc)), corr);
+        init[n + r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc1)), corr);
+      }
+      ValueRange pv = pairedFmas(
+          nk, init, n,
+          [&](Value jj) -> std::pair<Value, Value> {
+            Value row = muli(jj, dvPad);
+            return {vecLoad(vBuf, addi(row, dc)), vecLoad(vBuf, addi(row, dc1))};
+          },
+          [&](Value jj, int64_t r) -> Value {
+            return memref::LoadOp::create(b, sBuf, addi(muli(idx(r), bkPad), jj));
+          });
+      for (int64_t r = 0; r < n; ++r) {
+        Value base = muli(addi(rg, idx(r)), dvPad);
+        vector::StoreOp::create(b, pv[r], accBuf, ValueRange{addi(base, dc)});
+        vector::StoreOp::create(b, pv[n + r], accBuf, ValueRange{addi(base, dc1)});
+      }
+    });
+  };
+  // The rows past a half group's have weights 0 only.
+  byRowCount(weighValues);
+}
+
+void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
+  Value zero = idx(0), one = idx(1), w = idx(width), rows = idx(kRows);
+  Value negInf = f32(-std::numeric_limits<float>::infinity());
+  Value fzero = f32(0.0);
+  Value nRows = arith::SubIOp::create(b, r1, r0);
+  itemQueries = nRows;
+  if (pack > 1)
+    nRows = muli(nRows, idx(pack));
+  Value lastRow = arith::SubIOp::create(b, qLen, one);
+  if (op.isPaged()) {
+    // This sequence's length (checked against the table by the runtime).
+    kvLen = arith::IndexCastOp::create(
+        b, b.getIndexType(), memref::LoadOp::create(b, op.getSeqLens(), ValueRange{bIdx}));
+    queryOffset = op.getAlign() == QueryAlign::end
+                      ? arith::SubIOp::create(b, kvLen, qLen).getResult()
+                      : zero;
+  }
+
+  // q rows, scaled once; rows of a partial last group repeat the last row.
+  Value scaleV = vector::BroadcastOp::create(
+      b, vecF32(), f32(op.getScale().convertToDouble()));
+  Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
+  Value groupRows = arith::MulIOp::create(
+      b, arith::CeilDivSIOp::create(b, nRows, rows), rows);
+  loop(zero, groupRows, one, [&](Value rr) {
+    Value qHead = h, row;
+    if (pack == 1) {
+      row = arith::MinSIOp::create(b, addi(r0, rr), lastRow);
+    } else {
+      Value lastItemRow = arith::SubIOp::create(b, nRows, one);
+      std::tie(qHead, row) = rowOf(h, r0, arith::MinSIOp::create(b, rr, lastItemRow));
+    }
+    loop(zero, dPad, w, [&](Value d) {
+      Value qv = arith::MulFOp::create(b, readF32(op.getQuery(), {bIdx, qHead, row, d}),
+                                       scaleV);
+      vector::StoreOp::create(b, qv, qBuf, ValueRange{addi(muli(rr, dPad), d)});
+    });
+    loop(zero, dvPad, w, [&](Value d) {
+      vector::StoreOp::create(b, zeroV, accBuf, ValueRange{addi(muli(rr, dvPad), d)});
+    });
+    memref::StoreOp::create(b, negInf, mBuf, rr);
+    memref::StoreOp::create(b, fzero, lBuf, rr);
+  });
+
+  Value bk = idx(blockK), lastKey = arith::SubIOp::create(b, kvLen, one);
+  Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, rows);
+  loop(zero, kvLen, bk, [&](Value kt) {
+    Value nk = arith::MinSIOp::create(b, bk, arith::SubIOp::create(b, kvLen, kt));
+    auto tileBody = [&](Value full) {
+      // K tile transposed into kT[d][j]; keys past the end repeat the last
+      // key (their scores are never read). A width x width transpose in
+      // registers (vector.transpose lowered to AVX-512 shuffles) was tried:
+      // up to 6% faster for prefill on the development VM, but 17% and more
+      // slower for bf16 and q8 decode (docs/cpu-backend.md).
+      // Items of at most kRows rows read K rows directly (emitRowGroup).
+      scf::IfOp::create(b, manyRows, [&](OpBuilder &, Location) {
+        loop(zero, bkPad, one, [&](Value jj) {
+          std::pair<Value, Value> key =
+              keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+          loop(zero, dPad, w, [&](Value d) {
+            Value kv = readKVAt(/*value=*/false, key, hk, d);
+            for (int64_t lane = 0; lane < width; ++lane) {
+              Value x = vector::ExtractOp::create(b, kv, ArrayRef<int64_t>{lane});
+              Value off = addi(muli(addi(d, idx(lane)), bkPad), jj);
+              memref::StoreOp::create(b, x, kTBuf, off);
+            }
+          });
+        });
+        scf::YieldOp::create(b);
+      });
+      loop(zero, nk, one, [&](Value jj) {
+        std::pair<Value, Value> key = keyAt(bIdx, addi(kt, jj));
+        loop(zero, dvPad, w, [&](Value d) {
+          Value vv = readKVAt(/*value=*/true, key, hk, d);
+          vector::StoreOp::create(b, vv, vBuf, ValueRange{addi(muli(jj, dvPad), d)});
+        });
+      });
+      loop(zero, nRows, rows, [&](Value rg) {
+        emitRowGroup(bIdx, h, hk, r0, nRows, manyRows, rg, kt, nk, full);
+      });
+    };
+    if (op.getMask().empty()) {
+      tileBody(Value());
+      return;
+    }
+    if (!skipTiles) {
+      tileBody(arith::ConstantIntOp::create(b, 0, 1));
+      return;
+    }
+    // Bound the mask over the tile's (i, j) box: EMPTY tiles are skipped,
+    // FULL tiles run without the mask.
+    attnc::TileBox box{bIdx,
+                h,
+                addi(r0, queryOffset),
+                arith::SubIOp::create(b, addi(r1, queryOffset), one),
+                kt,
+                arith::SubIOp::create(b, addi(kt, nk), one)};
+    attnc::TileClass cls = attnc::classifyTile(
+        b, op.getMask(), box, [&](int kind) { return sizeOf(static_cast<SizeKind>(kind)); });
+    Value full = arith::XOrIOp::create(
+        b, cls.mayDrop, arith::ConstantIntOp::create(b, 1, 1));
+    scf::IfOp::create(b, cls.mayKeep, [&](OpBuilder &, Location) {
+      tileBody(full);
+      scf::YieldOp::create(b);
+    });
+  });
+
+  // Normalise (softmax only), gate, store. An all-masked row has l = 0 and
+  // gives gate(0) and lse = -inf.
+  bool softmax = op.getKernel() == KernelKind::softmax;
+  Type outElt = op.getOutput().getType().getElementType();
+  // bf16 outputs are written as raw i16 bits through a view of the same
+  // memref; both lower to one LLVM descriptor, so the cast folds away.
+  Value outMem = outElt.isBF16() ? bitsView(op.getOutput()) : op.getOutput();
+  loop(zero, nRows, one, [&](Value rr) {
+    std::pair<Value, Value> headQuery = rowOf(h, r0, rr);
+    Value oHead = headQuery.first, row = headQuery.second;
+    Value i = addi(row, queryOffset);
+    Value m = memref::LoadOp::create(b, mBuf, rr);
+    Value l = memref::LoadOp::create(b, lBuf, rr);
+    Value hasAny = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, l, fzero);
+    Value inv = f32(1.0);
+    if (softmax)
+      inv = arith::SelectOp::create(b, hasAny,
+                                    arith::DivFOp::create(b, f32(1.0), l), fzero);
+    loop(zero, valueDim, one, [&](Value d) {
+      Value x = arith::MulFOp::create(
+          b, memref::LoadOp::create(b, accBuf, addi(muli(rr, dvPad), d)), inv);
+      if (!op.getGate().empty())
+        x = regions().inlineScalar(op.getGate(), {x, bIdx, oHead, i, d});
+      x = truncateTo(outElt, x);
+      memref::StoreOp::create(b, x, outMem, ValueRange{bIdx, oHead, row, d});
+    });
+    if (Value lse = op.getLse()) {
+      Value value = arith::SelectOp::create(
+          b, hasAny, arith::AddFOp::create(b, m, math::LogOp::create(b, l)),
+          negInf);
+      memref::StoreOp::create(b, value, lse, ValueRange{bIdx, oHead, row});
+    }
+  });
+}
+
+void Lowering::emit(Value workBegin, Value workEnd) {
+  Value bq = idx(blockQ), one = idx(1);
+  // Items are (b, h, query tile), query tile fastest: neighbouring items
+  // share K/V of one head. Packed items take `pack` heads from h on.
+  Value qTiles = arith::CeilDivSIOp::create(b, qLen, bq);
+  Value itemHeads = pack == 1 ? qHeads : arith::DivSIOp::create(b, qHeads, idx(pack)).getResult();
+  loop(workBegin, workEnd, one, [&](Value item) {
+    Value qt = arith::RemSIOp::create(b, item, qTiles);
+    Value bh = arith::DivSIOp::create(b, item, qTiles);
+    Value h = arith::RemSIOp::create(b, bh, itemHeads);
+    if (pack > 1)
+      h = muli(h, idx(pack));
+    Value bIdx = arith::DivSIOp::create(b, bh, itemHeads);
+    Value hk = arith::DivSIOp::create(b, h, group);
+    Value r0 = muli(qt, bq);
+    Value r1 = arith::MinSIOp::create(b, addi(r0, bq), qLen);
+    emitItem(bIdx, h, hk, r0, r1);
+  });
+}

@@ -1,0 +1,164 @@
+//===- CpuLowering.h - The CPU loop nest's builder -----------*- C++ -*-===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Private to passes/: the state and helpers convert-attn-to-cpu builds one
+// attn.attention's loop nest with. AttnToCPU.cpp (the pass) sets up the
+// sizes and scratch buffers, CpuTensorAccess.cpp reads and writes tensors
+// and pages (bf16 bits, dequantization, block tables), CpuLoopNest.cpp
+// emits the items, key tiles and row groups.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ATTNC_PASSES_CPULOWERING_H
+#define ATTNC_PASSES_CPULOWERING_H
+
+#include "dialects/attn/AttnOps.h"
+#include "passes/RegionInlining.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
+#include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/ADT/DenseMap.h"
+
+namespace attnc {
+namespace cpu_lowering {
+
+/// Everything the loop nest needs that does not change per row.
+struct Lowering {
+  Lowering(attn::AttentionOp op, mlir::ImplicitLocOpBuilder &b, int64_t width,
+           bool skipTiles)
+      : op(op), b(b), width(width), skipTiles(skipTiles), kRows(width >= 16 ? 8 : 4) {}
+
+  attn::AttentionOp op;
+  mlir::ImplicitLocOpBuilder &b;
+  int64_t width;
+  bool skipTiles;
+  mlir::Value batch = {}, qHeads = {}, kvHeads = {}, qLen = {}, kvLen = {};
+  mlir::Value headDim = {}, valueDim = {}, group = {}, queryOffset = {};
+  /// Paged form: tokens per page; kvLen and queryOffset are per batch.
+  mlir::Value pageSize = {};
+  /// Query heads per item (attnc::cpuItemShape) and, within an item, the
+  /// queries per head: row rr is head h + rr / itemQueries, query
+  /// r0 + rr % itemQueries.
+  int64_t pack = 1;
+  mlir::Value itemQueries = {};
+  /// The head and query index of row `rr` of the item at (h, r0).
+  std::pair<mlir::Value, mlir::Value> rowOf(mlir::Value h, mlir::Value r0, mlir::Value rr) {
+    if (pack == 1)
+      return {h, addi(r0, rr)};
+    return {addi(h, mlir::arith::DivUIOp::create(b, rr, itemQueries)),
+            addi(r0, mlir::arith::RemUIOp::create(b, rr, itemQueries))};
+  }
+  // Scratch, all flat f32: q rows scaled [BQ][Dp], K tile transposed
+  // [Dp][BKp], V tile [BKp][Dvp], scores of a row group [R][BKp], the
+  // accumulator [BQ][Dvp], per-row max and sum [BQ], per-row rescale [R].
+  mlir::Value qBuf = {}, kTBuf = {}, vBuf = {}, sBuf = {}, accBuf = {};
+  mlir::Value mBuf = {}, lBuf = {}, corrBuf = {};
+  mlir::Value dPad = {}, dvPad = {}, bkPad = {};
+  int64_t blockQ = 0, blockK = 0;
+  /// Query rows that share each K and V load in the inner products: their
+  /// 2 * kRows accumulators, two key vectors and a broadcast fit the 32
+  /// vector registers of AVX-512 with 8 rows, the 16 of AVX2 with 4 (8 rows
+  /// took one thread from 48% to 54% of an AVX-512 core's peak at D = 128).
+  const int64_t kRows;
+
+  mlir::Value idx(int64_t v) { return mlir::arith::ConstantIndexOp::create(b, v); }
+  mlir::Value f32(double v) {
+    return mlir::arith::ConstantOp::create(b, b.getF32FloatAttr(static_cast<float>(v)));
+  }
+  mlir::VectorType vecF32() { return mlir::VectorType::get({width}, b.getF32Type()); }
+
+  /// The score, mask and gate regions at the builder (RegionInlining.h).
+  attnc::RegionInliner regions() {
+    return attnc::RegionInliner(b, width, [this](attn::SizeKind kind) { return sizeOf(kind); });
+  }
+
+  /// Reads `width` elements of the minor dim of `mem` at `indices`, as f32,
+  /// zero past the end.
+  mlir::Value readF32(mlir::Value mem, mlir::ValueRange indices);
+  /// Where key j of batch `b` sits: (b, j) in k and v, or (page, slot) in
+  /// the paged form (a division by the page size: once per key).
+  std::pair<mlir::Value, mlir::Value> keyAt(mlir::Value bIdx, mlir::Value j);
+  /// Features [d, d + width) of the key (or value) at `at` (from keyAt), KV
+  /// head `hk`, as f32: dequantized when quantized.
+  mlir::Value readKVAt(bool value, std::pair<mlir::Value, mlir::Value> at, mlir::Value hk, mlir::Value d);
+  /// Quantized codes at `indices` (a feature offset `d` last) times their
+  /// group scales from `scales`.
+  mlir::Value dequantize(mlir::Value codes, mlir::Value scales, mlir::ValueRange indices);
+
+  /// An i16 view of a bf16 memref (same descriptor once lowered).
+  mlir::Value bitsView(mlir::Value mem) {
+    mlir::Value &view = bitsViews[mem];
+    if (!view) {
+      mlir::OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointAfterValue(mem);
+      auto memType = mlir::cast<mlir::MemRefType>(mem.getType());
+      auto type = mlir::MemRefType::get(memType.getShape(), b.getI16Type(), memType.getLayout());
+      view = mlir::UnrealizedConversionCastOp::create(b, mlir::TypeRange{type}, mem).getResult(0);
+    }
+    return view;
+  }
+  llvm::DenseMap<mlir::Value, mlir::Value> bitsViews;
+
+  /// f32 -> `elt`; bf16 gives its bits as an i16, rounded to nearest even
+  /// by integer arithmetic: a truncf becomes a libcall (__truncsfbf2) on
+  /// CPUs without AVX512-BF16, which JIT'd and AOT objects cannot count on.
+  mlir::Value truncateTo(mlir::Type elt, mlir::Value x);
+
+  mlir::Value vecLoad(mlir::Value buf, mlir::Value offset) {
+    return mlir::vector::LoadOp::create(b, vecF32(), buf, offset);
+  }
+  mlir::Value muli(mlir::Value x, mlir::Value y) { return mlir::arith::MulIOp::create(b, x, y); }
+  mlir::Value addi(mlir::Value x, mlir::Value y) { return mlir::arith::AddIOp::create(b, x, y); }
+  /// for (iv = lb; iv < ub; iv += step) body(iv), no loop-carried values.
+  void loop(mlir::Value lb, mlir::Value ub, mlir::Value step, mlir::function_ref<void(mlir::Value)> body) {
+    mlir::scf::ForOp::create(b, lb, ub, step, {},
+                       [&](mlir::OpBuilder &, mlir::Location, mlir::Value iv, mlir::ValueRange) {
+                         body(iv);
+                         mlir::scf::YieldOp::create(b);
+                       });
+  }
+
+  /// The inner products of both matrix products: for x in [0, ub), each of
+  /// `n` rows broadcasts scalar(x, row) into two FMAs, with the two vectors
+  /// `vectors(x)` gives, so that 2n independent accumulators (init, then the
+  /// results: the rows' first vectors, then their second) cover the FMA
+  /// latency.
+  mlir::ValueRange pairedFmas(mlir::Value ub, mlir::ValueRange init, int64_t n,
+                        mlir::function_ref<std::pair<mlir::Value, mlir::Value>(mlir::Value)> vectors,
+                        mlir::function_ref<mlir::Value(mlir::Value, int64_t)> scalar) {
+    return mlir::scf::ForOp::create(
+               b, idx(0), ub, idx(1), init,
+               [&](mlir::OpBuilder &, mlir::Location, mlir::Value x, mlir::ValueRange acc) {
+                 auto [v0, v1] = vectors(x);
+                 mlir::SmallVector<mlir::Value> next(2 * n);
+                 for (int64_t r = 0; r < n; ++r) {
+                   mlir::Value bcast = mlir::vector::BroadcastOp::create(b, vecF32(), scalar(x, r));
+                   next[r] = mlir::vector::FMAOp::create(b, bcast, v0, acc[r]);
+                   next[n + r] = mlir::vector::FMAOp::create(b, bcast, v1, acc[n + r]);
+                 }
+                 mlir::scf::YieldOp::create(b, next);
+               })
+        .getResults();
+  }
+
+  /// Scores, online softmax and P.V for query rows [rg, rg + kRows) of the
+  /// item against the key tile at `kt` with `nk` keys.
+  /// `manyRows`: the item has more than kRows rows, so a transposed K tile
+  /// (else its key rows are read directly).
+  void emitRowGroup(mlir::Value bIdx, mlir::Value h, mlir::Value hk, mlir::Value r0, mlir::Value nRows, mlir::Value manyRows,
+                    mlir::Value rg, mlir::Value kt, mlir::Value nk, mlir::Value full);
+  /// The value of attn.size of `kind`.
+  mlir::Value sizeOf(attn::SizeKind kind);
+  void emitItem(mlir::Value bIdx, mlir::Value h, mlir::Value hk, mlir::Value r0, mlir::Value r1);
+  void emit(mlir::Value workBegin, mlir::Value workEnd);
+};
+
+} // namespace cpu_lowering
+} // namespace attnc
+
+#endif // ATTNC_PASSES_CPULOWERING_H

@@ -1,0 +1,162 @@
+//===- CpuTensorAccess.cpp - Tensor and page reads of the CPU loop nest ---===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// How the CPU loop nest reads q, k, v and the extras as f32 vectors (bf16 by
+// a shift of raw bits, q8/q4 codes times their group scales, keys through
+// the block table in the paged form) and rounds its outputs.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/CpuLowering.h"
+
+using namespace mlir;
+using namespace attnc::attn;
+using namespace attnc::cpu_lowering;
+
+/// Whether every vector read of a row of `features` elements stays inside
+/// it: the loops over features step by the width up to a multiple of twice
+/// the width (dvPad), so a static multiple of that needs no mask.
+static bool readsInBounds(int64_t features, int64_t width) {
+  return !ShapedType::isDynamic(features) && features % (2 * width) == 0;
+}
+
+Value Lowering::readF32(Value mem, ValueRange indices) {
+  Type elt = cast<MemRefType>(mem.getType()).getElementType();
+  bool inBounds = readsInBounds(cast<MemRefType>(mem.getType()).getShape().back(), width);
+  if (elt.isBF16()) {
+    // bf16 -> f32 is a 16-bit shift. Read the raw bits: x86 without
+    // AVX512-BF16 legalizes bfloat vector loads through libcalls.
+    Value bits = vector::TransferReadOp::create(
+        b, VectorType::get({width}, b.getI16Type()), bitsView(mem), indices,
+        arith::ConstantOp::create(b, b.getI16IntegerAttr(0)).getResult(),
+        ArrayRef<bool>{inBounds});
+    auto i32v = VectorType::get({width}, b.getI32Type());
+    Value wide = arith::ExtUIOp::create(b, i32v, bits);
+    Value sixteen = arith::ConstantOp::create(
+        b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(16)));
+    return arith::BitcastOp::create(b, vecF32(),
+                                    arith::ShLIOp::create(b, wide, sixteen));
+  }
+  auto vt = VectorType::get({width}, elt);
+  Value pad = arith::ConstantOp::create(b, b.getZeroAttr(elt));
+  Value v = vector::TransferReadOp::create(b, vt, mem, indices, pad,
+                                           ArrayRef<bool>{inBounds});
+  if (elt != b.getF32Type())
+    v = arith::ExtFOp::create(b, vecF32(), v);
+  return v;
+}
+
+std::pair<Value, Value> Lowering::keyAt(Value bIdx, Value j) {
+  if (!op.isPaged())
+    return {bIdx, j};
+  Value entry = memref::LoadOp::create(
+      b, op.getPageTable(), ValueRange{bIdx, arith::DivUIOp::create(b, j, pageSize)});
+  Value page = arith::IndexCastOp::create(b, b.getIndexType(), entry);
+  return {page, arith::RemUIOp::create(b, j, pageSize)};
+}
+
+Value Lowering::readKVAt(bool value, std::pair<Value, Value> at, Value hk, Value d) {
+  Value mem = value ? op.getValue() : op.getKey();
+  if (!op.getKvQuant())
+    return readF32(mem, {at.first, hk, at.second, d});
+  return dequantize(mem, value ? op.getValueScale() : op.getKeyScale(),
+                    {at.first, hk, at.second, d});
+}
+
+Value Lowering::dequantize(Value codes, Value scales, ValueRange indices) {
+  bool q4 = *op.getKvQuant() == KVQuant::q4;
+  auto codeType = cast<MemRefType>(codes.getType());
+  int64_t features = codeType.getDimSize(3) * (q4 ? 2 : 1);
+  int64_t groups = cast<MemRefType>(scales.getType()).getDimSize(3);
+  int64_t groupSize = features / groups;
+  bool inBounds = readsInBounds(features, width);
+  Value d = indices[3];
+  auto i32v = VectorType::get({width}, b.getI32Type());
+  Value ints;
+  if (q4) {
+    // Two codes per byte, the even feature low; padding 0x88 decodes to 0.
+    auto bytesType = VectorType::get({width / 2}, b.getI8Type());
+    Value bytes = vector::TransferReadOp::create(
+        b, bytesType, codes,
+        ValueRange{indices[0], indices[1], indices[2],
+                   arith::DivUIOp::create(b, d, idx(2))},
+        arith::ConstantOp::create(b, b.getI8IntegerAttr(static_cast<int8_t>(0x88))).getResult(),
+        ArrayRef<bool>{inBounds});
+    auto splat = [&](int v) {
+      return arith::ConstantOp::create(
+          b, DenseElementsAttr::get(bytesType, b.getI8IntegerAttr(static_cast<int8_t>(v))));
+    };
+    Value lo = arith::AndIOp::create(b, bytes, splat(15));
+    Value hi = arith::ShRUIOp::create(b, bytes, splat(4));
+    Value nibbles = vector::InterleaveOp::create(b, lo, hi);
+    ints = arith::SubIOp::create(
+        b, arith::ExtUIOp::create(b, i32v, nibbles),
+        arith::ConstantOp::create(b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(8))));
+  } else {
+    Value bytes = vector::TransferReadOp::create(
+        b, VectorType::get({width}, b.getI8Type()), codes, indices,
+        arith::ConstantOp::create(b, b.getI8IntegerAttr(0)).getResult(),
+        ArrayRef<bool>{inBounds});
+    ints = arith::ExtSIOp::create(b, i32v, bytes);
+  }
+  Value x = arith::SIToFPOp::create(b, vecF32(), ints);
+  // d is a multiple of the width: with groups of a multiple of it, one
+  // scale covers the vector; else each lane looks its group up.
+  Value scaleV;
+  auto scaleAt = [&](Value g) {
+    return memref::LoadOp::create(b, scales,
+                                  ValueRange{indices[0], indices[1], indices[2], g});
+  };
+  if (groupSize % width == 0) {
+    scaleV = vector::BroadcastOp::create(
+        b, vecF32(), scaleAt(arith::DivUIOp::create(b, d, idx(groupSize))));
+  } else {
+    SmallVector<Value> lanes;
+    for (int64_t lane = 0; lane < width; ++lane)
+      lanes.push_back(scaleAt(arith::MinUIOp::create(
+          b, arith::DivUIOp::create(b, addi(d, idx(lane)), idx(groupSize)),
+          idx(groups - 1))));
+    scaleV = vector::FromElementsOp::create(b, vecF32(), lanes);
+  }
+  return arith::MulFOp::create(b, x, scaleV);
+}
+
+Value Lowering::truncateTo(Type elt, Value x) {
+  if (elt == b.getF32Type())
+    return x;
+  if (!elt.isBF16())
+    return arith::TruncFOp::create(b, elt, x);
+  Type i32 = b.getI32Type();
+  auto c32 = [&](int64_t v) {
+    return arith::ConstantOp::create(b, b.getI32IntegerAttr(static_cast<int32_t>(v)));
+  };
+  Value bits = arith::BitcastOp::create(b, i32, x);
+  Value lsb = arith::AndIOp::create(
+      b, arith::ShRUIOp::create(b, bits, c32(16)), c32(1));
+  Value rounded = arith::AddIOp::create(
+      b, bits, arith::AddIOp::create(b, lsb, c32(0x7fff)));
+  // NaN stays NaN (quiet): rounding could carry it into infinity.
+  Value isNan = arith::CmpFOp::create(b, arith::CmpFPredicate::UNO, x, x);
+  Value nanBits = arith::OrIOp::create(b, bits, c32(0x400000));
+  Value chosen = arith::SelectOp::create(b, isNan, nanBits, rounded);
+  // The i16 is stored through an i16 view of the output (see outputStore):
+  // even a bitcast-to-bfloat store legalizes into a libcall on x86.
+  return arith::TruncIOp::create(
+      b, b.getI16Type(), arith::ShRUIOp::create(b, chosen, c32(16)));
+}
+
+Value Lowering::sizeOf(SizeKind kind) {
+  switch (kind) {
+  case SizeKind::batch: return batch;
+  case SizeKind::q_heads: return qHeads;
+  case SizeKind::kv_heads: return kvHeads;
+  case SizeKind::q_len: return qLen;
+  case SizeKind::kv_len: return kvLen;
+  case SizeKind::head_dim: return headDim;
+  case SizeKind::value_dim: return valueDim;
+  }
+  llvm_unreachable("SizeKind has seven enumerators");
+}
