@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 # Writes OUTPUT with ATTNC_BUILD_ID, a hash of the sources that decide what
-# code the compiler generates. The JIT's disk cache keys objects by it, so a
-# changed lowering never reuses an object an older compiler made.
+# code the compiler generates (the passes' headers too: CpuLowering.h holds
+# code). The JIT's disk cache keys objects by it, so a changed lowering never
+# reuses an object an older compiler made.
 file(GLOB_RECURSE sources
-  ${SRC}/dialects/*.cpp ${SRC}/dialects/*.td ${SRC}/passes/*.cpp ${SRC}/passes/*.td
+  ${SRC}/dialects/*.cpp ${SRC}/dialects/*.td ${SRC}/passes/*.cpp ${SRC}/passes/*.h
+  ${SRC}/passes/*.td
   ${SRC}/frontends/spec/*.cpp ${SRC}/compiler/*.cpp)
 list(SORT sources)
 set(all "")
