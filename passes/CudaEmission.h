@@ -37,6 +37,10 @@ public:
   /// Integer values to carry as `int` (narrowIndexValues).
   void setNarrow(llvm::DenseSet<mlir::Value> values) { narrow = std::move(values); }
   mlir::LogicalResult emitBlock(mlir::Block &block, int indent);
+  /// Emits some of a block's operations, in order.
+  mlir::LogicalResult emitOps(llvm::ArrayRef<mlir::Operation *> ops, int indent);
+  /// The C type a value is declared with (`int` for narrowed indices).
+  std::string declTypeOf(mlir::Value v);
   std::string nameOf(mlir::Value v);
   std::string typeOf(mlir::Type t);
   /// The error to report, once emission failed.

@@ -18,6 +18,7 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/IR/Matchers.h"
+#include "llvm/ADT/SetVector.h"
 #include "llvm/ADT/TypeSwitch.h"
 #include "llvm/Support/Format.h"
 
@@ -126,6 +127,19 @@ LogicalResult RegionEmitter::emitBlock(Block &block, int indent) {
     if (failed(emitOp(o, indent)))
       return failure();
   return success();
+}
+
+LogicalResult RegionEmitter::emitOps(ArrayRef<Operation *> ops, int indent) {
+  for (Operation *o : ops)
+    if (failed(emitOp(*o, indent)))
+      return failure();
+  return success();
+}
+
+std::string RegionEmitter::declTypeOf(Value v) {
+  if (isa_and_nonnull<ListedOp>(v.getDefiningOp()))
+    return "bool";
+  return narrow.contains(v) ? "int" : typeOf(v.getType());
 }
 
 /// The unsigned C type of the same width as `cType` (int or attnc_index).
@@ -408,6 +422,84 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
 /// The common head of every generated unit: attn_common.cuh, the argument
 /// struct AttncArgs (recording its slots in `out`) and the regions as
 /// device functions.
+/// Emits the gate as two functions: attnc_gate_row computes what depends on
+/// the row alone (b, h, i: a per-row tensor read, its sigmoid), once per
+/// output row, and attnc_gate the rest per element from its AttncGateRow.
+/// NVVM does not hoist these itself: a store or an ex2 between two elements'
+/// gates keeps it from reusing the first's loads, so without the split every
+/// element of a row reloads and recomputes them, and the unrolled epilogue
+/// grows the kernel by half.
+static LogicalResult emitGate(AttentionOp op, func::FuncOp fn, llvm::raw_ostream &os,
+                              ArrayRef<IndexBounds> bounds) {
+  Region &region = op.getGate();
+  if (region.empty())
+    return success();
+  Block &block = region.front();
+  // What depends on x or d, through operands or values a nested region reads.
+  llvm::DenseSet<Value> perElement{block.getArgument(0), block.getArgument(4)};
+  SmallVector<Operation *> rowOps, elementOps;
+  for (Operation &o : block) {
+    bool depends = o.hasTrait<OpTrait::IsTerminator>();
+    o.walk([&](Operation *inner) {
+      for (Value v : inner->getOperands())
+        depends |= perElement.contains(v);
+    });
+    if (depends) {
+      elementOps.push_back(&o);
+      perElement.insert(o.result_begin(), o.result_end());
+    } else if (!matchPattern(&o, m_Constant())) {
+      rowOps.push_back(&o);
+    }
+  }
+  // The row values the element part reads.
+  llvm::SetVector<Value> carried;
+  for (Operation *o : elementOps)
+    o->walk([&](Operation *inner) {
+      for (Value v : inner->getOperands())
+        if (Operation *def = v.getDefiningOp())
+          if (def->getBlock() == &block && !perElement.contains(v) &&
+              !matchPattern(v, m_Constant()))
+            carried.insert(v);
+    });
+
+  llvm::DenseSet<Value> narrow = narrowIndexValues(block, bounds);
+  const char *argNames[] = {"x", "b", "h", "i", "d"};
+  std::string rowText;
+  llvm::raw_string_ostream rowOs(rowText);
+  RegionEmitter rowEm(op, fn, rowOs);
+  rowEm.setNarrow(narrow);
+  for (unsigned k = 1; k < 4; ++k)
+    rowEm.bind(block.getArgument(k), argNames[k]);
+  if (failed(rowEm.emitOps(rowOps, 2)))
+    return emitError(op.getLoc(), rowEm.error);
+  os << "struct AttncGateRow {\n";
+  for (Value v : carried)
+    os << "  " << rowEm.declTypeOf(v) << " " << rowEm.nameOf(v) << ";\n";
+  os << "};\n";
+  os << "ATTNC_DEV AttncGateRow attnc_gate_row(const AttncArgs &a, int b, int h, int i) {\n"
+     << rowText << "  return AttncGateRow{";
+  for (auto [n, v] : llvm::enumerate(carried))
+    os << (n ? ", " : "") << rowEm.nameOf(v);
+  os << "};\n}\n";
+
+  RegionEmitter em(op, fn, os);
+  em.setNarrow(std::move(narrow));
+  os << "ATTNC_DEV float attnc_gate(const AttncArgs &a, const AttncGateRow &row";
+  for (unsigned k = 0; k < 5; ++k) {
+    Value arg = block.getArgument(k);
+    os << ", " << (arg.getType().isIndex() ? "int" : em.typeOf(arg.getType())) << " "
+       << argNames[k];
+    em.bind(arg, argNames[k]);
+  }
+  os << ") {\n";
+  for (Value v : carried)
+    em.bind(v, "row." + rowEm.nameOf(v));
+  if (failed(em.emitOps(elementOps, 2)))
+    return emitError(op.getLoc(), em.error);
+  os << "}\n";
+  return success();
+}
+
 LogicalResult cuda_emit::emitArgsAndRegions(func::FuncOp fn, AttentionOp op,
                                              llvm::raw_ostream &os, CudaKernel &out) {
   MemRefType oType = op.getOutput().getType();
@@ -548,12 +640,7 @@ LogicalResult cuda_emit::emitArgsAndRegions(func::FuncOp fn, AttentionOp op,
                          {"h", batchOrHead},
                          {"i", queryPos},
                          {"j", keyPos}})) ||
-      failed(emitRegion(op.getGate(), "float attnc_gate",
-                        {{"x", none},
-                         {"b", batchOrHead},
-                         {"h", batchOrHead},
-                         {"i", queryPos},
-                         {"d", valueDim}})))
+      failed(emitGate(op, fn, os, {none, batchOrHead, batchOrHead, queryPos, valueDim})))
     return failure();
 
   return success();

@@ -68,7 +68,7 @@ extern "C" __global__ void __launch_bounds__(128)
     o = l > 0.f ? o / l : 0.f;
 #endif
 #if ATTNC_HAS_GATE
-    o = attnc_gate(a, o, b, h, i, d);
+    o = attnc_gate(a, attnc_gate_row(a, b, h, i), o, b, h, i, d);
 #endif
     attnc_store_one(args, ((b * args.Hq + h) * args.S + s) * ATTNC_DV + d, o);
   }

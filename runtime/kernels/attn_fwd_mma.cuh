@@ -628,6 +628,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
       if (r >= a.S)
         continue;
       long long rowAt = ((b * a.Hq + h) * a.S + r) * ATTNC_DV;
+#if ATTNC_HAS_GATE
+      const AttncGateRow gateRow = attnc_gate_row(a, b, h, r + iOffset);
+#endif
 #pragma unroll
       for (int dt = 0; dt < ATTNC_DVP / 8; ++dt) {
         int d = dt * 8 + 2 * c;
@@ -635,8 +638,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
           continue;
         float x0 = o[mt][dt][2 * half] * inv, x1 = o[mt][dt][2 * half + 1] * inv;
 #if ATTNC_HAS_GATE
-        x0 = attnc_gate(a, x0, b, h, r + iOffset, d);
-        x1 = attnc_gate(a, x1, b, h, r + iOffset, d + 1);
+        x0 = attnc_gate(a, gateRow, x0, b, h, r + iOffset, d);
+        x1 = attnc_gate(a, gateRow, x1, b, h, r + iOffset, d + 1);
 #endif
         attnc_store_out(a, rowAt + d, x0, x1);
       }
