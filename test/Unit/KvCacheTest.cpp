@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -122,6 +123,64 @@ TEST(KvCacheTest, QuantizationErrorBounds) {
         ASSERT_LE(err, bound) << quantName(q) << " element " << g + d;
       }
     }
+  }
+}
+
+// The quantizer's rounding and edge cases, element by element, against a
+// plain statement of the rule: scale = max finite |x| / levels (1 when that
+// is 0), q = round-half-even(clamp(x / scale)), non-finite x as 0.
+TEST(KvCacheTest, QuantizesHalvesToEvenAndNonFiniteToZero) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (Quant q : {Quant::q8, Quant::q4}) {
+    PoolConfig c = config(q);
+    c.layers = 1;
+    c.kvHeads = 1;
+    const float levels = q == Quant::q8 ? 127.0f : 7.0f;
+    // Four groups of 16: ties at scale 1; non-finite values beside finite
+    // ones; all zero (and -0); tiny and huge magnitudes.
+    std::vector<float> x(64, 0.0f);
+    const float ties[] = {0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 3.5f, -3.5f};
+    for (int d = 0; d < 8; ++d)
+      x[d] = ties[d];
+    x[8] = levels; // the group's max: scale 1
+    x[9] = -6.49f;
+    x[16] = nan;
+    x[17] = inf;
+    x[18] = -inf;
+    x[19] = 3.0f;
+    x[20] = -1.0f;
+    x[32] = -0.0f;
+    x[48] = 1e-40f; // subnormal
+    x[49] = -3e38f;
+    x[50] = 1e38f;
+    std::vector<float> expected(64);
+    for (int g = 0; g < 4; ++g) {
+      float maxAbs = 0;
+      for (int d = 0; d < 16; ++d)
+        if (std::isfinite(x[g * 16 + d]))
+          maxAbs = std::max(maxAbs, std::fabs(x[g * 16 + d]));
+      float scale = maxAbs > 0 ? maxAbs / levels : 1.0f, inv = 1.0f / scale;
+      for (int d = 0; d < 16; ++d) {
+        float v = x[g * 16 + d] * inv;
+        v = std::isfinite(v) ? std::min(std::max(v, -levels), levels) : 0.0f;
+        expected[g * 16 + d] = std::nearbyint(v) * scale;
+      }
+    }
+    auto pool = makePool(c);
+    SeqId s = pool->createSequence();
+    ASSERT_EQ(pool->append(s, x.data(), x.data(), 1), "");
+    std::vector<float> k(64), v(64);
+    ASSERT_EQ(pool->read(s, 0, 1, k.data(), v.data()), "");
+    for (int d = 0; d < 64; ++d) {
+      EXPECT_EQ(k[d], expected[d]) << quantName(q) << " element " << d << " of " << x[d];
+      EXPECT_EQ(v[d], expected[d]) << quantName(q) << " element " << d << " of " << x[d];
+    }
+    // The ties went to even.
+    EXPECT_EQ(k[0], 0.0f);
+    EXPECT_EQ(k[1], 2.0f);
+    EXPECT_EQ(k[2], 2.0f);
+    EXPECT_EQ(k[5], -2.0f);
   }
 }
 
