@@ -242,7 +242,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     attnc_turn_pass(wg);
     attnc_wgmma_wait();
     attnc_mbar_arrive(emptyK);
-    weights(kt, corr); // o is still zero: nothing to rescale
+    // o is still zero: nothing to rescale. The first tile always takes the
+    // masked softmax (right for a full tile too, one tile's mask the cost):
+    // a third copy of the softmax rather than a fourth, for NVRTC's time.
+    attnc_weights<true>(a, s, m, l, corr, b, h, r0, static_cast<long long>(kt) * ATTNC_BN,
+                        iOffset);
     packP();
     int n = 0;
     for (;;) {
