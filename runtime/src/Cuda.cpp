@@ -60,13 +60,6 @@ struct Driver {
                              unsigned, unsigned, CUstream, void **, void **);
   CUresult (*cuPointerGetAttribute)(void *, int, CUdeviceptr);
   CUresult (*cuGetErrorString)(CUresult, const char **);
-  // Optional (drivers from CUDA 13 on): batched copies, on a stream of ours.
-  CUresult (*cuStreamCreate)(CUstream *, unsigned) = nullptr;
-  CUresult (*cuStreamSynchronize)(CUstream) = nullptr;
-  CUresult (*cuMemcpyBatchAsync)(CUdeviceptr *, CUdeviceptr *, size_t *, size_t, void *,
-                                 size_t *, size_t, CUstream) = nullptr;
-  CUstream uploadStream = nullptr;
-  bool batchRefused = false;
   // Optional (drivers from CUDA 12 on): TMA tensor maps.
   CUresult (*cuTensorMapEncodeTiled)(void *, int, unsigned, void *, const unsigned long long *,
                                      const unsigned long long *, const unsigned *,
@@ -161,11 +154,6 @@ bool openDriver(Driver &d) {
     return false;
   std::string optional;
   resolve(d.lib, "cuTensorMapEncodeTiled", d.cuTensorMapEncodeTiled, optional);
-  if (!resolve(d.lib, "cuStreamCreate", d.cuStreamCreate, optional) ||
-      !resolve(d.lib, "cuStreamSynchronize", d.cuStreamSynchronize, optional))
-    d.cuStreamCreate = nullptr;
-  // The CUDA 13 form (CUDA 12.8's takes one more argument).
-  resolve(d.lib, "cuMemcpyBatchAsync_v2", d.cuMemcpyBatchAsync, optional);
   std::string err;
   if (!check(d.cuInit(0), "cuInit", err) || !check(d.cuDeviceGet(&d.device, 0), "cuDeviceGet", err) ||
       !check(d.cuDevicePrimaryCtxRetain(&d.context, d.device), "cuDevicePrimaryCtxRetain", err)) {
@@ -313,55 +301,6 @@ bool cuda::copyToDevice(void *dst, const void *src, size_t bytes, std::string &e
   Driver *d = ready(error);
   return d && check(d->cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(dst), src, bytes),
                     "cuMemcpyHtoD", error);
-}
-
-namespace {
-/// CUmemcpyAttributes of cuda.h (CUDA 13), which this file does not include.
-struct MemcpyAttributes {
-  int srcAccessOrder;
-  int srcLocType, srcLocId;
-  int dstLocType, dstLocId;
-  unsigned flags;
-};
-static_assert(sizeof(MemcpyAttributes) == 24, "the driver's CUmemcpyAttributes layout");
-constexpr int kSrcAccessOrderAny = 3; // host memory from malloc, nothing in flight on it
-constexpr unsigned kStreamDefault = 0; // synchronizes with the legacy default stream
-} // namespace
-
-bool cuda::copyRunsToDevice(const std::vector<CopyRun> &runs, std::string &error) {
-  Driver *d = ready(error);
-  if (!d)
-    return false;
-  if (runs.size() > 1 && d->cuMemcpyBatchAsync && d->cuStreamCreate && !d->batchRefused) {
-    std::lock_guard<std::mutex> lock(initMutex());
-    // A blocking stream: the batch waits for earlier work on the legacy
-    // default stream, as a synchronous copy would.
-    if (!d->uploadStream && d->cuStreamCreate(&d->uploadStream, kStreamDefault) != 0)
-      d->uploadStream = nullptr;
-    if (d->uploadStream) {
-      std::vector<CUdeviceptr> dsts, srcs;
-      std::vector<size_t> sizes;
-      for (const CopyRun &r : runs) {
-        dsts.push_back(reinterpret_cast<CUdeviceptr>(r.dst));
-        srcs.push_back(reinterpret_cast<CUdeviceptr>(r.src));
-        sizes.push_back(r.bytes);
-      }
-      MemcpyAttributes attrs{};
-      attrs.srcAccessOrder = kSrcAccessOrderAny;
-      size_t firstCopy = 0;
-      if (d->cuMemcpyBatchAsync(dsts.data(), srcs.data(), sizes.data(), runs.size(), &attrs,
-                                &firstCopy, 1, d->uploadStream) == 0)
-        return check(d->cuStreamSynchronize(d->uploadStream), "cuMemcpyBatchAsync", error);
-      // Refused before anything was enqueued (an old driver, a platform
-      // without it): copy run by run from now on.
-      d->batchRefused = true;
-    }
-  }
-  for (const CopyRun &r : runs)
-    if (!check(d->cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(r.dst), r.src, r.bytes),
-               "cuMemcpyHtoD", error))
-      return false;
-  return true;
 }
 
 bool cuda::copyToHost(void *dst, const void *src, size_t bytes, std::string &error) {

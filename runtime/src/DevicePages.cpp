@@ -57,9 +57,8 @@ Error DevicePages::sync(const BlockPool &pool) {
   if (created > pages)
     return "device pages: the pool has " + std::to_string(created) +
            " pages, more than the " + std::to_string(pages) + " the GPU copy holds";
-  // Runs of consecutive stale pages, uploaded as one batch.
-  std::vector<cuda::CopyRun> runs;
-  std::vector<std::pair<int64_t, int64_t>> spans;
+  // Runs of consecutive stale pages go up in one copy each.
+  std::string why;
   for (int64_t p = 0; p < created;) {
     auto stale = [&](int64_t q) {
       PageId id = static_cast<PageId>(q);
@@ -72,19 +71,15 @@ Error DevicePages::sync(const BlockPool &pool) {
     int64_t end = p + 1;
     while (end < created && stale(end))
       ++end;
-    runs.push_back({base + p * pageBytes, pool.pageData(static_cast<PageId>(p)),
-                    static_cast<size_t>(end - p) * pageBytes});
-    spans.push_back({p, end});
-    p = end;
-  }
-  std::string why;
-  if (!runs.empty() && !cuda::copyRunsToDevice(runs, why))
-    return "device pages: upload failed: " + why;
-  for (auto [p, end] : spans) {
+    size_t bytes = static_cast<size_t>(end - p) * pageBytes;
+    if (!cuda::copyToDevice(base + p * pageBytes, pool.pageData(static_cast<PageId>(p)), bytes,
+                            why))
+      return "device pages: upload failed: " + why;
     for (int64_t q = p; q < end; ++q)
       versions[q] = pool.pageVersion(static_cast<PageId>(q));
     uploadedPages += end - p;
-    uploadedBytes += static_cast<size_t>(end - p) * pageBytes;
+    uploadedBytes += bytes;
+    p = end;
   }
   syncedPages = created;
   return "";

@@ -17,7 +17,6 @@
 
 #include <cstddef>
 #include <string>
-#include <vector>
 
 namespace attnc {
 namespace cuda {
@@ -39,17 +38,6 @@ bool mallocAsync(void **ptr, size_t bytes, void *stream, std::string &error);
 bool freeAsync(void *ptr, void *stream, std::string &error);
 void free(void *ptr);
 bool copyToDevice(void *dst, const void *src, size_t bytes, std::string &error);
-/// One host-to-device copy of a batch.
-struct CopyRun {
-  void *dst;
-  const void *src;
-  size_t bytes;
-};
-/// Copies every run and returns when all have landed, ordered like
-/// copyToDevice (after the legacy default stream's earlier work). Drivers
-/// from CUDA 13 on take the runs as one batch (cuMemcpyBatchAsync); older
-/// ones, or a batch the driver refuses, get one copy per run.
-bool copyRunsToDevice(const std::vector<CopyRun> &runs, std::string &error);
 bool copyToHost(void *dst, const void *src, size_t bytes, std::string &error);
 bool memset8(void *dst, unsigned char value, size_t bytes, std::string &error);
 /// Stream-ordered forms (`dst` of copyToHostAsync is valid once the stream
