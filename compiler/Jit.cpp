@@ -623,11 +623,25 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
   int64_t items = q.shape[0] * (q.shape[1] / info.headsPerItem) *
                   ((q.shape[2] + perItem - 1) / perItem);
   auto entry = impl->entry;
-  ThreadPool::global().parallelFor(items, threads, [&](int64_t begin, int64_t end) {
-    std::vector<void *> local = argPtrs;
-    local.push_back(&begin);
-    local.push_back(&end);
-    entry(local.data());
-  });
+  // Chunks of consecutive query tiles of one head, so that a call's range
+  // shares its transposed K tiles (the kernel caches them per call), yet
+  // at least four chunks per thread for balance. Paged items (sequences of
+  // different lengths) stay one at a time.
+  int64_t grain = 1;
+  if (!info.paged) {
+    int64_t tilesPerHead = (q.shape[2] + perItem - 1) / perItem;
+    unsigned parts = threads == 0 ? ThreadPool::global().size()
+                                  : std::min(threads, ThreadPool::global().size());
+    grain = std::max<int64_t>(1, std::min(tilesPerHead, items / (4 * int64_t(parts))));
+  }
+  ThreadPool::global().parallelFor(
+      items, threads,
+      [&](int64_t begin, int64_t end) {
+        std::vector<void *> local = argPtrs;
+        local.push_back(&begin);
+        local.push_back(&end);
+        entry(local.data());
+      },
+      grain);
   return Status::ok();
 }

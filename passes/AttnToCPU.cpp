@@ -150,12 +150,33 @@ struct ConvertAttnToCPUPass
       low.kTBuf = flat(arith::MulIOp::create(b, low.dPad, low.bkPad));
       low.vBuf = flat(arith::MulIOp::create(b, low.bkPad, low.dvPad));
       low.accBuf = flat(arith::MulIOp::create(b, low.idx(bqPad), low.dvPad));
+      if (!op.isPaged()) {
+        // kT of a whole head, a [Dp][BKp] block per key tile (CpuLowering.h).
+        low.tileFloats = arith::MulIOp::create(b, low.dPad, low.bkPad);
+        low.keyTiles = arith::CeilDivSIOp::create(b, low.kvLen, low.idx(low.blockK));
+        Value floats = arith::MulIOp::create(b, low.keyTiles, low.tileFloats);
+        low.useHeadKT = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, floats,
+                                              low.idx(Lowering::kMaxHeadKTFloats));
+        low.kTAll = memref::AllocOp::create(
+            b, MemRefType::get({ShapedType::kDynamic}, b.getF32Type()),
+            ValueRange{arith::SelectOp::create(b, low.useHeadKT, floats, low.idx(1))});
+        low.kTDone = memref::AllocOp::create(
+            b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
+            ValueRange{arith::SelectOp::create(b, low.useHeadKT, low.keyTiles, low.idx(1))});
+        low.kTHead = memref::AllocaOp::create(b, MemRefType::get({2}, b.getIndexType()));
+        for (int64_t k = 0; k < 2; ++k)
+          memref::StoreOp::create(b, low.idx(-1), low.kTHead, ValueRange{low.idx(k)});
+      }
       low.sBuf = fixed(rows * bkPad);
       low.mBuf = fixed(bqPad);
       low.lBuf = fixed(bqPad);
       low.corrBuf = fixed(rows);
     }
     low.emit(workBegin, workEnd);
+    if (low.kTAll) {
+      memref::DeallocOp::create(b, low.kTAll);
+      memref::DeallocOp::create(b, low.kTDone);
+    }
     op.erase();
     // The lowered function is an entry point for the JIT and AOT headers.
     // The frontend's attn.* argument notes (names, dims) were read off

@@ -81,15 +81,22 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
   // time: each q broadcast feeds two FMAs, and 2 * kRows independent
   // accumulators cover the FMA latency.
+  // The tile's kT: kTBuf, or the tile's block of the head's.
+  Value kT = kTBuf, kTFirst = zero;
+  if (kTAll) {
+    kT = arith::SelectOp::create(b, useHeadKT, kTAll, kTBuf);
+    kTFirst = arith::SelectOp::create(
+        b, useHeadKT, muli(arith::DivUIOp::create(b, kt, idx(blockK)), tileFloats), zero);
+  }
   loop(zero, bkPad, w2, [&](Value jc) {
-    Value jc1 = addi(jc, w);
+    Value jc0 = addi(kTFirst, jc), jc1 = addi(jc0, w);
     SmallVector<Value> init(2 * kRows,
                             vector::BroadcastOp::create(b, vecF32(), fzero));
     ValueRange dots = pairedFmas(
         headDim, init, kRows,
         [&](Value d) -> std::pair<Value, Value> {
           Value row = muli(d, bkPad);
-          return {vecLoad(kTBuf, addi(row, jc)), vecLoad(kTBuf, addi(row, jc1))};
+          return {vecLoad(kT, addi(row, jc0)), vecLoad(kT, addi(row, jc1))};
         },
         [&](Value d, int64_t r) -> Value {
           return memref::LoadOp::create(b, qBuf, addi(muli(addi(rg, idx(r)), dPad), d));
@@ -97,7 +104,7 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
     for (int64_t r = 0; r < kRows; ++r) {
       Value base = muli(idx(r), bkPad);
       vector::StoreOp::create(b, dots[r], sBuf, ValueRange{addi(base, jc)});
-      vector::StoreOp::create(b, dots[kRows + r], sBuf, ValueRange{addi(base, jc1)});
+      vector::StoreOp::create(b, dots[kRows + r], sBuf, ValueRange{addi(base, addi(jc, w))});
     }
   });
   b.setInsertionPointAfter(ifMany);
@@ -292,6 +299,21 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   byRowCount(weighValues);
 }
 
+void Lowering::transposeKTile(Value bIdx, Value hk, Value kt, Value lastKey, Value dest,
+                              Value base) {
+  Value zero = idx(0), one = idx(1), w = idx(width);
+  loop(zero, bkPad, one, [&](Value jj) {
+    std::pair<Value, Value> key = keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+    loop(zero, dPad, w, [&](Value d) {
+      Value kv = readKVAt(/*value=*/false, key, hk, d);
+      for (int64_t lane = 0; lane < width; ++lane) {
+        Value x = vector::ExtractOp::create(b, kv, ArrayRef<int64_t>{lane});
+        memref::StoreOp::create(b, x, dest, addi(base, addi(muli(addi(d, idx(lane)), bkPad), jj)));
+      }
+    });
+  });
+}
+
 void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
   Value zero = idx(0), one = idx(1), w = idx(width), rows = idx(kRows);
   Value negInf = f32(-std::numeric_limits<float>::infinity());
@@ -338,30 +360,57 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
 
   Value bk = idx(blockK), lastKey = arith::SubIOp::create(b, kvLen, one);
   Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, rows);
+  // Per-tile transposes into kTBuf, unless the whole head's kT is kept.
+  Value tileTranspose = manyRows;
+  if (kTAll) {
+    tileTranspose = arith::AndIOp::create(
+        b, manyRows, arith::XOrIOp::create(b, useHeadKT, arith::ConstantIntOp::create(b, 1, 1)));
+    Value held = arith::AndIOp::create(
+        b,
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                              memref::LoadOp::create(b, kTHead, ValueRange{zero}), bIdx),
+        arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                              memref::LoadOp::create(b, kTHead, ValueRange{one}), hk));
+    Value newHead = arith::AndIOp::create(
+        b, arith::AndIOp::create(b, manyRows, useHeadKT),
+        arith::XOrIOp::create(b, held, arith::ConstantIntOp::create(b, 1, 1)));
+    scf::IfOp::create(b, newHead, [&](OpBuilder &, Location) {
+      Value no = arith::ConstantIntOp::create(b, 0, 8);
+      loop(zero, keyTiles, one, [&](Value t) { memref::StoreOp::create(b, no, kTDone, t); });
+      memref::StoreOp::create(b, bIdx, kTHead, ValueRange{zero});
+      memref::StoreOp::create(b, hk, kTHead, ValueRange{one});
+      scf::YieldOp::create(b);
+    });
+  }
   loop(zero, kvLen, bk, [&](Value kt) {
     Value nk = arith::MinSIOp::create(b, bk, arith::SubIOp::create(b, kvLen, kt));
     auto tileBody = [&](Value full) {
-      // K tile transposed into kT[d][j]; keys past the end repeat the last
+      // K tile transposed into kT[d][j] (kTBuf, or the call's cache of the
+      // head's tiles: CpuLowering.h); keys past the end repeat the last
       // key (their scores are never read). A width x width transpose in
       // registers (vector.transpose lowered to AVX-512 shuffles) was tried:
       // up to 6% faster for prefill on the development VM, but 17% and more
       // slower for bf16 and q8 decode (docs/cpu-backend.md).
       // Items of at most kRows rows read K rows directly (emitRowGroup).
-      scf::IfOp::create(b, manyRows, [&](OpBuilder &, Location) {
-        loop(zero, bkPad, one, [&](Value jj) {
-          std::pair<Value, Value> key =
-              keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
-          loop(zero, dPad, w, [&](Value d) {
-            Value kv = readKVAt(/*value=*/false, key, hk, d);
-            for (int64_t lane = 0; lane < width; ++lane) {
-              Value x = vector::ExtractOp::create(b, kv, ArrayRef<int64_t>{lane});
-              Value off = addi(muli(addi(d, idx(lane)), bkPad), jj);
-              memref::StoreOp::create(b, x, kTBuf, off);
-            }
-          });
-        });
+      scf::IfOp::create(b, tileTranspose, [&](OpBuilder &, Location) {
+        transposeKTile(bIdx, hk, kt, lastKey, kTBuf, zero);
         scf::YieldOp::create(b);
       });
+      if (kTAll) {
+        // The head's cache: this tile, once per call.
+        Value t = arith::DivUIOp::create(b, kt, bk);
+        Value done = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
+                                           memref::LoadOp::create(b, kTDone, t),
+                                           arith::ConstantIntOp::create(b, 0, 8));
+        Value needed = arith::AndIOp::create(
+            b, arith::AndIOp::create(b, manyRows, useHeadKT),
+            arith::XOrIOp::create(b, done, arith::ConstantIntOp::create(b, 1, 1)));
+        scf::IfOp::create(b, needed, [&](OpBuilder &, Location) {
+          transposeKTile(bIdx, hk, kt, lastKey, kTAll, muli(t, tileFloats));
+          memref::StoreOp::create(b, arith::ConstantIntOp::create(b, 1, 8), kTDone, t);
+          scf::YieldOp::create(b);
+        });
+      }
       loop(zero, nk, one, [&](Value jj) {
         std::pair<Value, Value> key = keyAt(bIdx, addi(kt, jj));
         loop(zero, dvPad, w, [&](Value d) {

@@ -59,6 +59,18 @@ struct Lowering {
   mlir::Value qBuf = {}, kTBuf = {}, vBuf = {}, sBuf = {}, accBuf = {};
   mlir::Value mBuf = {}, lBuf = {}, corrBuf = {};
   mlir::Value dPad = {}, dvPad = {}, bkPad = {};
+  // A cache of one (batch, KV head)'s transposed K tiles for the call:
+  // tile t at t * tileFloats, laid out as kTBuf ([Dp][BKp]), transposed the
+  // first time an item of the call needs it (kTDone[t]). The consecutive
+  // items of a call's range (query tiles of one head, mostly) then share
+  // each transpose instead of repeating it. Heap scratch, for non-paged K,
+  // used when it fits kMaxHeadKTFloats (else tiles are transposed into
+  // kTBuf per item); kTHead holds the (b, hk) it caches. Blocks per tile,
+  // not one [Dp][T] array: rows T floats apart would each sit on their own
+  // page, and the score loop would miss the TLB on every feature.
+  mlir::Value kTAll = {}, kTDone = {}, kTHead = {}, tileFloats = {}, useHeadKT = {};
+  mlir::Value keyTiles = {};
+  static constexpr int64_t kMaxHeadKTFloats = int64_t(1) << 21;
   int64_t blockQ = 0, blockK = 0;
   /// Query rows that share each K and V load in the inner products: their
   /// 2 * kRows accumulators, two key vectors and a broadcast fit the 32
@@ -152,6 +164,11 @@ struct Lowering {
   /// (else its key rows are read directly).
   void emitRowGroup(mlir::Value bIdx, mlir::Value h, mlir::Value hk, mlir::Value r0, mlir::Value nRows, mlir::Value manyRows,
                     mlir::Value rg, mlir::Value kt, mlir::Value nk, mlir::Value full);
+  /// K tile `kt` transposed into `dest` from `base`, as kT[d][j] with row
+  /// stride bkPad; keys past `lastKey` repeat it (their scores are never
+  /// read).
+  void transposeKTile(mlir::Value bIdx, mlir::Value hk, mlir::Value kt, mlir::Value lastKey,
+                      mlir::Value dest, mlir::Value base);
   /// The value of attn.size of `kind`.
   mlir::Value sizeOf(attn::SizeKind kind);
   void emitItem(mlir::Value bIdx, mlir::Value h, mlir::Value hk, mlir::Value r0, mlir::Value r1);

@@ -11,21 +11,41 @@
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK: %[[QS:.+]] = memref.alloca(%{{.+}}) : memref<?xf32>
 // CHECK: %[[KT:.+]] = memref.alloca(%{{.+}}) : memref<?xf32>
+/// A cache of one head's transposed K tiles, heap scratch of the call when
+/// it fits (else one float), which tiles it holds, and for which (batch,
+/// KV head).
+// CHECK: %[[FITS:.+]] = arith.cmpi sle, %[[FLOATS:.+]], %c2097152 : index
+// CHECK: %[[KTALL:.+]] = memref.alloc(%{{.+}}) : memref<?xf32>
+// CHECK: %[[DONE:.+]] = memref.alloc(%{{.+}}) : memref<?xi8>
+// CHECK: %[[HELD:.+]] = memref.alloca() : memref<2xindex>
 // CHECK: %[[SCORES:.+]] = memref.alloca() : memref<128xf32>
 // CHECK: scf.for %[[ITEM:.+]] = %[[BEGIN]] to %[[END]]
 /// Rows of 64 features, read 8 at a time up to a multiple of 16: no mask.
 // CHECK: vector.transfer_read %[[Q]]{{.*}} {in_bounds = [true]} : memref<?x4x?x64xf32>, vector<8xf32>
 // CHECK: vector.store %{{.+}}, %[[QS]]
+/// Another head: the cache empties.
+// CHECK: memref.load %[[HELD]]
+// CHECK: scf.if
+// CHECK: memref.store %c0_i8, %[[DONE]]
+// CHECK: memref.store %{{.+}}, %[[HELD]]
 // CHECK: scf.for %[[TILE:.+]] = %{{.+}} to %{{.+}} step %c32
 /// The causal mask bounded over the tile: skip it when nothing is visible.
 // CHECK: %[[MAYKEEP:.+]] = arith.cmpi sle, %[[TILE]], %{{.+}} : index
 // CHECK: scf.if %[[MAYKEEP]] {
+/// The tile into kT when the cache does not fit...
 // CHECK: vector.extract %{{.+}}[7] : f32 from vector<8xf32>
 // CHECK: memref.store %{{.+}}, %[[KT]]
+/// ... else into the cache, the first time the call needs it.
+// CHECK: memref.load %[[DONE]]
+// CHECK: scf.if
+// CHECK: vector.extract %{{.+}}[7] : f32 from vector<8xf32>
+// CHECK: memref.store %{{.+}}, %[[KTALL]]
+// CHECK: memref.store %c1_i8, %[[DONE]]
 // CHECK: scf.for %[[GROUP:.+]] = %{{.+}} to %{{.+}} step %c4
+// CHECK: %[[KTSRC:.+]] = arith.select %[[FITS]], %[[KTALL]], %[[KT]] : memref<?xf32>
 // CHECK: scf.for {{.+}} iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
-// CHECK: vector.load %[[KT]]
-// CHECK: vector.load %[[KT]]
+// CHECK: vector.load %[[KTSRC]]
+// CHECK: vector.load %[[KTSRC]]
 // CHECK-COUNT-8: vector.fma
 // CHECK: scf.if
 /// FULL tiles: the score region over 8 keys at once, no mask; the tile max
@@ -50,6 +70,8 @@
 // CHECK: memref.store %{{.+}}, %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x4x?x64xf32>
 // CHECK: math.log
 // CHECK: memref.store %{{.+}}, %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x4x?xf32>
+// CHECK: memref.dealloc %[[KTALL]]
+// CHECK: memref.dealloc %[[DONE]]
 // CHECK-NOT: attn.
 func.func @causal_softcap_gated(%q: memref<?x4x?x64xf32>, %o: memref<?x4x?x64xf32>,
                                 %lse: memref<?x4x?xf32>) {
@@ -118,12 +140,15 @@ func.func @sigmoid(%q: memref<1x1x4x8xf32>) {
 // RUN: attnc-opt %s --split-input-file --convert-attn-to-cpu="vector-width=8 skip-tiles=false" | FileCheck %s --check-prefix=NOSKIP
 // NOSKIP-LABEL: func.func @causal_noskip
 // Whether the item has more than kRows rows, once per item: such items
-// transpose the K tile, smaller ones read key rows directly.
+// read a transposed K (the head's, or the tile's where the head's does not
+// fit), smaller ones read key rows directly.
 // NOSKIP: %[[MANY:.+]] = arith.cmpi sgt
-// NOSKIP-NEXT: scf.for %[[TILE:.+]] = %{{.+}} to %{{.+}} step %c16
+// NOSKIP: %[[NOTKEPT:.+]] = arith.xori %[[FITS:.+]], %true
+// NOSKIP-NEXT: %[[PERTILE:.+]] = arith.andi %[[MANY]], %[[NOTKEPT]]
+// NOSKIP: scf.for %[[TILE:.+]] = %{{.+}} to %{{.+}} step %c16
 // The one branch before the K tile's transpose is that one.
 // NOSKIP-NOT: scf.if
-// NOSKIP: scf.if %[[MANY]] {
+// NOSKIP: scf.if %[[PERTILE]] {
 // NOSKIP-NOT: scf.if
 // NOSKIP: vector.extract
 // NOSKIP-COUNT-4: arith.cmpi sle
@@ -152,7 +177,8 @@ func.func @causal_noskip(%q: memref<1x1x8x8xf32>) {
 /// Rows of 8 features are padded to 16 for the value loops: masked reads.
 // FEW: vector.transfer_read %{{.+}}[%{{.+}}], %{{.+}} : memref<1x1x8x8xf32>, vector<8xf32>
 // FEW: %[[MANY:.+]] = arith.cmpi sgt, %{{.+}}, %c4 : index
-// FEW: scf.if %[[MANY]] {
+// FEW: %[[PERTILE:.+]] = arith.andi %[[MANY]], %{{.+}} : i1
+// FEW: scf.if %[[PERTILE]] {
 // FEW: vector.extract
 // FEW: memref.store %{{.+}}, %{{.+}}[%{{.+}}] : memref<?xf32>
 // Whether the row group has more than half of kRows (2 here) rows, once per
