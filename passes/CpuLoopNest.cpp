@@ -248,8 +248,11 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
                 scf::YieldOp::create(
                     b, ValueRange{arith::AddFOp::create(b, sum[0], p).getResult()});
               });
+          // Summed as a tree (reassociated), not lane after lane: 16 dependent
+          // scalar adds per row and tile otherwise.
           Value weightSum = vector::ReductionOp::create(
-              b, vector::CombiningKind::ADD, weights.getResult(0));
+              b, vector::CombiningKind::ADD, weights.getResult(0), Value(),
+              arith::FastMathFlags::reassoc);
           Value lNew = arith::AddFOp::create(
               b, arith::MulFOp::create(b, l, corr), weightSum);
           memref::StoreOp::create(b, mNew, mBuf, rr);

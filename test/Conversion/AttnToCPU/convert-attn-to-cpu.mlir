@@ -63,6 +63,8 @@
 // CHECK: vector.store %{{.+}}, %[[SCORES]]
 // CHECK: vector.reduction <maximumf>
 // CHECK: math.exp %{{.+}} : vector<8xf32>
+/// The row's weight sum as a tree, not lane after lane.
+// CHECK: vector.reduction <add>, %{{.+}} fastmath<reassoc> : vector<8xf32> into f32
 // CHECK: } else {
 // CHECK: -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK-COUNT-8: vector.fma
