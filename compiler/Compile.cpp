@@ -377,7 +377,8 @@ std::string attnc::emitCHeader(const KernelInfo &info) {
   }
   h += " * Work items are (batch, query head, query tile), query tile fastest:\n"
        " * pass [0, attnc_" + info.name + "_work_items(...)) for the whole problem,\n"
-       " * or split that range over threads. */\n";
+       " * or split that range over threads in runs of consecutive items: a call\n"
+       " * transposes each key tile of a head once for all of its items. */\n";
   h += "static inline int64_t attnc_" + info.name +
        "_work_items(int64_t batch, int64_t q_heads, int64_t q_len) {\n"
        "  return batch * q_heads * ((q_len + ATTNC_" + upper + "_BLOCK_Q - 1) / ATTNC_" +
