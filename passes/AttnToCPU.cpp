@@ -163,6 +163,15 @@ struct ConvertAttnToCPUPass
         low.kTDone = memref::AllocOp::create(
             b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
             ValueRange{arith::SelectOp::create(b, low.useHeadKT, low.keyTiles, low.idx(1))});
+        // A failed malloc (null) falls back to per-item transposes, not a crash.
+        auto allocated = [&](Value mem) -> Value {
+          return arith::CmpIOp::create(
+              b, arith::CmpIPredicate::ne,
+              memref::ExtractAlignedPointerAsIndexOp::create(b, mem), low.idx(0));
+        };
+        low.useHeadKT = arith::AndIOp::create(
+            b, low.useHeadKT,
+            arith::AndIOp::create(b, allocated(low.kTAll), allocated(low.kTDone)));
         low.kTHead = memref::AllocaOp::create(b, MemRefType::get({2}, b.getIndexType()));
         for (int64_t k = 0; k < 2; ++k)
           memref::StoreOp::create(b, low.idx(-1), low.kTHead, ValueRange{low.idx(k)});

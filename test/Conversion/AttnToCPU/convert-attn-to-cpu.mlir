@@ -14,9 +14,14 @@
 /// A cache of one head's transposed K tiles, heap scratch of the call when
 /// it fits (else one float), which tiles it holds, and for which (batch,
 /// KV head).
-// CHECK: %[[FITS:.+]] = arith.cmpi sle, %[[FLOATS:.+]], %c2097152 : index
+// CHECK: %[[SMALL:.+]] = arith.cmpi sle, %[[FLOATS:.+]], %c2097152 : index
 // CHECK: %[[KTALL:.+]] = memref.alloc(%{{.+}}) : memref<?xf32>
 // CHECK: %[[DONE:.+]] = memref.alloc(%{{.+}}) : memref<?xi8>
+/// A failed allocation (null) falls back to per-item transposes.
+// CHECK: memref.extract_aligned_pointer_as_index %[[KTALL]]
+// CHECK: memref.extract_aligned_pointer_as_index %[[DONE]]
+// CHECK: %[[GOT:.+]] = arith.andi
+// CHECK-NEXT: %[[FITS:.+]] = arith.andi %[[SMALL]], %[[GOT]] : i1
 // CHECK: %[[HELD:.+]] = memref.alloca() : memref<2xindex>
 // CHECK: %[[SCORES:.+]] = memref.alloca() : memref<128xf32>
 // CHECK: scf.for %[[ITEM:.+]] = %[[BEGIN]] to %[[END]]
