@@ -78,16 +78,16 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
     byRowCount(dotRows);
   }
   b.setInsertionPointToStart(&ifMany.getThenRegion().front());
-  // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
-  // time: each q broadcast feeds two FMAs, and 2 * kRows independent
-  // accumulators cover the FMA latency.
-  // The tile's kT: kTBuf, or the tile's block of the head's.
+  // The tile's kT: kTBuf, or the tile's block of the call's cache.
   Value kT = kTBuf, kTFirst = zero;
   if (kTAll) {
     kT = arith::SelectOp::create(b, useHeadKT, kTAll, kTBuf);
     kTFirst = arith::SelectOp::create(
         b, useHeadKT, muli(arith::DivUIOp::create(b, kt, idx(blockK)), tileFloats), zero);
   }
+  // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
+  // time: each q broadcast feeds two FMAs, and 2 * kRows independent
+  // accumulators cover the FMA latency.
   loop(zero, bkPad, w2, [&](Value jc) {
     Value jc0 = addi(kTFirst, jc), jc1 = addi(jc0, w);
     SmallVector<Value> init(2 * kRows,
