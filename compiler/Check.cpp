@@ -118,8 +118,8 @@ bool checkTilePlan(const Kernel &kernel, const std::vector<TensorView> &host,
 }
 
 /// Paged inputs: each sequence's pages a permutation of the pool, lengths
-/// from full to empty, codes over their whole range and scales that give
-/// values of about unit size. False for tensors that are none of these.
+/// from full to empty, codes over their whole range and scales (bf16 values,
+/// as the pool stores) that give values of about unit size. False for tensors that are none of these.
 bool pagedInput(const PagedInfo &paged, int tensor, const TensorView &v, const TensorView *k,
                 const std::vector<int64_t> &idx, std::mt19937 &rng, const CheckOptions &c,
                 double &value) {
@@ -144,7 +144,9 @@ bool pagedInput(const PagedInfo &paged, int tensor, const TensorView &v, const T
     return true;
   }
   if (tensor == paged.keyScale || tensor == paged.valueScale) {
-    value = (0.5 + (rng() % 1000) / 1000.0) / (k->dtype == DType::q4 ? 4.0 : 64.0);
+    // Values bf16 holds exactly, as BlockPool writes them (KvCache.cpp): 8
+    // significant bits, from 1/8 to about 3/8 (q4) or 1/128 to 3/128 (q8).
+    value = (128 + rng() % 256) / (k->dtype == DType::q4 ? 1024.0 : 16384.0);
     return true;
   }
   return false;

@@ -85,12 +85,19 @@ ATTNC_DEV attnc_index attnc_remsi(attnc_index a, attnc_index b) { return b ? a %
 ATTNC_DEV attnc_index attnc_clamp_index(attnc_index n, attnc_index len) {
   return n < 0 ? 0 : n > len ? len : n;
 }
-/// A region's tensor index clamped to [0, n - 1] (0 when n is 0).
 /// What a region reads from an empty tensor (at index 0, where every index
 /// of an empty dim clamps to).
 __device__ const unsigned long long attnc_zeros[2] = {0, 0};
+/// A region's tensor index clamped to [0, n - 1] (0 when n is 0).
 ATTNC_DEV attnc_index attnc_clamp_read(attnc_index i, attnc_index n) {
   return i < 0 ? 0 : i < n ? i : n > 0 ? n - 1 : 0;
+}
+/// The same for a 32-bit index (a position or a head): compared in 32 bits
+/// against the dim capped at INT_MAX, which every int index is below or at;
+/// the cap is the same for every element, so it is computed once.
+ATTNC_DEV int attnc_clamp_read(int i, attnc_index n) {
+  const int n32 = n < 0x7fffffff ? static_cast<int>(n) : 0x7fffffff;
+  return i < 0 ? 0 : i < n32 ? i : n32 > 0 ? n32 - 1 : 0;
 }
 ATTNC_DEV attnc_index attnc_floordivsi(attnc_index a, attnc_index b) {
   if (!b)

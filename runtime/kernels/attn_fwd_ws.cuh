@@ -108,9 +108,25 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   const attnc_b16 *qg = a.q + ((b * a.Hq + h) * a.S + q0) * ATTNC_D;
   const int qRows = static_cast<int>(a.S - q0 < ATTNC_BM ? a.S - q0 : ATTNC_BM);
 
-  // Every thread: Q, the tile classes, the barriers.
-  attnc_load_tile_sw<ATTNC_BM, ATTNC_D>(qs, qg, qRows, tid);
-  attnc_cp_async_commit();
+  // Each consumer warpgroup starts copying its 64 rows of Q (swizzled as
+  // attnc_load_tile_sw lays out the whole tile), then every thread fills
+  // the tile classes and thread 0 sets up the barriers. The CTA meets once,
+  // and the producer's first key copy starts while Q is still in flight:
+  // the consumers wait for their own rows only when they need them.
+  if (warp >= 4) {
+    constexpr int chunks = ATTNC_D / 8;
+    unsigned char *qBytes = reinterpret_cast<unsigned char *>(qs);
+    const int wgRow = ((warp - 4) >> 2) * 64;
+#pragma unroll 4
+    for (int n = tid & 127; n < 64 * chunks; n += 128) {
+      const int r = wgRow + n / chunks, c = n % chunks;
+      const bool ok = r < qRows;
+      const attnc_b16 *src = ok ? qg + static_cast<long long>(r) * ATTNC_D + c * 8 : qg;
+      attnc_cp_async16(qBytes + (c >> 3) * (ATTNC_BM * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4),
+                       src, ok);
+    }
+    attnc_cp_async_commit();
+  }
   attnc_fill_tile_classes(a, tileClass, b, h, qTile, numQTiles, numKTiles, q0, qRows, iOffset,
                           tid);
   if (tid == 0) {
@@ -120,9 +136,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
       attnc_mbar_init(emptyK + s, 256);
       attnc_mbar_init(emptyV + s, 256);
     }
+    attnc_fence_proxy_async(); // the copy engine sees the initialized barriers
   }
-  attnc_cp_async_wait_all();
-  attnc_fence_proxy_async(); // the tensor cores read what cp.async wrote
   __syncthreads();
 
   auto nextTile = [&](int kt) {
@@ -168,6 +183,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   //===--------------------------------------------------------------------===//
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(ATTNC_WS_CONSUMER_REGS));
   const int cw = warp - 4;                 // warp among the consumers
+  // This warpgroup's rows of Q: every thread's copies done, visible to the
+  // tensor cores (async proxy), then the warpgroup's named barrier (3, 4;
+  // 1 and 2 pass the turns below).
+  attnc_cp_async_wait_all();
+  attnc_fence_proxy_async();
+  asm volatile("bar.sync %0, 128;\n" ::"r"(3 + (cw >> 2)) : "memory");
   const long long r0 = q0 + cw * 16;       // this warp's first row
   const unsigned char *qb = reinterpret_cast<const unsigned char *>(qs) + (cw >> 2) * 64 * 128;
 

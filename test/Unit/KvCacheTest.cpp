@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <limits>
 #include <random>
@@ -110,8 +111,23 @@ TEST(KvCacheTest, QuantizationErrorBounds) {
     std::vector<float> k(t.k.size()), v(t.v.size());
     ASSERT_EQ(pool->read(s, 0, 10, k.data(), v.data()), "");
     // Per group: |x - x'| <= scale / 2 with scale = max|x| / levels (q8:
-    // 127, q4: 7); bf16 rounds to 8 significant bits.
+    // 127, q4: 7) rounded up to bf16 (at most 2^-7 more); bf16 rounds to 8
+    // significant bits.
     int levels = q == Quant::q8 ? 127 : 7;
+    if (q != Quant::bf16) {
+      // The stored scales are bf16 values (the GPU kernels' dequantizing
+      // then rounds once).
+      for (int which = 0; which < 2; ++which) {
+        attnc::TensorView sv = pool->scaleView(0, which);
+        const uint32_t *bits = static_cast<const uint32_t *>(sv.data);
+        int nonZero = 0;
+        for (int64_t n = 0; n < c.kvHeads * c.pageTokens * (c.headDim / c.groupSize); ++n) {
+          ASSERT_EQ(bits[n] & 0xffffu, 0u) << quantName(q) << " scale " << n;
+          nonZero += bits[n] != 0;
+        }
+        ASSERT_GT(nonZero, 0) << "page 0 holds the sequence's first tokens";
+      }
+    }
     for (size_t g = 0; g < k.size(); g += c.groupSize) {
       float maxAbs = 0;
       for (int d = 0; d < c.groupSize; ++d)
@@ -119,16 +135,27 @@ TEST(KvCacheTest, QuantizationErrorBounds) {
       for (int d = 0; d < c.groupSize; ++d) {
         float err = std::fabs(k[g + d] - t.k[g + d]);
         float bound = q == Quant::bf16 ? std::fabs(t.k[g + d]) * 0x1p-8f
-                                       : maxAbs / levels * 0.5f * 1.0001f;
+                                       : maxAbs / levels * 0.5f * (1.0f + 0x1p-7f);
         ASSERT_LE(err, bound) << quantName(q) << " element " << g + d;
       }
     }
   }
 }
 
+// The scale rounded up to the next value bf16 holds exactly.
+static float bf16Ceil(float x) {
+  uint32_t bits;
+  std::memcpy(&bits, &x, 4);
+  if (bits & 0xffffu)
+    bits = (bits | 0xffffu) + 1;
+  std::memcpy(&x, &bits, 4);
+  return x;
+}
+
 // The quantizer's rounding and edge cases, element by element, against a
-// plain statement of the rule: scale = max finite |x| / levels (1 when that
-// is 0), q = round-half-even(clamp(x / scale)), non-finite x as 0.
+// plain statement of the rule: scale = max finite |x| / levels rounded up to
+// bf16 (1 when that is 0), q = round-half-even(clamp(x / scale)), non-finite
+// x as 0.
 TEST(KvCacheTest, QuantizesHalvesToEvenAndNonFiniteToZero) {
   const float inf = std::numeric_limits<float>::infinity();
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -160,7 +187,7 @@ TEST(KvCacheTest, QuantizesHalvesToEvenAndNonFiniteToZero) {
       for (int d = 0; d < 16; ++d)
         if (std::isfinite(x[g * 16 + d]))
           maxAbs = std::max(maxAbs, std::fabs(x[g * 16 + d]));
-      float scale = maxAbs > 0 ? maxAbs / levels : 1.0f, inv = 1.0f / scale;
+      float scale = maxAbs > 0 ? bf16Ceil(maxAbs / levels) : 1.0f, inv = 1.0f / scale;
       for (int d = 0; d < 16; ++d) {
         float v = x[g * 16 + d] * inv;
         v = std::isfinite(v) ? std::min(std::max(v, -levels), levels) : 0.0f;
