@@ -137,6 +137,14 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
                                          arith::AddIOp::create(b, jcv, iota), nk32);
           };
           Value negInfV = vector::BroadcastOp::create(b, vecF32(), negInf);
+          // The tile max as `a > b ? a : b`, which is one vmaxps/vmaxnm: the
+          // NaN-propagating maximumf costs a compare and a blend more per
+          // vector and per reduction step. A NaN score still reaches the
+          // output: its weight is NaN, and so the row's accumulator.
+          auto selectMax = [&](Value x, Value y) -> Value {
+            Value gt = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, y);
+            return arith::SelectOp::create(b, gt, x, y);
+          };
           // Scores with the regions inlined, and the tile's max. A FULL
           // tile (no key masked) runs the loop without the mask. Regions that
           // RegionInliner::canInlineLanes accepts run a vector of keys at a
@@ -174,11 +182,18 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
                       vector::StoreOp::create(b, sv, sBuf, ValueRange{addi(sRow, jc)});
                     }
                     sv = arith::SelectOp::create(b, lanes, sv, negInfV);
-                    scf::YieldOp::create(
-                        b, ValueRange{arith::MaximumFOp::create(b, acc[0], sv).getResult()});
+                    scf::YieldOp::create(b, ValueRange{selectMax(sv, acc[0])});
                   });
-              return vector::ReductionOp::create(b, vector::CombiningKind::MAXIMUMF,
-                                                 vmax.getResult(0));
+              // Across lanes: halves folded onto each other, log2(width)
+              // shuffles and maxes.
+              Value v = vmax.getResult(0);
+              for (int64_t half = width / 2; half >= 1; half /= 2) {
+                SmallVector<int64_t> perm(width);
+                for (int64_t lane = 0; lane < width; ++lane)
+                  perm[lane] = lane < half ? lane + half : lane;
+                v = selectMax(v, vector::ShuffleOp::create(b, v, v, perm));
+              }
+              return vector::ExtractOp::create(b, v, ArrayRef<int64_t>{0});
             }
             return scf::ForOp::create(
                 b, zero, nk, one, ValueRange{negInf},

@@ -201,6 +201,27 @@ TEST(JitApi, FullyMaskedRowsGiveZeroAndMinusInfinity) {
     EXPECT_TRUE(std::isinf(x) && x < 0);
 }
 
+// A NaN input is not hidden: every row that sees a NaN score gives NaN,
+// also a row whose only visible key is that one (its max cannot tell it from
+// a fully masked row), and the rows that do not see it stay finite.
+TEST(JitApi, NaNScoresReachTheRowsThatSeeThem) {
+  Result<Kernel> kernel = compileString(kWindowSpec, "window.attn", noDiskCache());
+  ASSERT_TRUE(kernel);
+  for (int w : {1, 2}) {
+    Buffers buf(4);
+    buf.k[1 * 8 + 3] = std::nanf(""); // head 0, key 1
+    ASSERT_TRUE(kernel->run(buf.views(), {{"w", w}}));
+    for (int i = 0; i < 4; ++i) {
+      bool sees = i >= 1 && i - 1 < w;
+      for (int d = 0; d < 8; ++d)
+        EXPECT_EQ(std::isnan(buf.o[i * 8 + d]), sees) << "w " << w << " row " << i;
+      // Head 1 has no NaN.
+      for (int d = 0; d < 8; ++d)
+        EXPECT_TRUE(std::isfinite(buf.o[(4 + i) * 8 + d]));
+    }
+  }
+}
+
 TEST(JitApi, CudaTargetFailsCleanly) {
   // f32 inputs are a located diagnostic, whatever the machine.
   CompileOptions o = noDiskCache();

@@ -54,19 +54,24 @@
 // CHECK-COUNT-8: vector.fma
 // CHECK: scf.if
 /// FULL tiles: the score region over 8 keys at once, no mask; the tile max
-/// a vector at a time.
+/// a vector at a time as compare and select (one vmaxps), then across the
+/// lanes by halves: 4, 2, 1.
 // CHECK: scf.if
 // CHECK: math.tanh %{{.+}} : vector<8xf32>
 // CHECK: vector.store %{{.+}}, %[[SCORES]]
-// CHECK: arith.maximumf %{{.+}}, %{{.+}} : vector<8xf32>
-// CHECK: vector.reduction <maximumf>
+// CHECK: %[[GT:.+]] = arith.cmpf ogt, %[[SV:.+]], %[[ACC:.+]] : vector<8xf32>
+// CHECK: arith.select %[[GT]], %[[SV]], %[[ACC]] : vector<8xi1>, vector<8xf32>
+// CHECK: vector.shuffle %{{.+}}, %{{.+}} [4, 5, 6, 7, 4, 5, 6, 7]
+// CHECK: vector.shuffle %{{.+}}, %{{.+}} [2, 3, 2, 3, 4, 5, 6, 7]
+// CHECK: vector.shuffle %{{.+}}, %{{.+}} [1, 1, 2, 3, 4, 5, 6, 7]
+// CHECK-NOT: vector.reduction <maximumf>
 /// PARTIAL tiles: the mask too, over a vector of key indices.
 // CHECK: } else {
 // CHECK: math.tanh %{{.+}} : vector<8xf32>
 // CHECK: %[[KEEP:.+]] = arith.cmpi sle, %{{.+}}, %{{.+}} : vector<8xindex>
 // CHECK: arith.select %[[KEEP]], %{{.+}}, %{{.+}} : vector<8xi1>, vector<8xf32>
 // CHECK: vector.store %{{.+}}, %[[SCORES]]
-// CHECK: vector.reduction <maximumf>
+// CHECK: vector.shuffle
 // CHECK: math.exp %{{.+}} : vector<8xf32>
 /// The row's weight sum as a tree, not lane after lane.
 // CHECK: vector.reduction <add>, %{{.+}} fastmath<reassoc> : vector<8xf32> into f32
