@@ -119,7 +119,8 @@ bool checkTilePlan(const Kernel &kernel, const std::vector<TensorView> &host,
 
 /// Paged inputs: each sequence's pages a permutation of the pool, lengths
 /// from full to empty, codes over their whole range and scales (bf16 values,
-/// as the pool stores) that give values of about unit size. False for tensors that are none of these.
+/// as the pool stores) that give values of about unit size. False for
+/// tensors that are none of these.
 bool pagedInput(const PagedInfo &paged, int tensor, const TensorView &v, const TensorView *k,
                 const std::vector<int64_t> &idx, std::mt19937 &rng, const CheckOptions &c,
                 double &value) {

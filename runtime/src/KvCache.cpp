@@ -229,10 +229,6 @@ inline uint16_t toBf16(float f) {
   bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
   return static_cast<uint16_t>(nan ? (bits >> 16) | 0x40 : rounded);
 }
-/// x rounded to the nearest integer, ties to even, for |x| <= 2^22: adding
-/// and subtracting 1.5 * 2^23 leaves no fraction bits. The same result as
-/// std::nearbyint in the default rounding mode, without its libm call on
-/// x86-64 before SSE4.1, so the quantizing loops vectorize.
 /// The least float at or above positive `x` that bf16 holds exactly. Scales
 /// stored so dequantize on the GPU with one rounding (the code times the
 /// scale, in bf16), not two (the scale to bf16 first): a third less error.
@@ -243,6 +239,10 @@ inline float roundUpToBf16(float x) {
   std::memcpy(&x, &bits, 4);
   return x;
 }
+/// x rounded to the nearest integer, ties to even, for |x| <= 2^22: adding
+/// and subtracting 1.5 * 2^23 leaves no fraction bits. The same result as
+/// std::nearbyint in the default rounding mode, without its libm call on
+/// x86-64 before SSE4.1, so the quantizing loops vectorize.
 inline float roundHalfEven(float x) {
   constexpr float kMagic = 12582912.0f;
   return (x + kMagic) - kMagic;
@@ -261,8 +261,8 @@ inline float fromBf16(uint16_t h) {
 
 // Quantization is symmetric per group: scale = max|x| / levels rounded up
 // to a bf16 value, q = round(x / scale) in [-levels, levels]; non-finite
-// inputs count as 0. The
-// loops are plain enough for the compiler to vectorize.
+// inputs count as 0. The loops are plain enough for the compiler to
+// vectorize.
 void BlockPool::quantizeRow(const float *x, uint8_t *row, float *scales) const {
   const int dim = cfg.headDim;
   if (cfg.quant == Quant::bf16) {
