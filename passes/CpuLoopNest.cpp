@@ -484,11 +484,18 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
     if (softmax)
       inv = arith::SelectOp::create(b, hasAny,
                                     arith::DivFOp::create(b, f32(1.0), l), fzero);
+    // The gate's part that depends on neither the output nor the feature
+    // (a per-row read and its sigmoid) once per row: LLVM cannot hoist it,
+    // as the loop's stores to o might alias the gate's tensor.
+    IRMapping gateRow;
+    if (!op.getGate().empty())
+      regions().inlineInvariant(op.getGate(), {Value(), bIdx, oHead, i, Value()},
+                                {true, false, false, false, true}, gateRow);
     loop(zero, valueDim, one, [&](Value d) {
       Value x = arith::MulFOp::create(
           b, memref::LoadOp::create(b, accBuf, addi(muli(rr, dvPad), d)), inv);
       if (!op.getGate().empty())
-        x = regions().inlineScalar(op.getGate(), {x, bIdx, oHead, i, d});
+        x = regions().inlineRest(op.getGate(), {x, bIdx, oHead, i, d}, gateRow);
       x = truncateTo(outElt, x);
       memref::StoreOp::create(b, x, outMem, ValueRange{bIdx, oHead, row, d});
     });

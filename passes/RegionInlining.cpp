@@ -57,6 +57,38 @@ Value RegionInliner::inlineScalar(Region &region, ValueRange args) {
   return map.lookupOrDefault(yieldedValue(region));
 }
 
+void RegionInliner::inlineInvariant(Region &region, ValueRange args, ArrayRef<bool> varying,
+                                    IRMapping &map) {
+  llvm::DenseSet<Value> dependent;
+  for (auto [arg, given, v] : llvm::zip(region.getArguments(), args, varying)) {
+    if (v)
+      dependent.insert(arg);
+    else
+      map.map(arg, given);
+  }
+  for (Operation &inner : region.front().without_terminator()) {
+    bool depends = false;
+    inner.walk([&](Operation *nested) {
+      for (Value v : nested->getOperands())
+        depends |= dependent.contains(v);
+    });
+    if (depends)
+      dependent.insert(inner.result_begin(), inner.result_end());
+    else
+      cloneScalar(inner, map);
+  }
+}
+
+Value RegionInliner::inlineRest(Region &region, ValueRange args, IRMapping map) {
+  for (auto [arg, given] : llvm::zip(region.getArguments(), args))
+    if (!map.contains(arg))
+      map.map(arg, given);
+  for (Operation &inner : region.front().without_terminator())
+    if (inner.getNumResults() == 0 || !map.contains(inner.getResult(0)))
+      cloneScalar(inner, map);
+  return map.lookupOrDefault(yieldedValue(region));
+}
+
 bool RegionInliner::canInlineLanes(Region &region, ArrayRef<bool> varying) {
   llvm::DenseSet<Value> perLane;
   for (auto [arg, v] : llvm::zip(region.getArguments(), varying))

@@ -45,6 +45,18 @@ public:
   /// The region's result with its arguments bound to scalars `args`.
   mlir::Value inlineScalar(mlir::Region &region, mlir::ValueRange args);
 
+  /// The ops of `region` that depend on none of the arguments flagged in
+  /// `varying` (through their operands or values a nested op reads),
+  /// cloned at the builder with the other arguments bound to `args`; the
+  /// flagged entries of `args` are ignored. `map` carries the results to
+  /// inlineRest, which clones the remaining ops where they vary (the gate's
+  /// per-row part once per row, outside the loop over features).
+  void inlineInvariant(mlir::Region &region, mlir::ValueRange args,
+                       llvm::ArrayRef<bool> varying, mlir::IRMapping &map);
+  /// The region's result: the ops inlineInvariant left, with every argument
+  /// bound to `args` and the invariant results taken from `map` (a copy).
+  mlir::Value inlineRest(mlir::Region &region, mlir::ValueRange args, mlir::IRMapping map);
+
   /// Whether inlineLanes can evaluate `region` with the arguments flagged in
   /// `varying` taking one value per lane: every op that reads a varying
   /// value is elementwise (arith, math), divides by a lane-invariant divisor

@@ -220,3 +220,37 @@ func.func @few_rows(%q: memref<1x1x8x8xf32>) {
       schedule = #attn.schedule<block_q = 16, block_k = 16>
   return
 }
+
+// -----
+
+/// A gate's part that depends on neither the output nor the feature (a row's
+/// gate value and its sigmoid) is computed once per row, before the loop over
+/// features; only the product with the output stays inside it.
+
+// CHECK-LABEL: func.func @row_gate
+// CHECK: %[[G:.+]] = memref.load %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}] : memref<?x4x?xf32>
+// CHECK: %[[E:.+]] = math.exp %{{.+}} : f32
+// CHECK: %[[SIG:.+]] = arith.divf %{{.+}}, %{{.+}} : f32
+// CHECK: scf.for
+// CHECK-NOT: math.exp
+// CHECK: arith.mulf %{{.+}}, %[[SIG]] : f32
+// CHECK: memref.store %{{.+}}, %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}, %{{.+}}] : memref<?x4x?x64xf32>
+func.func @row_gate(%q: memref<?x4x?x64xf32>, %g: memref<?x4x?xf32>, %o: memref<?x4x?x64xf32>) {
+  attn.attention q(%q : memref<?x4x?x64xf32>) k(%q : memref<?x4x?x64xf32>)
+      v(%q : memref<?x4x?x64xf32>) out(%o : memref<?x4x?x64xf32>)
+      extras(%g : memref<?x4x?xf32>)
+      kernel = softmax align = start scale = 0.125
+      schedule = #attn.schedule<block_q = 16, block_k = 32>
+  gate {
+  ^bb0(%x: f32, %b: index, %h: index, %i: index, %d: index):
+    %gv = attn.read %g[%b, %h, %i] : memref<?x4x?xf32>
+    %one = arith.constant 1.0 : f32
+    %n = arith.negf %gv : f32
+    %e = math.exp %n : f32
+    %den = arith.addf %one, %e : f32
+    %sig = arith.divf %one, %den : f32
+    %r = arith.mulf %x, %sig : f32
+    attn.yield %r : f32
+  }
+  return
+}
