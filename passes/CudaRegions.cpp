@@ -13,6 +13,7 @@
 
 #include "passes/CudaEmission.h"
 #include "passes/KernelTemplates.h"
+#include "passes/RegionInlining.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
@@ -436,20 +437,15 @@ static LogicalResult emitGate(AttentionOp op, func::FuncOp fn, llvm::raw_ostream
     return success();
   Block &block = region.front();
   // What depends on x or d, through operands or values a nested region reads.
-  llvm::DenseSet<Value> perElement{block.getArgument(0), block.getArgument(4)};
+  llvm::DenseSet<Value> perElement =
+      valuesDependingOn(region, {true, false, false, false, true});
   SmallVector<Operation *> rowOps, elementOps;
   for (Operation &o : block) {
-    bool depends = o.hasTrait<OpTrait::IsTerminator>();
-    o.walk([&](Operation *inner) {
-      for (Value v : inner->getOperands())
-        depends |= perElement.contains(v);
-    });
-    if (depends) {
+    if (o.hasTrait<OpTrait::IsTerminator>() || o.getNumResults() == 0 ||
+        perElement.contains(o.getResult(0)))
       elementOps.push_back(&o);
-      perElement.insert(o.result_begin(), o.result_end());
-    } else if (!matchPattern(&o, m_Constant())) {
+    else if (!matchPattern(&o, m_Constant()))
       rowOps.push_back(&o);
-    }
   }
   // The row values the element part reads.
   llvm::SetVector<Value> carried;

@@ -57,15 +57,11 @@ Value RegionInliner::inlineScalar(Region &region, ValueRange args) {
   return map.lookupOrDefault(yieldedValue(region));
 }
 
-void RegionInliner::inlineInvariant(Region &region, ValueRange args, ArrayRef<bool> varying,
-                                    IRMapping &map) {
+llvm::DenseSet<Value> attnc::valuesDependingOn(Region &region, ArrayRef<bool> flagged) {
   llvm::DenseSet<Value> dependent;
-  for (auto [arg, given, v] : llvm::zip(region.getArguments(), args, varying)) {
-    if (v)
+  for (auto [arg, f] : llvm::zip(region.getArguments(), flagged))
+    if (f)
       dependent.insert(arg);
-    else
-      map.map(arg, given);
-  }
   for (Operation &inner : region.front().without_terminator()) {
     bool depends = false;
     inner.walk([&](Operation *nested) {
@@ -74,9 +70,19 @@ void RegionInliner::inlineInvariant(Region &region, ValueRange args, ArrayRef<bo
     });
     if (depends)
       dependent.insert(inner.result_begin(), inner.result_end());
-    else
-      cloneScalar(inner, map);
   }
+  return dependent;
+}
+
+void RegionInliner::inlineInvariant(Region &region, ValueRange args, ArrayRef<bool> varying,
+                                    IRMapping &map) {
+  for (auto [arg, given, v] : llvm::zip(region.getArguments(), args, varying))
+    if (!v)
+      map.map(arg, given);
+  llvm::DenseSet<Value> dependent = valuesDependingOn(region, varying);
+  for (Operation &inner : region.front().without_terminator())
+    if (inner.getNumResults() != 0 && !dependent.contains(inner.getResult(0)))
+      cloneScalar(inner, map);
 }
 
 Value RegionInliner::inlineRest(Region &region, ValueRange args, IRMapping map) {

@@ -19,6 +19,7 @@
 
 #include "dialects/attn/AttnDialect.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
+#include "llvm/ADT/DenseSet.h"
 
 #include <functional>
 
@@ -34,6 +35,11 @@ namespace attnc {
 /// the tensor's memory for it.
 mlir::Value clampToDim(mlir::ImplicitLocOpBuilder &b, mlir::Value memref, unsigned dim,
                        mlir::Value index);
+
+/// The flagged arguments of `region` (one flag per argument) and every
+/// value of its block computed from one of them, directly or inside a
+/// nested op: what must be evaluated where those arguments vary.
+llvm::DenseSet<mlir::Value> valuesDependingOn(mlir::Region &region, llvm::ArrayRef<bool> flagged);
 
 class RegionInliner {
 public:
