@@ -6,7 +6,7 @@
 # alternating order, so that the machine's drift shows in the spread.
 #   bash bench/decode_knobs.sh LIB "NAME:VAR=V,VAR=V" ... [-- bench args]
 # e.g. bash bench/decode_knobs.sh .device-carry/lib/libattnc-gpu-bench.so \
-#        "lanes:" "bulk:ATTNC_DECODE_COPY=bulk" -- --formats q4
+#        "tk16:ATTNC_DECODE_TK=16" "tk32:ATTNC_DECODE_TK=32" -- --formats q4
 set -uo pipefail
 LIB=$1
 shift
