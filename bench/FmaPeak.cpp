@@ -11,6 +11,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <thread>
+#include <vector>
 
 namespace {
 template <int Lanes> struct Chains {
@@ -61,4 +63,21 @@ double measureFmaPeak(const char **isa) {
   }
   *isa = "sse";
   return peakScalar(iters);
+}
+
+/// GFLOP/s of `threads` cores doing f32 FMAs at once: with every core busy
+/// the clock may drop (AVX-512 licences, a shared host), so this is the
+/// denominator for a many-thread run.
+double measureFmaPeakAllThreads(unsigned threads) {
+  std::vector<double> each(threads);
+  std::vector<std::thread> pool;
+  const char *isa = "";
+  for (unsigned t = 0; t < threads; ++t)
+    pool.emplace_back([&each, &isa, t] { each[t] = measureFmaPeak(&isa); });
+  double sum = 0;
+  for (unsigned t = 0; t < threads; ++t) {
+    pool[t].join();
+    sum += each[t];
+  }
+  return sum;
 }

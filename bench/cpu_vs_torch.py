@@ -74,30 +74,53 @@ def main():
     ap.add_argument("--heads", type=int, default=16)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=2)
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
     cmd = [a.bench, "--json", "--threads", str(a.threads), "--dtype", a.dtype,
            "--variants", a.variants, "--dims", a.dims, "--lens", a.lens,
            "--heads", str(a.heads), "--batch", str(a.batch), "--reps", str(a.reps)]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-    peak = rows[0]
-    print(f"# torch {torch.__version__}, threads {a.threads}, dtype {a.dtype}, "
-          f"B={a.batch} H={a.heads}; one-core f32 FMA peak {peak['peak_gflops_one_core']} "
-          f"GFLOP/s ({peak['isa']})")
-    print(f"{'variant':15} {'D':>4} {'N':>6} {'attnc GF/s':>11} {'torch GF/s':>11} "
-          f"{'ratio':>6} {'%peak':>6}")
     dt = torch.float32 if a.dtype == "f32" else torch.bfloat16
+    # attnc's cases, then PyTorch's, `--rounds` times: each side's best
+    # round counts, so that drift on a shared machine hits both sides.
+    best = {}
+    peak = None
+    for round_ in range(a.rounds):
+        if round_:
+            time.sleep(1.0)  # PyTorch's OpenMP threads stop spinning first
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        peak = rows[0] if peak is None or rows[0]["peak_gflops_one_core"] > peak[
+            "peak_gflops_one_core"] else peak
+        for r in rows[1:]:
+            key = (r["variant"], r["dim"], r["n"])
+            ms = torch_time(r["variant"], a.batch, a.heads, r["n"], r["dim"], dt, a.reps)
+            flops = 4.0 * r["dim"] * visible_pairs(r["variant"], r["n"]) * a.batch * a.heads
+            tg = flops / (ms * 1e6)
+            old = best.get(key)
+            if old is None:
+                best[key] = dict(r, torch_ms=ms, torch_gflops=tg, rounds=[(r["gflops"], tg)])
+                continue
+            old["rounds"].append((r["gflops"], tg))
+            if r["gflops"] > old["gflops"]:
+                old.update({k: v for k, v in r.items()})
+            if tg > old["torch_gflops"]:
+                old.update(torch_ms=ms, torch_gflops=tg)
+    print(f"# torch {torch.__version__}, threads {a.threads}, dtype {a.dtype}, "
+          f"B={a.batch} H={a.heads}; f32 FMA peak: one core {peak['peak_gflops_one_core']}, "
+          f"{a.threads} at once {peak.get('peak_gflops_all_threads', '?')} GFLOP/s "
+          f"({peak['isa']}); best of {a.rounds} alternating rounds; %peak of the latter")
+    print(f"{'variant':15} {'D':>4} {'N':>6} {'attnc GF/s':>11} {'torch GF/s':>11} "
+          f"{'ratio':>6} {'%peak':>6}  rounds (attnc/torch)")
     results = []
-    for r in rows[1:]:
-        ms = torch_time(r["variant"], a.batch, a.heads, r["n"], r["dim"], dt, a.reps)
-        flops = 4.0 * r["dim"] * visible_pairs(r["variant"], r["n"]) * a.batch * a.heads
-        tg = flops / (ms * 1e6)
-        ratio = r["gflops"] / tg
-        results.append(dict(r, torch_ms=ms, torch_gflops=tg, ratio=ratio))
-        print(f"{r['variant']:15} {r['dim']:4} {r['n']:6} {r['gflops']:11.1f} {tg:11.1f} "
-              f"{ratio:6.2f} {r['pct_peak']:6.1f}", flush=True)
+    for r in best.values():
+        r["ratio"] = r["gflops"] / r["torch_gflops"]
+        results.append(r)
+        spread = " ".join(f"{x:.0f}/{y:.0f}" for x, y in r["rounds"])
+        print(f"{r['variant']:15} {r['dim']:4} {r['n']:6} {r['gflops']:11.1f} "
+              f"{r['torch_gflops']:11.1f} {r['ratio']:6.2f} {r['pct_peak']:6.1f}  {spread}",
+              flush=True)
     json.dump(results, sys.stderr)
 
 

@@ -34,10 +34,12 @@
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <cstdlib>
 #include <mutex>
+#include <tuple>
 #include <unistd.h>
 
 using namespace attnc;
@@ -275,6 +277,8 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cpu|" LLVM_VERSION_STRING "|");
   sha.update(cpu + "|" + std::to_string(width) + "|" +
              (options.skipTiles ? "skip|" : "noskip|"));
+  if (const char *tiles = std::getenv("ATTNC_CPU_TILES")) // SelectSchedule.cpp's knob
+    sha.update(std::string("tiles=") + tiles + "|");
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)
       sha.update(f.first().str() + ",");
@@ -539,6 +543,26 @@ struct ArgStorage {
   int64_t i64 = 0;
   float f32 = 0;
 };
+
+/// How a CPU run is cut into chunks of query tiles for the thread pool.
+/// $ATTNC_CPU_CHUNKS (chunks per thread) and $ATTNC_CPU_ORDER
+/// (`first`/`last`) are tuning knobs for the benchmarks.
+struct CpuSchedule {
+  int64_t chunksPerThread = 16;
+  bool lastFirst = true;
+};
+
+CpuSchedule cpuSchedule() {
+  static const CpuSchedule schedule = [] {
+    CpuSchedule s;
+    if (const char *env = std::getenv("ATTNC_CPU_CHUNKS"))
+      s.chunksPerThread = std::clamp<int64_t>(std::atoll(env), 1, 1 << 20);
+    if (const char *env = std::getenv("ATTNC_CPU_ORDER"))
+      s.lastFirst = std::strcmp(env, "first") != 0;
+    return s;
+  }();
+  return schedule;
+}
 } // namespace
 
 Target Kernel::target() const { return impl->isCuda ? Target::cuda : Target::cpu; }
@@ -625,18 +649,26 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
   auto entry = impl->entry;
   // Chunks of consecutive query tiles of one head, so that a call's range
   // shares its transposed K tiles (the kernel caches them per call), yet
-  // at least four chunks per thread for balance. Paged items (sequences of
+  // several chunks per thread for balance. Paged items (sequences of
   // different lengths) stay one at a time.
   int64_t grain = 1;
+  bool lastFirst = false;
   if (!info.paged) {
+    CpuSchedule schedule = cpuSchedule();
     int64_t tilesPerHead = (q.shape[2] + perItem - 1) / perItem;
     unsigned parts = threads == 0 ? ThreadPool::global().size()
                                   : std::min(threads, ThreadPool::global().size());
-    grain = std::max<int64_t>(1, std::min(tilesPerHead, items / (4 * int64_t(parts))));
+    grain = std::max<int64_t>(
+        1, std::min(tilesPerHead, items / (schedule.chunksPerThread * int64_t(parts))));
+    lastFirst = schedule.lastFirst;
   }
   ThreadPool::global().parallelFor(
       items, threads,
       [&](int64_t begin, int64_t end) {
+        // Last chunks first: with a causal mask a head's last query tiles
+        // cost the most, and the run should end on cheap ones.
+        if (lastFirst)
+          std::tie(begin, end) = std::make_pair(items - end, items - begin);
         std::vector<void *> local = argPtrs;
         local.push_back(&begin);
         local.push_back(&end);

@@ -17,6 +17,9 @@ namespace attnc {
 #include "passes/Passes.h.inc"
 } // namespace attnc
 
+#include <cstdio>
+#include <cstdlib>
+
 using namespace mlir;
 using namespace attnc::attn;
 
@@ -32,7 +35,16 @@ Tiles chooseTiles(StringRef target, int64_t headDim) {
   // accumulators fit only 16 rows per warp and half the keys per tile.
   if (target == "cuda")
     return headDim <= 128 ? Tiles{128, 64} : Tiles{64, 32};
-  return headDim <= 128 ? Tiles{64, 64} : Tiles{32, 32};
+  Tiles tiles = headDim <= 128 ? Tiles{64, 64} : Tiles{32, 32};
+  // $ATTNC_CPU_TILES=BQ,BK: a tuning knob for the benchmarks (the JIT's
+  // cache key includes it).
+  if (const char *env = std::getenv("ATTNC_CPU_TILES")) {
+    long bq = 0, bk = 0;
+    if (std::sscanf(env, "%ld,%ld", &bq, &bk) == 2 && bq > 0 && bk > 0 && bq <= 1024 &&
+        bk <= 1024)
+      tiles = Tiles{bq, bk};
+  }
+  return tiles;
 }
 
 struct AttnSelectSchedulePass
