@@ -30,7 +30,6 @@ from gpu_vs_torch import Attnc  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 D = 128
-GROUP = 32  # features per scale (bench/specs/decode_paged_q*.attn: 4 groups)
 
 
 def timed(fn, reps):
@@ -47,7 +46,7 @@ def timed(fn, reps):
     return statistics.median(times)
 
 
-def quantize(x, levels):
+def quantize(x, levels, GROUP):
     """x [..., D] f32 -> (codes int8 [..., D], scales f32 [..., D / GROUP])."""
     g = x.reshape(*x.shape[:-1], D // GROUP, GROUP)
     scale = g.abs().amax(-1).clamp_min(1e-12) / levels
@@ -71,12 +70,14 @@ def main():
     ap.add_argument("--page", type=int, default=16)
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--formats", default="bf16,q8,q4")
+    ap.add_argument("--group", type=int, default=32, help="q8/q4 features per scale")
     ap.add_argument("--no-anchors", action="store_true")
     ap.add_argument("--json")
     a = ap.parse_args()
     dev = torch.device("cuda")
     torch.manual_seed(0)
-    B, T, Hq, Hkv, PS = a.seqs, a.ctx, a.hq, a.hkv, a.page
+    B, T, Hq, Hkv, PS, GROUP = a.seqs, a.ctx, a.hq, a.hkv, a.page, a.group
+    assert D % GROUP == 0, f"--group must divide {D}"
     M = (T + PS - 1) // PS
     P = B * M
     print(f"# decode: {B} sequences x {T} tokens, GQA {Hq}/{Hkv}, D={D}, pages of {PS}; "
@@ -109,8 +110,8 @@ def main():
             nbytes = 2 * kp.numel() * 2
         else:
             levels = 127 if fmt == "q8" else 7
-            kc, ks = quantize(k, levels)
-            vc, vs = quantize(v, levels)
+            kc, ks = quantize(k, levels, GROUP)
+            vc, vs = quantize(v, levels, GROUP)
             # What the kernel computes with, for the check and the anchors.
             kd = (kc.float().reshape(B, Hkv, T, D // GROUP, GROUP) * ks[..., None]).reshape(
                 B, Hkv, T, D).bfloat16()
@@ -125,7 +126,7 @@ def main():
             shapes[1][3] = shapes[2][3] = D  # q4: the caller counts features
             nbytes = (kp.numel() + vp.numel()) * kp.element_size() + (ksp.numel() + vsp.numel()) * 4
         spec = os.path.join(ROOT, "bench", "specs", f"decode_paged_{fmt}.attn")
-        h, ms, _ = attnc.compile(spec, f"PS={PS}")
+        h, ms, _ = attnc.compile(spec, f"PS={PS}" if fmt == "bf16" else f"PS={PS},NG={D // GROUP}")
         run = attnc.launcher(h, tensors, "", shapes)
         run()
         torch.cuda.synchronize()

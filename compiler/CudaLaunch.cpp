@@ -62,9 +62,12 @@ static Status launchPagedDecode(const CompiledKernel &k, const std::vector<Tenso
                            std::to_string(bytes) +
                            " bytes) must be a multiple of 16: pages are read in 16-byte pieces");
   }
-  // The tensor-core kernel copies scale rows with bulk copies too.
+  // The tensor-core kernel copies scale rows with bulk copies too, unless a
+  // row is under 16 bytes (one or two groups): then lane by lane.
+  bool laneScales = paged.keyScale >= 0 && paged.valueScale >= 0 &&
+                    (tensors[paged.keyScale].shape[3] % 4 || tensors[paged.valueScale].shape[3] % 4);
   for (int arg : {paged.keyScale, paged.valueScale}) {
-    if (!layout.decodeMma || arg < 0)
+    if (!layout.decodeMma || arg < 0 || laneScales)
       continue;
     int64_t bytes = tensors[arg].effectiveStrides()[0] * 4;
     if (bytes % 16)

@@ -44,7 +44,8 @@ LogicalResult cuda_emit::emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_
   int64_t groupsK = groups(op.getKeyScale()), groupsV = groups(op.getValueScale());
   const char *mmaKnob = std::getenv("ATTNC_DECODE_MMA"); // 0: the portable kernel, to compare
   bool mma = smNumber(arch) >= 90 && d == dv && (d == 64 || d == 128) &&
-             (format == 0 || (groupsK % 4 == 0 && groupsV % 4 == 0)) &&
+             (format == 0 || ((groupsK % 4 == 0 || groupsK < 4) &&
+                              (groupsV % 4 == 0 || groupsV < 4))) &&
              !(mmaKnob && std::string(mmaKnob) == "0");
   int minBlocks;
   int64_t tk;

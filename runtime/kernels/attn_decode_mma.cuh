@@ -14,7 +14,8 @@
 // warp streams its run alone through its own ring of ATTNC_DECODE_STAGES
 // tiles of ATTNC_DECODE_TK keys, so no warp ever waits for another:
 //  - Lanes 0-3 copy a tile's K rows, V rows and (q8, q4) their scales page
-//    by page with bulk copies (cp.async.bulk), one tensor per lane, which
+//    by page with bulk copies (cp.async.bulk), one tensor per lane (scale
+//    rows of one or two groups: every lane, a key's words each), which
 //    complete on the stage's mbarrier, STAGES - 1 tiles ahead of use. Page ids come from a window of 32 table entries,
 //    one per lane, loaded a window ahead: no copy waits for a table read.
 //  - Transposed products on mma.m16n8k16, so that keys and features fill
@@ -50,6 +51,15 @@
 #define ATTNC_ROW (ATTNC_D / 2)
 #endif
 #define ATTNC_SCALE_BYTES (4 * (ATTNC_GROUPS_K + ATTNC_GROUPS_V))
+#endif
+// Scale rows of one or two groups (4 or 8 bytes a key) are not whole 16-byte
+// pieces, which bulk copies need: then every lane copies its keys' scales
+// with cp.async, and each stage's barrier also waits for the 32 lanes'
+// copies (cp.async.mbarrier.arrive.noinc).
+#if ATTNC_KV_FORMAT != 0 && (ATTNC_GROUPS_K % 4 != 0 || ATTNC_GROUPS_V % 4 != 0)
+#define ATTNC_SCALE_LANES 1
+#else
+#define ATTNC_SCALE_LANES 0
 #endif
 // Packed pairs of a key's row per thread; also the output's n8 tiles.
 #define ATTNC_NR (ATTNC_D / 8)
@@ -173,9 +183,10 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
   unsigned s2 = 0;
 #pragma unroll
   for (int w = 0; w < kWords; ++w) {
-    // One conversion per scale group, not per word.
+    // One conversion per scale group, not per word (a group of a quarter
+    // row or more: one for the thread's whole quarter).
     if (w == 0 || attnc_group_of<groupSize>(0, 8 * w) != attnc_group_of<groupSize>(0, 8 * w - 8) ||
-        (ATTNC_D / 4) % groupSize != 0) {
+        ((ATTNC_D / 4) % groupSize != 0 && groupSize % (ATTNC_D / 4) != 0)) {
       const float s = scales[attnc_group_of<groupSize>(t, 8 * w)];
       s2 = attnc_pack_in(s, s);
     }
@@ -236,7 +247,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
   unsigned char *ring = smem + ATTNC_RING_OFFSET + warp * ATTNC_STAGES * ATTNC_STAGE_BYTES;
   if (lane == 0)
     for (int s = 0; s < ATTNC_STAGES; ++s)
-      attnc_mbar_init(bars + s, 1);
+      attnc_mbar_init(bars + s, ATTNC_SCALE_LANES ? 33 : 1);
   attnc_fence_proxy_async(); // the copy engine sees the initialized barriers
   __syncwarp();
 
@@ -292,7 +303,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
   // its tensor's rows of this KV head in page 0, its page stride, its bytes
   // per key and where its rows go in a stage, so a run's addresses are
   // computed once for all of them.
-  constexpr int kCopyLanes = ATTNC_KV_FORMAT != 0 ? 4 : 2;
+  constexpr int kCopyLanes = ATTNC_KV_FORMAT != 0 && !ATTNC_SCALE_LANES ? 4 : 2;
   const unsigned char *copyHead = nullptr;
   attnc_index copyPageBytes = 0;
   int copyRowBytes = 0, copyStageOffset = 0;
@@ -308,7 +319,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       copyRowBytes = ATTNC_ROW;
       copyStageOffset = ATTNC_TK * ATTNC_ROW;
     }
-#if ATTNC_KV_FORMAT != 0
+#if ATTNC_KV_FORMAT != 0 && !ATTNC_SCALE_LANES
     else if (lane == 2) {
       copyHead = reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args));
       copyPageBytes = args.ksPageBytes;
@@ -342,12 +353,34 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
         valid |= ((attnc_keymask(2) << (run - 1)) - 1) << j;
         // The bytes are expected before any lane's copy can complete.
         if (lane == 0)
-          attnc_mbar_expect_tx(bars + st, run * (2 * ATTNC_ROW + ATTNC_SCALE_BYTES));
+          attnc_mbar_expect_tx(bars + st,
+                               run * (2 * ATTNC_ROW + (ATTNC_SCALE_LANES ? 0 : ATTNC_SCALE_BYTES)));
         __syncwarp();
         if (lane < kCopyLanes)
           attnc_bulk_copy(buf + copyStageOffset + j * copyRowBytes,
                           copyHead + page * copyPageBytes + copySlot * copyRowBytes,
                           run * copyRowBytes, bars + st);
+#if ATTNC_SCALE_LANES
+        // Key x of the tile, in this run: its K and V scales, a word each.
+        for (int x = lane; x < ATTNC_TK; x += 32) {
+          if (x < j || x >= j + run)
+            continue;
+          const attnc_index at = static_cast<attnc_index>(hk) * ps + copySlot + (x - j);
+          const unsigned char *kSrc = reinterpret_cast<const unsigned char *>(ATTNC_K_SCALE(args)) +
+                                      page * args.ksPageBytes + at * (4 * ATTNC_GROUPS_K);
+          const unsigned char *vSrc = reinterpret_cast<const unsigned char *>(ATTNC_V_SCALE(args)) +
+                                      page * args.vsPageBytes + at * (4 * ATTNC_GROUPS_V);
+          float *kDst = reinterpret_cast<float *>(buf + 2 * ATTNC_TK * ATTNC_ROW) + x * ATTNC_GROUPS_K;
+          float *vDst = reinterpret_cast<float *>(buf + 2 * ATTNC_TK * ATTNC_ROW) +
+                        ATTNC_TK * ATTNC_GROUPS_K + x * ATTNC_GROUPS_V;
+#pragma unroll
+          for (int g = 0; g < ATTNC_GROUPS_K; ++g)
+            attnc_cp_async4(kDst + g, kSrc + 4 * g, true);
+#pragma unroll
+          for (int g = 0; g < ATTNC_GROUPS_V; ++g)
+            attnc_cp_async4(vDst + g, vSrc + 4 * g, true);
+        }
+#endif
       } else {
         bad = true;
       }
@@ -364,6 +397,12 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
         atomicExch(flag, 1);
       attnc_mbar_arrive(bars + st);
     }
+#if ATTNC_SCALE_LANES
+    // Arrives once this lane's scale copies have landed.
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];\n" ::"r"(
+                     attnc_smem_addr(bars + st))
+                 : "memory");
+#endif
   };
 
   for (int it = 0; it < ATTNC_STAGES - 1 && it < nTiles; ++it)
