@@ -14,6 +14,7 @@
 //                   [--lens 1024,2048,4096,8192] [--heads 16] [--batch 1]
 //                   [--threads N] [--dtype f32|bf16] [--reps 3] [--json]
 //                   [--no-skip]   (evaluate the mask on every tile)
+//                   [--no-peak]   (skip the FMA peak: %peak reads 0)
 //
 //===----------------------------------------------------------------------===//
 
@@ -108,6 +109,7 @@ int main(int argc, char **argv) {
   int reps = 3;
   bool json = false;
   bool skipTiles = true;
+  bool measurePeak = true;
   DType dtype = DType::f32;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
@@ -121,6 +123,7 @@ int main(int argc, char **argv) {
     else if (a == "--reps") reps = std::atoi(next().c_str());
     else if (a == "--json") json = true;
     else if (a == "--no-skip") skipTiles = false;
+    else if (a == "--no-peak") measurePeak = false;
     else if (a == "--dtype") {
       if (!parseDType(next(), dtype) || (dtype != DType::f32 && dtype != DType::bf16)) {
         std::fprintf(stderr, "--dtype takes f32 or bf16\n");
@@ -133,9 +136,9 @@ int main(int argc, char **argv) {
   }
 
   const char *isa = "";
-  double peak = measureFmaPeak(&isa);
+  double peak = measurePeak ? measureFmaPeak(&isa) : 0.0;
   // With several threads, also the peak of that many cores at once.
-  double peakAll = threads > 1 ? measureFmaPeakAllThreads(threads) : peak;
+  double peakAll = threads > 1 && measurePeak ? measureFmaPeakAllThreads(threads) : peak;
   if (json)
     std::printf("{\"peak_gflops_one_core\": %.1f, \"peak_gflops_all_threads\": %.1f, "
                 "\"isa\": \"%s\"}\n",
@@ -209,7 +212,7 @@ int main(int argc, char **argv) {
         if (variant == "block_sparse") // n is a multiple of 64 in every preset
           flops = 2.0 * (dim + dim) * 64.0 * 64.0 * static_cast<double>(keptBlocks);
         double gflops = flops / (best * 1e6);
-        double pct = 100.0 * gflops / peakAll;
+        double pct = peakAll > 0 ? 100.0 * gflops / peakAll : 0.0;
         if (json)
           std::printf("{\"variant\": \"%s\", \"dim\": %lld, \"n\": %lld, \"heads\": %lld, "
                       "\"batch\": %lld, \"threads\": %u, \"dtype\": \"%s\", \"ms\": %.3f, "

@@ -12,6 +12,7 @@ boolean attn_mask; gated is SDPA followed by the sigmoid gate.
 """
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -74,7 +75,7 @@ def main():
     ap.add_argument("--heads", type=int, default=16)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=5)
     a = ap.parse_args()
 
     torch.set_num_threads(a.threads)
@@ -82,47 +83,47 @@ def main():
            "--variants", a.variants, "--dims", a.dims, "--lens", a.lens,
            "--heads", str(a.heads), "--batch", str(a.batch), "--reps", str(a.reps)]
     dt = torch.float32 if a.dtype == "f32" else torch.bfloat16
-    # attnc's cases, then PyTorch's, `--rounds` times: each side's best
-    # round counts, so that drift on a shared machine hits both sides.
-    best = {}
-    peak = None
-    for round_ in range(a.rounds):
-        if round_:
-            time.sleep(1.0)  # PyTorch's OpenMP threads stop spinning first
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
-        peak = rows[0] if peak is None or rows[0]["peak_gflops_one_core"] > peak[
-            "peak_gflops_one_core"] else peak
-        for r in rows[1:]:
-            key = (r["variant"], r["dim"], r["n"])
-            ms = torch_time(r["variant"], a.batch, a.heads, r["n"], r["dim"], dt, a.reps)
-            flops = 4.0 * r["dim"] * visible_pairs(r["variant"], r["n"]) * a.batch * a.heads
-            tg = flops / (ms * 1e6)
-            old = best.get(key)
-            if old is None:
-                best[key] = dict(r, torch_ms=ms, torch_gflops=tg, rounds=[(r["gflops"], tg)])
-                continue
-            old["rounds"].append((r["gflops"], tg))
-            if r["gflops"] > old["gflops"]:
-                old.update({k: v for k, v in r.items()})
-            if tg > old["torch_gflops"]:
-                old.update(torch_ms=ms, torch_gflops=tg)
+    # The machine is shared and drifts by tens of percent within seconds:
+    # each case runs attnc (its own process, kernels from the disk cache)
+    # and PyTorch back to back, --rounds times, and the ratio is the median
+    # of the rounds' ratios.
+    out = subprocess.run(cmd[:cmd.index("--variants")] + ["--variants", "dense", "--dims", "64",
+                                                          "--lens", "256", "--reps", "1"],
+                         check=True, capture_output=True, text=True).stdout
+    peak = json.loads(out.splitlines()[0])
     print(f"# torch {torch.__version__}, threads {a.threads}, dtype {a.dtype}, "
           f"B={a.batch} H={a.heads}; f32 FMA peak: one core {peak['peak_gflops_one_core']}, "
           f"{a.threads} at once {peak.get('peak_gflops_all_threads', '?')} GFLOP/s "
-          f"({peak['isa']}); best of {a.rounds} alternating rounds; %peak of the latter")
+          f"({peak['isa']}); median of {a.rounds} rounds of (attnc, PyTorch) back to back; "
+          f"%peak of the latter peak")
     print(f"{'variant':15} {'D':>4} {'N':>6} {'attnc GF/s':>11} {'torch GF/s':>11} "
           f"{'ratio':>6} {'%peak':>6}  rounds (attnc/torch)")
     results = []
-    for r in best.values():
-        r["ratio"] = r["gflops"] / r["torch_gflops"]
-        results.append(r)
-        spread = " ".join(f"{x:.0f}/{y:.0f}" for x, y in r["rounds"])
-        print(f"{r['variant']:15} {r['dim']:4} {r['n']:6} {r['gflops']:11.1f} "
-              f"{r['torch_gflops']:11.1f} {r['ratio']:6.2f} {r['pct_peak']:6.1f}  {spread}",
-              flush=True)
+    for variant in a.variants.split(","):
+        for dim in (int(x) for x in a.dims.split(",")):
+            for n in (int(x) for x in a.lens.split(",")):
+                case = cmd[:cmd.index("--variants")] + [
+                    "--variants", variant, "--dims", str(dim), "--lens", str(n), "--heads",
+                    str(a.heads), "--batch", str(a.batch), "--reps", str(a.reps), "--no-peak"]
+                rounds = []
+                for round_ in range(a.rounds):
+                    time.sleep(0.5)  # PyTorch's OpenMP threads stop spinning first
+                    out = subprocess.run(case, check=True, capture_output=True, text=True).stdout
+                    r = [json.loads(line) for line in out.splitlines() if line.strip()][1]
+                    ms = torch_time(variant, a.batch, a.heads, n, dim, dt, a.reps)
+                    flops = 4.0 * dim * visible_pairs(variant, n) * a.batch * a.heads
+                    rounds.append((r["gflops"], flops / (ms * 1e6)))
+                ours = statistics.median(x for x, _ in rounds)
+                theirs = statistics.median(y for _, y in rounds)
+                ratio = statistics.median(x / y for x, y in rounds)
+                pct = 100.0 * ours / peak.get("peak_gflops_all_threads", float("nan"))
+                results.append(dict(variant=variant, dim=dim, n=n, gflops=ours,
+                                    torch_gflops=theirs, ratio=ratio, pct_peak=pct,
+                                    rounds=rounds))
+                spread = " ".join(f"{x:.0f}/{y:.0f}" for x, y in rounds)
+                print(f"{variant:15} {dim:4} {n:6} {ours:11.1f} {theirs:11.1f} {ratio:6.2f} "
+                      f"{pct:6.1f}  {spread}", flush=True)
     json.dump(results, sys.stderr)
-
 
 if __name__ == "__main__":
     main()
