@@ -39,10 +39,10 @@ for spec in gated causal document alibi; do
 done
 echo "== f32, 16 threads"
 timeout 300 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 16 --dtype f32 \
-  --lens 1024,4096,8192 2> "$OUT/f32_t16.json" | tee "$OUT/f32_t16.txt"
+  --lens 4096 --rounds 3 2> "$OUT/f32_t16.json" | tee "$OUT/f32_t16.txt"
 echo "== f32, 1 thread, H=2"
 timeout 100 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 1 --heads 2 --dtype f32 \
-  --dims 128 --lens 4096 --variants dense,causal 2> "$OUT/f32_t1.json" | tee "$OUT/f32_t1.txt"
+  --dims 128 --lens 4096 --variants dense,causal --rounds 3 2> "$OUT/f32_t1.json" | tee "$OUT/f32_t1.txt"
 echo "== bf16, 16 threads"
 timeout 120 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 16 --dtype bf16 \
-  --dims 128 --lens 4096 2> "$OUT/bf16_t16.json" | tee "$OUT/bf16_t16.txt"
+  --dims 128 --lens 4096 --rounds 3 2> "$OUT/bf16_t16.json" | tee "$OUT/bf16_t16.txt"
