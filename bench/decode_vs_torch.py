@@ -46,9 +46,9 @@ def timed(fn, reps):
     return statistics.median(times)
 
 
-def quantize(x, levels, GROUP):
-    """x [..., D] f32 -> (codes int8 [..., D], scales f32 [..., D / GROUP])."""
-    g = x.reshape(*x.shape[:-1], D // GROUP, GROUP)
+def quantize(x, levels, group):
+    """x [..., D] f32 -> (codes int8 [..., D], scales f32 [..., D / group])."""
+    g = x.reshape(*x.shape[:-1], D // group, group)
     scale = g.abs().amax(-1).clamp_min(1e-12) / levels
     codes = torch.round(g / scale[..., None]).clamp(-levels, levels).to(torch.int8)
     return codes.reshape(x.shape), scale.float()

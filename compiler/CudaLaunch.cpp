@@ -64,10 +64,8 @@ static Status launchPagedDecode(const CompiledKernel &k, const std::vector<Tenso
   }
   // The tensor-core kernel copies scale rows with bulk copies too, unless a
   // row is under 16 bytes (one or two groups): then lane by lane.
-  bool laneScales = paged.keyScale >= 0 && paged.valueScale >= 0 &&
-                    (tensors[paged.keyScale].shape[3] % 4 || tensors[paged.valueScale].shape[3] % 4);
   for (int arg : {paged.keyScale, paged.valueScale}) {
-    if (!layout.decodeMma || arg < 0 || laneScales)
+    if (!layout.decodeMma || layout.decodeScaleLanes || arg < 0)
       continue;
     int64_t bytes = tensors[arg].effectiveStrides()[0] * 4;
     if (bytes % 16)

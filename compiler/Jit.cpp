@@ -277,8 +277,6 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cpu|" LLVM_VERSION_STRING "|");
   sha.update(cpu + "|" + std::to_string(width) + "|" +
              (options.skipTiles ? "skip|" : "noskip|"));
-  if (const char *tiles = std::getenv("ATTNC_CPU_TILES")) // SelectSchedule.cpp's knob
-    sha.update(std::string("tiles=") + tiles + "|");
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)
       sha.update(f.first().str() + ",");

@@ -82,7 +82,9 @@ struct CudaKernel {
   /// `decodeMma`: the tensor-core kernel (attn_decode_mma.cuh), which
   /// copies pages with bulk copies, so every page stride (scales too) must
   /// be a multiple of 16 bytes; it rings `decodeStages` tiles per warp.
-  bool decode = false, decodeMma = false;
+  /// `decodeScaleLanes`: its scale rows (one or two groups) are copied lane
+  /// by lane instead, with no stride rule beyond 4 bytes.
+  bool decode = false, decodeMma = false, decodeScaleLanes = false;
   int decodeRows = 0, decodeTileKeys = 0, decodeStages = 0;
   /// Dynamic shared memory of the decode kernel: fixed + perRow * G * S.
   int64_t decodeSmemFixed = 0, decodeSmemPerRow = 0;

@@ -27,9 +27,9 @@ static int64_t kRowBytes(int64_t features, int format) {
 }
 
 /// The paged form: the split-KV decode kernel and its combine kernel. On
-/// sm_90 and up with D = Dv of 64 or 128 (and quantized scale rows of whole
-/// 16-byte pieces, as bulk copies need) the tensor-core kernel, else the
-/// portable one.
+/// sm_90 and up with D = Dv of 64 or 128 (and quantized scale rows of a
+/// multiple of four groups, or of one or two) the tensor-core kernel, else
+/// the portable one.
 LogicalResult cuda_emit::emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_t d,
                                           int64_t dv, StringRef arch, CudaKernel &out) {
   out = CudaKernel();
@@ -43,10 +43,14 @@ LogicalResult cuda_emit::emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_
   };
   int64_t groupsK = groups(op.getKeyScale()), groupsV = groups(op.getValueScale());
   const char *mmaKnob = std::getenv("ATTNC_DECODE_MMA"); // 0: the portable kernel, to compare
+  // Scale rows of one or two groups are not whole 16-byte pieces, which the
+  // tensor-core kernel's bulk copies need: it copies them lane by lane.
+  bool scaleLanes = format != 0 && (groupsK % 4 != 0 || groupsV % 4 != 0);
   bool mma = smNumber(arch) >= 90 && d == dv && (d == 64 || d == 128) &&
              (format == 0 || ((groupsK % 4 == 0 || groupsK < 4) &&
                               (groupsV % 4 == 0 || groupsV < 4))) &&
              !(mmaKnob && std::string(mmaKnob) == "0");
+  out.decodeScaleLanes = mma && scaleLanes;
   int minBlocks;
   int64_t tk;
   if (mma) {
@@ -125,6 +129,7 @@ LogicalResult cuda_emit::emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_
      << "#define ATTNC_OUT " << dtypeCode(op.getOutput().getType().getElementType()) << "\n"
      << "#define ATTNC_KV_FORMAT " << format << "\n"
      << "#define ATTNC_GROUPS_K " << groupsK << "\n#define ATTNC_GROUPS_V " << groupsV << "\n"
+     << "#define ATTNC_SCALE_LANES " << (out.decodeScaleLanes ? 1 : 0) << "\n"
      << "#define ATTNC_DECODE_TK " << tk << "\n"
      << "#define ATTNC_DECODE_STAGES " << out.decodeStages << "\n"
 

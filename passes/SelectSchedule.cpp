@@ -36,8 +36,8 @@ Tiles chooseTiles(StringRef target, int64_t headDim) {
   if (target == "cuda")
     return headDim <= 128 ? Tiles{128, 64} : Tiles{64, 32};
   Tiles tiles = headDim <= 128 ? Tiles{64, 64} : Tiles{32, 32};
-  // $ATTNC_CPU_TILES=BQ,BK: a tuning knob for the benchmarks (the JIT's
-  // cache key includes it).
+  // $ATTNC_CPU_TILES=BQ,BK: a tuning knob for the benchmarks (the chosen
+  // tiles are in the IR the JIT's cache key hashes).
   if (const char *env = std::getenv("ATTNC_CPU_TILES")) {
     long bq = 0, bk = 0;
     if (std::sscanf(env, "%ld,%ld", &bq, &bk) == 2 && bq > 0 && bk > 0 && bq <= 1024 &&

@@ -52,15 +52,10 @@
 #endif
 #define ATTNC_SCALE_BYTES (4 * (ATTNC_GROUPS_K + ATTNC_GROUPS_V))
 #endif
-// Scale rows of one or two groups (4 or 8 bytes a key) are not whole 16-byte
-// pieces, which bulk copies need: then every lane copies its keys' scales
-// with cp.async, and each stage's barrier also waits for the 32 lanes'
-// copies (cp.async.mbarrier.arrive.noinc).
-#if ATTNC_KV_FORMAT != 0 && (ATTNC_GROUPS_K % 4 != 0 || ATTNC_GROUPS_V % 4 != 0)
-#define ATTNC_SCALE_LANES 1
-#else
-#define ATTNC_SCALE_LANES 0
-#endif
+// ATTNC_SCALE_LANES (set by attnc): scale rows of one or two groups (4 or
+// 8 bytes a key) are not whole 16-byte pieces, which bulk copies need; every
+// lane then copies its keys' scales with cp.async, and each stage's barrier
+// also waits for the 32 lanes' copies (cp.async.mbarrier.arrive.noinc).
 // Packed pairs of a key's row per thread; also the output's n8 tiles.
 #define ATTNC_NR (ATTNC_D / 8)
 #define ATTNC_STAGE_BYTES (ATTNC_TK * (2 * ATTNC_ROW + ATTNC_SCALE_BYTES))
