@@ -73,6 +73,11 @@ def main():
     ap.add_argument("--group", type=int, default=32, help="q8/q4 features per scale")
     ap.add_argument("--no-anchors", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--variants", default="",
+                    help="';'-separated sets of compile-time knobs, each 'VAR=V,VAR=V' or '' "
+                         "(e.g. 'ATTNC_DECODE_Q4_RAW=0;'): each set is compiled in this process "
+                         "and the sets are timed in alternation, --rounds times")
+    ap.add_argument("--rounds", type=int, default=1, help="alternations of the variants (median)")
     a = ap.parse_args()
     dev = torch.device("cuda")
     torch.manual_seed(0)
@@ -126,17 +131,34 @@ def main():
             shapes[1][3] = shapes[2][3] = D  # q4: the caller counts features
             nbytes = (kp.numel() + vp.numel()) * kp.element_size() + (ksp.numel() + vsp.numel()) * 4
         spec = os.path.join(ROOT, "bench", "specs", f"decode_paged_{fmt}.attn")
-        h, ms, _ = attnc.compile(spec, f"PS={PS}" if fmt == "bf16" else f"PS={PS},NG={D // GROUP}")
-        run = attnc.launcher(h, tensors, "", shapes)
-        run()
-        torch.cuda.synchronize()
         ref = F.scaled_dot_product_attention(q, kd, vd, enable_gqa=True)
-        err = (o.float() - ref.float()).abs().max().item()
-        t = timed(run, a.reps)
-        row = dict(case=f"attnc {fmt} pages", ms=t, tbps=nbytes / t / 1e9, tok_s=B / t * 1e3,
-                   err=err, bytes=nbytes, compile_ms=ms)
-        rows.append(row)
-        results[fmt] = row
+        variants = []
+        for var in (a.variants.split(";") if a.variants else [""]):
+            # The emitter reads its knobs from the environment when it compiles.
+            saved = dict(os.environ)
+            for kv in filter(None, var.split(",")):
+                name, _, value = kv.partition("=")
+                os.environ[name] = value
+            h, ms, _ = attnc.compile(spec, f"PS={PS}" if fmt == "bf16" else f"PS={PS},NG={D // GROUP}")
+            os.environ.clear()
+            os.environ.update(saved)
+            run = attnc.launcher(h, tensors, "", shapes)
+            o.zero_()
+            run()
+            torch.cuda.synchronize()
+            err = (o.float() - ref.float()).abs().max().item()
+            variants.append((var, run, ms, err, []))
+        for _ in range(max(1, a.rounds)):
+            for var, run, ms, err, times in variants:
+                times.append(timed(run, a.reps))
+        for i, (var, run, ms, err, times) in enumerate(variants):
+            t = statistics.median(times)
+            name = f"attnc {fmt} pages" + (f" [{var}]" if len(variants) > 1 else "")
+            row = dict(case=name, ms=t, tbps=nbytes / t / 1e9, tok_s=B / t * 1e3, err=err,
+                       bytes=nbytes, compile_ms=ms, variant=var, times=times)
+            rows.append(row)
+            if i == 0:
+                results[fmt] = row
         if fmt == "bf16" and not a.no_anchors:
             # Anchors on the same values, dense and contiguous.
             for name, backend in (("SDPA flash", SDPBackend.FLASH_ATTENTION),
@@ -171,12 +193,13 @@ def main():
     env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("ATTNC_DECODE"))
     if env:
         print("#", env)
-    print(f"{'case':18} {'ms':>8} {'TB/s':>7} {'tokens/s':>10} {'max err':>9} {'vs best anchor':>15}")
+    width = max([18] + [len(r["case"]) for r in rows])
+    print(f"{'case':{width}} {'ms':>8} {'TB/s':>7} {'tokens/s':>10} {'max err':>9} {'vs best anchor':>15}")
     for r in rows:
         if "error" in r:
-            print(f"{r['case']:18} n/a: {r['error']}")
+            print(f"{r['case']:{width}} n/a: {r['error']}")
             continue
-        print(f"{r['case']:18} {r['ms']:8.3f} {r['tbps']:7.2f} {r['tok_s']:10.0f} {r['err']:9.2e} "
+        print(f"{r['case']:{width}} {r['ms']:8.3f} {r['tbps']:7.2f} {r['tok_s']:10.0f} {r['err']:9.2e} "
               f"{r['tbps'] / best_anchor:14.2f}x")
     if "bf16" in results:
         for fmt in ("q8", "q4"):

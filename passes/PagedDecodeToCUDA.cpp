@@ -51,6 +51,14 @@ LogicalResult cuda_emit::emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_
                               (groupsV % 4 == 0 || groupsV < 4))) &&
              !(mmaKnob && std::string(mmaKnob) == "0");
   out.decodeScaleLanes = mma && scaleLanes;
+  // q4 rows whose scale groups are whole 64-feature blocks: the tensor-core
+  // kernel multiplies raw codes and applies K's scales to the f32 scores and
+  // V's to the weights (fewer roundings), which needs each product's
+  // features in one group. $ATTNC_DECODE_Q4_RAW=0 turns it off, to compare.
+  const char *rawKnob = std::getenv("ATTNC_DECODE_Q4_RAW");
+  bool rawCodes = mma && format == 2 && d % groupsK == 0 && d % groupsV == 0 &&
+                  (d / groupsK) % 64 == 0 && (d / groupsV) % 64 == 0 &&
+                  !(rawKnob && std::string(rawKnob) == "0");
   int minBlocks;
   int64_t tk;
   if (mma) {
@@ -130,6 +138,7 @@ LogicalResult cuda_emit::emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_
      << "#define ATTNC_KV_FORMAT " << format << "\n"
      << "#define ATTNC_GROUPS_K " << groupsK << "\n#define ATTNC_GROUPS_V " << groupsV << "\n"
      << "#define ATTNC_SCALE_LANES " << (out.decodeScaleLanes ? 1 : 0) << "\n"
+     << "#define ATTNC_Q4_RAW " << (rawCodes ? 1 : 0) << "\n"
      << "#define ATTNC_DECODE_TK " << tk << "\n"
      << "#define ATTNC_DECODE_STAGES " << out.decodeStages << "\n"
 

@@ -29,6 +29,16 @@
 //    the same order. movmatrix transposes the value pairs into V^T's A
 //    fragments and the weights into P^T's B fragments, and the
 //    accumulator's rows come out in the same feature order.
+//  - q4 rows whose scale groups are whole blocks of 64 features
+//    (ATTNC_Q4_RAW): a thread reads 8-byte pieces of a row instead of a
+//    quarter, so that each k-step of K and each 16-feature tile of V lies in
+//    one group. K's codes enter the product raw (128 + n: the offset is
+//    taken out through the accumulator's start value, q's group sum times
+//    136) and the group's scale multiplies the f32 partial score; V's codes
+//    lose their offset exactly and the group's scale multiplies the weight.
+//    Scaled K codes would each be rounded to bf16, which put pages of one
+//    scale per row of 64 features past the conformance tolerance; this also
+//    takes two packed multiplies per pair of K's codes, one per pair of V's.
 //  - Online softmax per row in registers; a warp rescales its accumulator
 //    only when some row's max moved.
 // At the end the warps' states meet in shared memory and the CTA writes, per
@@ -73,15 +83,44 @@ typedef unsigned long long attnc_keymask;
 /// The feature of a key's row that half `e` of packed pair `r` of thread
 /// `t` holds. bf16/f16: thread t reads 16-byte pieces t, t + 4, ... (the
 /// quad then covers 64 adjacent bytes); q8 and q4: thread t reads the t-th
-/// quarter of the row, and a q4 word's pairs are nibbles (i, i + 4).
+/// quarter of the row, and a q4 word's pairs are nibbles (i, i + 4); raw q4
+/// codes: thread t reads 8-byte pieces t, t + 4, ... (16 features each), so
+/// pairs 8c to 8c + 7 of the quad are features 64c to 64c + 63.
 ATTNC_DEV int attnc_pair_feature(int r, int t, int e) {
 #if ATTNC_KV_FORMAT == 0
   return 8 * (4 * (r / 4) + t) + 2 * (r % 4) + e;
 #elif ATTNC_KV_FORMAT == 1
   return ATTNC_D / 4 * t + 2 * r + e;
+#elif ATTNC_Q4_RAW && (ATTNC_GROUPS_K > 1 || ATTNC_GROUPS_V > 1)
+  return 64 * (r / 8) + 16 * t + 8 * (r / 4 % 2) + r % 4 + 4 * e;
 #else
   return ATTNC_D / 4 * t + 8 * (r / 4) + r % 4 + 4 * e;
 #endif
+}
+
+// q4 codes or-ed into the mantissa of 128.0 (1024.0 for f16) read 128 + n
+// (1024 + n); adding ATTNC_Q4_MINUS_OFFSET (packed -136, -1032) leaves n - 8.
+#if ATTNC_F16
+#define ATTNC_Q4_MAGIC 0x64006400u
+#define ATTNC_Q4_ONE 0x3C003C00u
+#define ATTNC_Q4_MINUS_OFFSET 0xE408E408u
+#define ATTNC_Q4_OFFSET 1032.f
+#else
+#define ATTNC_Q4_MAGIC 0x43004300u
+#define ATTNC_Q4_ONE 0x3F803F80u
+#define ATTNC_Q4_MINUS_OFFSET 0xC308C308u
+#define ATTNC_Q4_OFFSET 136.f
+#endif
+
+/// Nibbles i and i + 4 of `word` as a packed pair 128 + n (1024 + n): one
+/// LOP3, the magic number held in a register (LOP3 takes one immediate, and
+/// ptxas splits mask and or into two otherwise).
+ATTNC_DEV unsigned attnc_q4_pair(unsigned word, int i, unsigned magic) {
+  unsigned r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;" // (a & b) | c
+      : "=r"(r)
+      : "r"(word >> (4 * i)), "n"(0x000F000F), "r"(magic));
+  return r;
 }
 
 /// a * b + c on two packed bf16 (f16).
@@ -163,17 +202,9 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
     x[2 * w + 1] = attnc_pack_in(f[2] * s, f[3] * s);
   }
 #else
-  // Eight codes per word, nibbles i and i + 4 into one pair: or-ed into
-  // the mantissa of 128.0 (1024.0 for f16) they read 128 + n; minus 136
-  // (1032) is n - 8 exactly, then one rounding times the scale.
-#if ATTNC_F16
-  constexpr unsigned kMagic = 0x64006400u, kOne = 0x3C003C00u, kMinusOffset = 0xE408E408u;
-#else
-  constexpr unsigned kMagic = 0x43004300u, kOne = 0x3F803F80u, kMinusOffset = 0xC308C308u;
-#endif
-  // LOP3 takes one immediate: with the magic number in a register, mask and
-  // or are one instruction (ptxas splits them into two otherwise).
-  unsigned magic = kMagic;
+  // Eight codes per word, nibbles i and i + 4 into one pair: n - 8
+  // exactly, then one rounding times the scale.
+  unsigned magic = ATTNC_Q4_MAGIC;
   asm("" : "+r"(magic));
   unsigned s2 = 0;
 #pragma unroll
@@ -186,17 +217,48 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
       s2 = attnc_pack_in(s, s);
     }
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      unsigned r;
-      asm("lop3.b32 %0, %1, %2, %3, 0xEA;" // (a & b) | c
-          : "=r"(r)
-          : "r"(words[w] >> (4 * i)), "n"(0x000F000F), "r"(magic));
-      x[4 * w + i] = attnc_fma2(attnc_fma2(r, kOne, kMinusOffset), s2, 0x80008000u);
-    }
+    for (int i = 0; i < 4; ++i)
+      x[4 * w + i] = attnc_fma2(
+          attnc_fma2(attnc_q4_pair(words[w], i, magic), ATTNC_Q4_ONE, ATTNC_Q4_MINUS_OFFSET), s2,
+          0x80008000u);
   }
 #endif
 #endif
 }
+
+#if ATTNC_Q4_RAW
+/// Thread t's packed pairs of one q4 key row as raw codes, 128 + n (1024 +
+/// n), in the order of attnc_pair_feature: 8-byte pieces t, t + 4, ... when
+/// a row holds more than one group, else (fewer, wider loads) the t-th
+/// quarter of the row.
+ATTNC_DEV void attnc_q4_raw_pairs(const unsigned char *row, int t, unsigned (&x)[ATTNC_NR]) {
+  unsigned magic = ATTNC_Q4_MAGIC;
+  asm("" : "+r"(magic));
+#if ATTNC_GROUPS_K == 1 && ATTNC_GROUPS_V == 1 && ATTNC_D == 128
+  const uint4 w = *reinterpret_cast<const uint4 *>(row + 16 * t);
+  const unsigned words[4] = {w.x, w.y, w.z, w.w};
+#pragma unroll
+  for (int k = 0; k < 4; ++k)
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      x[4 * k + i] = attnc_q4_pair(words[k], i, magic);
+#else
+#pragma unroll
+  for (int c = 0; c < ATTNC_D / 64; ++c) {
+    const uint2 w = *reinterpret_cast<const uint2 *>(row + 8 * (4 * c + t));
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      x[8 * c + i] = attnc_q4_pair(w.x, i, magic);
+      x[8 * c + 4 + i] = attnc_q4_pair(w.y, i, magic);
+    }
+  }
+#endif
+}
+/// The scale group of k-step `ks` of K (of V's n8 tile pair `u`): pairs
+/// 8c to 8c + 7 are the 64-feature block c.
+#define ATTNC_KSTEP_GROUP(ks) ((ks) / 4 * 64 * ATTNC_GROUPS_K / ATTNC_D)
+#define ATTNC_VTILE_GROUP(u) ((u) / 4 * 64 * ATTNC_GROUPS_V / ATTNC_D)
+#endif
 
 
 extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
@@ -259,6 +321,37 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       qb[pr / 2][pr % 2] = static_cast<int>(g) < R ? lo | (up << 16) : 0u;
     }
   }
+#if ATTNC_Q4_RAW
+  // Raw codes are 136 (1032) too large: a group's partial scores start at
+  // minus 136 times q's sum over the group, rows 2t and 2t + 1.
+  float kStart[ATTNC_GROUPS_K][2];
+  {
+    float sum[ATTNC_GROUPS_K];
+#pragma unroll
+    for (int k = 0; k < ATTNC_GROUPS_K; ++k)
+      sum[k] = 0.f;
+#pragma unroll
+    for (int ks = 0; ks < ATTNC_D / 16; ++ks)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const unsigned w = qb[ks][h];
+#if ATTNC_F16
+        sum[ATTNC_KSTEP_GROUP(ks)] += attnc_f16_to_f32(w & 0xFFFFu) + attnc_f16_to_f32(w >> 16);
+#else
+        sum[ATTNC_KSTEP_GROUP(ks)] += __uint_as_float(w << 16) + __uint_as_float(w & 0xFFFF0000u);
+#endif
+      }
+#pragma unroll
+    for (int k = 0; k < ATTNC_GROUPS_K; ++k) {
+      sum[k] += __shfl_xor_sync(0xffffffffu, sum[k], 1);
+      sum[k] += __shfl_xor_sync(0xffffffffu, sum[k], 2);
+#pragma unroll
+      for (int col = 0; col < 2; ++col)
+        kStart[k][col] =
+            -ATTNC_Q4_OFFSET * __shfl_sync(0xffffffffu, sum[k], static_cast<int>(4 * (2 * t + col)));
+    }
+  }
+#endif
   // The rows of this thread's accumulator and scores: 2t and 2t + 1.
   attnc_index rowH[2], rowI[2];
 #pragma unroll
@@ -426,6 +519,30 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
       unsigned k0[ATTNC_NR], k1[ATTNC_NR];
       const int j0 = 16 * ck + g, j1 = j0 + 8;
+#if ATTNC_Q4_RAW
+      // Each group's k-steps into their own partial scores, each scaled by
+      // its keys' scale.
+      attnc_q4_raw_pairs(K + j0 * ATTNC_ROW, t, k0);
+      attnc_q4_raw_pairs(K + j1 * ATTNC_ROW, t, k1);
+#pragma unroll
+      for (int e = 0; e < 4; ++e)
+        sc[ck][e] = 0.f;
+#pragma unroll
+      for (int gk = 0; gk < ATTNC_GROUPS_K; ++gk) {
+        float part[4] = {kStart[gk][0], kStart[gk][1], kStart[gk][0], kStart[gk][1]};
+#pragma unroll
+        for (int ks = gk * (ATTNC_D / 16 / ATTNC_GROUPS_K);
+             ks < (gk + 1) * (ATTNC_D / 16 / ATTNC_GROUPS_K); ++ks) {
+          const unsigned ka[4] = {k0[2 * ks], k1[2 * ks], k0[2 * ks + 1], k1[2 * ks + 1]};
+          attnc_mma(part, ka, qb[ks][0], qb[ks][1]);
+        }
+        const float s0 = KS[j0 * ATTNC_GROUPS_K + gk], s1 = KS[j1 * ATTNC_GROUPS_K + gk];
+        sc[ck][0] = fmaf(s0, part[0], sc[ck][0]);
+        sc[ck][1] = fmaf(s0, part[1], sc[ck][1]);
+        sc[ck][2] = fmaf(s1, part[2], sc[ck][2]);
+        sc[ck][3] = fmaf(s1, part[3], sc[ck][3]);
+      }
+#else
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_K>(K + j0 * ATTNC_ROW, KS + j0 * ATTNC_GROUPS_K, t, k0);
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_K>(K + j1 * ATTNC_ROW, KS + j1 * ATTNC_GROUPS_K, t, k1);
 #pragma unroll
@@ -436,6 +553,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
         const unsigned ka[4] = {k0[2 * ks], k1[2 * ks], k0[2 * ks + 1], k1[2 * ks + 1]};
         attnc_mma(sc[ck], ka, qb[ks][0], qb[ks][1]);
       }
+#endif
     }
     // Scaled scores; keys not copied (and, with a mask, masked keys) are
     // -inf. Query rows past R need no masking: their q is zero, and their
@@ -522,10 +640,38 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     // keys g and 8 + g, transposed, two features' matrices per product.
 #pragma unroll
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
-      const unsigned pb0 = attnc_transpose8x8(attnc_pack_in(sc[ck][0], sc[ck][1]));
-      const unsigned pb1 = attnc_transpose8x8(attnc_pack_in(sc[ck][2], sc[ck][3]));
       unsigned v0[ATTNC_NR], v1[ATTNC_NR];
       const int j0 = 16 * ck + g, j1 = j0 + 8;
+#if ATTNC_Q4_RAW
+      {
+        // Per group, the weights times the keys' scales (zero for keys not
+        // copied, whose scales may be anything); the codes minus 136.
+        unsigned pb0[ATTNC_GROUPS_V], pb1[ATTNC_GROUPS_V];
+        const bool ok0 = full || ((valid >> j0) & 1), ok1 = full || ((valid >> j1) & 1);
+#pragma unroll
+        for (int gv = 0; gv < ATTNC_GROUPS_V; ++gv) {
+          const float s0 = ok0 ? VS[j0 * ATTNC_GROUPS_V + gv] : 0.f;
+          const float s1 = ok1 ? VS[j1 * ATTNC_GROUPS_V + gv] : 0.f;
+          pb0[gv] = attnc_transpose8x8(attnc_pack_in(sc[ck][0] * s0, sc[ck][1] * s0));
+          pb1[gv] = attnc_transpose8x8(attnc_pack_in(sc[ck][2] * s1, sc[ck][3] * s1));
+        }
+        attnc_q4_raw_pairs(V + j0 * ATTNC_ROW, t, v0);
+        attnc_q4_raw_pairs(V + j1 * ATTNC_ROW, t, v1);
+#pragma unroll
+        for (int r = 0; r < ATTNC_NR; ++r) {
+          v0[r] = attnc_fma2(v0[r], ATTNC_Q4_ONE, ATTNC_Q4_MINUS_OFFSET);
+          v1[r] = attnc_fma2(v1[r], ATTNC_Q4_ONE, ATTNC_Q4_MINUS_OFFSET);
+        }
+#pragma unroll
+        for (int u = 0; u < ATTNC_NR / 2; ++u) {
+          const unsigned va[4] = {attnc_transpose8x8(v0[2 * u]), attnc_transpose8x8(v0[2 * u + 1]),
+                                  attnc_transpose8x8(v1[2 * u]), attnc_transpose8x8(v1[2 * u + 1])};
+          attnc_mma(acc[u], va, pb0[ATTNC_VTILE_GROUP(u)], pb1[ATTNC_VTILE_GROUP(u)]);
+        }
+      }
+#else
+      const unsigned pb0 = attnc_transpose8x8(attnc_pack_in(sc[ck][0], sc[ck][1]));
+      const unsigned pb1 = attnc_transpose8x8(attnc_pack_in(sc[ck][2], sc[ck][3]));
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + j0 * ATTNC_ROW, VS + j0 * ATTNC_GROUPS_V, t, v0);
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + j1 * ATTNC_ROW, VS + j1 * ATTNC_GROUPS_V, t, v1);
       if (!full) {
@@ -544,6 +690,7 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
                                 attnc_transpose8x8(v1[2 * u]), attnc_transpose8x8(v1[2 * u + 1])};
         attnc_mma(acc[u], va, pb0, pb1);
       }
+#endif
     }
     __syncwarp(); // the stage is free for the copy STAGES - 1 tiles on
   }
