@@ -86,12 +86,15 @@ typedef unsigned long long attnc_keymask;
 /// quarter of the row, and a q4 word's pairs are nibbles (i, i + 4); raw q4
 /// codes: thread t reads 8-byte pieces t, t + 4, ... (16 features each), so
 /// pairs 8c to 8c + 7 of the quad are features 64c to 64c + 63.
+// Raw q4 codes with more than one group per row: 8-byte pieces per thread
+// (a quarter of a row of 64 features is one piece anyway).
+#define ATTNC_Q4_PIECES (ATTNC_Q4_RAW && (ATTNC_GROUPS_K > 1 || ATTNC_GROUPS_V > 1))
 ATTNC_DEV int attnc_pair_feature(int r, int t, int e) {
 #if ATTNC_KV_FORMAT == 0
   return 8 * (4 * (r / 4) + t) + 2 * (r % 4) + e;
 #elif ATTNC_KV_FORMAT == 1
   return ATTNC_D / 4 * t + 2 * r + e;
-#elif ATTNC_Q4_RAW && (ATTNC_GROUPS_K > 1 || ATTNC_GROUPS_V > 1)
+#elif ATTNC_Q4_PIECES
   return 64 * (r / 8) + 16 * t + 8 * (r / 4 % 2) + r % 4 + 4 * e;
 #else
   return ATTNC_D / 4 * t + 8 * (r / 4) + r % 4 + 4 * e;
@@ -132,6 +135,10 @@ ATTNC_DEV unsigned attnc_fma2(unsigned a, unsigned b, unsigned c) {
   asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
 #endif
   return d;
+}
+/// A packed pair of raw q4 codes, 128 + n (1024 + n), as n - 8, exactly.
+ATTNC_DEV unsigned attnc_q4_center(unsigned x) {
+  return attnc_fma2(x, ATTNC_Q4_ONE, ATTNC_Q4_MINUS_OFFSET);
 }
 ATTNC_DEV unsigned attnc_prmt(unsigned a, unsigned b, unsigned sel) {
   unsigned d;
@@ -218,9 +225,7 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
     }
 #pragma unroll
     for (int i = 0; i < 4; ++i)
-      x[4 * w + i] = attnc_fma2(
-          attnc_fma2(attnc_q4_pair(words[w], i, magic), ATTNC_Q4_ONE, ATTNC_Q4_MINUS_OFFSET), s2,
-          0x80008000u);
+      x[4 * w + i] = attnc_fma2(attnc_q4_center(attnc_q4_pair(words[w], i, magic)), s2, 0x80008000u);
   }
 #endif
 #endif
@@ -234,7 +239,7 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
 ATTNC_DEV void attnc_q4_raw_pairs(const unsigned char *row, int t, unsigned (&x)[ATTNC_NR]) {
   unsigned magic = ATTNC_Q4_MAGIC;
   asm("" : "+r"(magic));
-#if ATTNC_GROUPS_K == 1 && ATTNC_GROUPS_V == 1 && ATTNC_D == 128
+#if !ATTNC_Q4_PIECES && ATTNC_D == 128
   const uint4 w = *reinterpret_cast<const uint4 *>(row + 16 * t);
   const unsigned words[4] = {w.x, w.y, w.z, w.w};
 #pragma unroll
@@ -643,31 +648,29 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       unsigned v0[ATTNC_NR], v1[ATTNC_NR];
       const int j0 = 16 * ck + g, j1 = j0 + 8;
 #if ATTNC_Q4_RAW
-      {
-        // Per group, the weights times the keys' scales (zero for keys not
-        // copied, whose scales may be anything); the codes minus 136.
-        unsigned pb0[ATTNC_GROUPS_V], pb1[ATTNC_GROUPS_V];
-        const bool ok0 = full || ((valid >> j0) & 1), ok1 = full || ((valid >> j1) & 1);
+      // Per group, the weights times the keys' scales (zero for keys not
+      // copied, whose scales may be anything); the codes minus 136.
+      unsigned pb0[ATTNC_GROUPS_V], pb1[ATTNC_GROUPS_V];
+      const bool ok0 = full || ((valid >> j0) & 1), ok1 = full || ((valid >> j1) & 1);
 #pragma unroll
-        for (int gv = 0; gv < ATTNC_GROUPS_V; ++gv) {
-          const float s0 = ok0 ? VS[j0 * ATTNC_GROUPS_V + gv] : 0.f;
-          const float s1 = ok1 ? VS[j1 * ATTNC_GROUPS_V + gv] : 0.f;
-          pb0[gv] = attnc_transpose8x8(attnc_pack_in(sc[ck][0] * s0, sc[ck][1] * s0));
-          pb1[gv] = attnc_transpose8x8(attnc_pack_in(sc[ck][2] * s1, sc[ck][3] * s1));
-        }
-        attnc_q4_raw_pairs(V + j0 * ATTNC_ROW, t, v0);
-        attnc_q4_raw_pairs(V + j1 * ATTNC_ROW, t, v1);
+      for (int gv = 0; gv < ATTNC_GROUPS_V; ++gv) {
+        const float s0 = ok0 ? VS[j0 * ATTNC_GROUPS_V + gv] : 0.f;
+        const float s1 = ok1 ? VS[j1 * ATTNC_GROUPS_V + gv] : 0.f;
+        pb0[gv] = attnc_transpose8x8(attnc_pack_in(sc[ck][0] * s0, sc[ck][1] * s0));
+        pb1[gv] = attnc_transpose8x8(attnc_pack_in(sc[ck][2] * s1, sc[ck][3] * s1));
+      }
+      attnc_q4_raw_pairs(V + j0 * ATTNC_ROW, t, v0);
+      attnc_q4_raw_pairs(V + j1 * ATTNC_ROW, t, v1);
 #pragma unroll
-        for (int r = 0; r < ATTNC_NR; ++r) {
-          v0[r] = attnc_fma2(v0[r], ATTNC_Q4_ONE, ATTNC_Q4_MINUS_OFFSET);
-          v1[r] = attnc_fma2(v1[r], ATTNC_Q4_ONE, ATTNC_Q4_MINUS_OFFSET);
-        }
+      for (int r = 0; r < ATTNC_NR; ++r) {
+        v0[r] = attnc_q4_center(v0[r]);
+        v1[r] = attnc_q4_center(v1[r]);
+      }
 #pragma unroll
-        for (int u = 0; u < ATTNC_NR / 2; ++u) {
-          const unsigned va[4] = {attnc_transpose8x8(v0[2 * u]), attnc_transpose8x8(v0[2 * u + 1]),
-                                  attnc_transpose8x8(v1[2 * u]), attnc_transpose8x8(v1[2 * u + 1])};
-          attnc_mma(acc[u], va, pb0[ATTNC_VTILE_GROUP(u)], pb1[ATTNC_VTILE_GROUP(u)]);
-        }
+      for (int u = 0; u < ATTNC_NR / 2; ++u) {
+        const unsigned va[4] = {attnc_transpose8x8(v0[2 * u]), attnc_transpose8x8(v0[2 * u + 1]),
+                                attnc_transpose8x8(v1[2 * u]), attnc_transpose8x8(v1[2 * u + 1])};
+        attnc_mma(acc[u], va, pb0[ATTNC_VTILE_GROUP(u)], pb1[ATTNC_VTILE_GROUP(u)]);
       }
 #else
       const unsigned pb0 = attnc_transpose8x8(attnc_pack_in(sc[ck][0], sc[ck][1]));
