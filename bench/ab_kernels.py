@@ -29,7 +29,13 @@ def main():
     ap.add_argument("--D", type=int, default=128)
     ap.add_argument("--variants", default="", help="';'-separated, each 'VAR=V,VAR=V' or ''")
     ap.add_argument("--launches", type=int, default=0)
+    ap.add_argument("--window", type=int, default=0,
+                    help="sliding window size (default gpu_vs_torch's WINDOW)")
     a = ap.parse_args()
+    if a.window:
+        # visible_pairs and the launch parameters both read these.
+        g.WINDOW = a.window
+        g.PARAMS["sliding_window"] = f"window={a.window}"
     att = g.Attnc(a.lib)
     dev = torch.device("cuda")
     variants = a.variants.split(";") if a.variants else [""]

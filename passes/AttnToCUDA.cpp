@@ -226,7 +226,11 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   if (out.warpSpecialized) {
     // $ATTNC_CUDA_PV_N=64 splits each P V product in two (for comparisons).
     const char *pvEnv = std::getenv("ATTNC_CUDA_PV_N");
+    // $ATTNC_CUDA_TRACE=N prints the phase times of every N-th CTA (a
+    // profiling aid, docs/cuda-backend.md).
+    const char *traceEnv = std::getenv("ATTNC_CUDA_TRACE");
     os << "#define ATTNC_WS_PV_N " << (pvEnv && std::string(pvEnv) == "64" ? 64 : 128) << "\n"
+       << "#define ATTNC_TRACE " << (traceEnv ? std::max(0, std::atoi(traceEnv)) : 0) << "\n"
        << kAttnFwdWsCuh;
   }
   // A top-k block selection: its table is a hidden argument the two

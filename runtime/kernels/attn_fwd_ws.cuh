@@ -78,6 +78,19 @@ ATTNC_DEV void attnc_wgmma_wait_one() {
   asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
 }
 
+#if ATTNC_TRACE
+// Phase times of a CTA (ATTNC_TRACE = N: every N-th CTA prints them): the
+// global timer (ns, comparable across SMs) and the SM's clock.
+ATTNC_DEV unsigned long long attnc_globaltimer() {
+  unsigned long long t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+}
+#define ATTNC_STAMP(k) (traceAt[k] = attnc_globaltimer())
+#else
+#define ATTNC_STAMP(k) ((void)0)
+#endif
+
 extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     ATTNC_KERNEL(const __grid_constant__ AttncArgs a, const __grid_constant__ attnc_tmap tmK,
                  const __grid_constant__ attnc_tmap tmV) {
@@ -92,6 +105,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   unsigned char *tileClass = reinterpret_cast<unsigned char *>(bars + 8);
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+#if ATTNC_TRACE
+  unsigned long long traceAt[6] = {0, 0, 0, 0, 0, 0};
+  int traceTiles = 0;
+#endif
+  ATTNC_STAMP(0);
   // Longest rows first: with a causal mask the last query tiles do the most
   // work, and starting them early shortens the tail of the launch.
   const long long numQTiles = (a.S + ATTNC_BM - 1) / ATTNC_BM;
@@ -139,11 +157,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     attnc_fence_proxy_async(); // the copy engine sees the initialized barriers
   }
   __syncthreads();
+  ATTNC_STAMP(1);
 
+  // Each warp finds the range of tiles to visit (attnc_visited_range); the
+  // next tile to visit from kt on (numKTiles: none).
+  int firstTile, lastTile;
   auto nextTile = [&](int kt) {
-    while (kt < numKTiles && tileClass[kt] == ATTNC_EMPTY)
+    while (kt <= lastTile && tileClass[kt] == ATTNC_EMPTY)
       ++kt;
-    return kt;
+    return kt <= lastTile ? kt : numKTiles;
   };
 
   if (warp < 4) {
@@ -151,12 +173,15 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     // Producer
     //===------------------------------------------------------------------===//
     asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(ATTNC_WS_PRODUCER_REGS));
+    if (warp != 0)
+      return;
+    attnc_visited_range(tileClass, numKTiles, firstTile, lastTile);
     if (tid != 0)
       return;
     // K and V rows of this (batch, KV head) are rows of plane b * Hkv + hk.
     const int plane = static_cast<int>(b * a.Hkv + hk);
     int n = 0;
-    for (int kt = nextTile(0); kt < numKTiles; kt = nextTile(kt + 1), ++n) {
+    for (int kt = nextTile(firstTile); kt < numKTiles; kt = nextTile(kt + 1), ++n) {
       const int st = n & 1;
       const unsigned reuse = ((n >> 1) + 1) & 1; // parity of the stage's previous release
       const int j0 = kt * ATTNC_BN;
@@ -182,6 +207,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   // Consumers
   //===--------------------------------------------------------------------===//
   asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(ATTNC_WS_CONSUMER_REGS));
+  attnc_visited_range(tileClass, numKTiles, firstTile, lastTile);
   const int cw = warp - 4;                 // warp among the consumers
   // This warpgroup's rows of Q: every thread's copies done, visible to the
   // tensor cores (async proxy), then the warpgroup's named barrier (3, 4;
@@ -189,6 +215,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   attnc_cp_async_wait_all();
   attnc_fence_proxy_async();
   asm volatile("bar.sync %0, 128;\n" ::"r"(3 + (cw >> 2)) : "memory");
+  ATTNC_STAMP(2);
   const long long r0 = q0 + cw * 16;       // this warp's first row
   const unsigned char *qb = reinterpret_cast<const unsigned char *>(qs) + (cw >> 2) * 64 * 128;
 
@@ -251,7 +278,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   // is consumer 0's; consumer 1 does not pass on its last turn, which leaves
   // both barriers balanced.
   const int wg = cw >> 2;
-  int kt = nextTile(0);
+  int kt = nextTile(firstTile);
   if (kt < numKTiles) {
     float corr[2];
     if (wg == 1)
@@ -262,6 +289,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     issueS(0);
     attnc_turn_pass(wg);
     attnc_wgmma_wait();
+    ATTNC_STAMP(3);
     attnc_mbar_arrive(emptyK);
     // o is still zero: nothing to rescale. The first tile always takes the
     // masked softmax (right for a full tile too, one tile's mask the cost):
@@ -298,6 +326,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
       kt = next;
       ++n;
     }
+    ATTNC_STAMP(4);
+#if ATTNC_TRACE
+    traceTiles = n + 1;
+#endif
     const int st = n & 1;
     attnc_mbar_wait(fullV + st, (n >> 1) & 1);
     attnc_turn_wait(wg);
@@ -310,8 +342,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   }
 
   // Epilogue: normalize, gate, store; rows with no visible key give gate(0)
-  // and lse = -inf.
+  // and lse = -inf. 16-bit outputs go through this warpgroup's rows of the
+  // Q tile (free once its last S product is done; Q's swizzle keeps both
+  // passes free of bank conflicts) and leave as whole 16-byte pieces of
+  // rows: a thread's own values are 4-byte pieces of 8 rows, which cost a
+  // short CTA about a microsecond of store traffic at its end.
+#define ATTNC_STAGE_O (ATTNC_OUT != 0 && ATTNC_DV <= ATTNC_D)
   const int g = lane >> 2, c = lane & 3;
+#if ATTNC_STAGE_O
+  unsigned char *oStage = reinterpret_cast<unsigned char *>(qs);
+#endif
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     long long r = r0 + g + half * 8;
@@ -328,11 +368,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
           sum > 0.0f ? (m[half] + __log2f(sum)) * 0.6931471805599453f : -ATTNC_INF;
 #endif
 #endif
+#if !ATTNC_STAGE_O
     if (r >= a.S)
       continue;
     long long rowAt = ((b * a.Hq + h) * a.S + r) * ATTNC_DV;
+#endif
 #if ATTNC_HAS_GATE
     const AttncGateRow gateRow = attnc_gate_row(a, b, h, r + iOffset);
+#endif
+#if ATTNC_STAGE_O
+    // Row cw * 16 + g + 8 half of the tile, in Q's layout.
+    const int tr = cw * 16 + g + half * 8;
 #endif
 #pragma unroll
     for (int dt = 0; dt < ATTNC_DV / 8; ++dt) {
@@ -342,7 +388,42 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
       x0 = attnc_gate(a, gateRow, x0, b, h, r + iOffset, d);
       x1 = attnc_gate(a, gateRow, x1, b, h, r + iOffset, d + 1);
 #endif
+#if ATTNC_STAGE_O
+      *reinterpret_cast<unsigned *>(oStage + (dt >> 3) * (ATTNC_BM * 128) + tr * 128 +
+                                    (((dt & 7) ^ (tr & 7)) << 4) + 4 * c) =
+          ATTNC_OUT == 1 ? attnc_pack_bf16x2(x0, x1) : attnc_pack_f16x2(x0, x1);
+#else
       attnc_store_out(a, rowAt + d, x0, x1);
+#endif
     }
   }
+#if ATTNC_STAGE_O
+  asm volatile("bar.sync %0, 128;\n" ::"r"(3 + wg) : "memory");
+  {
+    // 16-byte piece n of the warpgroup's 64 rows: 16 threads write a row
+    // of 256 bytes (Dv = 128) in order.
+    constexpr int kPieces = ATTNC_DV / 8;
+    const int wt = tid & 127;
+#pragma unroll
+    for (int n = wt; n < 64 * kPieces; n += 128) {
+      const int tr = wg * 64 + n / kPieces, piece = n % kPieces;
+      const long long r = q0 + tr;
+      if (r >= a.S)
+        continue;
+      const uint4 x = *reinterpret_cast<const uint4 *>(
+          oStage + (piece >> 3) * (ATTNC_BM * 128) + tr * 128 + (((piece & 7) ^ (tr & 7)) << 4));
+      *reinterpret_cast<uint4 *>(a.o + ((b * a.Hq + h) * a.S + r) * ATTNC_DV + piece * 8) = x;
+    }
+  }
+#endif
+#if ATTNC_TRACE
+  ATTNC_STAMP(5);
+  unsigned smid;
+  asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
+  const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
+  if (tid == 128 && cta % ATTNC_TRACE == 0)
+    printf("attnc-trace cta %u sm %u tiles %d t0 %llu sync %llu q %llu s1 %llu loop %llu end %llu\n",
+           cta, smid, traceTiles, traceAt[0], traceAt[1] - traceAt[0], traceAt[2] - traceAt[0],
+           traceAt[3] - traceAt[0], traceAt[4] - traceAt[0], traceAt[5] - traceAt[0]);
+#endif
 }
