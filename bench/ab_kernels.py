@@ -65,7 +65,8 @@ def main():
                 for _ in range(a.launches):
                     fn()
                 torch.cuda.synchronize()
-                print(f"{case} [{var}] launched {a.launches}x", flush=True)
+                print(f"{case} [{var}] launched {a.launches}x, compile {ms:.0f} ms"
+                      f"{' (cached)' if cached else ''}", flush=True)
                 continue
             t = g.time_ms(fn, 10, 25.0)
             torch.cuda.synchronize()

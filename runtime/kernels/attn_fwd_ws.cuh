@@ -368,9 +368,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
           sum > 0.0f ? (m[half] + __log2f(sum)) * 0.6931471805599453f : -ATTNC_INF;
 #endif
 #endif
-#if !ATTNC_STAGE_O
     if (r >= a.S)
       continue;
+#if !ATTNC_STAGE_O
     long long rowAt = ((b * a.Hq + h) * a.S + r) * ATTNC_DV;
 #endif
 #if ATTNC_HAS_GATE
@@ -382,13 +382,14 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
 #endif
 #pragma unroll
     for (int dt = 0; dt < ATTNC_DV / 8; ++dt) {
-      int d = dt * 8 + 2 * c;
+      const int d = dt * 8 + 2 * c;
       float x0 = o[dt][2 * half] * inv, x1 = o[dt][2 * half + 1] * inv;
 #if ATTNC_HAS_GATE
       x0 = attnc_gate(a, gateRow, x0, b, h, r + iOffset, d);
       x1 = attnc_gate(a, gateRow, x1, b, h, r + iOffset, d + 1);
 #endif
 #if ATTNC_STAGE_O
+      (void)d;
       *reinterpret_cast<unsigned *>(oStage + (dt >> 3) * (ATTNC_BM * 128) + tr * 128 +
                                     (((dt & 7) ^ (tr & 7)) << 4) + 4 * c) =
           ATTNC_OUT == 1 ? attnc_pack_bf16x2(x0, x1) : attnc_pack_f16x2(x0, x1);
