@@ -21,6 +21,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpu_vs_torch as g  # noqa: E402
 
 
+def restore(saved):
+    for n, old in saved.items():
+        if old is None:
+            os.environ.pop(n)
+        else:
+            os.environ[n] = old
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", default=os.path.join(g.ROOT, "build/lib/libattnc-gpu-bench.so"))
@@ -54,11 +62,8 @@ def main():
             os.environ.update(env)
             h, ms, cached = att.compile(os.path.join(g.ROOT, "bench/specs", case + ".attn"),
                                         f"B={c['B']},H={c['H']},S={N},D={D}")
-            for n, old in saved.items():
-                if old is None:
-                    os.environ.pop(n)
-                else:
-                    os.environ[n] = old
+            # The variables stay set while the variant runs: some are read
+            # at launch (ATTNC_CUDA_PERSISTENT).
             o = torch.full_like(q, float("nan"))
             fn = att.launcher(h, tensors + [o], g.PARAMS.get(case, ""))
             if a.launches:
@@ -67,6 +72,7 @@ def main():
                 torch.cuda.synchronize()
                 print(f"{case} [{var}] launched {a.launches}x, compile {ms:.0f} ms"
                       f"{' (cached)' if cached else ''}", flush=True)
+                restore(saved)
                 continue
             t = g.time_ms(fn, 10, 25.0)
             torch.cuda.synchronize()
@@ -77,6 +83,7 @@ def main():
             print(f"{case:15s} N={N} D={D} [{var or 'default'}] {t:.3f} ms "
                   f"{flops / t / 1e9:.1f} TFLOP/s  compile {ms:.0f} ms  "
                   f"max diff vs first {err:.2e}{'  NaN!' if bad else ''}", flush=True)
+            restore(saved)
 
 
 if __name__ == "__main__":
