@@ -60,30 +60,31 @@ def main():
             env = dict(kv.split("=", 1) for kv in var.split(",") if kv)
             saved = {n: os.environ.get(n) for n in env}
             os.environ.update(env)
-            h, ms, cached = att.compile(os.path.join(g.ROOT, "bench/specs", case + ".attn"),
-                                        f"B={c['B']},H={c['H']},S={N},D={D}")
-            # The variables stay set while the variant runs: some are read
-            # at launch (ATTNC_CUDA_PERSISTENT).
-            o = torch.full_like(q, float("nan"))
-            fn = att.launcher(h, tensors + [o], g.PARAMS.get(case, ""))
-            if a.launches:
-                for _ in range(a.launches):
-                    fn()
+            # The variables stay set while the variant runs, not only while it
+            # compiles: some are read at launch (ATTNC_DECODE_SPLITS).
+            try:
+                h, ms, cached = att.compile(os.path.join(g.ROOT, "bench/specs", case + ".attn"),
+                                            f"B={c['B']},H={c['H']},S={N},D={D}")
+                o = torch.full_like(q, float("nan"))
+                fn = att.launcher(h, tensors + [o], g.PARAMS.get(case, ""))
+                if a.launches:
+                    for _ in range(a.launches):
+                        fn()
+                    torch.cuda.synchronize()
+                    print(f"{case} [{var}] launched {a.launches}x, compile {ms:.0f} ms"
+                          f"{' (cached)' if cached else ''}", flush=True)
+                    continue
+                t = g.time_ms(fn, 10, 25.0)
                 torch.cuda.synchronize()
-                print(f"{case} [{var}] launched {a.launches}x, compile {ms:.0f} ms"
-                      f"{' (cached)' if cached else ''}", flush=True)
+                err = 0.0 if first is None else (o.float() - first.float()).abs().max().item()
+                bad = torch.isnan(o).any().item()
+                if first is None:
+                    first = o.clone()
+                print(f"{case:15s} N={N} D={D} [{var or 'default'}] {t:.3f} ms "
+                      f"{flops / t / 1e9:.1f} TFLOP/s  compile {ms:.0f} ms  "
+                      f"max diff vs first {err:.2e}{'  NaN!' if bad else ''}", flush=True)
+            finally:
                 restore(saved)
-                continue
-            t = g.time_ms(fn, 10, 25.0)
-            torch.cuda.synchronize()
-            err = 0.0 if first is None else (o.float() - first.float()).abs().max().item()
-            bad = torch.isnan(o).any().item()
-            if first is None:
-                first = o.clone()
-            print(f"{case:15s} N={N} D={D} [{var or 'default'}] {t:.3f} ms "
-                  f"{flops / t / 1e9:.1f} TFLOP/s  compile {ms:.0f} ms  "
-                  f"max diff vs first {err:.2e}{'  NaN!' if bad else ''}", flush=True)
-            restore(saved)
 
 
 if __name__ == "__main__":
