@@ -21,14 +21,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpu_vs_torch as g  # noqa: E402
 
 
-def restore(saved):
-    for n, old in saved.items():
-        if old is None:
-            os.environ.pop(n)
-        else:
-            os.environ[n] = old
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--lib", default=os.path.join(g.ROOT, "build/lib/libattnc-gpu-bench.so"))
@@ -57,12 +49,9 @@ def main():
         flops = 4 * D * pairs * c["H"]
         first = None
         for var in variants:
-            env = dict(kv.split("=", 1) for kv in var.split(",") if kv)
-            saved = {n: os.environ.get(n) for n in env}
-            os.environ.update(env)
             # The variables stay set while the variant runs, not only while it
             # compiles: some are read at launch (ATTNC_DECODE_SPLITS).
-            try:
+            with g.knobs(var):
                 h, ms, cached = att.compile(os.path.join(g.ROOT, "bench/specs", case + ".attn"),
                                             f"B={c['B']},H={c['H']},S={N},D={D}")
                 o = torch.full_like(q, float("nan"))
@@ -83,8 +72,6 @@ def main():
                 print(f"{case:15s} N={N} D={D} [{var or 'default'}] {t:.3f} ms "
                       f"{flops / t / 1e9:.1f} TFLOP/s  compile {ms:.0f} ms  "
                       f"max diff vs first {err:.2e}{'  NaN!' if bad else ''}", flush=True)
-            finally:
-                restore(saved)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_vs_torch import Attnc  # noqa: E402
+from gpu_vs_torch import Attnc, knobs  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 D = 128
@@ -135,13 +135,8 @@ def main():
         variants = []
         for var in (a.variants.split(";") if a.variants else [""]):
             # The emitter reads its knobs from the environment when it compiles.
-            saved = dict(os.environ)
-            for kv in filter(None, var.split(",")):
-                name, _, value = kv.partition("=")
-                os.environ[name] = value
-            h, ms, _ = attnc.compile(spec, f"PS={PS}" if fmt == "bf16" else f"PS={PS},NG={D // GROUP}")
-            os.environ.clear()
-            os.environ.update(saved)
+            with knobs(var):
+                h, ms, _ = attnc.compile(spec, f"PS={PS}" if fmt == "bf16" else f"PS={PS},NG={D // GROUP}")
             run = attnc.launcher(h, tensors, "", shapes)
             o.zero_()
             run()

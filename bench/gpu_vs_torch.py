@@ -56,6 +56,23 @@ CONTENDERS = ["attnc", "fa2", "cudnn", "flex"]  # also the bar order of --png
 LABELS = {"attnc": "attnc", "fa2": "SDPA FA2", "cudnn": "SDPA cuDNN", "flex": "Flex"}
 
 
+@contextlib.contextmanager
+def knobs(var):
+    """Sets the environment variables of a variant, 'NAME=V,NAME=V' (attnc reads
+    its tuning knobs from the environment), and restores them on leaving."""
+    env = dict(kv.partition("=")[::2] for kv in var.split(",") if kv)
+    saved = {n: os.environ.get(n) for n in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for n, old in saved.items():
+            if old is None:
+                os.environ.pop(n, None)
+            else:
+                os.environ[n] = old
+
+
 def log(*args):
     print(*args, flush=True)
 
