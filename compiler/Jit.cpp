@@ -548,6 +548,8 @@ struct ArgStorage {
 struct CpuSchedule {
   int64_t chunksPerThread = 16;
   bool lastFirst = true;
+  /// Paged kernels: key ranges per item (0: chosen per run).
+  int64_t splits = 0;
 };
 
 CpuSchedule cpuSchedule() {
@@ -557,9 +559,29 @@ CpuSchedule cpuSchedule() {
       s.chunksPerThread = std::clamp<int64_t>(std::atoll(env), 1, 1 << 20);
     if (const char *env = std::getenv("ATTNC_CPU_ORDER"))
       s.lastFirst = std::strcmp(env, "first") != 0;
+    if (const char *env = std::getenv("ATTNC_CPU_SPLITS"))
+      s.splits = std::clamp<int64_t>(std::atoll(env), 0, 1024);
     return s;
   }();
   return schedule;
+}
+/// Split-KV for paged kernels: key ranges per item, so that a few long
+/// sequences (B = 1 has only one item per KV head) still give every thread
+/// work. About two work units per thread, and ranges of at least
+/// kMinSplitTiles key tiles, so the combine stays a small part.
+int64_t pagedSplits(const TensorView &lens, int64_t items, int64_t blockK, unsigned parts,
+                    int64_t forced) {
+  constexpr int64_t kMinSplitTiles = 4;
+  if (forced > 0)
+    return forced;
+  int64_t longest = 0;
+  for (int64_t n = 0; n < lens.shape[0]; ++n) {
+    int64_t index[1] = {n};
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(lens.load(index)));
+  }
+  int64_t wanted = (2 * int64_t(parts) + items - 1) / std::max<int64_t>(1, items);
+  int64_t tiles = (longest + blockK - 1) / std::max<int64_t>(1, blockK);
+  return std::clamp<int64_t>(std::min(wanted, tiles / kMinSplitTiles), 1, 1024);
 }
 } // namespace
 
@@ -651,27 +673,68 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
   // different lengths) stay one at a time.
   int64_t grain = 1;
   bool lastFirst = false;
+  CpuSchedule schedule = cpuSchedule();
+  unsigned parts = threads == 0 ? ThreadPool::global().size()
+                                : std::min(threads, ThreadPool::global().size());
   if (!info.paged) {
-    CpuSchedule schedule = cpuSchedule();
     int64_t tilesPerHead = (q.shape[2] + perItem - 1) / perItem;
-    unsigned parts = threads == 0 ? ThreadPool::global().size()
-                                  : std::min(threads, ThreadPool::global().size());
     grain = std::max<int64_t>(
         1, std::min(tilesPerHead, items / (schedule.chunksPerThread * int64_t(parts))));
     lastFirst = schedule.lastFirst;
   }
-  ThreadPool::global().parallelFor(
-      items, threads,
-      [&](int64_t begin, int64_t end) {
-        // Last chunks first: with a causal mask a head's last query tiles
-        // cost the most, and the run should end on cheap ones.
-        if (lastFirst)
-          std::tie(begin, end) = std::make_pair(items - end, items - begin);
-        std::vector<void *> local = argPtrs;
-        local.push_back(&begin);
-        local.push_back(&end);
-        entry(local.data());
-      },
-      grain);
+  auto runRange = [&](int64_t units, std::vector<void *> args) {
+    ThreadPool::global().parallelFor(
+        units, threads,
+        [&](int64_t begin, int64_t end) {
+          // Last chunks first: with a causal mask a head's last query tiles
+          // cost the most, and the run should end on cheap ones.
+          if (lastFirst)
+            std::tie(begin, end) = std::make_pair(units - end, units - begin);
+          std::vector<void *> local = args;
+          local.push_back(&begin);
+          local.push_back(&end);
+          entry(local.data());
+        },
+        grain);
+  };
+  if (!info.paged) {
+    runRange(items, argPtrs);
+    return Status::ok();
+  }
+  // Paged: whole items (phase 0), or split-KV: every item's key ranges into
+  // partial slots (phase 1), then one combine per item (phase 2).
+  int64_t splits = pagedSplits(tensors[info.paged->lens], items, info.blockK, parts,
+                               schedule.splits);
+  int64_t phase = splits > 1 ? 1 : 0;
+  int64_t rowsMax = info.headsPerItem * perItem;
+  int64_t valueDim = 0;
+  for (size_t n = 0, t = 0; n < info.args.size(); ++n) {
+    if (!info.args[n].isTensor)
+      continue;
+    if (info.args[n].isOutput && info.args[n].dims.size() == 4) { // o, not lse
+      valueDim = tensors[t].shape[3];
+      break;
+    }
+    ++t;
+  }
+  int64_t slotFloats = rowsMax * (valueDim + 2);
+  std::vector<float> partials(splits > 1 ? static_cast<size_t>(items * splits * slotFloats) : 1);
+  ArgStorage partialsArg;
+  ArgStorage::Desc &pd = partialsArg.desc;
+  pd.allocated = pd.aligned = partials.data();
+  pd.offset = 0;
+  pd.sizesAndStrides[0] = static_cast<int64_t>(partials.size());
+  pd.sizesAndStrides[1] = 1;
+  partialsArg.descPtr = &pd;
+  argPtrs.push_back(&phase);
+  argPtrs.push_back(&splits);
+  argPtrs.push_back(&partialsArg.descPtr);
+  if (phase == 0) {
+    runRange(items, argPtrs);
+    return Status::ok();
+  }
+  runRange(items * splits, argPtrs);
+  phase = 2;
+  runRange(items, argPtrs);
   return Status::ok();
 }

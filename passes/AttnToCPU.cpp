@@ -83,16 +83,23 @@ struct ConvertAttnToCPUPass
     if (selects.wasInterrupted())
       return signalPassFailure();
 
-    // The work range arguments come last.
+    // The work range arguments come last; paged kernels take the split-KV
+    // phase, split count and partials before them (CpuLowering.h).
     Location loc = op.getLoc();
     MLIRContext *ctx = &getContext();
     unsigned n = fn.getNumArguments();
     Type indexTy = IndexType::get(ctx);
-    if (failed(fn.insertArguments({n, n}, {indexTy, indexTy},
-                                  {DictionaryAttr::get(ctx), DictionaryAttr::get(ctx)},
-                                  {loc, loc})))
+    SmallVector<Type> added;
+    if (op.isPaged())
+      added = {indexTy, indexTy, MemRefType::get({ShapedType::kDynamic}, Float32Type::get(ctx))};
+    added.append({indexTy, indexTy});
+    SmallVector<unsigned> at(added.size(), n);
+    SmallVector<DictionaryAttr> attrs(added.size(), DictionaryAttr::get(ctx));
+    SmallVector<Location> locs(added.size(), loc);
+    if (failed(fn.insertArguments(at, added, attrs, locs)))
       return signalPassFailure();
-    Value workBegin = fn.getArgument(n), workEnd = fn.getArgument(n + 1);
+    unsigned range = fn.getNumArguments() - 2;
+    Value workBegin = fn.getArgument(range), workEnd = fn.getArgument(range + 1);
 
     // Scratch buffers live in the entry block: scf.for bodies are not
     // allocation scopes, and an alloca there would grow the stack per row.
@@ -103,6 +110,11 @@ struct ConvertAttnToCPUPass
     low.blockQ = items.queriesPerItem;
     low.blockK = schedule.getBlockK();
     Value q = op.getQuery(), k = op.getKey();
+    if (op.isPaged()) {
+      low.phase = fn.getArgument(n);
+      low.splits = fn.getArgument(n + 1);
+      low.partials = fn.getArgument(n + 2);
+    }
     {
       OpBuilder::InsertionGuard guard(b);
       b.setInsertionPointToStart(&fn.getBody().front());
@@ -176,6 +188,10 @@ struct ConvertAttnToCPUPass
         for (int64_t k = 0; k < 2; ++k)
           memref::StoreOp::create(b, low.idx(-1), low.kTHead, ValueRange{low.idx(k)});
       }
+      if (op.isPaged())
+        low.slotFloats = arith::MulIOp::create(
+            b, low.idx(low.pack * low.blockQ),
+            arith::AddIOp::create(b, low.valueDim, low.idx(2)));
       low.sBuf = fixed(rows * bkPad);
       low.mBuf = fixed(bqPad);
       low.lBuf = fixed(bqPad);

@@ -332,7 +332,17 @@ void Lowering::transposeKTile(Value bIdx, Value hk, Value kt, Value lastKey, Val
   });
 }
 
-void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
+void Lowering::loadSequence(Value bIdx) {
+  // This sequence's length (checked against the table by the runtime).
+  kvLen = arith::IndexCastOp::create(
+      b, b.getIndexType(), memref::LoadOp::create(b, op.getSeqLens(), ValueRange{bIdx}));
+  queryOffset = op.getAlign() == QueryAlign::end
+                    ? arith::SubIOp::create(b, kvLen, qLen).getResult()
+                    : idx(0);
+}
+
+void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value split,
+                        Value nSplits, Value slot, Value toPartials) {
   Value zero = idx(0), one = idx(1), w = idx(width), rows = idx(kRows);
   Value negInf = f32(-std::numeric_limits<float>::infinity());
   Value fzero = f32(0.0);
@@ -341,14 +351,8 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
   if (pack > 1)
     nRows = muli(nRows, idx(pack));
   Value lastRow = arith::SubIOp::create(b, qLen, one);
-  if (op.isPaged()) {
-    // This sequence's length (checked against the table by the runtime).
-    kvLen = arith::IndexCastOp::create(
-        b, b.getIndexType(), memref::LoadOp::create(b, op.getSeqLens(), ValueRange{bIdx}));
-    queryOffset = op.getAlign() == QueryAlign::end
-                      ? arith::SubIOp::create(b, kvLen, qLen).getResult()
-                      : zero;
-  }
+  if (op.isPaged())
+    loadSequence(bIdx);
 
   // q rows, scaled once; rows of a partial last group repeat the last row.
   Value scaleV = vector::BroadcastOp::create(
@@ -400,7 +404,17 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
       scf::YieldOp::create(b);
     });
   }
-  loop(zero, kvLen, bk, [&](Value kt) {
+  // Split-KV: range `split` of `nSplits` takes an equal share of whole key
+  // tiles, so the ranges cover the keys once; trailing ranges may be empty.
+  Value keyBegin = zero, keyEnd = kvLen;
+  if (split) {
+    Value tiles = arith::CeilDivSIOp::create(b, kvLen, bk);
+    Value perSplit = arith::CeilDivSIOp::create(b, tiles, nSplits);
+    Value first = arith::MinSIOp::create(b, muli(split, perSplit), tiles);
+    keyBegin = muli(first, bk);
+    keyEnd = arith::MinSIOp::create(b, muli(addi(first, perSplit), bk), kvLen);
+  }
+  loop(keyBegin, keyEnd, bk, [&](Value kt) {
     Value nk = arith::MinSIOp::create(b, bk, arith::SubIOp::create(b, kvLen, kt));
     auto tileBody = [&](Value full) {
       // K tile transposed into kT[d][j] (kTBuf, or the call's cache of the
@@ -466,6 +480,110 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1) {
     });
   });
 
+  if (!slot) {
+    emitEpilogue(bIdx, h, r0, nRows);
+    return;
+  }
+  scf::IfOp::create(
+      b, toPartials,
+      [&](OpBuilder &, Location) {
+        // The unnormalised state, for emitCombine.
+        Value base = muli(slot, slotFloats);
+        Value rowsMax = idx(pack * blockQ);
+        Value mAt = addi(base, muli(rowsMax, valueDim));
+        Value lAt = addi(mAt, rowsMax);
+        loop(zero, nRows, one, [&](Value rr) {
+          Value accRow = muli(rr, dvPad), outRow = addi(base, muli(rr, valueDim));
+          loop(zero, valueDim, one, [&](Value d) {
+            memref::StoreOp::create(b, memref::LoadOp::create(b, accBuf, addi(accRow, d)),
+                                    partials, addi(outRow, d));
+          });
+          memref::StoreOp::create(b, memref::LoadOp::create(b, mBuf, rr), partials,
+                                  addi(mAt, rr));
+          memref::StoreOp::create(b, memref::LoadOp::create(b, lBuf, rr), partials,
+                                  addi(lAt, rr));
+        });
+        scf::YieldOp::create(b);
+      },
+      [&](OpBuilder &, Location) {
+        emitEpilogue(bIdx, h, r0, nRows);
+        scf::YieldOp::create(b);
+      });
+}
+
+void Lowering::emitCombine(Value bIdx, Value h, Value r0, Value r1, Value firstSlot) {
+  Value zero = idx(0), one = idx(1);
+  Value negInf = f32(-std::numeric_limits<float>::infinity());
+  Value fzero = f32(0.0);
+  bool softmax = op.getKernel() == KernelKind::softmax;
+  Value nRows = arith::SubIOp::create(b, r1, r0);
+  itemQueries = nRows;
+  if (pack > 1)
+    nRows = muli(nRows, idx(pack));
+  loadSequence(bIdx);
+  Value rowsMax = idx(pack * blockQ);
+  Value mOffset = muli(rowsMax, valueDim), lOffset = addi(mOffset, rowsMax);
+  auto slotBase = [&](Value s) { return muli(addi(firstSlot, s), slotFloats); };
+  loop(zero, nRows, one, [&](Value rr) {
+    // Softmax: each range's state is relative to its own max; rescale all
+    // to the largest (a range with nothing visible has m = -inf and counts
+    // 0). Sigmoid: the ranges' sums add.
+    Value mMax = negInf;
+    if (softmax)
+      mMax = scf::ForOp::create(
+                 b, zero, splits, one, ValueRange{negInf},
+                 [&](OpBuilder &, Location, Value s, ValueRange acc) {
+                   Value m = memref::LoadOp::create(
+                       b, partials, addi(addi(slotBase(s), mOffset), rr));
+                   scf::YieldOp::create(
+                       b, ValueRange{arith::MaximumFOp::create(b, acc[0], m).getResult()});
+                 })
+                 .getResult(0);
+    Value accRow = muli(rr, dvPad);
+    loop(zero, valueDim, one, [&](Value d) {
+      memref::StoreOp::create(b, fzero, accBuf, addi(accRow, d));
+    });
+    Value lSum = scf::ForOp::create(
+                     b, zero, splits, one, ValueRange{fzero},
+                     [&](OpBuilder &, Location, Value s, ValueRange acc) {
+                       Value base = slotBase(s);
+                       Value factor = f32(1.0);
+                       if (softmax) {
+                         Value m = memref::LoadOp::create(b, partials,
+                                                          addi(addi(base, mOffset), rr));
+                         Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
+                                                             m, negInf);
+                         factor = arith::SelectOp::create(
+                             b, empty, fzero,
+                             math::ExpOp::create(b, arith::SubFOp::create(b, m, mMax)));
+                       }
+                       Value inRow = addi(base, muli(rr, valueDim));
+                       loop(zero, valueDim, one, [&](Value d) {
+                         Value part = memref::LoadOp::create(b, partials, addi(inRow, d));
+                         Value sum = memref::LoadOp::create(b, accBuf, addi(accRow, d));
+                         memref::StoreOp::create(
+                             b, arith::AddFOp::create(b, sum,
+                                                      arith::MulFOp::create(b, part, factor)),
+                             accBuf, addi(accRow, d));
+                       });
+                       Value l = memref::LoadOp::create(b, partials,
+                                                        addi(addi(base, lOffset), rr));
+                       scf::YieldOp::create(
+                           b, ValueRange{arith::AddFOp::create(
+                                             b, acc[0], arith::MulFOp::create(b, l, factor))
+                                             .getResult()});
+                     })
+                     .getResult(0);
+    memref::StoreOp::create(b, mMax, mBuf, rr);
+    memref::StoreOp::create(b, lSum, lBuf, rr);
+  });
+  emitEpilogue(bIdx, h, r0, nRows);
+}
+
+void Lowering::emitEpilogue(Value bIdx, Value h, Value r0, Value nRows) {
+  Value zero = idx(0), one = idx(1);
+  Value negInf = f32(-std::numeric_limits<float>::infinity());
+  Value fzero = f32(0.0);
   // Normalise (softmax only), gate, store. An all-masked row has l = 0 and
   // gives gate(0) and lse = -inf.
   bool softmax = op.getKernel() == KernelKind::softmax;
@@ -514,7 +632,10 @@ void Lowering::emit(Value workBegin, Value workEnd) {
   // share K/V of one head. Packed items take `pack` heads from h on.
   Value qTiles = arith::CeilDivSIOp::create(b, qLen, bq);
   Value itemHeads = pack == 1 ? qHeads : arith::DivSIOp::create(b, qHeads, idx(pack)).getResult();
-  loop(workBegin, workEnd, one, [&](Value item) {
+  struct Item {
+    Value bIdx, h, hk, r0, r1;
+  };
+  auto itemAt = [&](Value item) {
     Value qt = arith::RemSIOp::create(b, item, qTiles);
     Value bh = arith::DivSIOp::create(b, item, qTiles);
     Value h = arith::RemSIOp::create(b, bh, itemHeads);
@@ -524,6 +645,38 @@ void Lowering::emit(Value workBegin, Value workEnd) {
     Value hk = arith::DivSIOp::create(b, h, group);
     Value r0 = muli(qt, bq);
     Value r1 = arith::MinSIOp::create(b, addi(r0, bq), qLen);
-    emitItem(bIdx, h, hk, r0, r1);
-  });
+    return Item{bIdx, h, hk, r0, r1};
+  };
+  if (!phase) {
+    loop(workBegin, workEnd, one, [&](Value item) {
+      Item it = itemAt(item);
+      emitItem(it.bIdx, it.h, it.hk, it.r0, it.r1);
+    });
+    return;
+  }
+  // Paged kernels: phase 0 runs whole items; phase 1 work index w is range
+  // w % splits of item w / splits and fills slot w; phase 2 merges item i's
+  // slots [i * splits, (i + 1) * splits). The item body is emitted once for
+  // phases 0 and 1 (it is most of the code).
+  Value combine = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, phase, idx(2));
+  scf::IfOp::create(
+      b, combine,
+      [&](OpBuilder &, Location) {
+        loop(workBegin, workEnd, one, [&](Value item) {
+          Item it = itemAt(item);
+          emitCombine(it.bIdx, it.h, it.r0, it.r1, muli(item, splits));
+        });
+        scf::YieldOp::create(b);
+      },
+      [&](OpBuilder &, Location) {
+        Value toPartials = arith::CmpIOp::create(b, arith::CmpIPredicate::eq, phase, idx(1));
+        Value nSplits = arith::SelectOp::create(b, toPartials, splits, one);
+        loop(workBegin, workEnd, one, [&](Value work) {
+          Value item = arith::DivSIOp::create(b, work, nSplits);
+          Value split = arith::RemSIOp::create(b, work, nSplits);
+          Item it = itemAt(item);
+          emitItem(it.bIdx, it.h, it.hk, it.r0, it.r1, split, nSplits, work, toPartials);
+        });
+        scf::YieldOp::create(b);
+      });
 }

@@ -171,7 +171,27 @@ struct Lowering {
                       mlir::Value dest, mlir::Value base);
   /// The value of attn.size of `kind`.
   mlir::Value sizeOf(attn::SizeKind kind);
-  void emitItem(mlir::Value bIdx, mlir::Value h, mlir::Value hk, mlir::Value r0, mlir::Value r1);
+  /// Split-KV (paged kernels): the phase (0 whole items, 1 one key range
+  /// of an item each, 2 combine), the number of key ranges per item and
+  /// the f32 partials of phase 1. Each (item, range) owns a slot of
+  /// slotFloats: the accumulator [rows][Dv], then m [rows], then l [rows],
+  /// rows = pack * blockQ.
+  mlir::Value phase = {}, splits = {}, partials = {}, slotFloats = {};
+  /// Paged: this sequence's length and query offset, from its batch row.
+  void loadSequence(mlir::Value bIdx);
+  /// The item's rows against keys of range `split` of `nSplits` (all keys
+  /// when null); with `slot`, the unnormalised state goes to that partials
+  /// slot when `toPartials` holds, else through the epilogue.
+  void emitItem(mlir::Value bIdx, mlir::Value h, mlir::Value hk, mlir::Value r0, mlir::Value r1,
+                mlir::Value split = {}, mlir::Value nSplits = {}, mlir::Value slot = {},
+                mlir::Value toPartials = {});
+  /// Normalise (softmax), gate and store the item's rows from accBuf, mBuf
+  /// and lBuf; lse too.
+  void emitEpilogue(mlir::Value bIdx, mlir::Value h, mlir::Value r0, mlir::Value nRows);
+  /// Phase 2: merge the item's `splits` partial slots from `firstSlot` into
+  /// accBuf, mBuf and lBuf, then the epilogue.
+  void emitCombine(mlir::Value bIdx, mlir::Value h, mlir::Value r0, mlir::Value r1,
+                   mlir::Value firstSlot);
   void emit(mlir::Value workBegin, mlir::Value workEnd);
 };
 

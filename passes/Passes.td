@@ -41,7 +41,10 @@ def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
     tile) flattened with the query tile fastest; the function gains two
     trailing `index` arguments `work_begin` and `work_end` and computes items
     in `[work_begin, work_end)`, so a thread pool splits the range. The op
-    must carry a schedule (`attn-select-schedule`).
+    must carry a schedule (`attn-select-schedule`). Paged ops also take, before
+    the range, split-KV's `phase` (0 whole items, 1 one key range per work
+    index into a slot of the f32 `partials`, 2 merge each item's ranges),
+    the number of key ranges per item, and `partials`.
 
     Per query row: `q` scaled once into a buffer; per key tile of `block_k`
     keys, scores are dot products vectorized over the head dim with the

@@ -254,3 +254,49 @@ func.func @row_gate(%q: memref<?x4x?x64xf32>, %g: memref<?x4x?xf32>, %o: memref<
   }
   return
 }
+
+// -----
+
+/// Paged kernels take the split-KV phase, the key ranges per item and the
+/// partials before the work range. Phase 2 merges an item's ranges: the
+/// largest max, each range rescaled by exp(m - max) (0 when it saw
+/// nothing), then the usual epilogue. Phases 0 and 1 share one item body:
+/// work index w is range w % S of item w / S (S = 1 in phase 0); the range
+/// is an equal share of whole key tiles; phase 1 stores the accumulator, m
+/// and l to slot w, phase 0 runs the epilogue.
+// CHECK-LABEL: func.func @paged_split
+// CHECK-SAME: %[[LENS:[a-z0-9]+]]: memref<?xi32>, %[[O:[a-z0-9]+]]: memref<?x8x1x64xf32>,
+// CHECK-SAME: %[[PHASE:[a-z0-9]+]]: index, %[[SPLITS:[a-z0-9]+]]: index, %[[PART:[a-z0-9]+]]: memref<?xf32>,
+// CHECK-SAME: %[[BEGIN:[a-z0-9]+]]: index, %[[END:[a-z0-9]+]]: index)
+// CHECK: %[[COMBINE:.+]] = arith.cmpi eq, %[[PHASE]], %c2{{.*}} : index
+// CHECK: scf.if %[[COMBINE]] {
+// CHECK: scf.for %{{.+}} = %[[BEGIN]] to %[[END]]
+// CHECK: scf.for %{{.+}} = %{{.+}} to %[[SPLITS]] step %{{.+}} iter_args
+// CHECK: memref.load %[[PART]]
+// CHECK: arith.maximumf
+// CHECK: scf.for %{{.+}} = %{{.+}} to %[[SPLITS]] step %{{.+}} iter_args
+// CHECK: %[[EMPTY:.+]] = arith.cmpf oeq, %{{.+}}, %cst
+// CHECK: %[[E:.+]] = math.exp
+// CHECK: arith.select %[[EMPTY]], %{{.+}}, %[[E]] : f32
+// CHECK: memref.store %{{.+}}, %[[O]]
+// CHECK: } else {
+// CHECK: %[[PARTIAL:.+]] = arith.cmpi eq, %[[PHASE]], %c1{{.*}} : index
+// CHECK: %[[S:.+]] = arith.select %[[PARTIAL]], %[[SPLITS]], %c1{{.*}} : index
+// CHECK: scf.for %[[W:.+]] = %[[BEGIN]] to %[[END]]
+// CHECK: arith.divsi %[[W]], %[[S]]
+// CHECK: %[[RANGE:.+]] = arith.remsi %[[W]], %[[S]]
+// CHECK: memref.load %[[LENS]]
+// CHECK: %[[TILES:.+]] = arith.ceildivsi %{{.+}}, %c32
+// CHECK: %[[PER:.+]] = arith.ceildivsi %[[TILES]], %[[S]]
+// CHECK: %[[FIRST:.+]] = arith.muli %[[RANGE]], %[[PER]]
+// CHECK: scf.for %{{.+}} = %[[KB:.+]] to %[[KE:.+]] step %c32
+// CHECK: scf.if %[[PARTIAL]] {
+// CHECK: arith.muli %[[W]], %{{.+}} : index
+// CHECK: memref.store %{{.+}}, %[[PART]]
+// CHECK: } else {
+// CHECK: memref.store %{{.+}}, %[[O]]
+func.func @paged_split(%q: memref<?x8x1x64xf32>, %k: memref<?x2x16x64xf32, strided<[?, 1024, 64, 1]>>,
+                       %t: memref<?x?xi32>, %l: memref<?xi32>, %o: memref<?x8x1x64xf32>) {
+  attn.attention q(%q : memref<?x8x1x64xf32>) k(%k : memref<?x2x16x64xf32, strided<[?, 1024, 64, 1]>>) v(%k : memref<?x2x16x64xf32, strided<[?, 1024, 64, 1]>>) out(%o : memref<?x8x1x64xf32>) paged(%t, %l : memref<?x?xi32>, memref<?xi32>) kernel = softmax align = end scale = 0.125 schedule = #attn.schedule<block_q = 64, block_k = 32>
+  return
+}
