@@ -223,6 +223,10 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   os << "#define ATTNC_SCORE_READS " << (scoreReads ? 1 : 0) << "\n"
      << "#define ATTNC_SCALE_POSITIVE " << (scale > 0 ? 1 : 0) << "\n";
   os << kAttnFwdMmaCuh;
+  // $ATTNC_NVRTC_OPTIONS (extra NVRTC options, for compile-time
+  // comparisons): named in the source, so the cubin caches key on them.
+  if (const char *nvrtcEnv = std::getenv("ATTNC_NVRTC_OPTIONS"))
+    os << "// ATTNC_NVRTC_OPTIONS=" << nvrtcEnv << "\n";
   if (out.warpSpecialized) {
     // $ATTNC_CUDA_PV_N=64 splits each P V product in two (for comparisons).
     const char *pvEnv = std::getenv("ATTNC_CUDA_PV_N");

@@ -416,6 +416,16 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
   }
   loop(keyBegin, keyEnd, bk, [&](Value kt) {
     Value nk = arith::MinSIOp::create(b, bk, arith::SubIOp::create(b, kvLen, kt));
+    // Paged: the next tile's pages, while this one computes.
+    if (op.isPaged()) {
+      Value next = addi(kt, bk);
+      Value nextEnd = arith::MinSIOp::create(b, addi(next, bk), keyEnd);
+      scf::IfOp::create(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, next, nextEnd),
+                        [&](OpBuilder &, Location) {
+                          prefetchPages(bIdx, hk, next, nextEnd);
+                          scf::YieldOp::create(b);
+                        });
+    }
     auto tileBody = [&](Value full) {
       // K tile transposed into kT[d][j] (kTBuf, or the call's cache of the
       // head's tiles: CpuLowering.h); keys past the end repeat the last

@@ -95,6 +95,9 @@ struct Lowering {
   /// Where key j of batch `b` sits: (b, j) in k and v, or (page, slot) in
   /// the paged form (a division by the page size: once per key).
   std::pair<mlir::Value, mlir::Value> keyAt(mlir::Value bIdx, mlir::Value j);
+  /// Paged: software prefetches of the pages that hold keys [from, to) of
+  /// batch `bIdx`, KV head `hk` (codes, values and scales).
+  void prefetchPages(mlir::Value bIdx, mlir::Value hk, mlir::Value from, mlir::Value to);
   /// Features [d, d + width) of the key (or value) at `at` (from keyAt), KV
   /// head `hk`, as f32: dequantized when quantized.
   mlir::Value readKVAt(bool value, std::pair<mlir::Value, mlir::Value> at, mlir::Value hk, mlir::Value d);

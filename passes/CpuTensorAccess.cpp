@@ -58,6 +58,45 @@ std::pair<Value, Value> Lowering::keyAt(Value bIdx, Value j) {
   return {page, arith::RemUIOp::create(b, j, pageSize)};
 }
 
+void Lowering::prefetchPages(Value bIdx, Value hk, Value from, Value to) {
+  // A head's rows of one page are contiguous (the runtime checks that pages
+  // are row-major inside), but the next page's are a page stride away,
+  // which the hardware prefetchers do not follow: without this a decode
+  // step waits on memory latency, not bandwidth.
+  Value one = idx(1), zero = idx(0);
+  Value firstPage = arith::DivUIOp::create(b, from, pageSize);
+  Value endPage = arith::CeilDivUIOp::create(b, to, pageSize);
+  auto prefetchRows = [&](Value mem, Value page, int64_t step) {
+    auto type = cast<MemRefType>(mem.getType());
+    int64_t row = type.getDimSize(3);
+    int64_t eltBytes = std::max<int64_t>(1, type.getElementTypeBitWidth() / 8);
+    // One prefetch per 64-byte line of a row (a dynamic row: its start).
+    int64_t perLine = 64 / eltBytes;
+    int64_t lines = ShapedType::isDynamic(row) ? 1 : (row + perLine - 1) / perLine;
+    loop(zero, pageSize, idx(step), [&](Value slot) {
+      for (int64_t line = 0; line < lines; ++line)
+        memref::PrefetchOp::create(b, mem, ValueRange{page, hk, slot, idx(line * perLine)},
+                                   /*isWrite=*/false, /*localityHint=*/3,
+                                   /*isDataCache=*/true);
+    });
+  };
+  loop(firstPage, endPage, one, [&](Value p) {
+    Value page = arith::IndexCastOp::create(
+        b, b.getIndexType(),
+        memref::LoadOp::create(b, op.getPageTable(), ValueRange{bIdx, p}));
+    prefetchRows(op.getKey(), page, 1);
+    prefetchRows(op.getValue(), page, 1);
+    if (op.getKvQuant()) {
+      // Scale rows are short: one prefetch per line's worth of slots.
+      for (Value scales : {op.getKeyScale(), op.getValueScale()}) {
+        int64_t groups = cast<MemRefType>(scales.getType()).getDimSize(3);
+        int64_t step = ShapedType::isDynamic(groups) ? 1 : std::max<int64_t>(1, 16 / groups);
+        prefetchRows(scales, page, step);
+      }
+    }
+  });
+}
+
 Value Lowering::readKVAt(bool value, std::pair<Value, Value> at, Value hk, Value d) {
   Value mem = value ? op.getValue() : op.getKey();
   if (!op.getKvQuant())

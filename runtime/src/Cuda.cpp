@@ -15,6 +15,8 @@
 #include <cstdint>
 #include <cstdlib>
 #include <mutex>
+#include <sstream>
+#include <string>
 #include <vector>
 
 using namespace attnc;
@@ -417,9 +419,19 @@ bool cuda::compile(const std::string &source, const std::string &name, const std
   }
   // A real architecture (sm_XX) gives SASS; compute_XX would give PTX only.
   std::string archOpt = "--gpu-architecture=" + (cubin ? arch : "compute_" + arch.substr(3));
-  const char *options[] = {archOpt.c_str(), "--std=c++17", "--use_fast_math",
-                           "--extra-device-vectorization"};
-  nvrtcResult r = n->nvrtcCompileProgram(prog, 4, options);
+  std::vector<std::string> extra;
+  // $ATTNC_NVRTC_OPTIONS: more options, space-separated (the emitter names
+  // them in the source, so cached cubins key on them).
+  if (const char *env = std::getenv("ATTNC_NVRTC_OPTIONS")) {
+    std::istringstream words(env);
+    for (std::string word; words >> word;)
+      extra.push_back(word);
+  }
+  std::vector<const char *> options = {archOpt.c_str(), "--std=c++17", "--use_fast_math",
+                                       "--extra-device-vectorization"};
+  for (const std::string &word : extra)
+    options.push_back(word.c_str());
+  nvrtcResult r = n->nvrtcCompileProgram(prog, static_cast<int>(options.size()), options.data());
   size_t logSize = 0;
   n->nvrtcGetProgramLogSize(prog, &logSize);
   log.assign(logSize, '\0');

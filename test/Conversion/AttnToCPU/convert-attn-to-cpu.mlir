@@ -289,7 +289,16 @@ func.func @row_gate(%q: memref<?x4x?x64xf32>, %g: memref<?x4x?xf32>, %o: memref<
 // CHECK: %[[TILES:.+]] = arith.ceildivsi %{{.+}}, %c32
 // CHECK: %[[PER:.+]] = arith.ceildivsi %[[TILES]], %[[S]]
 // CHECK: %[[FIRST:.+]] = arith.muli %[[RANGE]], %[[PER]]
-// CHECK: scf.for %{{.+}} = %[[KB:.+]] to %[[KE:.+]] step %c32
+// CHECK: scf.for %[[KT:.+]] = %[[KB:.+]] to %[[KE:.+]] step %c32
+/// The next tile's pages are prefetched: per page, its table entry, then
+/// each K and V row of the KV head (one 64-byte line of 16 floats each here).
+// CHECK: %[[NEXT:.+]] = arith.addi %[[KT]], %c32
+// CHECK: scf.if
+// CHECK: %[[FIRSTPAGE:.+]] = arith.divui %[[NEXT]], %{{.+}}
+// CHECK: scf.for %[[P:.+]] = %[[FIRSTPAGE]] to
+// CHECK: memref.load %{{.+}}[%{{.+}}, %[[P]]] : memref<?x?xi32>
+// CHECK: memref.prefetch %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}, %c0{{.*}}], read, locality<3>, data
+// CHECK: memref.prefetch %{{.+}}[%{{.+}}, %{{.+}}, %{{.+}}, %c48{{.*}}], read, locality<3>, data
 // CHECK: scf.if %[[PARTIAL]] {
 // CHECK: arith.muli %[[W]], %{{.+}} : index
 // CHECK: memref.store %{{.+}}, %[[PART]]
