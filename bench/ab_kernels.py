@@ -70,7 +70,8 @@ def main():
                 if first is None:
                     first = o.clone()
                 print(f"{case:15s} N={N} D={D} [{var or 'default'}] {t:.3f} ms "
-                      f"{flops / t / 1e9:.1f} TFLOP/s  compile {ms:.0f} ms  "
+                      f"{flops / t / 1e9:.1f} TFLOP/s  compile {ms:.0f} ms "
+                      f"(first kernel {att.lib.attnc_bench_quick_ms(h):.0f} ms)  "
                       f"max diff vs first {err:.2e}{'  NaN!' if bad else ''}", flush=True)
 
 

@@ -270,6 +270,8 @@ class Attnc:
         L.attnc_bench_compile.argtypes = [cp, cp, cp, i32]
         L.attnc_bench_compile_ms.restype = ctypes.c_double
         L.attnc_bench_compile_ms.argtypes = [vp]
+        L.attnc_bench_quick_ms.restype = ctypes.c_double
+        L.attnc_bench_quick_ms.argtypes = [vp]
         L.attnc_bench_from_cache.restype = i32
         L.attnc_bench_from_cache.argtypes = [vp]
         for f in (L.attnc_bench_run, L.attnc_bench_plan):

@@ -46,7 +46,8 @@ struct CheckReport {
   int64_t nonFinite = 0;    // NaN or inf in the kernel's outputs
   double kernelMs = 0;      // best of the timed runs
   double referenceMs = 0;
-  double compileMs = 0;
+  double compileMs = 0;     // to the kernel checked (the final tier)
+  double quickMs = 0;       // to the quick tier, when the compile had two
   double gflops = 0;        // 4 * D-ish flops over visible pairs / kernelMs
   bool fromCache = false;
   bool skipped = false;     // the shape was in skipShapes

@@ -18,12 +18,29 @@
 #include "attnc/runtime/TopKSelect.h"
 #include "passes/AttnToCUDA.h"
 
+#include <atomic>
+#include <condition_variable>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace attnc {
+
+class CompiledKernel;
+
+/// The final tier of a CUDA kernel compiled in the background while its
+/// quick tier runs (CompileOptions::cudaTiers). `final` (or `error`) is set
+/// before `done`.
+struct KernelUpgrade {
+  std::atomic<bool> done{false};
+  std::shared_ptr<CompiledKernel> final;
+  std::string error;
+  std::mutex mutex;
+  std::condition_variable finished;
+};
 
 /// A loaded kernel: its signature and the packed entry point (CPU) or the
 /// loaded function and its launch layout (CUDA).
@@ -39,6 +56,15 @@ public:
   CudaKernel layout; // source dropped once loaded
   /// attn.topk: the selection the runtime computes into the hidden table.
   std::optional<TopKParams> topk;
+  /// The quick tier's pending final kernel.
+  std::shared_ptr<KernelUpgrade> upgrade;
+
+  /// The kernel to run now: the final tier once it is ready.
+  const CompiledKernel &current() const {
+    if (upgrade && upgrade->done.load(std::memory_order_acquire) && upgrade->final)
+      return *upgrade->final;
+    return *this;
+  }
 };
 
 /// Fills the CUDA kernel's argument slots and launches it on `stream`

@@ -374,7 +374,7 @@ Status Kernel::launch(const std::vector<TensorView> &tensors,
     return run(tensors, params);
   if (Status st = check(tensors, params); !st)
     return st;
-  return launchCuda(*impl, tensors, params, stream, /*wait=*/false);
+  return launchCuda(impl->current(), tensors, params, stream, /*wait=*/false);
 }
 
 Status Kernel::launch(const std::vector<TensorView> &tensors,
@@ -384,7 +384,12 @@ Status Kernel::launch(const std::vector<TensorView> &tensors,
     return launch(tensors, params, stream);
   if (Status st = check(tensors, params); !st)
     return st;
-  return launchCuda(*impl, tensors, params, stream, /*wait=*/false, plan.data.get());
+  const CompiledKernel &current = impl->current();
+  // A plan of the quick tier after the final one took over: its tiles have
+  // the quick kernel's shape, so build the classes per launch instead.
+  if (plan.data->kernel == impl.get() && &current != impl.get())
+    return launchCuda(current, tensors, params, stream, /*wait=*/false);
+  return launchCuda(current, tensors, params, stream, /*wait=*/false, plan.data.get());
 }
 
 Result<TilePlan> Kernel::planTiles(const std::vector<TensorView> &tensors,
@@ -395,10 +400,11 @@ Result<TilePlan> Kernel::planTiles(const std::vector<TensorView> &tensors,
   TilePlan plan;
   // A top-k selection depends on q and k, which change every call: its
   // tables are built with every launch.
-  if (!impl->isCuda || !impl->layout.classTable || impl->topk)
+  const CompiledKernel &current = impl->current();
+  if (!current.isCuda || !current.layout.classTable || current.topk)
     return plan;
   auto data = std::make_shared<TilePlanData>();
-  if (Status st = launchCuda(*impl, tensors, params, stream, /*wait=*/false, nullptr, data.get());
+  if (Status st = launchCuda(current, tensors, params, stream, /*wait=*/false, nullptr, data.get());
       !st)
     return st;
   if (data->table)

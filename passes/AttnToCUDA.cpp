@@ -35,7 +35,8 @@ using namespace attnc;
 using namespace attnc::attn;
 using namespace attnc::cuda_emit;
 
-LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel &out) {
+LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel &out,
+                                    bool warpSpecialized) {
   AttentionOp op;
   fn.walk([&](AttentionOp a) { op = a; });
   if (!op)
@@ -113,7 +114,8 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // earlier kernel (two warpgroups, two CTAs per SM, cp.async by every
   // thread) for comparisons.
   const char *wsEnv = std::getenv("ATTNC_CUDA_WS");
-  out.warpSpecialized = out.hopper && !(wsEnv && std::string(wsEnv) == "0");
+  out.warpSpecialized =
+      warpSpecialized && out.hopper && !(wsEnv && std::string(wsEnv) == "0");
   // Both Hopper kernels take 128-key tiles (one wgmma per k step for S,
   // half the per-tile softmax bookkeeping), the two-CTA one only at D = 64
   // without a mask: with mask code its 128-register cap would spill.

@@ -94,9 +94,11 @@ struct CudaKernel {
 /// CUDA target) for `arch` ("sm_90a", "sm_80", ...): with sm_90a and head
 /// dims 64 or 128 the Hopper warpgroup-MMA kernel, else the portable one.
 /// Fails with a diagnostic on what the CUDA path cannot take: f32 inputs,
-/// symbolic or unaligned head dims, ops it cannot translate.
+/// symbolic or unaligned head dims, ops it cannot translate. Without
+/// `warpSpecialized`, sm_90a takes the two-CTA Hopper kernel instead of the
+/// warp-specialized one (half the compile time: the JIT's quick tier).
 mlir::LogicalResult emitCudaKernel(mlir::func::FuncOp fn, llvm::StringRef arch,
-                                   CudaKernel &out);
+                                   CudaKernel &out, bool warpSpecialized = true);
 
 /// A C header for launching `kernel` (emitted from `fn`) from a cubin with
 /// the CUDA driver API: entry names, the argument struct, block size,

@@ -91,6 +91,12 @@ struct CompileOptions {
   /// CUDA: the GPU architecture to compile for ("sm_90", "sm_80", ...).
   /// Empty: the device's own, or sm_90 when no GPU is present.
   std::string cudaArch;
+  /// CUDA, Hopper: when the warp-specialized kernel is in neither cache,
+  /// compile it on a background thread and hand back the two-CTA kernel
+  /// (about half the compile time, most of the speed) at once; the kernel
+  /// switches to the final one when it is ready (Kernel::waitForFinalTier).
+  /// $ATTNC_CUDA_TIERS=0 turns this off for every compile.
+  bool cudaTiers = true;
 };
 
 /// One argument of a compiled kernel.
@@ -128,6 +134,9 @@ struct KernelInfo {
   std::optional<PagedInfo> paged;
   bool fromCache = false; // the object came from the disk cache
   double compileMs = 0;   // wall time of compileFile/compileString
+  /// CUDA: this is the quick tier; the final kernel is still compiling
+  /// (CompileOptions::cudaTiers).
+  bool quickTier = false;
 };
 
 class CompiledKernel;
@@ -182,6 +191,10 @@ public:
                              const std::map<std::string, double> &params = {},
                              void *stream = nullptr) const;
   Target target() const;
+  /// Waits until the kernel runs its final tier (CompileOptions::cudaTiers):
+  /// at once for kernels compiled in one tier. An error means the final
+  /// compile failed and the quick tier stays.
+  Status waitForFinalTier() const;
 
 private:
   std::shared_ptr<CompiledKernel> impl;

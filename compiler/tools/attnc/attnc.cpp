@@ -337,6 +337,10 @@ static int runAndCheck(const std::string &path, const CompileOptions &opts) {
       r.tolerance >= 1e-3 ? " + output rounding" : "",
       r.kernelMs, r.gflops, r.referenceMs, r.compileMs,
       r.fromCache ? " (cached)" : "");
+  if (r.quickMs > 0)
+    llvm::outs() << llvm::format("  a first kernel (the quick tier) after %.1f ms; the final "
+                                 "one compiled in the background\n",
+                                 r.quickMs);
   if (r.ambiguousRows)
     llvm::outs() << "  " << r.ambiguousRows
                  << " rows not compared: their top-k block selection is a near tie\n";
