@@ -4,8 +4,9 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// What attnc::Kernel points to, shared by the JIT (Jit.cpp: compiling,
-// caching, running on the CPU) and the CUDA launcher (CudaLaunch.cpp).
+// What attnc::Kernel points to, shared by the JITs (Jit.cpp: the CPU one
+// and the API; CudaJit.cpp: the CUDA one and its tiers) and the CUDA
+// launcher (CudaLaunch.cpp).
 // Private to compiler/.
 //
 //===----------------------------------------------------------------------===//

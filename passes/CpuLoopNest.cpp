@@ -498,20 +498,17 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
       b, toPartials,
       [&](OpBuilder &, Location) {
         // The unnormalised state, for emitCombine.
-        Value base = muli(slot, slotFloats);
-        Value rowsMax = idx(pack * blockQ);
-        Value mAt = addi(base, muli(rowsMax, valueDim));
-        Value lAt = addi(mAt, rowsMax);
+        PartialSlot at = partialSlot(slot);
         loop(zero, nRows, one, [&](Value rr) {
-          Value accRow = muli(rr, dvPad), outRow = addi(base, muli(rr, valueDim));
+          Value accRow = muli(rr, dvPad), outRow = addi(at.acc, muli(rr, valueDim));
           loop(zero, valueDim, one, [&](Value d) {
             memref::StoreOp::create(b, memref::LoadOp::create(b, accBuf, addi(accRow, d)),
                                     partials, addi(outRow, d));
           });
           memref::StoreOp::create(b, memref::LoadOp::create(b, mBuf, rr), partials,
-                                  addi(mAt, rr));
+                                  addi(at.m, rr));
           memref::StoreOp::create(b, memref::LoadOp::create(b, lBuf, rr), partials,
-                                  addi(lAt, rr));
+                                  addi(at.l, rr));
         });
         scf::YieldOp::create(b);
       },
@@ -531,9 +528,7 @@ void Lowering::emitCombine(Value bIdx, Value h, Value r0, Value r1, Value firstS
   if (pack > 1)
     nRows = muli(nRows, idx(pack));
   loadSequence(bIdx);
-  Value rowsMax = idx(pack * blockQ);
-  Value mOffset = muli(rowsMax, valueDim), lOffset = addi(mOffset, rowsMax);
-  auto slotBase = [&](Value s) { return muli(addi(firstSlot, s), slotFloats); };
+  auto slotOf = [&](Value s) { return partialSlot(addi(firstSlot, s)); };
   loop(zero, nRows, one, [&](Value rr) {
     // Softmax: each range's state is relative to its own max; rescale all
     // to the largest (a range with nothing visible has m = -inf and counts
@@ -543,8 +538,7 @@ void Lowering::emitCombine(Value bIdx, Value h, Value r0, Value r1, Value firstS
       mMax = scf::ForOp::create(
                  b, zero, splits, one, ValueRange{negInf},
                  [&](OpBuilder &, Location, Value s, ValueRange acc) {
-                   Value m = memref::LoadOp::create(
-                       b, partials, addi(addi(slotBase(s), mOffset), rr));
+                   Value m = memref::LoadOp::create(b, partials, addi(slotOf(s).m, rr));
                    scf::YieldOp::create(
                        b, ValueRange{arith::MaximumFOp::create(b, acc[0], m).getResult()});
                  })
@@ -556,18 +550,17 @@ void Lowering::emitCombine(Value bIdx, Value h, Value r0, Value r1, Value firstS
     Value lSum = scf::ForOp::create(
                      b, zero, splits, one, ValueRange{fzero},
                      [&](OpBuilder &, Location, Value s, ValueRange acc) {
-                       Value base = slotBase(s);
+                       PartialSlot at = slotOf(s);
                        Value factor = f32(1.0);
                        if (softmax) {
-                         Value m = memref::LoadOp::create(b, partials,
-                                                          addi(addi(base, mOffset), rr));
+                         Value m = memref::LoadOp::create(b, partials, addi(at.m, rr));
                          Value empty = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ,
                                                              m, negInf);
                          factor = arith::SelectOp::create(
                              b, empty, fzero,
                              math::ExpOp::create(b, arith::SubFOp::create(b, m, mMax)));
                        }
-                       Value inRow = addi(base, muli(rr, valueDim));
+                       Value inRow = addi(at.acc, muli(rr, valueDim));
                        loop(zero, valueDim, one, [&](Value d) {
                          Value part = memref::LoadOp::create(b, partials, addi(inRow, d));
                          Value sum = memref::LoadOp::create(b, accBuf, addi(accRow, d));
@@ -576,8 +569,7 @@ void Lowering::emitCombine(Value bIdx, Value h, Value r0, Value r1, Value firstS
                                                       arith::MulFOp::create(b, part, factor)),
                              accBuf, addi(accRow, d));
                        });
-                       Value l = memref::LoadOp::create(b, partials,
-                                                        addi(addi(base, lOffset), rr));
+                       Value l = memref::LoadOp::create(b, partials, addi(at.l, rr));
                        scf::YieldOp::create(
                            b, ValueRange{arith::AddFOp::create(
                                              b, acc[0], arith::MulFOp::create(b, l, factor))
@@ -588,6 +580,13 @@ void Lowering::emitCombine(Value bIdx, Value h, Value r0, Value r1, Value firstS
     memref::StoreOp::create(b, lSum, lBuf, rr);
   });
   emitEpilogue(bIdx, h, r0, nRows);
+}
+
+Lowering::PartialSlot Lowering::partialSlot(Value slot) {
+  Value rowsMax = idx(pack * blockQ);
+  Value acc = muli(slot, slotFloats);
+  Value m = addi(acc, muli(rowsMax, valueDim));
+  return {acc, m, addi(m, rowsMax)};
 }
 
 void Lowering::emitEpilogue(Value bIdx, Value h, Value r0, Value nRows) {

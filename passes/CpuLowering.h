@@ -180,6 +180,11 @@ struct Lowering {
   /// slotFloats: the accumulator [rows][Dv], then m [rows], then l [rows],
   /// rows = pack * blockQ.
   mlir::Value phase = {}, splits = {}, partials = {}, slotFloats = {};
+  /// Where a slot's accumulator rows, m and l start in `partials`.
+  struct PartialSlot {
+    mlir::Value acc, m, l;
+  };
+  PartialSlot partialSlot(mlir::Value slot);
   /// Paged: this sequence's length and query offset, from its batch row.
   void loadSequence(mlir::Value bIdx);
   /// The item's rows against keys of range `split` of `nSplits` (all keys
