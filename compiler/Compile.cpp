@@ -30,6 +30,11 @@
 
 #include <cstdlib>
 #include <mutex>
+#include <string>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 using namespace mlir;
 using namespace attnc;
@@ -221,12 +226,13 @@ KernelInfo attnc::extractKernelInfo(func::FuncOp fn) {
 }
 
 LogicalResult attnc::lowerForCPU(ModuleOp module, int vectorWidth, bool toLLVM,
-                                 bool printIRAfterAll, bool skipTiles) {
+                                 bool printIRAfterAll, bool skipTiles, bool amx) {
   PassManager pm(module.getContext());
   AttnToCPUPipelineOptions options;
   options.vectorWidth = vectorWidth;
   options.toLLVM = toLLVM;
   options.skipTiles = skipTiles;
+  options.amx = amx;
   buildAttnToCPUPipeline(pm, options);
   return runPipeline(pm, module, printIRAfterAll);
 }
@@ -305,6 +311,27 @@ int attnc::hostVectorWidth() {
   }
   llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
   return features.lookup("avx512f") ? 16 : 8;
+}
+
+bool attnc::hostAmx() {
+  if (const char *env = std::getenv("ATTNC_CPU_AMX"); env && std::string(env) == "0")
+    return false;
+  static const bool usable = [] {
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    if (!features.lookup("amx-bf16") || !features.lookup("amx-tile") ||
+        !features.lookup("avx512bf16"))
+      return false;
+#if defined(__linux__) && defined(__x86_64__)
+    // Linux gives a process the 8 KB of tile state only when it asks
+    // (ARCH_REQ_XCOMP_PERM for XTILEDATA); without it a tile instruction
+    // faults. The grant is process-wide.
+    constexpr long kRequestPermission = 0x1023, kTileData = 18;
+    return syscall(SYS_arch_prctl, kRequestPermission, kTileData) == 0;
+#else
+    return false;
+#endif
+  }();
+  return usable;
 }
 
 bool attnc::emitObject(llvm::Module &module, llvm::TargetMachine &tm,

@@ -71,9 +71,10 @@ KernelInfo extractKernelInfo(mlir::func::FuncOp fn);
 std::optional<TopKParams> hiddenTopK(mlir::func::FuncOp fn, unsigned &argIndex);
 
 /// attn IR (prepared) -> loops; with `toLLVM` on to the LLVM dialect.
+/// `amx`: bf16 prefill's matrix products on AMX tiles (convert-attn-to-cpu).
 mlir::LogicalResult lowerForCPU(mlir::ModuleOp module, int vectorWidth,
                                 bool toLLVM, bool printIRAfterAll,
-                                bool skipTiles = true);
+                                bool skipTiles = true, bool amx = false);
 
 /// LLVM dialect -> LLVM IR, plus `attnc_packed_<name>(void **args)` that
 /// takes one pointer per argument of `_mlir_ciface_<name>`.
@@ -86,6 +87,10 @@ std::unique_ptr<llvm::TargetMachine> hostTargetMachine(std::string &error,
                                                        const std::string &cpu = "");
 /// 16 f32 lanes with AVX-512, else 8.
 int hostVectorWidth();
+/// Whether JIT'd kernels may use AMX tiles: the CPU has AMX-BF16 (and
+/// AVX512-BF16), the OS granted this process the tile state, and
+/// $ATTNC_CPU_AMX is not 0.
+bool hostAmx();
 
 /// Optimizes `module` at O3 for `tm` and emits an object file into `out`.
 bool emitObject(llvm::Module &module, llvm::TargetMachine &tm,

@@ -154,8 +154,9 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   std::string cpu = llvm::sys::getHostCPUName().str();
   llvm::SHA256 sha;
   sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cpu|" LLVM_VERSION_STRING "|");
+  bool amx = options.cpuAmx && width == 16 && hostAmx();
   sha.update(cpu + "|" + std::to_string(width) + "|" +
-             (options.skipTiles ? "skip|" : "noskip|"));
+             (options.skipTiles ? "skip|" : "noskip|") + (amx ? "amx|" : ""));
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)
       sha.update(f.first().str() + ",");
@@ -189,7 +190,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   }
   if (!object) {
     if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false,
-                                 options.skipTiles)))
+                                 options.skipTiles, amx)))
       return Status::error("attnc: internal error: lowering failed\n" + diagText);
     timer.mark("lower to the LLVM dialect");
     llvm::LLVMContext llvmCtx;

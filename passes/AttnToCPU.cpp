@@ -22,6 +22,7 @@
 
 #include "passes/CpuLowering.h"
 #include "passes/Passes.h"
+#include "mlir/Dialect/AMX/AMXDialect.h"
 
 namespace attnc {
 #define GEN_PASS_DEF_CONVERTATTNTOCPUPASS
@@ -104,12 +105,23 @@ struct ConvertAttnToCPUPass
     // Scratch buffers live in the entry block: scf.for bodies are not
     // allocation scopes, and an alloca there would grow the stack per row.
     ImplicitLocOpBuilder b(loc, op);
+    Value kTAllBytes;
     Lowering low(op, b, vectorWidth, skipTiles);
     attnc::CpuItemShape items = attnc::cpuItemShape(op, schedule.getBlockQ());
     low.pack = items.headsPerItem;
     low.blockQ = items.queriesPerItem;
     low.blockK = schedule.getBlockK();
     Value q = op.getQuery(), k = op.getKey();
+    // AMX: bf16 operands whose head and value dims are whole 32-element
+    // chunks of a tile row, 16-lane vectors for the rows' softmax.
+    auto staticChunks = [](Value mem) {
+      int64_t d = cast<MemRefType>(mem.getType()).getDimSize(3);
+      return !ShapedType::isDynamic(d) && d % 32 == 0;
+    };
+    auto isBF16 = [](Value mem) { return cast<MemRefType>(mem.getType()).getElementType().isBF16(); };
+    low.amx = amx && vectorWidth == 16 && !op.isPaged() && !op.getKvQuant() && isBF16(q) &&
+              isBF16(k) && isBF16(op.getValue()) && staticChunks(q) &&
+              staticChunks(op.getValue()) && low.blockK % 32 == 0;
     if (op.isPaged()) {
       low.phase = fn.getArgument(n);
       low.splits = fn.getArgument(n + 1);
@@ -142,7 +154,8 @@ struct ConvertAttnToCPUPass
             b, arith::CeilDivSIOp::create(b, size, w), w);
       };
       int64_t rows = low.kRows;
-      int64_t bqPad = (low.pack * low.blockQ + rows - 1) / rows * rows;
+      int64_t rowStep = low.amx ? 32 : rows;
+      int64_t bqPad = (low.pack * low.blockQ + rowStep - 1) / rowStep * rowStep;
       // Scores and P.V step two vectors at a time: pad their dims to 2W.
       int64_t w2 = 2 * vectorWidth;
       int64_t bkPad = (low.blockK + w2 - 1) / w2 * w2;
@@ -162,16 +175,30 @@ struct ConvertAttnToCPUPass
       low.kTBuf = flat(arith::MulIOp::create(b, low.dPad, low.bkPad));
       low.vBuf = flat(arith::MulIOp::create(b, low.bkPad, low.dvPad));
       low.accBuf = flat(arith::MulIOp::create(b, low.idx(bqPad), low.dvPad));
+      // A typed view of `bytes` (i8) holding `n` elements of `elt`.
+      auto view = [&](Value bytes, Type elt, Value n) -> Value {
+        return memref::ViewOp::create(b, MemRefType::get({ShapedType::kDynamic}, elt), bytes,
+                                      low.idx(0), ValueRange{n});
+      };
       if (!op.isPaged()) {
-        // kT of a whole head, a [Dp][BKp] block per key tile (CpuLowering.h).
+        // kT of a whole head, a [Dp][BKp] block per key tile (CpuLowering.h);
+        // with AMX, bf16 VNNI tiles of the same element count.
         low.tileFloats = arith::MulIOp::create(b, low.dPad, low.bkPad);
         low.keyTiles = arith::CeilDivSIOp::create(b, low.kvLen, low.idx(low.blockK));
         Value floats = arith::MulIOp::create(b, low.keyTiles, low.tileFloats);
         low.useHeadKT = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, floats,
                                               low.idx(Lowering::kMaxHeadKTFloats));
-        low.kTAll = memref::AllocOp::create(
-            b, MemRefType::get({ShapedType::kDynamic}, b.getF32Type()),
-            ValueRange{arith::SelectOp::create(b, low.useHeadKT, floats, low.idx(1))});
+        Value elements = arith::SelectOp::create(b, low.useHeadKT, floats, low.idx(2));
+        kTAllBytes = memref::AllocOp::create(
+            b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
+            ValueRange{arith::MulIOp::create(b, elements, low.idx(low.amx ? 2 : 4))});
+        if (low.amx) {
+          low.kTAll = view(kTAllBytes, b.getBF16Type(), elements);
+          low.kTAll32 = view(kTAllBytes, b.getI32Type(),
+                             arith::DivUIOp::create(b, elements, low.idx(2)));
+        } else {
+          low.kTAll = view(kTAllBytes, b.getF32Type(), elements);
+        }
         low.kTDone = memref::AllocOp::create(
             b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
             ValueRange{arith::SelectOp::create(b, low.useHeadKT, low.keyTiles, low.idx(1))});
@@ -183,7 +210,7 @@ struct ConvertAttnToCPUPass
         };
         low.useHeadKT = arith::AndIOp::create(
             b, low.useHeadKT,
-            arith::AndIOp::create(b, allocated(low.kTAll), allocated(low.kTDone)));
+            arith::AndIOp::create(b, allocated(kTAllBytes), allocated(low.kTDone)));
         low.kTHead = memref::AllocaOp::create(b, MemRefType::get({2}, b.getIndexType()));
         for (int64_t k = 0; k < 2; ++k)
           memref::StoreOp::create(b, low.idx(-1), low.kTHead, ValueRange{low.idx(k)});
@@ -196,10 +223,27 @@ struct ConvertAttnToCPUPass
       low.mBuf = fixed(bqPad);
       low.lBuf = fixed(bqPad);
       low.corrBuf = fixed(rows);
+      if (low.amx) {
+        int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);
+        int64_t dv = cast<MemRefType>(op.getValue().getType()).getDimSize(3);
+        auto scratch = [&](int64_t n, Type elt) -> Value {
+          int64_t bytes = n * elt.getIntOrFloatBitWidth() / 8;
+          Value raw = memref::AllocaOp::create(b, MemRefType::get({bytes}, b.getI8Type()));
+          return view(raw, elt, low.idx(n));
+        };
+        low.qAmx = scratch(bqPad * d, b.getBF16Type());
+        Value kBytes = memref::AllocaOp::create(b, MemRefType::get({d * bkPad * 2}, b.getI8Type()));
+        low.kVnniBuf = view(kBytes, b.getBF16Type(), low.idx(d * bkPad));
+        low.kVnni32 = view(kBytes, b.getI32Type(), low.idx(d * bkPad / 2));
+        low.vVnni = scratch(bkPad * dv, b.getBF16Type());
+        low.sAll = scratch(bqPad * bkPad, b.getF32Type());
+        low.pAmx = scratch(bqPad * bkPad, b.getBF16Type());
+        low.corrAll = scratch(bqPad, b.getF32Type());
+      }
     }
     low.emit(workBegin, workEnd);
-    if (low.kTAll) {
-      memref::DeallocOp::create(b, low.kTAll);
+    if (kTAllBytes) {
+      memref::DeallocOp::create(b, kTAllBytes);
       memref::DeallocOp::create(b, low.kTDone);
     }
     op.erase();

@@ -21,9 +21,7 @@ using namespace attnc::cpu_lowering;
 void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value nRows,
                             Value manyRows, Value rg, Value kt, Value nk, Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width);
-  Value negInf = f32(-std::numeric_limits<float>::infinity());
-  Value fzero = f32(0.0), fone = f32(1.0);
-  bool softmax = op.getKernel() == KernelKind::softmax;
+  Value fzero = f32(0.0);
 
   Value w2 = idx(2 * width);
   // A group of at most kRows / 2 rows (decode with GQA 4 under 8-row
@@ -80,7 +78,7 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   b.setInsertionPointToStart(&ifMany.getThenRegion().front());
   // The tile's kT: kTBuf, or the tile's block of the call's cache.
   Value kT = kTBuf, kTFirst = zero;
-  if (kTAll) {
+  if (kTAll && !amx) {
     kT = arith::SelectOp::create(b, useHeadKT, kTAll, kTBuf);
     kTFirst = arith::SelectOp::create(
         b, useHeadKT, muli(arith::DivUIOp::create(b, kt, idx(blockK)), tileFloats), zero);
@@ -109,12 +107,57 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   });
   b.setInsertionPointAfter(ifMany);
 
-  // Per row (scalar): regions, the tile max, weights, the new max and sum.
-  // Rows past the item's end keep weight 0 so that P.V below adds nothing.
-  for (int64_t r = 0; r < kRows; ++r) {
-    Value rr = addi(rg, idx(r));
-    Value sRow = muli(idx(r), bkPad);
-    Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rr, nRows);
+  // Per row: regions, the tile max, weights, the new max and sum.
+  for (int64_t r = 0; r < kRows; ++r)
+    emitRowWeights(bIdx, hItem, r0, nRows, addi(rg, idx(r)), muli(idx(r), bkPad), corrBuf,
+                   idx(r), kt, nk, full, /*onTiles=*/false);
+
+  // acc[r] = acc[r] * corr[r] + sum_j p[r][j] v[j], two vectors of Dv at a
+  // time, like the scores above, for the group's n rows.
+  auto weighValues = [&](int64_t n) {
+    loop(zero, dvPad, w2, [&](Value dc) {
+      Value dc1 = addi(dc, w);
+      SmallVector<Value> init(2 * n);
+      for (int64_t r = 0; r < n; ++r) {
+        Value corr = vector::BroadcastOp::create(
+            b, vecF32(), memref::LoadOp::create(b, corrBuf, idx(r)));
+        Value base = muli(addi(rg, idx(r)), dvPad);
+        init[r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc)), corr);
+        init[n + r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc1)), corr);
+      }
+      ValueRange pv = pairedFmas(
+          nk, init, n,
+          [&](Value jj) -> std::pair<Value, Value> {
+            Value row = muli(jj, dvPad);
+            return {vecLoad(vBuf, addi(row, dc)), vecLoad(vBuf, addi(row, dc1))};
+          },
+          [&](Value jj, int64_t r) -> Value {
+            return memref::LoadOp::create(b, sBuf, addi(muli(idx(r), bkPad), jj));
+          });
+      for (int64_t r = 0; r < n; ++r) {
+        Value base = muli(addi(rg, idx(r)), dvPad);
+        vector::StoreOp::create(b, pv[r], accBuf, ValueRange{addi(base, dc)});
+        vector::StoreOp::create(b, pv[n + r], accBuf, ValueRange{addi(base, dc1)});
+      }
+    });
+  };
+  // The rows past a half group's have weights 0 only.
+  byRowCount(weighValues);
+}
+
+void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Value rr,
+                              Value sRow, Value corrMem, Value corrAt, Value kt, Value nk,
+                              Value full, bool onTiles) {
+  Value zero = idx(0), one = idx(1), w = idx(width);
+  Value negInf = f32(-std::numeric_limits<float>::infinity());
+  Value fzero = f32(0.0), fone = f32(1.0);
+  bool softmax = op.getKernel() == KernelKind::softmax;
+  // On AMX tiles (emitAmxTile): all of the item's scores in sAll, unscaled;
+  // the weights go to pAmx as bf16.
+  Value sBuf = onTiles ? sAll : this->sBuf;
+  Value scoreScale = onTiles ? f32(op.getScale().convertToDouble()) : Value();
+  // Rows past the item's end keep weight 0 so that P.V adds nothing.
+  Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rr, nRows);
     scf::IfOp::create(
         b, valid,
         [&](OpBuilder &, Location) {
@@ -171,7 +214,10 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
                   [&](OpBuilder &, Location, Value jc, ValueRange acc) {
                     Value lanes = inTile(jc);
                     Value sv = vecLoad(sBuf, addi(sRow, jc));
-                    if (!score.empty() || withMask) {
+                    if (scoreScale)
+                      sv = arith::MulFOp::create(
+                          b, sv, vector::BroadcastOp::create(b, vecF32(), scoreScale));
+                    if (!score.empty() || withMask || scoreScale) {
                       Value jv = arith::AddIOp::create(
                           b, vector::BroadcastOp::create(b, indexV, addi(kt, jc)), iotaIdx);
                       if (!score.empty())
@@ -200,6 +246,8 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
                 [&](OpBuilder &, Location, Value jj, ValueRange tileMax) {
                   Value j = addi(kt, jj);
                   Value s = memref::LoadOp::create(b, sBuf, addi(sRow, jj));
+                  if (scoreScale)
+                    s = arith::MulFOp::create(b, s, scoreScale);
                   if (!op.getScore().empty())
                     s = regions().inlineScalar(op.getScore(), {s, bIdx, h, i, j});
                   if (withMask) {
@@ -259,7 +307,12 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
                                             arith::AddFOp::create(b, oneV, e));
                 }
                 p = arith::SelectOp::create(b, inTile(jc), p, zeroV);
-                vector::StoreOp::create(b, p, sBuf, ValueRange{addi(sRow, jc)});
+                if (onTiles)
+                  vector::StoreOp::create(
+                      b, arith::TruncFOp::create(b, VectorType::get({width}, b.getBF16Type()), p),
+                      pAmx, ValueRange{addi(sRow, jc)});
+                else
+                  vector::StoreOp::create(b, p, sBuf, ValueRange{addi(sRow, jc)});
                 scf::YieldOp::create(
                     b, ValueRange{arith::AddFOp::create(b, sum[0], p).getResult()});
               });
@@ -272,50 +325,27 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
               b, arith::MulFOp::create(b, l, corr), weightSum);
           memref::StoreOp::create(b, mNew, mBuf, rr);
           memref::StoreOp::create(b, lNew, lBuf, rr);
-          memref::StoreOp::create(b, corr, corrBuf, idx(r));
+          memref::StoreOp::create(b, corr, corrMem, corrAt);
           scf::YieldOp::create(b);
         },
         [&](OpBuilder &, Location) {
-          loop(zero, nk, one, [&](Value jj) {
-            memref::StoreOp::create(b, fzero, sBuf, addi(sRow, jj));
-          });
-          memref::StoreOp::create(b, fone, corrBuf, idx(r));
+          if (onTiles) {
+            // The whole padded row: AMX multiplies every key of a chunk.
+            Value zeroP = arith::ConstantOp::create(
+                b, DenseElementsAttr::get(VectorType::get({width}, b.getBF16Type()),
+                                          b.getZeroAttr(b.getBF16Type())));
+            loop(zero, bkPad, w, [&](Value jc) {
+              vector::StoreOp::create(b, zeroP, pAmx, ValueRange{addi(sRow, jc)});
+            });
+          } else {
+            loop(zero, nk, one, [&](Value jj) {
+              memref::StoreOp::create(b, fzero, sBuf, addi(sRow, jj));
+            });
+          }
+          memref::StoreOp::create(b, fone, corrMem, corrAt);
           scf::YieldOp::create(b);
         });
   }
-
-  // acc[r] = acc[r] * corr[r] + sum_j p[r][j] v[j], two vectors of Dv at a
-  // time, like the scores above, for the group's n rows.
-  auto weighValues = [&](int64_t n) {
-    loop(zero, dvPad, w2, [&](Value dc) {
-      Value dc1 = addi(dc, w);
-      SmallVector<Value> init(2 * n);
-      for (int64_t r = 0; r < n; ++r) {
-        Value corr = vector::BroadcastOp::create(
-            b, vecF32(), memref::LoadOp::create(b, corrBuf, idx(r)));
-        Value base = muli(addi(rg, idx(r)), dvPad);
-        init[r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc)), corr);
-        init[n + r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc1)), corr);
-      }
-      ValueRange pv = pairedFmas(
-          nk, init, n,
-          [&](Value jj) -> std::pair<Value, Value> {
-            Value row = muli(jj, dvPad);
-            return {vecLoad(vBuf, addi(row, dc)), vecLoad(vBuf, addi(row, dc1))};
-          },
-          [&](Value jj, int64_t r) -> Value {
-            return memref::LoadOp::create(b, sBuf, addi(muli(idx(r), bkPad), jj));
-          });
-      for (int64_t r = 0; r < n; ++r) {
-        Value base = muli(addi(rg, idx(r)), dvPad);
-        vector::StoreOp::create(b, pv[r], accBuf, ValueRange{addi(base, dc)});
-        vector::StoreOp::create(b, pv[n + r], accBuf, ValueRange{addi(base, dc1)});
-      }
-    });
-  };
-  // The rows past a half group's have weights 0 only.
-  byRowCount(weighValues);
-}
 
 void Lowering::transposeKTile(Value bIdx, Value hk, Value kt, Value lastKey, Value dest,
                               Value base) {
@@ -358,8 +388,10 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
   Value scaleV = vector::BroadcastOp::create(
       b, vecF32(), f32(op.getScale().convertToDouble()));
   Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
+  // AMX tiles take rows 32 at a time.
+  Value rowStep = amx ? idx(32) : rows;
   Value groupRows = arith::MulIOp::create(
-      b, arith::CeilDivSIOp::create(b, nRows, rows), rows);
+      b, arith::CeilDivSIOp::create(b, nRows, rowStep), rowStep);
   loop(zero, groupRows, one, [&](Value rr) {
     Value qHead = h, row;
     if (pack == 1) {
@@ -372,6 +404,9 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
       Value qv = arith::MulFOp::create(b, readF32(op.getQuery(), {bIdx, qHead, row, d}),
                                        scaleV);
       vector::StoreOp::create(b, qv, qBuf, ValueRange{addi(muli(rr, dPad), d)});
+      if (amx)
+        vector::StoreOp::create(b, readBits(op.getQuery(), {bIdx, qHead, row, d}),
+                                bitsView(qAmx), ValueRange{addi(muli(rr, dPad), d)});
     });
     loop(zero, dvPad, w, [&](Value d) {
       vector::StoreOp::create(b, zeroV, accBuf, ValueRange{addi(muli(rr, dvPad), d)});
@@ -383,10 +418,14 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
   Value bk = idx(blockK), lastKey = arith::SubIOp::create(b, kvLen, one);
   Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, rows);
   // Per-tile transposes into kTBuf, unless the whole head's kT is kept.
+  // (AMX: items of many rows pack VNNI K tiles instead, emitAmxTile.)
   Value tileTranspose = manyRows;
-  if (kTAll) {
+  if (amx)
+    tileTranspose = arith::ConstantIntOp::create(b, 0, 1);
+  else if (kTAll)
     tileTranspose = arith::AndIOp::create(
         b, manyRows, arith::XOrIOp::create(b, useHeadKT, arith::ConstantIntOp::create(b, 1, 1)));
+  if (kTAll) {
     Value held = arith::AndIOp::create(
         b,
         arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
@@ -426,7 +465,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
                           scf::YieldOp::create(b);
                         });
     }
-    auto tileBody = [&](Value full) {
+    auto vectorTileBody = [&](Value full) {
       // K tile transposed into kT[d][j] (kTBuf, or the call's cache of the
       // head's tiles: CpuLowering.h); keys past the end repeat the last
       // key (their scores are never read). A width x width transpose in
@@ -438,7 +477,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
         transposeKTile(bIdx, hk, kt, lastKey, kTBuf, zero);
         scf::YieldOp::create(b);
       });
-      if (kTAll) {
+      if (kTAll && !amx) {
         // The head's cache: this tile, once per call.
         Value t = arith::DivUIOp::create(b, kt, bk);
         Value done = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
@@ -463,6 +502,20 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
       loop(zero, nRows, rows, [&](Value rg) {
         emitRowGroup(bIdx, h, hk, r0, nRows, manyRows, rg, kt, nk, full);
       });
+    };
+    auto tileBody = [&](Value full) {
+      if (!amx)
+        return vectorTileBody(full);
+      scf::IfOp::create(
+          b, manyRows,
+          [&](OpBuilder &, Location) {
+            emitAmxTile(bIdx, h, hk, r0, nRows, kt, nk, full);
+            scf::YieldOp::create(b);
+          },
+          [&](OpBuilder &, Location) {
+            vectorTileBody(full);
+            scf::YieldOp::create(b);
+          });
     };
     if (op.getMask().empty()) {
       tileBody(Value());

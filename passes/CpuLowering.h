@@ -71,6 +71,18 @@ struct Lowering {
   mlir::Value kTAll = {}, kTDone = {}, kTHead = {}, tileFloats = {}, useHeadKT = {};
   mlir::Value keyTiles = {};
   static constexpr int64_t kMaxHeadKTFloats = int64_t(1) << 21;
+  /// AMX (AttnToCPU.cpp decides: bf16 q, k, v, head and value dims that are
+  /// multiples of 32, not paged): items of more than kRows rows run both
+  /// matrix products on tiles of 16 rows, two by two (emitAmxTile). q rows
+  /// as bf16, unscaled (the scale multiplies S in f32) [BQp][Dp]; a K tile
+  /// in the VNNI layout [Dp/2][BKp][2] (kVnniBuf, or the head's cache
+  /// kTAll, which then holds these bf16 tiles instead of f32 kT); a V tile
+  /// [BKp/2][Dvp][2]; all of the item's scores [BQp][BKp]; the weights as
+  /// bf16 [BQp][BKp]; the per-row rescale [BQp]. BQp is a multiple of 32.
+  /// kVnni32 and kTAll32 are i32 views (one (d, d + 1) pair per element).
+  bool amx = false;
+  mlir::Value qAmx = {}, kVnniBuf = {}, kVnni32 = {}, kTAll32 = {}, vVnni = {};
+  mlir::Value sAll = {}, pAmx = {}, corrAll = {};
   int64_t blockQ = 0, blockK = 0;
   /// Query rows that share each K and V load in the inner products: their
   /// 2 * kRows accumulators, two key vectors and a broadcast fit the 32
@@ -167,6 +179,23 @@ struct Lowering {
   /// (else its key rows are read directly).
   void emitRowGroup(mlir::Value bIdx, mlir::Value h, mlir::Value hk, mlir::Value r0, mlir::Value nRows, mlir::Value manyRows,
                     mlir::Value rg, mlir::Value kt, mlir::Value nk, mlir::Value full);
+  /// Regions, the tile max, the weights, the new max and sum of item row
+  /// `rr`, whose scores start at `sRow` (in sBuf, or sAll `onTiles`), its
+  /// rescale stored at corrMem[corrAt].
+  void emitRowWeights(mlir::Value bIdx, mlir::Value hItem, mlir::Value r0, mlir::Value nRows,
+                      mlir::Value rr, mlir::Value sRow, mlir::Value corrMem, mlir::Value corrAt,
+                      mlir::Value kt, mlir::Value nk, mlir::Value full, bool onTiles);
+  /// The AMX form of a key tile for an item of `nRows` rows: K and V tiles
+  /// packed, S = q K^T on tiles, the rows' weights, acc rescaled, acc += P V
+  /// on tiles.
+  void emitAmxTile(mlir::Value bIdx, mlir::Value h, mlir::Value hk, mlir::Value r0,
+                   mlir::Value nRows, mlir::Value kt, mlir::Value nk, mlir::Value full);
+  /// K tile `kt` in the VNNI layout into the i32 view `dest32` from `base`
+  /// (in pairs); keys past the sequence repeat its last key.
+  void packKTileVnni(mlir::Value bIdx, mlir::Value hk, mlir::Value kt, mlir::Value dest32,
+                     mlir::Value base);
+  /// Raw bits of `width` bf16 elements of the minor dim of `mem`.
+  mlir::Value readBits(mlir::Value mem, mlir::ValueRange indices);
   /// K tile `kt` transposed into `dest` from `base`, as kT[d][j] with row
   /// stride bkPad; keys past `lastKey` repeat it (their scores are never
   /// read).

@@ -49,6 +49,12 @@ Value Lowering::readF32(Value mem, ValueRange indices) {
   return v;
 }
 
+Value Lowering::readBits(Value mem, ValueRange indices) {
+  return vector::TransferReadOp::create(
+      b, VectorType::get({width}, b.getI16Type()), bitsView(mem), indices,
+      arith::ConstantOp::create(b, b.getI16IntegerAttr(0)).getResult(), ArrayRef<bool>{true});
+}
+
 std::pair<Value, Value> Lowering::keyAt(Value bIdx, Value j) {
   if (!op.isPaged())
     return {bIdx, j};

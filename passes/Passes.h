@@ -11,6 +11,9 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Pass/Pass.h"
 
+namespace mlir::amx {
+class AMXDialect;
+} // namespace mlir::amx
 namespace mlir::scf {
 class SCFDialect;
 } // namespace mlir::scf

@@ -59,9 +59,14 @@ def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
            "f32 lanes per vector (16 for AVX-512, 8 for AVX2)">,
     Option<"skipTiles", "skip-tiles", "bool", /*default=*/"true",
            "Bound the mask per key tile: skip EMPTY tiles, unmask FULL ones "
-           "(off: evaluate the mask everywhere, for comparison)">
+           "(off: evaluate the mask everywhere, for comparison)">,
+    Option<"amx", "amx", "bool", /*default=*/"false",
+           "bf16 q, k and v with head and value dims that are multiples of "
+           "32 (not paged): both matrix products of items with more than "
+           "one row group on AMX tiles (tdpbf16ps, f32 accumulation)">
   ];
   let dependentDialects = [
+    "::mlir::amx::AMXDialect",
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect"

@@ -31,6 +31,7 @@ void attnc::buildAttnToCPUPipeline(OpPassManager &pm,
   ConvertAttnToCPUPassOptions lower;
   lower.vectorWidth = options.vectorWidth;
   lower.skipTiles = options.skipTiles;
+  lower.amx = options.amx;
   pm.addNestedPass<func::FuncOp>(createConvertAttnToCPUPass(lower));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());
@@ -41,7 +42,9 @@ void attnc::buildAttnToCPUPipeline(OpPassManager &pm,
   pm.addNestedPass<func::FuncOp>(createAttnApproximateMathPass());
   pm.addNestedPass<func::FuncOp>(math::createMathExpandOpsPass());
   pm.addPass(createSCFToControlFlowPass());
-  pm.addPass(createConvertVectorToLLVMPass());
+  ConvertVectorToLLVMPassOptions vectorToLLVM;
+  vectorToLLVM.amx = options.amx;
+  pm.addPass(createConvertVectorToLLVMPass(vectorToLLVM));
   pm.addPass(createConvertMathToLLVMPass());
   pm.addPass(memref::createExpandStridedMetadataPass());
   pm.addPass(createFinalizeMemRefToLLVMConversionPass());

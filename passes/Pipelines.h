@@ -28,6 +28,9 @@ struct AttnToCPUPipelineOptions
   Option<bool> skipTiles{*this, "skip-tiles",
                          llvm::cl::desc("Skip EMPTY key tiles, unmask FULL ones"),
                          llvm::cl::init(true)};
+  Option<bool> amx{*this, "amx",
+                   llvm::cl::desc("AMX tiles for bf16 prefill (convert-attn-to-cpu)"),
+                   llvm::cl::init(false)};
   Option<bool> toLLVM{*this, "to-llvm",
                       llvm::cl::desc("Continue to the LLVM dialect"),
                       llvm::cl::init(true)};

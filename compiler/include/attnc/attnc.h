@@ -88,6 +88,11 @@ struct CompileOptions {
   /// Skip key tiles the mask proves empty and drop the mask where it proves
   /// full. Off only to measure what that saves.
   bool skipTiles = true;
+  /// CPU: bf16 prefill runs both matrix products on AMX tiles where the
+  /// CPU has AMX-BF16 and the OS grants the tile state (the probabilities
+  /// are rounded to bf16 for P V, as on GPUs). $ATTNC_CPU_AMX=0 turns it
+  /// off for every compile.
+  bool cpuAmx = true;
   /// CUDA: the GPU architecture to compile for ("sm_90", "sm_80", ...).
   /// Empty: the device's own, or sm_90 when no GPU is present.
   std::string cudaArch;

@@ -1,0 +1,183 @@
+//===- CpuAmxTiles.cpp - Both matrix products of a key tile on AMX --------===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// The AMX form of a key tile (bf16 prefill on CPUs with AMX-BF16): one
+// tdpbf16ps multiplies 16 rows by 32 bf16 of the reduced dim into 16 x 16
+// f32, the work of 512 AVX-512 FMAs. Both products step through 32 rows x
+// 32 columns at a time, so four accumulator tiles, two row tiles and two
+// column tiles take the eight tile registers, and each loaded tile feeds
+// two multiplies. The softmax between them stays on vectors
+// (emitRowWeights), row by row.
+//
+// tdpbf16ps wants its right operand in pairs along the reduced dim (the
+// VNNI layout): row r of a tile holds (x[2r][n], x[2r + 1][n]) for its 16
+// columns n. For S = q K^T that is K with each key's (d, d + 1) pairs as
+// one 32-bit element, transposed (packKTileVnni, once per key tile and
+// call when the head's cache fits); for P V it is two consecutive value
+// rows interleaved.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/CpuLowering.h"
+#include "mlir/Dialect/AMX/AMXDialect.h"
+
+using namespace mlir;
+using namespace attnc::attn;
+using namespace attnc::cpu_lowering;
+
+void Lowering::packKTileVnni(Value bIdx, Value hk, Value kt, Value dest32, Value base) {
+  Value zero = idx(0), one = idx(1), w = idx(width), two = idx(2);
+  Value lastKey = arith::SubIOp::create(b, kvLen, one);
+  auto pairsType = VectorType::get({width / 2}, b.getI32Type());
+  loop(zero, bkPad, one, [&](Value jj) {
+    Value key = arith::MinSIOp::create(b, addi(kt, jj), lastKey);
+    loop(zero, dPad, w, [&](Value d) {
+      Value pairs = vector::BitCastOp::create(
+          b, pairsType, readBits(op.getKey(), {bIdx, hk, key, d}));
+      Value row = arith::DivUIOp::create(b, d, two);
+      for (int64_t e = 0; e < width / 2; ++e) {
+        Value x = vector::ExtractOp::create(b, pairs, ArrayRef<int64_t>{e});
+        memref::StoreOp::create(b, x, dest32,
+                                addi(base, addi(muli(addi(row, idx(e)), bkPad), jj)));
+      }
+    });
+  });
+}
+
+void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows, Value kt,
+                           Value nk, Value full) {
+  Value zero = idx(0), one = idx(1), w = idx(width), two = idx(2);
+  Value c16 = idx(16), c32 = idx(32);
+  int64_t d = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
+  int64_t bk = cast<arith::ConstantIndexOp>(bkPad.getDefiningOp()).value();
+  auto rowsType = amx::TileType::get({16, 32}, b.getBF16Type());
+  auto accType = amx::TileType::get({16, 16}, b.getF32Type());
+
+  // The K tile: from the head's cache (packed by the first item of the call
+  // that needs it) or packed for this item.
+  Value kV = kVnniBuf, kFirst = zero;
+  Value tileElems = muli(dPad, bkPad);
+  if (kTAll) {
+    Value t = arith::DivUIOp::create(b, kt, idx(blockK));
+    kV = arith::SelectOp::create(b, useHeadKT, kTAll, kVnniBuf);
+    kFirst = arith::SelectOp::create(b, useHeadKT, muli(t, tileElems), zero);
+    Value done = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
+                                       memref::LoadOp::create(b, kTDone, t),
+                                       arith::ConstantIntOp::create(b, 0, 8));
+    Value notDone = arith::XOrIOp::create(b, done, arith::ConstantIntOp::create(b, 1, 1));
+    scf::IfOp::create(
+        b, useHeadKT,
+        [&](OpBuilder &, Location) {
+          scf::IfOp::create(b, notDone, [&](OpBuilder &, Location) {
+            packKTileVnni(bIdx, hk, kt, kTAll32, arith::DivUIOp::create(b, muli(t, tileElems), two));
+            memref::StoreOp::create(b, arith::ConstantIntOp::create(b, 1, 8), kTDone, t);
+            scf::YieldOp::create(b);
+          });
+          scf::YieldOp::create(b);
+        },
+        [&](OpBuilder &, Location) {
+          packKTileVnni(bIdx, hk, kt, kVnni32, zero);
+          scf::YieldOp::create(b);
+        });
+  } else {
+    packKTileVnni(bIdx, hk, kt, kVnni32, zero);
+  }
+
+  // The V tile, key pairs interleaved; keys past the sequence repeat its
+  // last key (finite, and their weights are 0).
+  {
+    Value lastKey = arith::SubIOp::create(b, kvLen, one);
+    SmallVector<int64_t> interleave;
+    for (int64_t lane = 0; lane < width; ++lane) {
+      interleave.push_back(lane);
+      interleave.push_back(width + lane);
+    }
+    Value vBits = bitsView(vVnni);
+    loop(zero, idx(bk / 2), one, [&](Value p) {
+      Value k0 = arith::MinSIOp::create(b, addi(kt, muli(p, two)), lastKey);
+      Value k1 = arith::MinSIOp::create(b, addi(addi(kt, muli(p, two)), one), lastKey);
+      loop(zero, dvPad, w, [&](Value dv) {
+        Value v0 = readBits(op.getValue(), {bIdx, hk, k0, dv});
+        Value v1 = readBits(op.getValue(), {bIdx, hk, k1, dv});
+        Value pair = vector::ShuffleOp::create(b, v0, v1, interleave);
+        vector::StoreOp::create(b, pair, vBits, ValueRange{muli(addi(muli(p, dvPad), dv), two)});
+      });
+    });
+  }
+
+  Value rows32 = muli(arith::CeilDivSIOp::create(b, nRows, c32), c32);
+  auto load = [&](Type type, Value mem, Value at, Value stride) -> Value {
+    return amx::TileLoadOp::create(b, type, mem, ValueRange{at}, stride);
+  };
+  auto mul = [&](Value a, Value x, Value acc) -> Value {
+    return amx::TileMulFOp::create(b, accType, a, x, acc);
+  };
+
+  // S[rows][keys] = q K^T, unscaled, into sAll.
+  Value kStride = muli(bkPad, two);
+  loop(zero, rows32, c32, [&](Value rb) {
+    loop(zero, bkPad, c32, [&](Value kb) {
+      Value acc[4];
+      for (Value &a : acc)
+        a = amx::TileZeroOp::create(b, accType);
+      for (int64_t dc = 0; dc < d; dc += 32) {
+        Value a0 = load(rowsType, qAmx, addi(muli(rb, dPad), idx(dc)), dPad);
+        Value a1 = load(rowsType, qAmx, addi(muli(addi(rb, c16), dPad), idx(dc)), dPad);
+        Value kRow = addi(kFirst, idx(dc / 2 * bk * 2));
+        Value b0 = load(rowsType, kV, addi(kRow, muli(kb, two)), kStride);
+        Value b1 = load(rowsType, kV, addi(kRow, muli(addi(kb, c16), two)), kStride);
+        acc[0] = mul(a0, b0, acc[0]);
+        acc[1] = mul(a0, b1, acc[1]);
+        acc[2] = mul(a1, b0, acc[2]);
+        acc[3] = mul(a1, b1, acc[3]);
+      }
+      for (int64_t t = 0; t < 4; ++t) {
+        Value row = addi(rb, idx(t / 2 * 16)), col = addi(kb, idx(t % 2 * 16));
+        amx::TileStoreOp::create(b, sAll, ValueRange{addi(muli(row, bkPad), col)}, acc[t],
+                                 bkPad);
+      }
+    });
+  });
+
+  // Per row: scale, regions, max, weights (bf16 into pAmx), m, l, rescale.
+  loop(zero, rows32, one, [&](Value rr) {
+    emitRowWeights(bIdx, h, r0, nRows, rr, muli(rr, bkPad), corrAll, rr, kt, nk, full,
+                   /*onTiles=*/true);
+    Value corr = vector::BroadcastOp::create(b, vecF32(),
+                                             memref::LoadOp::create(b, corrAll, rr));
+    loop(zero, dvPad, w, [&](Value dv) {
+      Value at = addi(muli(rr, dvPad), dv);
+      vector::StoreOp::create(b, arith::MulFOp::create(b, vecLoad(accBuf, at), corr), accBuf,
+                              ValueRange{at});
+    });
+  });
+
+  // acc[rows][Dv] += P V.
+  Value vStride = muli(dvPad, two);
+  loop(zero, rows32, c32, [&](Value rb) {
+    loop(zero, dvPad, c32, [&](Value db) {
+      Value acc[4];
+      auto accAt = [&](int64_t t) {
+        return addi(muli(addi(rb, idx(t / 2 * 16)), dvPad), addi(db, idx(t % 2 * 16)));
+      };
+      for (int64_t t = 0; t < 4; ++t)
+        acc[t] = load(accType, accBuf, accAt(t), dvPad);
+      for (int64_t kc = 0; kc < bk; kc += 32) {
+        Value a0 = load(rowsType, pAmx, addi(muli(rb, bkPad), idx(kc)), bkPad);
+        Value a1 = load(rowsType, pAmx, addi(muli(addi(rb, c16), bkPad), idx(kc)), bkPad);
+        Value vRow = muli(idx(kc / 2), vStride);
+        Value b0 = load(rowsType, vVnni, addi(vRow, muli(db, two)), vStride);
+        Value b1 = load(rowsType, vVnni, addi(vRow, muli(addi(db, c16), two)), vStride);
+        acc[0] = mul(a0, b0, acc[0]);
+        acc[1] = mul(a0, b1, acc[1]);
+        acc[2] = mul(a1, b0, acc[2]);
+        acc[3] = mul(a1, b1, acc[3]);
+      }
+      for (int64_t t = 0; t < 4; ++t)
+        amx::TileStoreOp::create(b, accBuf, ValueRange{accAt(t)}, acc[t], dvPad);
+    });
+  });
+}

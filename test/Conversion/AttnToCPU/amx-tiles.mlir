@@ -1,0 +1,71 @@
+// RUN: attnc-opt %s --split-input-file --convert-attn-to-cpu="amx=true" | FileCheck %s
+// RUN: attnc-opt %s --split-input-file --attn-to-cpu-pipeline="amx=true" | FileCheck %s --check-prefix=LLVM
+
+/// bf16 prefill with amx=true: items of more than one row group run both
+/// matrix products on AMX tiles, 32 rows by 32 keys (or value features) at
+/// a time: four 16x16 f32 accumulators, two row tiles, two VNNI tiles.
+// CHECK-LABEL: func.func @causal_bf16
+/// Scratch: unscaled bf16 q rows, a VNNI K tile with an i32 view (one
+/// (d, d + 1) pair per element), V pairs, all rows' scores and bf16 weights.
+// CHECK: memref.view %{{.+}} : memref<?xi8> to memref<?xbf16>
+// CHECK: memref.view %{{.+}} : memref<?xi8> to memref<?xi32>
+/// The q rows' raw bits, besides the scaled f32 rows the vector path uses.
+// CHECK: vector.transfer_read %{{.+}} : memref<2x4x96x64xi16>, vector<16xi16>
+// CHECK: scf.if %[[MANY:.+]] {
+/// K packed into VNNI pairs (the head's cache, once per call).
+// CHECK: vector.bitcast %{{.+}} : vector<16xi16> to vector<8xi32>
+// CHECK: memref.store %{{.+}} : memref<?xi32>
+/// V: two key rows interleaved.
+// CHECK: vector.shuffle %{{.+}}, %{{.+}} [0, 16, 1, 17
+// CHECK: amx.tile_zero : !amx.tile<16x16xf32>
+// CHECK: amx.tile_load %{{.+}} : memref<?xbf16> into !amx.tile<16x32xbf16>
+// CHECK: amx.tile_mulf %{{.+}}, %{{.+}}, %{{.+}} : !amx.tile<16x32xbf16>, !amx.tile<16x32xbf16>, !amx.tile<16x16xf32>
+// CHECK: amx.tile_store %{{.+}} : memref<?xf32>, !amx.tile<16x16xf32>
+/// The scale multiplies S in f32; weights go to the tiles as bf16.
+// CHECK: arith.mulf %{{.+}}, %{{.+}} : vector<16xf32>
+// CHECK: arith.truncf %{{.+}} : vector<16xf32> to vector<16xbf16>
+/// acc += P V, the accumulator tiles loaded from and stored to the rows.
+// CHECK: amx.tile_load %{{.+}} : memref<?xf32> into !amx.tile<16x16xf32>
+// CHECK: amx.tile_mulf
+// CHECK: amx.tile_store
+/// Items of one row group keep the vector path.
+// CHECK: } else {
+// CHECK: vector.fma
+// LLVM-LABEL: llvm.func @causal_bf16
+// LLVM: llvm.call_intrinsic "llvm.x86.tdpbf16ps.internal"
+func.func @causal_bf16(%q: memref<2x4x96x64xbf16>, %k: memref<2x4x96x64xbf16>,
+                       %v: memref<2x4x96x64xbf16>, %o: memref<2x4x96x64xbf16>) {
+  attn.attention q(%q : memref<2x4x96x64xbf16>) k(%k : memref<2x4x96x64xbf16>)
+      v(%v : memref<2x4x96x64xbf16>) out(%o : memref<2x4x96x64xbf16>)
+      kernel = softmax align = end scale = 0.125
+      schedule = #attn.schedule<block_q = 64, block_k = 64>
+      mask {
+  ^bb0(%b: index, %h: index, %i: index, %j: index):
+    %keep = arith.cmpi sle, %j, %i : index
+    attn.yield %keep : i1
+  }
+  return
+}
+
+// -----
+
+/// No AMX form for f32 inputs, nor for head dims that are not whole
+/// 32-element tile rows.
+// CHECK-LABEL: func.func @f32_inputs
+// CHECK-NOT: amx.
+// CHECK-LABEL: func.func @bf16_d80
+// CHECK-NOT: amx.
+func.func @f32_inputs(%q: memref<1x2x64x64xf32>) {
+  attn.attention q(%q : memref<1x2x64x64xf32>) k(%q : memref<1x2x64x64xf32>)
+      v(%q : memref<1x2x64x64xf32>) out(%q : memref<1x2x64x64xf32>)
+      kernel = softmax align = end scale = 0.125
+      schedule = #attn.schedule<block_q = 64, block_k = 64>
+  return
+}
+func.func @bf16_d80(%q: memref<1x2x64x80xbf16>) {
+  attn.attention q(%q : memref<1x2x64x80xbf16>) k(%q : memref<1x2x64x80xbf16>)
+      v(%q : memref<1x2x64x80xbf16>) out(%q : memref<1x2x64x80xbf16>)
+      kernel = softmax align = end scale = 0.125
+      schedule = #attn.schedule<block_q = 64, block_k = 64>
+  return
+}
