@@ -130,12 +130,13 @@ static LogicalResult runPipeline(PassManager &pm, ModuleOp module,
 }
 
 LogicalResult attnc::prepareForTarget(ModuleOp module, Target target,
-                                      bool printIRAfterAll) {
+                                      bool printIRAfterAll, bool amx) {
   PassManager pm(module.getContext());
   pm.addPass(createCanonicalizerPass());
   pm.addNestedPass<func::FuncOp>(createAttnMaterializeTopKPass());
   AttnSelectSchedulePassOptions schedule;
   schedule.target = target == Target::cuda ? "cuda" : "cpu";
+  schedule.amx = amx;
   pm.addNestedPass<func::FuncOp>(createAttnSelectSchedulePass(schedule));
   return runPipeline(pm, module, printIRAfterAll);
 }

@@ -58,9 +58,10 @@ mlir::LogicalResult overrideDType(mlir::ModuleOp module, DType dtype);
 mlir::func::FuncOp findKernelFunc(mlir::ModuleOp module);
 attn::AttentionOp findAttention(mlir::func::FuncOp fn);
 
-/// Canonicalizes and picks a schedule for `target`.
+/// Canonicalizes and picks a schedule for `target` (`amx`: the CPU
+/// lowering will use AMX tiles).
 mlir::LogicalResult prepareForTarget(mlir::ModuleOp module, Target target,
-                                     bool printIRAfterAll);
+                                     bool printIRAfterAll, bool amx = false);
 
 /// Reads the signature (names, dtypes, dims, params, tiles) of `fn`.
 /// Hidden arguments (the attn.topk selection table) are not part of it.

@@ -25,6 +25,7 @@
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
+#include "llvm/Object/ELFObjectFile.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -106,6 +107,54 @@ llvm::orc::LLJIT *globalJit(std::string &error) {
   return jit.get();
 }
 
+/// $ATTNC_PERF_MAP=1: the object's functions, with their sizes, for
+/// perfMap once they are linked.
+std::vector<std::pair<std::string, uint64_t>> perfMapSymbols(llvm::MemoryBufferRef object) {
+  std::vector<std::pair<std::string, uint64_t>> symbols;
+  const char *env = std::getenv("ATTNC_PERF_MAP");
+  if (!env || std::string(env) != "1")
+    return symbols;
+  auto file = llvm::object::ObjectFile::createObjectFile(object);
+  if (!file) {
+    llvm::consumeError(file.takeError());
+    return symbols;
+  }
+  for (llvm::object::ELFSymbolRef sym : llvm::cast<llvm::object::ELFObjectFileBase>(**file).symbols()) {
+    auto type = sym.getType();
+    auto name = sym.getName();
+    if (type && *type == llvm::object::SymbolRef::ST_Function && name && sym.getSize())
+      symbols.emplace_back(name->str(), sym.getSize());
+    else {
+      if (!type)
+        llvm::consumeError(type.takeError());
+      if (!name)
+        llvm::consumeError(name.takeError());
+    }
+  }
+  return symbols;
+}
+
+/// Appends "address size name" lines to /tmp/perf-<pid>.map, where perf
+/// looks up code it has no file for: profiles then name the kernel.
+void perfMap(llvm::orc::LLJIT &jit, llvm::orc::JITDylib &dylib,
+             const std::vector<std::pair<std::string, uint64_t>> &symbols) {
+  if (symbols.empty())
+    return;
+  std::string path = "/tmp/perf-" + std::to_string(::getpid()) + ".map";
+  std::error_code ec;
+  llvm::raw_fd_ostream os(path, ec, llvm::sys::fs::OF_Append);
+  if (ec)
+    return;
+  for (const auto &[name, size] : symbols) {
+    if (auto address = jit.lookup(dylib, name))
+      os << llvm::format("%llx %llx ", (unsigned long long)address->getValue(),
+                         (unsigned long long)size)
+         << name << "\n";
+    else
+      llvm::consumeError(address.takeError());
+  }
+}
+
 Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
                              const CompileOptions &options) {
   // Starting the driver (a context, ~0.2 s) is paid once per process, not
@@ -135,7 +184,8 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
     return Status::error(diagText.empty() ? "attnc: could not load the input" : diagText);
   if (options.dtype && mlir::failed(overrideDType(*module, *options.dtype)))
     return Status::error(diagText);
-  if (mlir::failed(prepareForTarget(*module, options.target, false)))
+  bool amx = options.target == Target::cpu && options.cpuAmx && width == 16 && hostAmx();
+  if (mlir::failed(prepareForTarget(*module, options.target, false, amx)))
     return Status::error(diagText);
   mlir::func::FuncOp fn = findKernelFunc(*module);
   if (!fn)
@@ -154,7 +204,6 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   std::string cpu = llvm::sys::getHostCPUName().str();
   llvm::SHA256 sha;
   sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cpu|" LLVM_VERSION_STRING "|");
-  bool amx = options.cpuAmx && width == 16 && hostAmx();
   sha.update(cpu + "|" + std::to_string(width) + "|" +
              (options.skipTiles ? "skip|" : "noskip|") + (amx ? "amx|" : ""));
   for (const auto &f : llvm::sys::getHostCPUFeatures())
@@ -219,6 +268,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   if (!generator)
     return Status::error(llvm::toString(generator.takeError()));
   dylib->addGenerator(std::move(*generator));
+  auto perfSymbols = perfMapSymbols(object->getMemBufferRef());
   if (llvm::Error err = jit->addObjectFile(*dylib, std::move(object))) {
     // A damaged cache file: drop it and compile afresh next time.
     if (fromDisk)
@@ -234,6 +284,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
                          llvm::toString(symbol.takeError()));
   }
   timer.mark("link the object");
+  perfMap(*jit, *dylib, perfSymbols);
   auto kernel = std::make_shared<CompiledKernel>();
   kernel->info = std::move(info);
   kernel->entry = symbol->toPtr<void (*)(void **)>();

@@ -22,13 +22,18 @@ def AttnSelectSchedulePass : Pass<"attn-select-schedule", "::mlir::func::FuncOp"
     head dims up to 64, 128 x 64 up to 128, 64 x 64 above. A dynamic head
     dim takes the choice for 128. Query tiles never exceed a static query
     length rounded up to 16, so decode does not pay for 64 empty rows.
+    With `amx` (the CPU lowering will use AMX tiles), bf16 ops whose head
+    dim is a multiple of 32 take 128-key tiles: the per-row softmax work
+    and the accumulator's tile loads and stores are paid per key tile.
 
     Before: `attn.attention ... kernel = softmax align = start scale = ...`
     After:  `attn.attention ... schedule = #attn.schedule<block_q = 64, block_k = 64>`
   }];
   let options = [
     Option<"target", "target", "std::string", /*default=*/"\"cpu\"",
-           "Target the tiles are chosen for: cpu or cuda">
+           "Target the tiles are chosen for: cpu or cuda">,
+    Option<"amx", "amx", "bool", /*default=*/"false",
+           "cpu: AMX tiles follow (convert-attn-to-cpu amx=true)">
   ];
   let dependentDialects = ["::attnc::attn::AttnDialect"];
 }

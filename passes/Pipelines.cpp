@@ -27,6 +27,7 @@ void attnc::buildAttnToCPUPipeline(OpPassManager &pm,
   pm.addPass(createCanonicalizerPass());
   AttnSelectSchedulePassOptions schedule;
   schedule.target = "cpu";
+  schedule.amx = options.amx;
   pm.addNestedPass<func::FuncOp>(createAttnSelectSchedulePass(schedule));
   ConvertAttnToCPUPassOptions lower;
   lower.vectorWidth = options.vectorWidth;

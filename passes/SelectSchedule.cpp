@@ -28,14 +28,19 @@ struct Tiles {
   int64_t blockQ, blockK;
 };
 
-Tiles chooseTiles(StringRef target, int64_t headDim) {
-  if (ShapedType::isDynamic(headDim))
+Tiles chooseTiles(StringRef target, int64_t headDim, bool amxTiles) {
+  bool staticDim = !ShapedType::isDynamic(headDim);
+  if (!staticDim)
     headDim = 128;
   // The portable CUDA kernel: four warps of 32 query rows; past D = 128 the
   // accumulators fit only 16 rows per warp and half the keys per tile.
   if (target == "cuda")
     return headDim <= 128 ? Tiles{128, 64} : Tiles{64, 32};
   Tiles tiles = headDim <= 128 ? Tiles{64, 64} : Tiles{32, 32};
+  // AMX: twice the keys per tile halves the per-row softmax work and the
+  // accumulator tiles' loads and stores per key (docs/cpu-backend.md).
+  if (amxTiles && staticDim && headDim % 32 == 0 && headDim <= 128)
+    tiles.blockK = 128;
   // $ATTNC_CPU_TILES=BQ,BK: a tuning knob for the benchmarks (the chosen
   // tiles are in the IR the JIT's cache key hashes).
   if (const char *env = std::getenv("ATTNC_CPU_TILES")) {
@@ -60,7 +65,10 @@ struct AttnSelectSchedulePass
     getOperation().walk([&](AttentionOp op) {
       if (op.getSchedule())
         return;
-      Tiles tiles = chooseTiles(target, op.getQuery().getType().getDimSize(3));
+      auto bf16 = [](Value x) { return cast<ShapedType>(x.getType()).getElementType().isBF16(); };
+      bool amxTiles = amx && target == "cpu" && !op.isPaged() && bf16(op.getQuery()) &&
+                      bf16(op.getKey()) && bf16(op.getValue());
+      Tiles tiles = chooseTiles(target, op.getQuery().getType().getDimSize(3), amxTiles);
       int64_t queryLen = op.getQuery().getType().getDimSize(2);
       // Short queries (decode) take a smaller query tile; the CUDA kernel
       // has tiles of 16 to 64 rows or 128.

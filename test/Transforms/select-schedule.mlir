@@ -1,5 +1,6 @@
 // RUN: attnc-opt %s --split-input-file --attn-select-schedule | FileCheck %s --check-prefix=CPU
 // RUN: attnc-opt %s --split-input-file --attn-select-schedule=target=cuda | FileCheck %s --check-prefix=CUDA
+// RUN: attnc-opt %s --split-input-file --attn-select-schedule=amx=true | FileCheck %s --check-prefix=AMX
 // RUN: not attnc-opt %s --attn-select-schedule=target=tpu 2>&1 | FileCheck %s --check-prefix=BAD
 
 /// Tile sizes per target and head dim; a schedule already present is kept.
@@ -9,6 +10,12 @@
 // CUDA-LABEL: func.func @d128
 // CUDA: schedule = #attn.schedule<block_q = 128, block_k = 64>
 // BAD: error: attn-select-schedule: unknown target 'tpu'; expected cpu or cuda
+/// With AMX tiles to follow, bf16 takes 128-key tiles; f16 (no AMX-FP16
+/// path) keeps 64.
+// AMX-LABEL: func.func @d128
+// AMX: schedule = #attn.schedule<block_q = 64, block_k = 128>
+// AMX-LABEL: func.func @d64
+// AMX: schedule = #attn.schedule<block_q = 64, block_k = 64>
 func.func @d128(%q: memref<?x4x?x128xbf16>) {
   attn.attention q(%q : memref<?x4x?x128xbf16>) k(%q : memref<?x4x?x128xbf16>) v(%q : memref<?x4x?x128xbf16>) out(%q : memref<?x4x?x128xbf16>) kernel = softmax align = start scale = 0.08
   return
