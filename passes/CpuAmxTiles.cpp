@@ -23,6 +23,7 @@
 
 #include "passes/CpuLowering.h"
 #include "mlir/Dialect/AMX/AMXDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 
 using namespace mlir;
 using namespace attnc::attn;
@@ -180,4 +181,43 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
         amx::TileStoreOp::create(b, accBuf, ValueRange{accAt(t)}, acc[t], dvPad);
     });
   });
+}
+
+Value Lowering::expForBF16(Value x) {
+  // The weights P V multiplies are rounded to bf16 (8 significant bits), so
+  // the polynomial approximation's f32 exp (a few ulp, about twice the
+  // instructions) buys nothing there. e^x = 2^t, t = x log2(e), split into
+  // n = round(t) and f = t - n in [-1/2, 1/2]; 2^f by a cubic fitted for
+  // relative error (7.6e-5); 2^n from its exponent bits. t is clamped to
+  // [-127, 126]: n = -127 has exponent bits 0, so e^-inf is exactly 0.
+  auto i32v = VectorType::get({width}, b.getI32Type());
+  auto splat = [&](double v) { return vector::BroadcastOp::create(b, vecF32(), f32(v)); };
+  // Compare-and-select clamps (one vmaxps/vminps each) that let a NaN
+  // through, and rounding by adding and subtracting 1.5 * 2^23 (math's
+  // roundeven and NaN-propagating min/max expand to integer code here).
+  Value t = arith::MulFOp::create(b, x, splat(1.4426950408889634));
+  auto clampBelow = [&](Value v, double lo) -> Value {
+    Value low = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT, v, splat(lo));
+    return arith::SelectOp::create(b, low, splat(lo), v);
+  };
+  auto clampAbove = [&](Value v, double hi) -> Value {
+    Value high = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, v, splat(hi));
+    return arith::SelectOp::create(b, high, splat(hi), v);
+  };
+  t = clampAbove(clampBelow(t, -127.0), 126.0);
+  Value magic = splat(12582912.0);
+  Value n = arith::SubFOp::create(b, arith::AddFOp::create(b, t, magic), magic);
+  Value f = arith::SubFOp::create(b, t, n);
+  Value poly = splat(0.055169092581427416);
+  for (double c : {0.2426074222642943, 0.6932610494178875, 0.9999283278654234})
+    poly = math::FmaOp::create(b, poly, f, splat(c));
+  Value biased = arith::AddIOp::create(
+      b, arith::FPToSIOp::create(b, i32v, n),
+      arith::ConstantOp::create(b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(127))));
+  Value scale = arith::BitcastOp::create(
+      b, vecF32(),
+      arith::ShLIOp::create(
+          b, biased,
+          arith::ConstantOp::create(b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(23)))));
+  return arith::MulFOp::create(b, poly, scale);
 }

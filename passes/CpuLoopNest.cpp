@@ -299,10 +299,12 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
                 Value s = vecLoad(sBuf, addi(sRow, jc));
                 Value p;
                 if (softmax) {
-                  p = math::ExpOp::create(b, arith::SubFOp::create(b, s, baseV));
+                  Value x = arith::SubFOp::create(b, s, baseV);
+                  p = onTiles ? expForBF16(x) : math::ExpOp::create(b, x).getResult();
                 } else {
                   // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.
-                  Value e = math::ExpOp::create(b, arith::NegFOp::create(b, s));
+                  Value x = arith::NegFOp::create(b, s);
+                  Value e = onTiles ? expForBF16(x) : math::ExpOp::create(b, x).getResult();
                   p = arith::DivFOp::create(b, oneV,
                                             arith::AddFOp::create(b, oneV, e));
                 }

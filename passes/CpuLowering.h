@@ -194,6 +194,10 @@ struct Lowering {
   /// (in pairs); keys past the sequence repeat its last key.
   void packKTileVnni(mlir::Value bIdx, mlir::Value hk, mlir::Value kt, mlir::Value dest32,
                      mlir::Value base);
+  /// exp of a vector to the precision of weights rounded to bf16 (relative
+  /// error under 1e-4): 2^n times a cubic in the fraction. -inf gives 0,
+  /// as math.exp does; a NaN stays NaN.
+  mlir::Value expForBF16(mlir::Value x);
   /// Raw bits of `width` bf16 elements of the minor dim of `mem`.
   mlir::Value readBits(mlir::Value mem, mlir::ValueRange indices);
   /// K tile `kt` transposed into `dest` from `base`, as kT[d][j] with row

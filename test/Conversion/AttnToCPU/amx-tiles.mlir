@@ -21,8 +21,13 @@
 // CHECK: amx.tile_load %{{.+}} : memref<?xbf16> into !amx.tile<16x32xbf16>
 // CHECK: amx.tile_mulf %{{.+}}, %{{.+}}, %{{.+}} : !amx.tile<16x32xbf16>, !amx.tile<16x32xbf16>, !amx.tile<16x16xf32>
 // CHECK: amx.tile_store %{{.+}} : memref<?xf32>, !amx.tile<16x16xf32>
-/// The scale multiplies S in f32; weights go to the tiles as bf16.
+/// The scale multiplies S in f32; the weights' exp is 2^n times a cubic
+/// (bf16 precision), and they go to the tiles as bf16.
 // CHECK: arith.mulf %{{.+}}, %{{.+}} : vector<16xf32>
+// CHECK: arith.constant 1.44269502 : f32
+// CHECK: arith.constant 0.0551690944 : f32
+// CHECK: math.fma
+// CHECK: arith.shli
 // CHECK: arith.truncf %{{.+}} : vector<16xf32> to vector<16xbf16>
 /// acc += P V, the accumulator tiles loaded from and stored to the rows.
 // CHECK: amx.tile_load %{{.+}} : memref<?xf32> into !amx.tile<16x16xf32>
