@@ -105,7 +105,7 @@ struct ConvertAttnToCPUPass
     // Scratch buffers live in the entry block: scf.for bodies are not
     // allocation scopes, and an alloca there would grow the stack per row.
     ImplicitLocOpBuilder b(loc, op);
-    Value kTAllBytes;
+    Value kTAllBytes, vAllBytes;
     Lowering low(op, b, vectorWidth, skipTiles);
     attnc::CpuItemShape items = attnc::cpuItemShape(op, schedule.getBlockQ());
     low.pack = items.headsPerItem;
@@ -188,6 +188,20 @@ struct ConvertAttnToCPUPass
         Value floats = arith::MulIOp::create(b, low.keyTiles, low.tileFloats);
         low.useHeadKT = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, floats,
                                               low.idx(Lowering::kMaxHeadKTFloats));
+        Value vElements;
+        if (low.amx) {
+          // The head's V tiles in pairs too ([BKp/2][Dvp][2] per tile).
+          low.vTileElems = arith::MulIOp::create(b, low.bkPad, low.dvPad);
+          Value vFloats = arith::MulIOp::create(b, low.keyTiles, low.vTileElems);
+          low.useHeadKT = arith::AndIOp::create(
+              b, low.useHeadKT,
+              arith::CmpIOp::create(b, arith::CmpIPredicate::sle, vFloats,
+                                    low.idx(Lowering::kMaxHeadKTFloats)));
+          vElements = arith::SelectOp::create(b, low.useHeadKT, vFloats, low.idx(2));
+          vAllBytes = memref::AllocOp::create(
+              b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
+              ValueRange{arith::MulIOp::create(b, vElements, low.idx(2))});
+        }
         Value elements = arith::SelectOp::create(b, low.useHeadKT, floats, low.idx(2));
         kTAllBytes = memref::AllocOp::create(
             b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
@@ -196,6 +210,7 @@ struct ConvertAttnToCPUPass
           low.kTAll = view(kTAllBytes, b.getBF16Type(), elements);
           low.kTAll32 = view(kTAllBytes, b.getI32Type(),
                              arith::DivUIOp::create(b, elements, low.idx(2)));
+          low.vAll = view(vAllBytes, b.getBF16Type(), vElements);
         } else {
           low.kTAll = view(kTAllBytes, b.getF32Type(), elements);
         }
@@ -211,6 +226,8 @@ struct ConvertAttnToCPUPass
         low.useHeadKT = arith::AndIOp::create(
             b, low.useHeadKT,
             arith::AndIOp::create(b, allocated(kTAllBytes), allocated(low.kTDone)));
+        if (vAllBytes)
+          low.useHeadKT = arith::AndIOp::create(b, low.useHeadKT, allocated(vAllBytes));
         low.kTHead = memref::AllocaOp::create(b, MemRefType::get({2}, b.getIndexType()));
         for (int64_t k = 0; k < 2; ++k)
           memref::StoreOp::create(b, low.idx(-1), low.kTHead, ValueRange{low.idx(k)});
@@ -242,6 +259,8 @@ struct ConvertAttnToCPUPass
       }
     }
     low.emit(workBegin, workEnd);
+    if (vAllBytes)
+      memref::DeallocOp::create(b, vAllBytes);
     if (kTAllBytes) {
       memref::DeallocOp::create(b, kTAllBytes);
       memref::DeallocOp::create(b, low.kTDone);

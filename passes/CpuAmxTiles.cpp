@@ -48,6 +48,29 @@ void Lowering::packKTileVnni(Value bIdx, Value hk, Value kt, Value dest32, Value
   });
 }
 
+void Lowering::packVTileVnni(Value bIdx, Value hk, Value kt, Value dest, Value base) {
+  // Keys past the sequence repeat its last key: finite, and weighted 0.
+  Value zero = idx(0), one = idx(1), w = idx(width), two = idx(2);
+  Value lastKey = arith::SubIOp::create(b, kvLen, one);
+  SmallVector<int64_t> interleave;
+  for (int64_t lane = 0; lane < width; ++lane) {
+    interleave.push_back(lane);
+    interleave.push_back(width + lane);
+  }
+  Value bits = bitsView(dest);
+  loop(zero, arith::DivUIOp::create(b, bkPad, two), one, [&](Value p) {
+    Value k0 = arith::MinSIOp::create(b, addi(kt, muli(p, two)), lastKey);
+    Value k1 = arith::MinSIOp::create(b, addi(addi(kt, muli(p, two)), one), lastKey);
+    loop(zero, dvPad, w, [&](Value dv) {
+      Value v0 = readBits(op.getValue(), {bIdx, hk, k0, dv});
+      Value v1 = readBits(op.getValue(), {bIdx, hk, k1, dv});
+      Value pair = vector::ShuffleOp::create(b, v0, v1, interleave);
+      vector::StoreOp::create(b, pair, bits,
+                              ValueRange{addi(base, muli(addi(muli(p, dvPad), dv), two))});
+    });
+  });
+}
+
 void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows, Value kt,
                            Value nk, Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width), two = idx(2);
@@ -59,12 +82,14 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
 
   // The K tile: from the head's cache (packed by the first item of the call
   // that needs it) or packed for this item.
-  Value kV = kVnniBuf, kFirst = zero;
+  Value kV = kVnniBuf, kFirst = zero, vV = vVnni, vFirst = zero;
   Value tileElems = muli(dPad, bkPad);
   if (kTAll) {
     Value t = arith::DivUIOp::create(b, kt, idx(blockK));
     kV = arith::SelectOp::create(b, useHeadKT, kTAll, kVnniBuf);
     kFirst = arith::SelectOp::create(b, useHeadKT, muli(t, tileElems), zero);
+    vV = arith::SelectOp::create(b, useHeadKT, vAll, vVnni);
+    vFirst = arith::SelectOp::create(b, useHeadKT, muli(t, vTileElems), zero);
     Value done = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
                                        memref::LoadOp::create(b, kTDone, t),
                                        arith::ConstantIntOp::create(b, 0, 8));
@@ -74,6 +99,7 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
         [&](OpBuilder &, Location) {
           scf::IfOp::create(b, notDone, [&](OpBuilder &, Location) {
             packKTileVnni(bIdx, hk, kt, kTAll32, arith::DivUIOp::create(b, muli(t, tileElems), two));
+            packVTileVnni(bIdx, hk, kt, vAll, muli(t, vTileElems));
             memref::StoreOp::create(b, arith::ConstantIntOp::create(b, 1, 8), kTDone, t);
             scf::YieldOp::create(b);
           });
@@ -81,33 +107,14 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
         },
         [&](OpBuilder &, Location) {
           packKTileVnni(bIdx, hk, kt, kVnni32, zero);
+          packVTileVnni(bIdx, hk, kt, vVnni, zero);
           scf::YieldOp::create(b);
         });
   } else {
     packKTileVnni(bIdx, hk, kt, kVnni32, zero);
+    packVTileVnni(bIdx, hk, kt, vVnni, zero);
   }
 
-  // The V tile, key pairs interleaved; keys past the sequence repeat its
-  // last key (finite, and their weights are 0).
-  {
-    Value lastKey = arith::SubIOp::create(b, kvLen, one);
-    SmallVector<int64_t> interleave;
-    for (int64_t lane = 0; lane < width; ++lane) {
-      interleave.push_back(lane);
-      interleave.push_back(width + lane);
-    }
-    Value vBits = bitsView(vVnni);
-    loop(zero, idx(bk / 2), one, [&](Value p) {
-      Value k0 = arith::MinSIOp::create(b, addi(kt, muli(p, two)), lastKey);
-      Value k1 = arith::MinSIOp::create(b, addi(addi(kt, muli(p, two)), one), lastKey);
-      loop(zero, dvPad, w, [&](Value dv) {
-        Value v0 = readBits(op.getValue(), {bIdx, hk, k0, dv});
-        Value v1 = readBits(op.getValue(), {bIdx, hk, k1, dv});
-        Value pair = vector::ShuffleOp::create(b, v0, v1, interleave);
-        vector::StoreOp::create(b, pair, vBits, ValueRange{muli(addi(muli(p, dvPad), dv), two)});
-      });
-    });
-  }
 
   Value rows32 = muli(arith::CeilDivSIOp::create(b, nRows, c32), c32);
   auto load = [&](Type type, Value mem, Value at, Value stride) -> Value {
@@ -169,9 +176,9 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
       for (int64_t kc = 0; kc < bk; kc += 32) {
         Value a0 = load(rowsType, pAmx, addi(muli(rb, bkPad), idx(kc)), bkPad);
         Value a1 = load(rowsType, pAmx, addi(muli(addi(rb, c16), bkPad), idx(kc)), bkPad);
-        Value vRow = muli(idx(kc / 2), vStride);
-        Value b0 = load(rowsType, vVnni, addi(vRow, muli(db, two)), vStride);
-        Value b1 = load(rowsType, vVnni, addi(vRow, muli(addi(db, c16), two)), vStride);
+        Value vRow = addi(vFirst, muli(idx(kc / 2), vStride));
+        Value b0 = load(rowsType, vV, addi(vRow, muli(db, two)), vStride);
+        Value b1 = load(rowsType, vV, addi(vRow, muli(addi(db, c16), two)), vStride);
         acc[0] = mul(a0, b0, acc[0]);
         acc[1] = mul(a0, b1, acc[1]);
         acc[2] = mul(a1, b0, acc[2]);

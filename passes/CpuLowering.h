@@ -83,6 +83,9 @@ struct Lowering {
   bool amx = false;
   mlir::Value qAmx = {}, kVnniBuf = {}, kVnni32 = {}, kTAll32 = {}, vVnni = {};
   mlir::Value sAll = {}, pAmx = {}, corrAll = {};
+  /// With the head's K cache, its V tiles in pairs as well (vTileElems bf16
+  /// each), packed together with the K tile.
+  mlir::Value vAll = {}, vTileElems = {};
   int64_t blockQ = 0, blockK = 0;
   /// Query rows that share each K and V load in the inner products: their
   /// 2 * kRows accumulators, two key vectors and a broadcast fit the 32
@@ -198,6 +201,10 @@ struct Lowering {
   /// error under 1e-4): 2^n times a cubic in the fraction. -inf gives 0,
   /// as math.exp does; a NaN stays NaN.
   mlir::Value expForBF16(mlir::Value x);
+  /// V tile `kt` with key pairs interleaved into the bf16 buffer `dest`
+  /// from `base`; keys past the sequence repeat its last key.
+  void packVTileVnni(mlir::Value bIdx, mlir::Value hk, mlir::Value kt, mlir::Value dest,
+                     mlir::Value base);
   /// Raw bits of `width` bf16 elements of the minor dim of `mem`.
   mlir::Value readBits(mlir::Value mem, mlir::ValueRange indices);
   /// K tile `kt` transposed into `dest` from `base`, as kT[d][j] with row
