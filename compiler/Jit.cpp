@@ -119,7 +119,10 @@ std::vector<std::pair<std::string, uint64_t>> perfMapSymbols(llvm::MemoryBufferR
     llvm::consumeError(file.takeError());
     return symbols;
   }
-  for (llvm::object::ELFSymbolRef sym : llvm::cast<llvm::object::ELFObjectFileBase>(**file).symbols()) {
+  auto *elf = llvm::dyn_cast<llvm::object::ELFObjectFileBase>(file->get());
+  if (!elf)
+    return symbols;
+  for (llvm::object::ELFSymbolRef sym : elf->symbols()) {
     auto type = sym.getType();
     auto name = sym.getName();
     if (type && *type == llvm::object::SymbolRef::ST_Function && name && sym.getSize())

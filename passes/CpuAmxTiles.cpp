@@ -80,48 +80,53 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
   auto rowsType = amx::TileType::get({16, 32}, b.getBF16Type());
   auto accType = amx::TileType::get({16, 16}, b.getF32Type());
 
-  // The K tile: from the head's cache (packed by the first item of the call
-  // that needs it) or packed for this item.
-  Value kV = kVnniBuf, kFirst = zero, vV = vVnni, vFirst = zero;
+  // The K and V tiles: from the head's cache (packed by the first item of
+  // the call that needs them) or packed for this item. AMX ops are not
+  // paged, so the cache (kTAll, vAll) was allocated; useHeadKT says whether
+  // it fits.
+  Value t = arith::DivUIOp::create(b, kt, idx(blockK));
   Value tileElems = muli(dPad, bkPad);
-  if (kTAll) {
-    Value t = arith::DivUIOp::create(b, kt, idx(blockK));
-    kV = arith::SelectOp::create(b, useHeadKT, kTAll, kVnniBuf);
-    kFirst = arith::SelectOp::create(b, useHeadKT, muli(t, tileElems), zero);
-    vV = arith::SelectOp::create(b, useHeadKT, vAll, vVnni);
-    vFirst = arith::SelectOp::create(b, useHeadKT, muli(t, vTileElems), zero);
-    Value done = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
-                                       memref::LoadOp::create(b, kTDone, t),
-                                       arith::ConstantIntOp::create(b, 0, 8));
-    Value notDone = arith::XOrIOp::create(b, done, arith::ConstantIntOp::create(b, 1, 1));
-    scf::IfOp::create(
-        b, useHeadKT,
-        [&](OpBuilder &, Location) {
-          scf::IfOp::create(b, notDone, [&](OpBuilder &, Location) {
-            packKTileVnni(bIdx, hk, kt, kTAll32, arith::DivUIOp::create(b, muli(t, tileElems), two));
-            packVTileVnni(bIdx, hk, kt, vAll, muli(t, vTileElems));
-            memref::StoreOp::create(b, arith::ConstantIntOp::create(b, 1, 8), kTDone, t);
-            scf::YieldOp::create(b);
-          });
-          scf::YieldOp::create(b);
-        },
-        [&](OpBuilder &, Location) {
-          packKTileVnni(bIdx, hk, kt, kVnni32, zero);
-          packVTileVnni(bIdx, hk, kt, vVnni, zero);
+  Value kV = arith::SelectOp::create(b, useHeadKT, kTAll, kVnniBuf);
+  Value kFirst = arith::SelectOp::create(b, useHeadKT, muli(t, tileElems), zero);
+  Value vV = arith::SelectOp::create(b, useHeadKT, vAll, vVnni);
+  Value vFirst = arith::SelectOp::create(b, useHeadKT, muli(t, vTileElems), zero);
+  Value done = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
+                                     memref::LoadOp::create(b, kTDone, t),
+                                     arith::ConstantIntOp::create(b, 0, 8));
+  scf::IfOp::create(
+      b, useHeadKT,
+      [&](OpBuilder &, Location) {
+        Value notDone = arith::XOrIOp::create(b, done, arith::ConstantIntOp::create(b, 1, 1));
+        scf::IfOp::create(b, notDone, [&](OpBuilder &, Location) {
+          packKTileVnni(bIdx, hk, kt, kTAll32, arith::DivUIOp::create(b, muli(t, tileElems), two));
+          packVTileVnni(bIdx, hk, kt, vAll, muli(t, vTileElems));
+          memref::StoreOp::create(b, arith::ConstantIntOp::create(b, 1, 8), kTDone, t);
           scf::YieldOp::create(b);
         });
-  } else {
-    packKTileVnni(bIdx, hk, kt, kVnni32, zero);
-    packVTileVnni(bIdx, hk, kt, vVnni, zero);
-  }
+        scf::YieldOp::create(b);
+      },
+      [&](OpBuilder &, Location) {
+        packKTileVnni(bIdx, hk, kt, kVnni32, zero);
+        packVTileVnni(bIdx, hk, kt, vVnni, zero);
+        scf::YieldOp::create(b);
+      });
 
 
   Value rows32 = muli(arith::CeilDivSIOp::create(b, nRows, c32), c32);
   auto load = [&](Type type, Value mem, Value at, Value stride) -> Value {
     return amx::TileLoadOp::create(b, type, mem, ValueRange{at}, stride);
   };
-  auto mul = [&](Value a, Value x, Value acc) -> Value {
-    return amx::TileMulFOp::create(b, accType, a, x, acc);
+  // acc[2i + j] += a_i b_j for the 32 x 32 block: rows of `a` at aAt and
+  // aAt + 16 rows (stride aStride), VNNI columns of `x` at xAt and 16
+  // columns on (stride xStride).
+  auto multiplyBlock = [&](Value (&acc)[4], Value a, Value aAt, Value aStride, Value x,
+                           Value xAt, Value xStride) {
+    Value as[2] = {load(rowsType, a, aAt, aStride),
+                   load(rowsType, a, addi(aAt, muli(c16, aStride)), aStride)};
+    Value xs[2] = {load(rowsType, x, xAt, xStride),
+                   load(rowsType, x, addi(xAt, muli(c16, two)), xStride)};
+    for (int64_t i = 0; i < 4; ++i)
+      acc[i] = amx::TileMulFOp::create(b, accType, as[i / 2], xs[i % 2], acc[i]);
   };
 
   // S[rows][keys] = q K^T, unscaled, into sAll.
@@ -131,17 +136,9 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
       Value acc[4];
       for (Value &a : acc)
         a = amx::TileZeroOp::create(b, accType);
-      for (int64_t dc = 0; dc < d; dc += 32) {
-        Value a0 = load(rowsType, qAmx, addi(muli(rb, dPad), idx(dc)), dPad);
-        Value a1 = load(rowsType, qAmx, addi(muli(addi(rb, c16), dPad), idx(dc)), dPad);
-        Value kRow = addi(kFirst, idx(dc / 2 * bk * 2));
-        Value b0 = load(rowsType, kV, addi(kRow, muli(kb, two)), kStride);
-        Value b1 = load(rowsType, kV, addi(kRow, muli(addi(kb, c16), two)), kStride);
-        acc[0] = mul(a0, b0, acc[0]);
-        acc[1] = mul(a0, b1, acc[1]);
-        acc[2] = mul(a1, b0, acc[2]);
-        acc[3] = mul(a1, b1, acc[3]);
-      }
+      for (int64_t dc = 0; dc < d; dc += 32)
+        multiplyBlock(acc, qAmx, addi(muli(rb, dPad), idx(dc)), dPad, kV,
+                      addi(addi(kFirst, idx(dc / 2 * bk * 2)), muli(kb, two)), kStride);
       for (int64_t t = 0; t < 4; ++t) {
         Value row = addi(rb, idx(t / 2 * 16)), col = addi(kb, idx(t % 2 * 16));
         amx::TileStoreOp::create(b, sAll, ValueRange{addi(muli(row, bkPad), col)}, acc[t],
@@ -173,17 +170,9 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
       };
       for (int64_t t = 0; t < 4; ++t)
         acc[t] = load(accType, accBuf, accAt(t), dvPad);
-      for (int64_t kc = 0; kc < bk; kc += 32) {
-        Value a0 = load(rowsType, pAmx, addi(muli(rb, bkPad), idx(kc)), bkPad);
-        Value a1 = load(rowsType, pAmx, addi(muli(addi(rb, c16), bkPad), idx(kc)), bkPad);
-        Value vRow = addi(vFirst, muli(idx(kc / 2), vStride));
-        Value b0 = load(rowsType, vV, addi(vRow, muli(db, two)), vStride);
-        Value b1 = load(rowsType, vV, addi(vRow, muli(addi(db, c16), two)), vStride);
-        acc[0] = mul(a0, b0, acc[0]);
-        acc[1] = mul(a0, b1, acc[1]);
-        acc[2] = mul(a1, b0, acc[2]);
-        acc[3] = mul(a1, b1, acc[3]);
-      }
+      for (int64_t kc = 0; kc < bk; kc += 32)
+        multiplyBlock(acc, pAmx, addi(muli(rb, bkPad), idx(kc)), bkPad, vV,
+                      addi(addi(vFirst, muli(idx(kc / 2), vStride)), muli(db, two)), vStride);
       for (int64_t t = 0; t < 4; ++t)
         amx::TileStoreOp::create(b, accBuf, ValueRange{accAt(t)}, acc[t], dvPad);
     });

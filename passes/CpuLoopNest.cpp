@@ -44,9 +44,7 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   // An item of at most kRows rows (decode: the GQA heads of one query) has
   // no transposed K tile: its scores are dot products of each key row with
   // the q rows, reduced across lanes.
-  auto ifMany = scf::IfOp::create(b, manyRows, /*withElse=*/true);
-  b.setInsertionPointToStart(&ifMany.getElseRegion().front());
-  {
+  auto directScores = [&] {
     Value lastKey = arith::SubIOp::create(b, kvLen, one);
     Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
     // Scores of the item's rows, n at a time (its only row group: rows past
@@ -74,38 +72,54 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
       });
     };
     byRowCount(dotRows);
-  }
-  b.setInsertionPointToStart(&ifMany.getThenRegion().front());
-  // The tile's kT: kTBuf, or the tile's block of the call's cache.
-  Value kT = kTBuf, kTFirst = zero;
-  if (kTAll && !amx) {
-    kT = arith::SelectOp::create(b, useHeadKT, kTAll, kTBuf);
-    kTFirst = arith::SelectOp::create(
-        b, useHeadKT, muli(arith::DivUIOp::create(b, kt, idx(blockK)), tileFloats), zero);
-  }
-  // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
-  // time: each q broadcast feeds two FMAs, and 2 * kRows independent
-  // accumulators cover the FMA latency.
-  loop(zero, bkPad, w2, [&](Value jc) {
-    Value jc0 = addi(kTFirst, jc), jc1 = addi(jc0, w);
-    SmallVector<Value> init(2 * kRows,
-                            vector::BroadcastOp::create(b, vecF32(), fzero));
-    ValueRange dots = pairedFmas(
-        headDim, init, kRows,
-        [&](Value d) -> std::pair<Value, Value> {
-          Value row = muli(d, bkPad);
-          return {vecLoad(kT, addi(row, jc0)), vecLoad(kT, addi(row, jc1))};
-        },
-        [&](Value d, int64_t r) -> Value {
-          return memref::LoadOp::create(b, qBuf, addi(muli(addi(rg, idx(r)), dPad), d));
-        });
-    for (int64_t r = 0; r < kRows; ++r) {
-      Value base = muli(idx(r), bkPad);
-      vector::StoreOp::create(b, dots[r], sBuf, ValueRange{addi(base, jc)});
-      vector::StoreOp::create(b, dots[kRows + r], sBuf, ValueRange{addi(base, addi(jc, w))});
+  };
+  auto transposedScores = [&] {
+    // The tile's kT: kTBuf, or the tile's block of the call's cache.
+    Value kT = kTBuf, kTFirst = zero;
+    if (kTAll) {
+      kT = arith::SelectOp::create(b, useHeadKT, kTAll, kTBuf);
+      kTFirst = arith::SelectOp::create(
+          b, useHeadKT, muli(arith::DivUIOp::create(b, kt, idx(blockK)), tileFloats), zero);
     }
-  });
-  b.setInsertionPointAfter(ifMany);
+    // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
+    // time: each q broadcast feeds two FMAs, and 2 * kRows independent
+    // accumulators cover the FMA latency.
+    loop(zero, bkPad, w2, [&](Value jc) {
+      Value jc0 = addi(kTFirst, jc), jc1 = addi(jc0, w);
+      SmallVector<Value> init(2 * kRows,
+                              vector::BroadcastOp::create(b, vecF32(), fzero));
+      ValueRange dots = pairedFmas(
+          headDim, init, kRows,
+          [&](Value d) -> std::pair<Value, Value> {
+            Value row = muli(d, bkPad);
+            return {vecLoad(kT, addi(row, jc0)), vecLoad(kT, addi(row, jc1))};
+          },
+          [&](Value d, int64_t r) -> Value {
+            return memref::LoadOp::create(b, qBuf, addi(muli(addi(rg, idx(r)), dPad), d));
+          });
+      for (int64_t r = 0; r < kRows; ++r) {
+        Value base = muli(idx(r), bkPad);
+        vector::StoreOp::create(b, dots[r], sBuf, ValueRange{addi(base, jc)});
+        vector::StoreOp::create(b, dots[kRows + r], sBuf, ValueRange{addi(base, addi(jc, w))});
+      }
+    });
+  };
+  // With AMX, items of more rows run emitAmxTile instead: only the direct
+  // form is reached here.
+  if (amx) {
+    directScores();
+  } else {
+    scf::IfOp::create(
+        b, manyRows,
+        [&](OpBuilder &, Location) {
+          transposedScores();
+          scf::YieldOp::create(b);
+        },
+        [&](OpBuilder &, Location) {
+          directScores();
+          scf::YieldOp::create(b);
+        });
+  }
 
   // Per row: regions, the tile max, weights, the new max and sum.
   for (int64_t r = 0; r < kRows; ++r)
@@ -420,11 +434,8 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
   Value bk = idx(blockK), lastKey = arith::SubIOp::create(b, kvLen, one);
   Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, rows);
   // Per-tile transposes into kTBuf, unless the whole head's kT is kept.
-  // (AMX: items of many rows pack VNNI K tiles instead, emitAmxTile.)
   Value tileTranspose = manyRows;
-  if (amx)
-    tileTranspose = arith::ConstantIntOp::create(b, 0, 1);
-  else if (kTAll)
+  if (kTAll)
     tileTranspose = arith::AndIOp::create(
         b, manyRows, arith::XOrIOp::create(b, useHeadKT, arith::ConstantIntOp::create(b, 1, 1)));
   if (kTAll) {
@@ -474,11 +485,14 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
       // registers (vector.transpose lowered to AVX-512 shuffles) was tried:
       // up to 6% faster for prefill on the development VM, but 17% and more
       // slower for bf16 and q8 decode (docs/cpu-backend.md).
-      // Items of at most kRows rows read K rows directly (emitRowGroup).
-      scf::IfOp::create(b, tileTranspose, [&](OpBuilder &, Location) {
-        transposeKTile(bIdx, hk, kt, lastKey, kTBuf, zero);
-        scf::YieldOp::create(b);
-      });
+      // Items of at most kRows rows read K rows directly (emitRowGroup);
+      // with AMX the others pack VNNI K tiles instead (emitAmxTile), so
+      // this body sees no transposes.
+      if (!amx)
+        scf::IfOp::create(b, tileTranspose, [&](OpBuilder &, Location) {
+          transposeKTile(bIdx, hk, kt, lastKey, kTBuf, zero);
+          scf::YieldOp::create(b);
+        });
       if (kTAll && !amx) {
         // The head's cache: this tile, once per call.
         Value t = arith::DivUIOp::create(b, kt, bk);
