@@ -23,6 +23,7 @@
 #include "passes/CpuLowering.h"
 #include "passes/Passes.h"
 #include "mlir/Dialect/AMX/AMXDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 
 namespace attnc {
 #define GEN_PASS_DEF_CONVERTATTNTOCPUPASS

@@ -23,6 +23,7 @@
 
 #include "passes/CpuLowering.h"
 #include "mlir/Dialect/AMX/AMXDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
 
 using namespace mlir;
@@ -151,12 +152,18 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
   loop(zero, rows32, one, [&](Value rr) {
     emitRowWeights(bIdx, h, r0, nRows, rr, muli(rr, bkPad), corrAll, rr, kt, nk, full,
                    /*onTiles=*/true);
-    Value corr = vector::BroadcastOp::create(b, vecF32(),
-                                             memref::LoadOp::create(b, corrAll, rr));
-    loop(zero, dvPad, w, [&](Value dv) {
-      Value at = addi(muli(rr, dvPad), dv);
-      vector::StoreOp::create(b, arith::MulFOp::create(b, vecLoad(accBuf, at), corr), accBuf,
-                              ValueRange{at});
+    // Once a row's max settles its rescale is exactly 1 on most tiles:
+    // skip the read-modify-write of its accumulator then.
+    Value corrScalar = memref::LoadOp::create(b, corrAll, rr);
+    Value changed = arith::CmpFOp::create(b, arith::CmpFPredicate::UNE, corrScalar, f32(1.0));
+    scf::IfOp::create(b, changed, [&](OpBuilder &, Location) {
+      Value corr = vector::BroadcastOp::create(b, vecF32(), corrScalar);
+      loop(zero, dvPad, w, [&](Value dv) {
+        Value at = addi(muli(rr, dvPad), dv);
+        vector::StoreOp::create(b, arith::MulFOp::create(b, vecLoad(accBuf, at), corr), accBuf,
+                                ValueRange{at});
+      });
+      scf::YieldOp::create(b);
     });
   });
 
@@ -216,4 +223,28 @@ Value Lowering::expForBF16(Value x) {
           b, biased,
           arith::ConstantOp::create(b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(23)))));
   return arith::MulFOp::create(b, poly, scale);
+}
+
+Value Lowering::exp2ForBF16(Value t) {
+  // 2^t = 2^floor(t) * 2^f with f = t - floor(t) in [0, 1]; vreduceps
+  // gives f (imm 0x09: round down, no precision exception), a cubic fitted
+  // for relative error on [0, 1] (7.5e-5) gives 2^f, and vscalefps
+  // multiplies by 2^floor(t), flushing to 0 below the f32 range and giving
+  // 0 for t = -inf (vreduceps(-inf) = 0). Rounding can give f = 1 for t
+  // just below an integer; the cubic is fitted up to 1, so that is exact
+  // enough.
+  auto splat = [&](double v) { return vector::BroadcastOp::create(b, vecF32(), f32(v)); };
+  Value allLanes = arith::ConstantIntOp::create(b, 0xffff, 16);
+  Value f = LLVM::CallIntrinsicOp::create(
+                b, vecF32(), b.getStringAttr("llvm.x86.avx512.mask.reduce.ps.512"),
+                ValueRange{t, arith::ConstantIntOp::create(b, 0x09, 32), t, allLanes,
+                           arith::ConstantIntOp::create(b, 4, 32)})
+                .getResult(0);
+  Value poly = splat(0.07802452266443176);
+  for (double c : {0.22606715539313021, 0.695833540506448, 0.99992521856401})
+    poly = math::FmaOp::create(b, poly, f, splat(c));
+  return LLVM::CallIntrinsicOp::create(
+             b, vecF32(), b.getStringAttr("llvm.x86.avx512.mask.scalef.ps.512"),
+             ValueRange{poly, t, poly, allLanes, arith::ConstantIntOp::create(b, 4, 32)})
+      .getResult(0);
 }

@@ -167,9 +167,14 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
   Value fzero = f32(0.0), fone = f32(1.0);
   bool softmax = op.getKernel() == KernelKind::softmax;
   // On AMX tiles (emitAmxTile): all of the item's scores in sAll, unscaled;
-  // the weights go to pAmx as bf16.
+  // the weights go to pAmx as bf16. A softmax without a score region folds
+  // the scale into its exponent (one FMA a vector, below) and takes the max
+  // of the unscaled scores, which is the same key for a positive scale, so
+  // the scores are only rewritten where a mask applies.
   Value sBuf = onTiles ? sAll : this->sBuf;
-  Value scoreScale = onTiles ? f32(op.getScale().convertToDouble()) : Value();
+  double scale = op.getScale().convertToDouble();
+  bool foldScale = onTiles && softmax && op.getScore().empty() && scale > 0;
+  Value scoreScale = onTiles && !foldScale ? f32(scale) : Value();
   // Rows past the item's end keep weight 0 so that P.V adds nothing.
   Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rr, nRows);
     scf::IfOp::create(
@@ -194,6 +199,12 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
                                          arith::AddIOp::create(b, jcv, iota), nk32);
           };
           Value negInfV = vector::BroadcastOp::create(b, vecF32(), negInf);
+          // On tiles the row has bkPad scores; the keys past nk (copies of
+          // the last key) become -inf, so no later loop needs a lane mask.
+          if (onTiles)
+            loop(nk, bkPad, one, [&](Value jj) {
+              memref::StoreOp::create(b, negInf, sBuf, addi(sRow, jj));
+            });
           // The tile max as `a > b ? a : b`, which is one vmaxps/vmaxnm: the
           // NaN-propagating maximumf costs a compare and a blend more per
           // vector and per reduction step. A NaN score still reaches the
@@ -231,7 +242,8 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
                     if (scoreScale)
                       sv = arith::MulFOp::create(
                           b, sv, vector::BroadcastOp::create(b, vecF32(), scoreScale));
-                    if (!score.empty() || withMask || scoreScale) {
+                    bool rewrite = !score.empty() || withMask || scoreScale;
+                    if (rewrite) {
                       Value jv = arith::AddIOp::create(
                           b, vector::BroadcastOp::create(b, indexV, addi(kt, jc)), iotaIdx);
                       if (!score.empty())
@@ -239,9 +251,12 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
                       if (withMask)
                         sv = arith::SelectOp::create(
                             b, regions().inlineLanes(mask, {bIdx, h, i, jv}, lanes), sv, negInfV);
-                      vector::StoreOp::create(b, sv, sBuf, ValueRange{addi(sRow, jc)});
                     }
-                    sv = arith::SelectOp::create(b, lanes, sv, negInfV);
+                    // Unrewritten scores on tiles are -inf past nk already.
+                    if (!onTiles || rewrite)
+                      sv = arith::SelectOp::create(b, lanes, sv, negInfV);
+                    if (rewrite)
+                      vector::StoreOp::create(b, sv, sBuf, ValueRange{addi(sRow, jc)});
                     scf::YieldOp::create(b, ValueRange{selectMax(sv, acc[0])});
                   });
               // Across lanes: halves folded onto each other, log2(width)
@@ -290,6 +305,8 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
                     })
                     .getResult(0);
           }
+          if (foldScale)
+            tileMaxValue = arith::MulFOp::create(b, tileMaxValue, f32(scale));
           Value m = memref::LoadOp::create(b, mBuf, rr);
           Value l = memref::LoadOp::create(b, lBuf, rr);
           // Softmax: rescale by exp(m - mNew), weights exp(s - mNew); a max
@@ -307,14 +324,26 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
           Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
           Value baseV = vector::BroadcastOp::create(b, vecF32(), base);
           Value oneV = vector::BroadcastOp::create(b, vecF32(), fone);
+          // On tiles the softmax weight is 2^(s c - base log2(e)), c the
+          // scale (when folded) times log2(e): one FMA, then exp2ForBF16.
+          constexpr double log2e = 1.4426950408889634;
+          Value expScaleV, expBiasV;
+          if (onTiles && softmax) {
+            expScaleV = vector::BroadcastOp::create(
+                b, vecF32(), f32((foldScale ? scale : 1.0) * log2e));
+            expBiasV = vector::BroadcastOp::create(
+                b, vecF32(), arith::MulFOp::create(b, base, f32(-log2e)));
+          }
           auto weights = scf::ForOp::create(
               b, zero, bkPad, w, ValueRange{zeroV},
               [&](OpBuilder &, Location, Value jc, ValueRange sum) {
                 Value s = vecLoad(sBuf, addi(sRow, jc));
                 Value p;
-                if (softmax) {
+                if (softmax && onTiles) {
+                  p = exp2ForBF16(math::FmaOp::create(b, s, expScaleV, expBiasV));
+                } else if (softmax) {
                   Value x = arith::SubFOp::create(b, s, baseV);
-                  p = onTiles ? expForBF16(x) : math::ExpOp::create(b, x).getResult();
+                  p = math::ExpOp::create(b, x);
                 } else {
                   // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.
                   Value x = arith::NegFOp::create(b, s);
@@ -322,7 +351,9 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
                   p = arith::DivFOp::create(b, oneV,
                                             arith::AddFOp::create(b, oneV, e));
                 }
-                p = arith::SelectOp::create(b, inTile(jc), p, zeroV);
+                // Tiles' softmax weights past nk are 2^-inf = 0 already.
+                if (!(onTiles && softmax))
+                  p = arith::SelectOp::create(b, inTile(jc), p, zeroV);
                 if (onTiles)
                   vector::StoreOp::create(
                       b, arith::TruncFOp::create(b, VectorType::get({width}, b.getBF16Type()), p),

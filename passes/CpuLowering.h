@@ -201,6 +201,11 @@ struct Lowering {
   /// error under 1e-4): 2^n times a cubic in the fraction. -inf gives 0,
   /// as math.exp does; a NaN stays NaN.
   mlir::Value expForBF16(mlir::Value x);
+  /// 2^t to the same precision in five AVX-512 instructions (vreduceps
+  /// splits off floor(t), a cubic in the fraction, vscalefps applies
+  /// 2^floor(t)); -inf gives 0 and very negative t underflow to 0 without
+  /// clamps. Only for AMX hosts, which all have AVX512-DQ.
+  mlir::Value exp2ForBF16(mlir::Value t);
   /// V tile `kt` with key pairs interleaved into the bf16 buffer `dest`
   /// from `base`; keys past the sequence repeat its last key.
   void packVTileVnni(mlir::Value bIdx, mlir::Value hk, mlir::Value kt, mlir::Value dest,

@@ -71,7 +71,7 @@ def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
            "one row group on AMX tiles (tdpbf16ps, f32 accumulation)">
   ];
   let dependentDialects = [
-    "::mlir::amx::AMXDialect",
+    "::mlir::amx::AMXDialect", "::mlir::LLVM::LLVMDialect",
     "::mlir::arith::ArithDialect", "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect", "::mlir::scf::SCFDialect",
     "::mlir::vector::VectorDialect"

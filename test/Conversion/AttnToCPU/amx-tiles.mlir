@@ -21,14 +21,25 @@
 // CHECK: amx.tile_load %{{.+}} : memref<?xbf16> into !amx.tile<16x32xbf16>
 // CHECK: amx.tile_mulf %{{.+}}, %{{.+}}, %{{.+}} : !amx.tile<16x32xbf16>, !amx.tile<16x32xbf16>, !amx.tile<16x16xf32>
 // CHECK: amx.tile_store %{{.+}} : memref<?xf32>, !amx.tile<16x16xf32>
-/// The scale multiplies S in f32; the weights' exp is 2^n times a cubic
-/// (bf16 precision), and they go to the tiles as bf16.
-// CHECK: arith.mulf %{{.+}}, %{{.+}} : vector<16xf32>
-// CHECK: arith.constant 1.44269502 : f32
-// CHECK: arith.constant 0.0551690944 : f32
-// CHECK: math.fma
-// CHECK: arith.shli
-// CHECK: arith.truncf %{{.+}} : vector<16xf32> to vector<16xbf16>
+/// Keys past the tile's end become -inf once per row, so no loop below
+/// masks lanes. Without a score region the scale is folded: the max is
+/// taken over unscaled S and scaled as a scalar, and each weight is
+/// 2^(s * scale * log2(e) - base * log2(e)), one FMA, then vreduceps, a
+/// cubic and vscalefps (bf16 precision); the weights go to the tiles as bf16.
+// CHECK: %[[NEGINF:.+]] = arith.constant 0xFF800000 : f32
+// CHECK: memref.store %[[NEGINF]], %{{.+}} : memref<?xf32>
+// CHECK-NOT: arith.mulf %{{.+}}, %{{.+}} : vector<16xf32>
+// CHECK: arith.mulf %{{.+}}, %{{.+}} : f32
+// CHECK: arith.constant 0.180336878 : f32
+// CHECK: arith.constant -1.44269502 : f32
+// CHECK: %[[T:.+]] = math.fma %{{.+}}, %{{.+}}, %{{.+}} : vector<16xf32>
+// CHECK: %[[F:.+]] = llvm.call_intrinsic "llvm.x86.avx512.mask.reduce.ps.512"(%[[T]], %c9_i32,
+// CHECK: math.fma %{{.+}}, %[[F]], %{{.+}} : vector<16xf32>
+// CHECK: %[[P:.+]] = llvm.call_intrinsic "llvm.x86.avx512.mask.scalef.ps.512"(%{{.+}}, %[[T]],
+// CHECK: arith.truncf %[[P]] : vector<16xf32> to vector<16xbf16>
+/// A row's accumulator is rescaled only when its max moved.
+// CHECK: arith.cmpf une, %{{.+}}, %{{.+}} : f32
+// CHECK-NEXT: scf.if
 /// acc += P V, the accumulator tiles loaded from and stored to the rows.
 // CHECK: amx.tile_load %{{.+}} : memref<?xf32> into !amx.tile<16x16xf32>
 // CHECK: amx.tile_mulf
@@ -37,6 +48,8 @@
 // CHECK: } else {
 // CHECK: vector.fma
 // LLVM-LABEL: llvm.func @causal_bf16
+// LLVM: llvm.call_intrinsic "llvm.x86.avx512.mask.reduce.ps.512"
+// LLVM: llvm.call_intrinsic "llvm.x86.avx512.mask.scalef.ps.512"
 // LLVM: llvm.call_intrinsic "llvm.x86.tdpbf16ps.internal"
 func.func @causal_bf16(%q: memref<2x4x96x64xbf16>, %k: memref<2x4x96x64xbf16>,
                        %v: memref<2x4x96x64xbf16>, %o: memref<2x4x96x64xbf16>) {
@@ -72,5 +85,33 @@ func.func @bf16_d80(%q: memref<1x2x64x80xbf16>) {
       v(%q : memref<1x2x64x80xbf16>) out(%q : memref<1x2x64x80xbf16>)
       kernel = softmax align = end scale = 0.125
       schedule = #attn.schedule<block_q = 64, block_k = 64>
+  return
+}
+
+// -----
+
+/// A score region needs the scaled score: the scale multiplies S in f32
+/// before the region, the scores are stored back, and the exponent's FMA
+/// multiplies by log2(e) alone.
+// CHECK-LABEL: func.func @softcap_bf16
+// CHECK: amx.tile_store
+// CHECK: arith.mulf %{{.+}}, %{{.+}} : vector<16xf32>
+// CHECK: math.tanh
+// CHECK: vector.store
+// CHECK: arith.constant 1.44269502 : f32
+// CHECK: llvm.call_intrinsic "llvm.x86.avx512.mask.scalef.ps.512"
+func.func @softcap_bf16(%q: memref<1x2x64x64xbf16>) {
+  attn.attention q(%q : memref<1x2x64x64xbf16>) k(%q : memref<1x2x64x64xbf16>)
+      v(%q : memref<1x2x64x64xbf16>) out(%q : memref<1x2x64x64xbf16>)
+      kernel = softmax align = end scale = 0.125
+      schedule = #attn.schedule<block_q = 64, block_k = 64>
+      score {
+  ^bb0(%s: f32, %b: index, %h: index, %i: index, %j: index):
+    %c = arith.constant 30.0 : f32
+    %x = arith.divf %s, %c : f32
+    %t = math.tanh %x : f32
+    %y = arith.mulf %t, %c : f32
+    attn.yield %y : f32
+  }
   return
 }
