@@ -165,12 +165,16 @@ struct ConvertAttnToCPUPass
       low.dvPad = arith::MulIOp::create(
           b, arith::CeilDivSIOp::create(b, low.valueDim, w2v), w2v);
       low.bkPad = low.idx(bkPad);
+      // Every scratch buffer starts on a cache line: a 64-byte vector or
+      // tile row that straddles two lines costs two accesses (AMX tile
+      // loads and stores most of all).
+      IntegerAttr cacheLine = b.getI64IntegerAttr(64);
       auto flat = [&](Value n) -> Value {
         auto type = MemRefType::get({ShapedType::kDynamic}, b.getF32Type());
-        return memref::AllocaOp::create(b, type, ValueRange{n});
+        return memref::AllocaOp::create(b, type, ValueRange{n}, cacheLine);
       };
       auto fixed = [&](int64_t n) -> Value {
-        return memref::AllocaOp::create(b, MemRefType::get({n}, b.getF32Type()));
+        return memref::AllocaOp::create(b, MemRefType::get({n}, b.getF32Type()), cacheLine);
       };
       low.qBuf = flat(arith::MulIOp::create(b, low.idx(bqPad), low.dPad));
       low.kTBuf = flat(arith::MulIOp::create(b, low.dPad, low.bkPad));
@@ -201,12 +205,12 @@ struct ConvertAttnToCPUPass
           vElements = arith::SelectOp::create(b, low.useHeadKT, vFloats, low.idx(2));
           vAllBytes = memref::AllocOp::create(
               b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
-              ValueRange{arith::MulIOp::create(b, vElements, low.idx(2))});
+              ValueRange{arith::MulIOp::create(b, vElements, low.idx(2))}, cacheLine);
         }
         Value elements = arith::SelectOp::create(b, low.useHeadKT, floats, low.idx(2));
         kTAllBytes = memref::AllocOp::create(
             b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
-            ValueRange{arith::MulIOp::create(b, elements, low.idx(low.amx ? 2 : 4))});
+            ValueRange{arith::MulIOp::create(b, elements, low.idx(low.amx ? 2 : 4))}, cacheLine);
         if (low.amx) {
           low.kTAll = view(kTAllBytes, b.getBF16Type(), elements);
           low.kTAll32 = view(kTAllBytes, b.getI32Type(),
@@ -246,17 +250,20 @@ struct ConvertAttnToCPUPass
         int64_t dv = cast<MemRefType>(op.getValue().getType()).getDimSize(3);
         auto scratch = [&](int64_t n, Type elt) -> Value {
           int64_t bytes = n * elt.getIntOrFloatBitWidth() / 8;
-          Value raw = memref::AllocaOp::create(b, MemRefType::get({bytes}, b.getI8Type()));
+          Value raw = memref::AllocaOp::create(b, MemRefType::get({bytes}, b.getI8Type()), cacheLine);
           return view(raw, elt, low.idx(n));
         };
         low.qAmx = scratch(bqPad * d, b.getBF16Type());
-        Value kBytes = memref::AllocaOp::create(b, MemRefType::get({d * bkPad * 2}, b.getI8Type()));
+        Value kBytes = memref::AllocaOp::create(b, MemRefType::get({d * bkPad * 2}, b.getI8Type()),
+                                                 cacheLine);
         low.kVnniBuf = view(kBytes, b.getBF16Type(), low.idx(d * bkPad));
         low.kVnni32 = view(kBytes, b.getI32Type(), low.idx(d * bkPad / 2));
         low.vVnni = scratch(bkPad * dv, b.getBF16Type());
         low.sAll = scratch(bqPad * bkPad, b.getF32Type());
         low.pAmx = scratch(bqPad * bkPad, b.getBF16Type());
         low.corrAll = scratch(bqPad, b.getF32Type());
+        low.rowStat = scratch(bqPad, b.getF32Type());
+        low.rowBias = scratch(bqPad, b.getF32Type());
       }
     }
     low.emit(workBegin, workEnd);

@@ -148,10 +148,15 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
     });
   });
 
-  // Per row: scale, regions, max, weights (bf16 into pAmx), m, l, rescale.
+  // The weights (bf16 into pAmx), m, l and the rows' rescales.
+  if (op.getKernel() == KernelKind::softmax)
+    emitTileSoftmax(bIdx, h, r0, nRows, rows32, kt, nk, full);
+  else
+    loop(zero, rows32, one, [&](Value rr) {
+      emitRowWeights(bIdx, h, r0, nRows, rr, muli(rr, bkPad), corrAll, rr, kt, nk, full,
+                     /*onTiles=*/true);
+    });
   loop(zero, rows32, one, [&](Value rr) {
-    emitRowWeights(bIdx, h, r0, nRows, rr, muli(rr, bkPad), corrAll, rr, kt, nk, full,
-                   /*onTiles=*/true);
     // Once a row's max settles its rescale is exactly 1 on most tiles:
     // skip the read-modify-write of its accumulator then.
     Value corrScalar = memref::LoadOp::create(b, corrAll, rr);
@@ -183,6 +188,95 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
       for (int64_t t = 0; t < 4; ++t)
         amx::TileStoreOp::create(b, accBuf, ValueRange{accAt(t)}, acc[t], dvPad);
     });
+  });
+}
+
+void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value rows32,
+                               Value kt, Value nk, Value full) {
+  Value zero = idx(0), one = idx(1), w = idx(width);
+  Value negInf = f32(-std::numeric_limits<float>::infinity());
+  Value fzero = f32(0.0), fone = f32(1.0);
+  constexpr double log2e = 1.4426950408889634;
+  double scale = op.getScale().convertToDouble();
+  bool foldScale = op.getScore().empty() && scale > 0; // as in emitRowScores
+  auto splat = [&](Value x) { return vector::BroadcastOp::create(b, vecF32(), x); };
+  auto valid = [&](Value rr) {
+    return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rr, nRows);
+  };
+  // Row maxes. Rows past the item's end take -inf (and weights 0 below).
+  loop(zero, rows32, one, [&](Value rr) {
+    auto tileMax = scf::IfOp::create(
+        b, valid(rr),
+        [&](OpBuilder &, Location) {
+          scf::YieldOp::create(
+              b, emitRowScores(bIdx, h, r0, rr, muli(rr, bkPad), kt, nk, full, true));
+        },
+        [&](OpBuilder &, Location) { scf::YieldOp::create(b, negInf); });
+    memref::StoreOp::create(b, tileMax.getResult(0), rowStat, rr);
+  });
+  // 16 rows at a time: the new max, the rescale exp(m - base) (exactly 1
+  // where the max did not move, which emitAmxTile tests), and the
+  // exponent's offset; a max of -inf (nothing visible yet) uses base 0.
+  loop(zero, rows32, w, [&](Value r) {
+    Value m = vecLoad(mBuf, r);
+    Value mNew = arith::MaximumFOp::create(b, m, vecLoad(rowStat, r));
+    Value base = arith::SelectOp::create(
+        b, arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, splat(negInf)),
+        splat(fzero), mNew);
+    Value same = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, m, base);
+    Value corr = arith::SelectOp::create(
+        b, same, splat(fone), math::ExpOp::create(b, arith::SubFOp::create(b, m, base)));
+    vector::StoreOp::create(b, mNew, mBuf, ValueRange{r});
+    vector::StoreOp::create(b, corr, corrAll, ValueRange{r});
+    vector::StoreOp::create(b, arith::MulFOp::create(b, base, splat(f32(-log2e))), rowBias,
+                            ValueRange{r});
+  });
+  // The weights 2^(s c - base log2(e)), c = log2(e) times the scale when
+  // folded: one FMA and exp2ForBF16 a vector. Keys past nk are -inf (2^-inf
+  // is 0), so no lane mask.
+  Value expScale = splat(f32((foldScale ? scale : 1.0) * log2e));
+  loop(zero, rows32, one, [&](Value rr) {
+    Value sRow = muli(rr, bkPad);
+    auto sum = scf::IfOp::create(
+        b, valid(rr),
+        [&](OpBuilder &, Location) {
+          Value bias = splat(memref::LoadOp::create(b, rowBias, rr));
+          auto weights = scf::ForOp::create(
+              b, zero, bkPad, w, ValueRange{splat(fzero)},
+              [&](OpBuilder &, Location, Value jc, ValueRange acc) {
+                Value p = exp2ForBF16(
+                    math::FmaOp::create(b, vecLoad(sAll, addi(sRow, jc)), expScale, bias));
+                vector::StoreOp::create(
+                    b, arith::TruncFOp::create(b, VectorType::get({width}, b.getBF16Type()), p),
+                    pAmx, ValueRange{addi(sRow, jc)});
+                scf::YieldOp::create(b, ValueRange{arith::AddFOp::create(b, acc[0], p).getResult()});
+              });
+          scf::YieldOp::create(
+              b, vector::ReductionOp::create(b, vector::CombiningKind::ADD, weights.getResult(0),
+                                             Value(), arith::FastMathFlags::reassoc)
+                     .getResult());
+        },
+        [&](OpBuilder &, Location) {
+          zeroWeightsRow(sRow);
+          scf::YieldOp::create(b, fzero);
+        });
+    memref::StoreOp::create(b, sum.getResult(0), rowStat, rr);
+  });
+  // l = l * corr + the row's sum, 16 rows at a time.
+  loop(zero, rows32, w, [&](Value r) {
+    Value l = arith::MulFOp::create(b, vecLoad(lBuf, r), vecLoad(corrAll, r));
+    vector::StoreOp::create(b, arith::AddFOp::create(b, l, vecLoad(rowStat, r)), lBuf,
+                            ValueRange{r});
+  });
+}
+
+void Lowering::zeroWeightsRow(Value sRow) {
+  // The whole padded row: AMX multiplies every key of a chunk.
+  Value zeroP = arith::ConstantOp::create(
+      b, DenseElementsAttr::get(VectorType::get({width}, b.getBF16Type()),
+                                b.getZeroAttr(b.getBF16Type())));
+  loop(idx(0), bkPad, idx(width), [&](Value jc) {
+    vector::StoreOp::create(b, zeroP, pAmx, ValueRange{addi(sRow, jc)});
   });
 }
 

@@ -159,6 +159,137 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   byRowCount(weighValues);
 }
 
+Value Lowering::emitRowScores(Value bIdx, Value hItem, Value r0, Value rr, Value sRow,
+                     Value kt, Value nk, Value full, bool onTiles) {
+  Value zero = idx(0), one = idx(1), w = idx(width);
+  Value negInf = f32(-std::numeric_limits<float>::infinity());
+  bool softmax = op.getKernel() == KernelKind::softmax;
+  // On AMX tiles (emitAmxTile): all of the item's scores in sAll, unscaled.
+  // A softmax without a score region folds the scale into its exponent
+  // (one FMA a vector, emitTileSoftmax) and takes the max of the unscaled
+  // scores, which is the same key for a positive scale, so the scores are
+  // only rewritten where a mask applies.
+  Value sBuf = onTiles ? sAll : this->sBuf;
+  double scale = op.getScale().convertToDouble();
+  bool foldScale = onTiles && softmax && op.getScore().empty() && scale > 0;
+  Value scoreScale = onTiles && !foldScale ? f32(scale) : Value();
+  std::pair<Value, Value> headQuery = rowOf(hItem, r0, rr);
+  Value h = headQuery.first;
+  Value i = addi(headQuery.second, queryOffset);
+  // Lanes [jc, jc + width) of the tile that hold keys (< nk).
+  auto inTile = [&](Value jc) { return keysBelow(jc, nk); };
+  Value negInfV = vector::BroadcastOp::create(b, vecF32(), negInf);
+  // On tiles the row has bkPad scores; the keys past nk (copies of
+  // the last key) become -inf, so no later loop needs a lane mask.
+  if (onTiles)
+    loop(nk, bkPad, one, [&](Value jj) {
+      memref::StoreOp::create(b, negInf, sBuf, addi(sRow, jj));
+    });
+  // The tile max as `a > b ? a : b`, which is one vmaxps/vmaxnm: the
+  // NaN-propagating maximumf costs a compare and a blend more per
+  // vector and per reduction step. A NaN score still reaches the
+  // output: its weight is NaN, and so the row's accumulator.
+  auto selectMax = [&](Value x, Value y) -> Value {
+    Value gt = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, y);
+    return arith::SelectOp::create(b, gt, x, y);
+  };
+  // Scores with the regions inlined, and the tile's max. A FULL
+  // tile (no key masked) runs the loop without the mask. Regions that
+  // RegionInliner::canInlineLanes accepts run a vector of keys at a
+  // time, and so does the max (a scalar NaN-propagating max per key
+  // cost as much as the two matrix products, docs/cpu-backend.md);
+  // others run key by key.
+  auto scoreLoop = [&](bool withMask) -> Value {
+    using attnc::RegionInliner;
+    Region &score = op.getScore(), &mask = op.getMask();
+    bool scoreLanes = score.empty() || RegionInliner::canInlineLanes(
+                                           score, {true, false, false, false, true});
+    bool maskLanes = !withMask ||
+                     RegionInliner::canInlineLanes(mask, {false, false, false, true});
+    if (scoreLanes && maskLanes) {
+      // The regions over `width` keys at once (key index j a vector).
+      auto indexV = VectorType::get({width}, b.getIndexType());
+      SmallVector<APInt> laneIdx;
+      for (int64_t lane = 0; lane < width; ++lane)
+        laneIdx.push_back(APInt(64, lane));
+      Value iotaIdx = arith::ConstantOp::create(
+          b, DenseElementsAttr::get(indexV, laneIdx));
+      auto vmax = scf::ForOp::create(
+          b, zero, bkPad, w, ValueRange{negInfV},
+          [&](OpBuilder &, Location, Value jc, ValueRange acc) {
+            Value lanes = inTile(jc);
+            Value sv = vecLoad(sBuf, addi(sRow, jc));
+            if (scoreScale)
+              sv = arith::MulFOp::create(
+                  b, sv, vector::BroadcastOp::create(b, vecF32(), scoreScale));
+            bool rewrite = !score.empty() || withMask || scoreScale;
+            if (rewrite) {
+              Value jv = arith::AddIOp::create(
+                  b, vector::BroadcastOp::create(b, indexV, addi(kt, jc)), iotaIdx);
+              if (!score.empty())
+                sv = regions().inlineLanes(score, {sv, bIdx, h, i, jv}, lanes);
+              if (withMask)
+                sv = arith::SelectOp::create(
+                    b, regions().inlineLanes(mask, {bIdx, h, i, jv}, lanes), sv, negInfV);
+            }
+            // Unrewritten scores on tiles are -inf past nk already.
+            if (!onTiles || rewrite)
+              sv = arith::SelectOp::create(b, lanes, sv, negInfV);
+            if (rewrite)
+              vector::StoreOp::create(b, sv, sBuf, ValueRange{addi(sRow, jc)});
+            scf::YieldOp::create(b, ValueRange{selectMax(sv, acc[0])});
+          });
+      // Across lanes: halves folded onto each other, log2(width)
+      // shuffles and maxes.
+      Value v = vmax.getResult(0);
+      for (int64_t half = width / 2; half >= 1; half /= 2) {
+        SmallVector<int64_t> perm(width);
+        for (int64_t lane = 0; lane < width; ++lane)
+          perm[lane] = lane < half ? lane + half : lane;
+        v = selectMax(v, vector::ShuffleOp::create(b, v, v, perm));
+      }
+      return vector::ExtractOp::create(b, v, ArrayRef<int64_t>{0});
+    }
+    return scf::ForOp::create(
+        b, zero, nk, one, ValueRange{negInf},
+        [&](OpBuilder &, Location, Value jj, ValueRange tileMax) {
+          Value j = addi(kt, jj);
+          Value s = memref::LoadOp::create(b, sBuf, addi(sRow, jj));
+          if (scoreScale)
+            s = arith::MulFOp::create(b, s, scoreScale);
+          if (!op.getScore().empty())
+            s = regions().inlineScalar(op.getScore(), {s, bIdx, h, i, j});
+          if (withMask) {
+            Value keep = regions().inlineScalar(op.getMask(), {bIdx, h, i, j});
+            s = arith::SelectOp::create(b, keep, s, negInf);
+          }
+          memref::StoreOp::create(b, s, sBuf, addi(sRow, jj));
+          scf::YieldOp::create(
+              b, softmax ? arith::MaximumFOp::create(b, tileMax[0], s)
+                               .getResult()
+                         : tileMax[0]);
+        }).getResult(0);
+  };
+  Value tileMaxValue;
+  if (op.getMask().empty()) {
+    tileMaxValue = scoreLoop(false);
+  } else {
+    tileMaxValue =
+        scf::IfOp::create(
+            b, full,
+            [&](OpBuilder &, Location) {
+              scf::YieldOp::create(b, scoreLoop(false));
+            },
+            [&](OpBuilder &, Location) {
+              scf::YieldOp::create(b, scoreLoop(true));
+            })
+            .getResult(0);
+  }
+  if (foldScale)
+    tileMaxValue = arith::MulFOp::create(b, tileMaxValue, f32(scale));
+  return tileMaxValue;
+}
+
 void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Value rr,
                               Value sRow, Value corrMem, Value corrAt, Value kt, Value nk,
                               Value full, bool onTiles) {
@@ -166,233 +297,88 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
   Value negInf = f32(-std::numeric_limits<float>::infinity());
   Value fzero = f32(0.0), fone = f32(1.0);
   bool softmax = op.getKernel() == KernelKind::softmax;
-  // On AMX tiles (emitAmxTile): all of the item's scores in sAll, unscaled;
-  // the weights go to pAmx as bf16. A softmax without a score region folds
-  // the scale into its exponent (one FMA a vector, below) and takes the max
-  // of the unscaled scores, which is the same key for a positive scale, so
-  // the scores are only rewritten where a mask applies.
+  assert(!(onTiles && softmax) && "a softmax on tiles takes emitTileSoftmax");
+  // On tiles (sigmoid): the weights go to pAmx as bf16.
   Value sBuf = onTiles ? sAll : this->sBuf;
-  double scale = op.getScale().convertToDouble();
-  bool foldScale = onTiles && softmax && op.getScore().empty() && scale > 0;
-  Value scoreScale = onTiles && !foldScale ? f32(scale) : Value();
   // Rows past the item's end keep weight 0 so that P.V adds nothing.
   Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rr, nRows);
-    scf::IfOp::create(
-        b, valid,
-        [&](OpBuilder &, Location) {
-          std::pair<Value, Value> headQuery = rowOf(hItem, r0, rr);
-          Value h = headQuery.first;
-          Value i = addi(headQuery.second, queryOffset);
-          // Lanes [jc, jc + width) of the tile that hold keys (< nk).
-          auto i32v = VectorType::get({width}, b.getI32Type());
-          SmallVector<int32_t> lanes(width);
-          for (int64_t lane = 0; lane < width; ++lane)
-            lanes[lane] = static_cast<int32_t>(lane);
-          Value iota = arith::ConstantOp::create(
-              b, DenseElementsAttr::get(i32v, ArrayRef<int32_t>(lanes)));
-          Value nk32 = vector::BroadcastOp::create(
-              b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), nk));
-          auto inTile = [&](Value jc) -> Value {
-            Value jcv = vector::BroadcastOp::create(
-                b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), jc));
-            return arith::CmpIOp::create(b, arith::CmpIPredicate::slt,
-                                         arith::AddIOp::create(b, jcv, iota), nk32);
-          };
-          Value negInfV = vector::BroadcastOp::create(b, vecF32(), negInf);
-          // On tiles the row has bkPad scores; the keys past nk (copies of
-          // the last key) become -inf, so no later loop needs a lane mask.
-          if (onTiles)
-            loop(nk, bkPad, one, [&](Value jj) {
-              memref::StoreOp::create(b, negInf, sBuf, addi(sRow, jj));
-            });
-          // The tile max as `a > b ? a : b`, which is one vmaxps/vmaxnm: the
-          // NaN-propagating maximumf costs a compare and a blend more per
-          // vector and per reduction step. A NaN score still reaches the
-          // output: its weight is NaN, and so the row's accumulator.
-          auto selectMax = [&](Value x, Value y) -> Value {
-            Value gt = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, x, y);
-            return arith::SelectOp::create(b, gt, x, y);
-          };
-          // Scores with the regions inlined, and the tile's max. A FULL
-          // tile (no key masked) runs the loop without the mask. Regions that
-          // RegionInliner::canInlineLanes accepts run a vector of keys at a
-          // time, and so does the max (a scalar NaN-propagating max per key
-          // cost as much as the two matrix products, docs/cpu-backend.md);
-          // others run key by key.
-          auto scoreLoop = [&](bool withMask) -> Value {
-            using attnc::RegionInliner;
-            Region &score = op.getScore(), &mask = op.getMask();
-            bool scoreLanes = score.empty() || RegionInliner::canInlineLanes(
-                                                   score, {true, false, false, false, true});
-            bool maskLanes = !withMask ||
-                             RegionInliner::canInlineLanes(mask, {false, false, false, true});
-            if (scoreLanes && maskLanes) {
-              // The regions over `width` keys at once (key index j a vector).
-              auto indexV = VectorType::get({width}, b.getIndexType());
-              SmallVector<APInt> laneIdx;
-              for (int64_t lane = 0; lane < width; ++lane)
-                laneIdx.push_back(APInt(64, lane));
-              Value iotaIdx = arith::ConstantOp::create(
-                  b, DenseElementsAttr::get(indexV, laneIdx));
-              auto vmax = scf::ForOp::create(
-                  b, zero, bkPad, w, ValueRange{negInfV},
-                  [&](OpBuilder &, Location, Value jc, ValueRange acc) {
-                    Value lanes = inTile(jc);
-                    Value sv = vecLoad(sBuf, addi(sRow, jc));
-                    if (scoreScale)
-                      sv = arith::MulFOp::create(
-                          b, sv, vector::BroadcastOp::create(b, vecF32(), scoreScale));
-                    bool rewrite = !score.empty() || withMask || scoreScale;
-                    if (rewrite) {
-                      Value jv = arith::AddIOp::create(
-                          b, vector::BroadcastOp::create(b, indexV, addi(kt, jc)), iotaIdx);
-                      if (!score.empty())
-                        sv = regions().inlineLanes(score, {sv, bIdx, h, i, jv}, lanes);
-                      if (withMask)
-                        sv = arith::SelectOp::create(
-                            b, regions().inlineLanes(mask, {bIdx, h, i, jv}, lanes), sv, negInfV);
-                    }
-                    // Unrewritten scores on tiles are -inf past nk already.
-                    if (!onTiles || rewrite)
-                      sv = arith::SelectOp::create(b, lanes, sv, negInfV);
-                    if (rewrite)
-                      vector::StoreOp::create(b, sv, sBuf, ValueRange{addi(sRow, jc)});
-                    scf::YieldOp::create(b, ValueRange{selectMax(sv, acc[0])});
-                  });
-              // Across lanes: halves folded onto each other, log2(width)
-              // shuffles and maxes.
-              Value v = vmax.getResult(0);
-              for (int64_t half = width / 2; half >= 1; half /= 2) {
-                SmallVector<int64_t> perm(width);
-                for (int64_t lane = 0; lane < width; ++lane)
-                  perm[lane] = lane < half ? lane + half : lane;
-                v = selectMax(v, vector::ShuffleOp::create(b, v, v, perm));
+  scf::IfOp::create(
+      b, valid,
+      [&](OpBuilder &, Location) {
+        Value tileMax = emitRowScores(bIdx, hItem, r0, rr, sRow, kt, nk, full, onTiles);
+        Value m = memref::LoadOp::create(b, mBuf, rr);
+        Value l = memref::LoadOp::create(b, lBuf, rr);
+        // Softmax: rescale by exp(m - mNew), weights exp(s - mNew); a max
+        // of -inf (nothing visible yet) uses 0, so no -inf - -inf appears.
+        // Sigmoid: weights sigmoid(s), no rescaling.
+        Value mNew = m, base = fzero, corr = fone;
+        if (softmax) {
+          mNew = arith::MaximumFOp::create(b, m, tileMax);
+          Value isNegInf = arith::CmpFOp::create(b, arith::CmpFPredicate::OEQ, mNew, negInf);
+          base = arith::SelectOp::create(b, isNegInf, fzero, mNew);
+          corr = math::ExpOp::create(b, arith::SubFOp::create(b, m, base));
+        }
+        // Weights, a vector at a time; lanes past the tile's end get 0.
+        Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
+        Value baseV = vector::BroadcastOp::create(b, vecF32(), base);
+        Value oneV = vector::BroadcastOp::create(b, vecF32(), fone);
+        auto weights = scf::ForOp::create(
+            b, zero, bkPad, w, ValueRange{zeroV},
+            [&](OpBuilder &, Location, Value jc, ValueRange sum) {
+              Value s = vecLoad(sBuf, addi(sRow, jc));
+              Value p;
+              if (softmax) {
+                p = math::ExpOp::create(b, arith::SubFOp::create(b, s, baseV));
+              } else {
+                // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.
+                Value x = arith::NegFOp::create(b, s);
+                Value e = onTiles ? expForBF16(x) : math::ExpOp::create(b, x).getResult();
+                p = arith::DivFOp::create(b, oneV, arith::AddFOp::create(b, oneV, e));
               }
-              return vector::ExtractOp::create(b, v, ArrayRef<int64_t>{0});
-            }
-            return scf::ForOp::create(
-                b, zero, nk, one, ValueRange{negInf},
-                [&](OpBuilder &, Location, Value jj, ValueRange tileMax) {
-                  Value j = addi(kt, jj);
-                  Value s = memref::LoadOp::create(b, sBuf, addi(sRow, jj));
-                  if (scoreScale)
-                    s = arith::MulFOp::create(b, s, scoreScale);
-                  if (!op.getScore().empty())
-                    s = regions().inlineScalar(op.getScore(), {s, bIdx, h, i, j});
-                  if (withMask) {
-                    Value keep = regions().inlineScalar(op.getMask(), {bIdx, h, i, j});
-                    s = arith::SelectOp::create(b, keep, s, negInf);
-                  }
-                  memref::StoreOp::create(b, s, sBuf, addi(sRow, jj));
-                  scf::YieldOp::create(
-                      b, softmax ? arith::MaximumFOp::create(b, tileMax[0], s)
-                                       .getResult()
-                                 : tileMax[0]);
-                }).getResult(0);
-          };
-          Value tileMaxValue;
-          if (op.getMask().empty()) {
-            tileMaxValue = scoreLoop(false);
-          } else {
-            tileMaxValue =
-                scf::IfOp::create(
-                    b, full,
-                    [&](OpBuilder &, Location) {
-                      scf::YieldOp::create(b, scoreLoop(false));
-                    },
-                    [&](OpBuilder &, Location) {
-                      scf::YieldOp::create(b, scoreLoop(true));
-                    })
-                    .getResult(0);
-          }
-          if (foldScale)
-            tileMaxValue = arith::MulFOp::create(b, tileMaxValue, f32(scale));
-          Value m = memref::LoadOp::create(b, mBuf, rr);
-          Value l = memref::LoadOp::create(b, lBuf, rr);
-          // Softmax: rescale by exp(m - mNew), weights exp(s - mNew); a max
-          // of -inf (nothing visible yet) uses 0, so no -inf - -inf appears.
-          // Sigmoid: weights sigmoid(s), no rescaling.
-          Value mNew = m, base = fzero, corr = fone;
-          if (softmax) {
-            mNew = arith::MaximumFOp::create(b, m, tileMaxValue);
-            Value isNegInf = arith::CmpFOp::create(
-                b, arith::CmpFPredicate::OEQ, mNew, negInf);
-            base = arith::SelectOp::create(b, isNegInf, fzero, mNew);
-            corr = math::ExpOp::create(b, arith::SubFOp::create(b, m, base));
-          }
-          // Weights, a vector at a time; lanes past the tile's end get 0.
-          Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
-          Value baseV = vector::BroadcastOp::create(b, vecF32(), base);
-          Value oneV = vector::BroadcastOp::create(b, vecF32(), fone);
-          // On tiles the softmax weight is 2^(s c - base log2(e)), c the
-          // scale (when folded) times log2(e): one FMA, then exp2ForBF16.
-          constexpr double log2e = 1.4426950408889634;
-          Value expScaleV, expBiasV;
-          if (onTiles && softmax) {
-            expScaleV = vector::BroadcastOp::create(
-                b, vecF32(), f32((foldScale ? scale : 1.0) * log2e));
-            expBiasV = vector::BroadcastOp::create(
-                b, vecF32(), arith::MulFOp::create(b, base, f32(-log2e)));
-          }
-          auto weights = scf::ForOp::create(
-              b, zero, bkPad, w, ValueRange{zeroV},
-              [&](OpBuilder &, Location, Value jc, ValueRange sum) {
-                Value s = vecLoad(sBuf, addi(sRow, jc));
-                Value p;
-                if (softmax && onTiles) {
-                  p = exp2ForBF16(math::FmaOp::create(b, s, expScaleV, expBiasV));
-                } else if (softmax) {
-                  Value x = arith::SubFOp::create(b, s, baseV);
-                  p = math::ExpOp::create(b, x);
-                } else {
-                  // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.
-                  Value x = arith::NegFOp::create(b, s);
-                  Value e = onTiles ? expForBF16(x) : math::ExpOp::create(b, x).getResult();
-                  p = arith::DivFOp::create(b, oneV,
-                                            arith::AddFOp::create(b, oneV, e));
-                }
-                // Tiles' softmax weights past nk are 2^-inf = 0 already.
-                if (!(onTiles && softmax))
-                  p = arith::SelectOp::create(b, inTile(jc), p, zeroV);
-                if (onTiles)
-                  vector::StoreOp::create(
-                      b, arith::TruncFOp::create(b, VectorType::get({width}, b.getBF16Type()), p),
-                      pAmx, ValueRange{addi(sRow, jc)});
-                else
-                  vector::StoreOp::create(b, p, sBuf, ValueRange{addi(sRow, jc)});
-                scf::YieldOp::create(
-                    b, ValueRange{arith::AddFOp::create(b, sum[0], p).getResult()});
-              });
-          // Summed as a tree (reassociated), not lane after lane: 16 dependent
-          // scalar adds per row and tile otherwise.
-          Value weightSum = vector::ReductionOp::create(
-              b, vector::CombiningKind::ADD, weights.getResult(0), Value(),
-              arith::FastMathFlags::reassoc);
-          Value lNew = arith::AddFOp::create(
-              b, arith::MulFOp::create(b, l, corr), weightSum);
-          memref::StoreOp::create(b, mNew, mBuf, rr);
-          memref::StoreOp::create(b, lNew, lBuf, rr);
-          memref::StoreOp::create(b, corr, corrMem, corrAt);
-          scf::YieldOp::create(b);
-        },
-        [&](OpBuilder &, Location) {
-          if (onTiles) {
-            // The whole padded row: AMX multiplies every key of a chunk.
-            Value zeroP = arith::ConstantOp::create(
-                b, DenseElementsAttr::get(VectorType::get({width}, b.getBF16Type()),
-                                          b.getZeroAttr(b.getBF16Type())));
-            loop(zero, bkPad, w, [&](Value jc) {
-              vector::StoreOp::create(b, zeroP, pAmx, ValueRange{addi(sRow, jc)});
+              p = arith::SelectOp::create(b, keysBelow(jc, nk), p, zeroV);
+              if (onTiles)
+                vector::StoreOp::create(
+                    b, arith::TruncFOp::create(b, VectorType::get({width}, b.getBF16Type()), p),
+                    pAmx, ValueRange{addi(sRow, jc)});
+              else
+                vector::StoreOp::create(b, p, sBuf, ValueRange{addi(sRow, jc)});
+              scf::YieldOp::create(b, ValueRange{arith::AddFOp::create(b, sum[0], p).getResult()});
             });
-          } else {
-            loop(zero, nk, one, [&](Value jj) {
-              memref::StoreOp::create(b, fzero, sBuf, addi(sRow, jj));
-            });
-          }
-          memref::StoreOp::create(b, fone, corrMem, corrAt);
-          scf::YieldOp::create(b);
-        });
-  }
+        // Summed as a tree (reassociated), not lane after lane: 16 dependent
+        // scalar adds per row and tile otherwise.
+        Value weightSum = vector::ReductionOp::create(b, vector::CombiningKind::ADD,
+                                                      weights.getResult(0), Value(),
+                                                      arith::FastMathFlags::reassoc);
+        Value lNew = arith::AddFOp::create(b, arith::MulFOp::create(b, l, corr), weightSum);
+        memref::StoreOp::create(b, mNew, mBuf, rr);
+        memref::StoreOp::create(b, lNew, lBuf, rr);
+        memref::StoreOp::create(b, corr, corrMem, corrAt);
+        scf::YieldOp::create(b);
+      },
+      [&](OpBuilder &, Location) {
+        if (onTiles)
+          zeroWeightsRow(sRow);
+        else
+          loop(zero, nk, one,
+               [&](Value jj) { memref::StoreOp::create(b, fzero, sBuf, addi(sRow, jj)); });
+        memref::StoreOp::create(b, fone, corrMem, corrAt);
+        scf::YieldOp::create(b);
+      });
+}
+
+Value Lowering::keysBelow(Value jc, Value nk) {
+  auto i32v = VectorType::get({width}, b.getI32Type());
+  SmallVector<int32_t> lanes(width);
+  for (int64_t lane = 0; lane < width; ++lane)
+    lanes[lane] = static_cast<int32_t>(lane);
+  Value iota =
+      arith::ConstantOp::create(b, DenseElementsAttr::get(i32v, ArrayRef<int32_t>(lanes)));
+  auto splat = [&](Value x) -> Value {
+    return vector::BroadcastOp::create(b, i32v, arith::IndexCastOp::create(b, b.getI32Type(), x));
+  };
+  return arith::CmpIOp::create(b, arith::CmpIPredicate::slt,
+                               arith::AddIOp::create(b, splat(jc), iota), splat(nk));
+}
 
 void Lowering::transposeKTile(Value bIdx, Value hk, Value kt, Value lastKey, Value dest,
                               Value base) {

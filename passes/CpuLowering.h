@@ -83,6 +83,9 @@ struct Lowering {
   bool amx = false;
   mlir::Value qAmx = {}, kVnniBuf = {}, kVnni32 = {}, kTAll32 = {}, vVnni = {};
   mlir::Value sAll = {}, pAmx = {}, corrAll = {};
+  /// Per item row, for emitTileSoftmax: the tile max, then the weights' sum;
+  /// the exponent's offset (-base log2(e)).
+  mlir::Value rowStat = {}, rowBias = {};
   /// With the head's K cache, its V tiles in pairs as well (vTileElems bf16
   /// each), packed together with the K tile.
   mlir::Value vAll = {}, vTileElems = {};
@@ -182,12 +185,28 @@ struct Lowering {
   /// (else its key rows are read directly).
   void emitRowGroup(mlir::Value bIdx, mlir::Value h, mlir::Value hk, mlir::Value r0, mlir::Value nRows, mlir::Value manyRows,
                     mlir::Value rg, mlir::Value kt, mlir::Value nk, mlir::Value full);
+  /// The score and mask regions of item row `rr` (scores from `sRow`, in
+  /// sBuf, or sAll `onTiles`, where keys past nk become -inf), rewritten in
+  /// place where they change; returns the row's max over the tile.
+  mlir::Value emitRowScores(mlir::Value bIdx, mlir::Value hItem, mlir::Value r0,
+                            mlir::Value rr, mlir::Value sRow, mlir::Value kt, mlir::Value nk,
+                            mlir::Value full, bool onTiles);
+  /// Lanes [jc, jc + width) below nk, as a vector of i1.
+  mlir::Value keysBelow(mlir::Value jc, mlir::Value nk);
   /// Regions, the tile max, the weights, the new max and sum of item row
-  /// `rr`, whose scores start at `sRow` (in sBuf, or sAll `onTiles`), its
-  /// rescale stored at corrMem[corrAt].
+  /// `rr`, whose scores start at `sRow` (in sBuf, or sAll `onTiles` for a
+  /// sigmoid), its rescale stored at corrMem[corrAt].
   void emitRowWeights(mlir::Value bIdx, mlir::Value hItem, mlir::Value r0, mlir::Value nRows,
                       mlir::Value rr, mlir::Value sRow, mlir::Value corrMem, mlir::Value corrAt,
                       mlir::Value kt, mlir::Value nk, mlir::Value full, bool onTiles);
+  /// The softmax of the first `rows32` item rows on tiles: row maxes
+  /// (emitRowScores), then the new maxes, rescales and exponent offsets 16
+  /// rows at a time, the bf16 weights into pAmx, then the sums 16 rows at a
+  /// time; rescales into corrAll.
+  void emitTileSoftmax(mlir::Value bIdx, mlir::Value h, mlir::Value r0, mlir::Value nRows,
+                       mlir::Value rows32, mlir::Value kt, mlir::Value nk, mlir::Value full);
+  /// Zero bf16 weights for the tile row at `sRow` of pAmx.
+  void zeroWeightsRow(mlir::Value sRow);
   /// The AMX form of a key tile for an item of `nRows` rows: K and V tiles
   /// packed, S = q K^T on tiles, the rows' weights, acc rescaled, acc += P V
   /// on tiles.

@@ -21,22 +21,36 @@
 // CHECK: amx.tile_load %{{.+}} : memref<?xbf16> into !amx.tile<16x32xbf16>
 // CHECK: amx.tile_mulf %{{.+}}, %{{.+}}, %{{.+}} : !amx.tile<16x32xbf16>, !amx.tile<16x32xbf16>, !amx.tile<16x16xf32>
 // CHECK: amx.tile_store %{{.+}} : memref<?xf32>, !amx.tile<16x16xf32>
-/// Keys past the tile's end become -inf once per row, so no loop below
-/// masks lanes. Without a score region the scale is folded: the max is
-/// taken over unscaled S and scaled as a scalar, and each weight is
-/// 2^(s * scale * log2(e) - base * log2(e)), one FMA, then vreduceps, a
-/// cubic and vscalefps (bf16 precision); the weights go to the tiles as bf16.
+/// The softmax in four loops. Per row: keys past the tile's end become
+/// -inf (no loop below masks lanes) and the max is taken over unscaled S
+/// (the scale is folded), then scaled as a scalar.
+// CHECK: scf.if %{{.+}} -> (f32) {
 // CHECK: %[[NEGINF:.+]] = arith.constant 0xFF800000 : f32
-// CHECK: memref.store %[[NEGINF]], %{{.+}} : memref<?xf32>
+// CHECK: scf.for %{{.+}} = %{{.+}} to %c64
+// CHECK-NEXT: arith.addi
+// CHECK-NEXT: memref.store %[[NEGINF]], %{{.+}} : memref<?xf32>
 // CHECK-NOT: arith.mulf %{{.+}}, %{{.+}} : vector<16xf32>
 // CHECK: arith.mulf %{{.+}}, %{{.+}} : f32
-// CHECK: arith.constant 0.180336878 : f32
+/// 16 rows at a time: the new max, the rescale (1 where the max stayed),
+/// the exponent's offset -base * log2(e).
+// CHECK: arith.maximumf %{{.+}}, %{{.+}} : vector<16xf32>
+// CHECK: arith.cmpf oeq
+// CHECK: %[[SAME:.+]] = arith.cmpf oeq, %{{.+}}, %{{.+}} : vector<16xf32>
+// CHECK: math.exp %{{.+}} : vector<16xf32>
+// CHECK: arith.select %[[SAME]]
 // CHECK: arith.constant -1.44269502 : f32
+/// Per row: each weight is 2^(s * scale * log2(e) + offset), one FMA, then
+/// vreduceps, a cubic and vscalefps (bf16 precision), to the tiles as bf16.
+// CHECK: arith.constant 0.180336878 : f32
 // CHECK: %[[T:.+]] = math.fma %{{.+}}, %{{.+}}, %{{.+}} : vector<16xf32>
 // CHECK: %[[F:.+]] = llvm.call_intrinsic "llvm.x86.avx512.mask.reduce.ps.512"(%[[T]], %c9_i32,
 // CHECK: math.fma %{{.+}}, %[[F]], %{{.+}} : vector<16xf32>
 // CHECK: %[[P:.+]] = llvm.call_intrinsic "llvm.x86.avx512.mask.scalef.ps.512"(%{{.+}}, %[[T]],
 // CHECK: arith.truncf %[[P]] : vector<16xf32> to vector<16xbf16>
+// CHECK: vector.reduction <add>
+/// 16 rows at a time: l = l * rescale + the row's sum.
+// CHECK: %[[L:.+]] = arith.mulf %{{.+}}, %{{.+}} : vector<16xf32>
+// CHECK: arith.addf %[[L]], %{{.+}} : vector<16xf32>
 /// A row's accumulator is rescaled only when its max moved.
 // CHECK: arith.cmpf une, %{{.+}}, %{{.+}} : f32
 // CHECK-NEXT: scf.if

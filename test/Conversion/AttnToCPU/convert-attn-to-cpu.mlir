@@ -9,13 +9,14 @@
 // CHECK-SAME: %[[Q:[a-z0-9]+]]: memref<?x4x?x64xf32>
 // CHECK-SAME: %[[BEGIN:[a-z0-9]+]]: index, %[[END:[a-z0-9]+]]: index)
 // CHECK-SAME: attributes {llvm.emit_c_interface}
-// CHECK: %[[QS:.+]] = memref.alloca(%{{.+}}) : memref<?xf32>
-// CHECK: %[[KT:.+]] = memref.alloca(%{{.+}}) : memref<?xf32>
+/// Scratch starts on a cache line (64 bytes).
+// CHECK: %[[QS:.+]] = memref.alloca(%{{.+}}) {alignment = 64 : i64} : memref<?xf32>
+// CHECK: %[[KT:.+]] = memref.alloca(%{{.+}}) {alignment = 64 : i64} : memref<?xf32>
 /// A cache of one head's transposed K tiles, heap scratch of the call when
 /// it fits (else one float), which tiles it holds, and for which (batch,
 /// KV head).
 // CHECK: %[[SMALL:.+]] = arith.cmpi sle, %[[FLOATS:.+]], %c2097152 : index
-// CHECK: %[[KTBYTES:.+]] = memref.alloc(%{{.+}}) : memref<?xi8>
+// CHECK: %[[KTBYTES:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?xi8>
 // CHECK: %[[KTALL:.+]] = memref.view %[[KTBYTES]][%{{.+}}][%{{.+}}] : memref<?xi8> to memref<?xf32>
 // CHECK: %[[DONE:.+]] = memref.alloc(%{{.+}}) : memref<?xi8>
 /// A failed allocation (null) falls back to per-item transposes.
@@ -24,7 +25,7 @@
 // CHECK: %[[GOT:.+]] = arith.andi
 // CHECK-NEXT: %[[FITS:.+]] = arith.andi %[[SMALL]], %[[GOT]] : i1
 // CHECK: %[[HELD:.+]] = memref.alloca() : memref<2xindex>
-// CHECK: %[[SCORES:.+]] = memref.alloca() : memref<128xf32>
+// CHECK: %[[SCORES:.+]] = memref.alloca() {alignment = 64 : i64} : memref<128xf32>
 // CHECK: scf.for %[[ITEM:.+]] = %[[BEGIN]] to %[[END]]
 /// Rows of 64 features, read 8 at a time up to a multiple of 16: no mask.
 // CHECK: vector.transfer_read %[[Q]]{{.*}} {in_bounds = [true]} : memref<?x4x?x64xf32>, vector<8xf32>
