@@ -122,12 +122,21 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
   // columns on (stride xStride).
   auto multiplyBlock = [&](Value (&acc)[4], Value a, Value aAt, Value aStride, Value x,
                            Value xAt, Value xStride) {
-    Value as[2] = {load(rowsType, a, aAt, aStride),
-                   load(rowsType, a, addi(aAt, muli(c16, aStride)), aStride)};
-    Value xs[2] = {load(rowsType, x, xAt, xStride),
-                   load(rowsType, x, addi(xAt, muli(c16, two)), xStride)};
-    for (int64_t i = 0; i < 4; ++i)
-      acc[i] = amx::TileMulFOp::create(b, accType, as[i / 2], xs[i % 2], acc[i]);
+    // Each load just before its first multiply: tile registers are not
+    // renamed, so a load waits for the multiplies still reading its
+    // register, and loads grouped ahead of the multiplies wait longest.
+    auto mul = [&](int64_t i, Value ai, Value xi) {
+      acc[i] = amx::TileMulFOp::create(b, accType, ai, xi, acc[i]);
+    };
+    Value a0 = load(rowsType, a, aAt, aStride);
+    Value x0 = load(rowsType, x, xAt, xStride);
+    mul(0, a0, x0);
+    Value x1 = load(rowsType, x, addi(xAt, muli(c16, two)), xStride);
+    // a1 is loaded while a0 is still live, so it takes a register of its own.
+    Value a1 = load(rowsType, a, addi(aAt, muli(c16, aStride)), aStride);
+    mul(1, a0, x1);
+    mul(2, a1, x0);
+    mul(3, a1, x1);
   };
 
   // S[rows][keys] = q K^T, unscaled, into sAll.
