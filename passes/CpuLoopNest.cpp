@@ -686,6 +686,10 @@ void Lowering::emitEpilogue(Value bIdx, Value h, Value r0, Value nRows) {
   // bf16 outputs are written as raw i16 bits through a view of the same
   // memref; both lower to one LLVM descriptor, so the cast folds away.
   Value outMem = outElt.isBF16() ? bitsView(op.getOutput()) : op.getOutput();
+  auto outType = cast<MemRefType>(op.getOutput().getType());
+  bool vectorOut = amx && outElt.isBF16() && op.getGate().empty() &&
+                   !outType.isDynamicDim(3) && outType.getDimSize(3) % width == 0 &&
+                   outType.getLayout().isIdentity();
   loop(zero, nRows, one, [&](Value rr) {
     std::pair<Value, Value> headQuery = rowOf(h, r0, rr);
     Value oHead = headQuery.first, row = headQuery.second;
@@ -704,14 +708,26 @@ void Lowering::emitEpilogue(Value bIdx, Value h, Value r0, Value nRows) {
     if (!op.getGate().empty())
       regions().inlineInvariant(op.getGate(), {Value(), bIdx, oHead, i, Value()},
                                 {true, false, false, false, true}, gateRow);
-    loop(zero, valueDim, one, [&](Value d) {
-      Value x = arith::MulFOp::create(
-          b, memref::LoadOp::create(b, accBuf, addi(muli(rr, dvPad), d)), inv);
-      if (!op.getGate().empty())
-        x = regions().inlineRest(op.getGate(), {x, bIdx, oHead, i, d}, gateRow);
-      x = truncateTo(outElt, x);
-      memref::StoreOp::create(b, x, outMem, ValueRange{bIdx, oHead, row, d});
-    });
+    if (vectorOut) {
+      // AMX hosts convert 16 floats to bf16 in one instruction
+      // (vcvtneps2bf16, round to nearest even, NaN stays NaN).
+      Value invV = vector::BroadcastOp::create(b, vecF32(), inv);
+      loop(zero, valueDim, idx(width), [&](Value d) {
+        Value x = arith::MulFOp::create(b, vecLoad(accBuf, addi(muli(rr, dvPad), d)), invV);
+        vector::StoreOp::create(
+            b, arith::TruncFOp::create(b, VectorType::get({width}, outElt), x), op.getOutput(),
+            ValueRange{bIdx, oHead, row, d});
+      });
+    } else {
+      loop(zero, valueDim, one, [&](Value d) {
+        Value x = arith::MulFOp::create(
+            b, memref::LoadOp::create(b, accBuf, addi(muli(rr, dvPad), d)), inv);
+        if (!op.getGate().empty())
+          x = regions().inlineRest(op.getGate(), {x, bIdx, oHead, i, d}, gateRow);
+        x = truncateTo(outElt, x);
+        memref::StoreOp::create(b, x, outMem, ValueRange{bIdx, oHead, row, d});
+      });
+    }
     if (Value lse = op.getLse()) {
       Value value = arith::SelectOp::create(
           b, hasAny, arith::AddFOp::create(b, m, math::LogOp::create(b, l)),

@@ -61,6 +61,9 @@
 /// Items of one row group keep the vector path.
 // CHECK: } else {
 // CHECK: vector.fma
+/// The output leaves 16 features at a time, converted to bf16 as vectors.
+// CHECK: arith.truncf %{{.+}} : vector<16xf32> to vector<16xbf16>
+// CHECK-NEXT: vector.store %{{.+}}, %{{.+}} : memref<2x4x96x64xbf16>, vector<16xbf16>
 // LLVM-LABEL: llvm.func @causal_bf16
 // LLVM: llvm.call_intrinsic "llvm.x86.avx512.mask.reduce.ps.512"
 // LLVM: llvm.call_intrinsic "llvm.x86.avx512.mask.scalef.ps.512"
