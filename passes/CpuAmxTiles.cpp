@@ -10,7 +10,9 @@
 // 32 columns at a time, so four accumulator tiles, two row tiles and two
 // column tiles take the eight tile registers, and each loaded tile feeds
 // two multiplies. The softmax between them stays on vectors
-// (emitRowWeights), row by row.
+// (emitTileSoftmax). Only softmax kernels take the tiles: a sigmoid's
+// weights are not normalised, and rounding them to bf16 puts long rows past
+// the bf16 tolerance.
 //
 // tdpbf16ps wants its right operand in pairs along the reduced dim (the
 // VNNI layout): row r of a tile holds (x[2r][n], x[2r + 1][n]) for its 16
@@ -158,13 +160,7 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
   });
 
   // The weights (bf16 into pAmx), m, l and the rows' rescales.
-  if (op.getKernel() == KernelKind::softmax)
-    emitTileSoftmax(bIdx, h, r0, nRows, rows32, kt, nk, full);
-  else
-    loop(zero, rows32, one, [&](Value rr) {
-      emitRowWeights(bIdx, h, r0, nRows, rr, muli(rr, bkPad), corrAll, rr, kt, nk, full,
-                     /*onTiles=*/true);
-    });
+  emitTileSoftmax(bIdx, h, r0, nRows, rows32, kt, nk, full);
   loop(zero, rows32, one, [&](Value rr) {
     // Once a row's max settles its rescale is exactly 1 on most tiles:
     // skip the read-modify-write of its accumulator then.
@@ -200,6 +196,10 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
   });
 }
 
+bool Lowering::foldsScaleOnTiles() {
+  return op.getScore().empty() && op.getScale().convertToDouble() > 0;
+}
+
 void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value rows32,
                                Value kt, Value nk, Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width);
@@ -207,7 +207,6 @@ void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value
   Value fzero = f32(0.0), fone = f32(1.0);
   constexpr double log2e = 1.4426950408889634;
   double scale = op.getScale().convertToDouble();
-  bool foldScale = op.getScore().empty() && scale > 0; // as in emitRowScores
   auto splat = [&](Value x) { return vector::BroadcastOp::create(b, vecF32(), x); };
   auto valid = [&](Value rr) {
     return arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rr, nRows);
@@ -243,7 +242,7 @@ void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value
   // The weights 2^(s c - base log2(e)), c = log2(e) times the scale when
   // folded: one FMA and exp2ForBF16 a vector. Keys past nk are -inf (2^-inf
   // is 0), so no lane mask.
-  Value expScale = splat(f32((foldScale ? scale : 1.0) * log2e));
+  Value expScale = splat(f32((foldsScaleOnTiles() ? scale : 1.0) * log2e));
   loop(zero, rows32, one, [&](Value rr) {
     Value sRow = muli(rr, bkPad);
     auto sum = scf::IfOp::create(
@@ -266,7 +265,13 @@ void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value
                      .getResult());
         },
         [&](OpBuilder &, Location) {
-          zeroWeightsRow(sRow);
+          // The whole padded row: AMX multiplies every key of a chunk.
+          Value zeroP = arith::ConstantOp::create(
+              b, DenseElementsAttr::get(VectorType::get({width}, b.getBF16Type()),
+                                        b.getZeroAttr(b.getBF16Type())));
+          loop(zero, bkPad, w, [&](Value jc) {
+            vector::StoreOp::create(b, zeroP, pAmx, ValueRange{addi(sRow, jc)});
+          });
           scf::YieldOp::create(b, fzero);
         });
     memref::StoreOp::create(b, sum.getResult(0), rowStat, rr);
@@ -277,55 +282,6 @@ void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value
     vector::StoreOp::create(b, arith::AddFOp::create(b, l, vecLoad(rowStat, r)), lBuf,
                             ValueRange{r});
   });
-}
-
-void Lowering::zeroWeightsRow(Value sRow) {
-  // The whole padded row: AMX multiplies every key of a chunk.
-  Value zeroP = arith::ConstantOp::create(
-      b, DenseElementsAttr::get(VectorType::get({width}, b.getBF16Type()),
-                                b.getZeroAttr(b.getBF16Type())));
-  loop(idx(0), bkPad, idx(width), [&](Value jc) {
-    vector::StoreOp::create(b, zeroP, pAmx, ValueRange{addi(sRow, jc)});
-  });
-}
-
-Value Lowering::expForBF16(Value x) {
-  // The weights P V multiplies are rounded to bf16 (8 significant bits), so
-  // the polynomial approximation's f32 exp (a few ulp, about twice the
-  // instructions) buys nothing there. e^x = 2^t, t = x log2(e), split into
-  // n = round(t) and f = t - n in [-1/2, 1/2]; 2^f by a cubic fitted for
-  // relative error (7.6e-5); 2^n from its exponent bits. t is clamped to
-  // [-127, 126]: n = -127 has exponent bits 0, so e^-inf is exactly 0.
-  auto i32v = VectorType::get({width}, b.getI32Type());
-  auto splat = [&](double v) { return vector::BroadcastOp::create(b, vecF32(), f32(v)); };
-  // Compare-and-select clamps (one vmaxps/vminps each) that let a NaN
-  // through, and rounding by adding and subtracting 1.5 * 2^23 (math's
-  // roundeven and NaN-propagating min/max expand to integer code here).
-  Value t = arith::MulFOp::create(b, x, splat(1.4426950408889634));
-  auto clampBelow = [&](Value v, double lo) -> Value {
-    Value low = arith::CmpFOp::create(b, arith::CmpFPredicate::OLT, v, splat(lo));
-    return arith::SelectOp::create(b, low, splat(lo), v);
-  };
-  auto clampAbove = [&](Value v, double hi) -> Value {
-    Value high = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, v, splat(hi));
-    return arith::SelectOp::create(b, high, splat(hi), v);
-  };
-  t = clampAbove(clampBelow(t, -127.0), 126.0);
-  Value magic = splat(12582912.0);
-  Value n = arith::SubFOp::create(b, arith::AddFOp::create(b, t, magic), magic);
-  Value f = arith::SubFOp::create(b, t, n);
-  Value poly = splat(0.055169092581427416);
-  for (double c : {0.2426074222642943, 0.6932610494178875, 0.9999283278654234})
-    poly = math::FmaOp::create(b, poly, f, splat(c));
-  Value biased = arith::AddIOp::create(
-      b, arith::FPToSIOp::create(b, i32v, n),
-      arith::ConstantOp::create(b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(127))));
-  Value scale = arith::BitcastOp::create(
-      b, vecF32(),
-      arith::ShLIOp::create(
-          b, biased,
-          arith::ConstantOp::create(b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(23)))));
-  return arith::MulFOp::create(b, poly, scale);
 }
 
 Value Lowering::exp2ForBF16(Value t) {

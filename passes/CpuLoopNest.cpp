@@ -124,7 +124,7 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   // Per row: regions, the tile max, weights, the new max and sum.
   for (int64_t r = 0; r < kRows; ++r)
     emitRowWeights(bIdx, hItem, r0, nRows, addi(rg, idx(r)), muli(idx(r), bkPad), corrBuf,
-                   idx(r), kt, nk, full, /*onTiles=*/false);
+                   idx(r), kt, nk, full);
 
   // acc[r] = acc[r] * corr[r] + sum_j p[r][j] v[j], two vectors of Dv at a
   // time, like the scores above, for the group's n rows.
@@ -164,15 +164,11 @@ Value Lowering::emitRowScores(Value bIdx, Value hItem, Value r0, Value rr, Value
   Value zero = idx(0), one = idx(1), w = idx(width);
   Value negInf = f32(-std::numeric_limits<float>::infinity());
   bool softmax = op.getKernel() == KernelKind::softmax;
-  // On AMX tiles (emitAmxTile): all of the item's scores in sAll, unscaled.
-  // A softmax without a score region folds the scale into its exponent
-  // (one FMA a vector, emitTileSoftmax) and takes the max of the unscaled
-  // scores, which is the same key for a positive scale, so the scores are
-  // only rewritten where a mask applies.
+  // On AMX tiles (emitAmxTile): all of the item's scores in sAll, unscaled;
+  // the scale multiplies them here unless it is folded into the exponent.
   Value sBuf = onTiles ? sAll : this->sBuf;
-  double scale = op.getScale().convertToDouble();
-  bool foldScale = onTiles && softmax && op.getScore().empty() && scale > 0;
-  Value scoreScale = onTiles && !foldScale ? f32(scale) : Value();
+  bool foldScale = onTiles && foldsScaleOnTiles();
+  Value scoreScale = onTiles && !foldScale ? f32(op.getScale().convertToDouble()) : Value();
   std::pair<Value, Value> headQuery = rowOf(hItem, r0, rr);
   Value h = headQuery.first;
   Value i = addi(headQuery.second, queryOffset);
@@ -286,26 +282,23 @@ Value Lowering::emitRowScores(Value bIdx, Value hItem, Value r0, Value rr, Value
             .getResult(0);
   }
   if (foldScale)
-    tileMaxValue = arith::MulFOp::create(b, tileMaxValue, f32(scale));
+    tileMaxValue = arith::MulFOp::create(b, tileMaxValue, f32(op.getScale().convertToDouble()));
   return tileMaxValue;
 }
 
 void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Value rr,
                               Value sRow, Value corrMem, Value corrAt, Value kt, Value nk,
-                              Value full, bool onTiles) {
+                              Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width);
   Value negInf = f32(-std::numeric_limits<float>::infinity());
   Value fzero = f32(0.0), fone = f32(1.0);
   bool softmax = op.getKernel() == KernelKind::softmax;
-  assert(!(onTiles && softmax) && "a softmax on tiles takes emitTileSoftmax");
-  // On tiles (sigmoid): the weights go to pAmx as bf16.
-  Value sBuf = onTiles ? sAll : this->sBuf;
   // Rows past the item's end keep weight 0 so that P.V adds nothing.
   Value valid = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rr, nRows);
   scf::IfOp::create(
       b, valid,
       [&](OpBuilder &, Location) {
-        Value tileMax = emitRowScores(bIdx, hItem, r0, rr, sRow, kt, nk, full, onTiles);
+        Value tileMax = emitRowScores(bIdx, hItem, r0, rr, sRow, kt, nk, full, /*onTiles=*/false);
         Value m = memref::LoadOp::create(b, mBuf, rr);
         Value l = memref::LoadOp::create(b, lBuf, rr);
         // Softmax: rescale by exp(m - mNew), weights exp(s - mNew); a max
@@ -332,16 +325,11 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
               } else {
                 // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.
                 Value x = arith::NegFOp::create(b, s);
-                Value e = onTiles ? expForBF16(x) : math::ExpOp::create(b, x).getResult();
-                p = arith::DivFOp::create(b, oneV, arith::AddFOp::create(b, oneV, e));
+                p = arith::DivFOp::create(
+                    b, oneV, arith::AddFOp::create(b, oneV, math::ExpOp::create(b, x)));
               }
               p = arith::SelectOp::create(b, keysBelow(jc, nk), p, zeroV);
-              if (onTiles)
-                vector::StoreOp::create(
-                    b, arith::TruncFOp::create(b, VectorType::get({width}, b.getBF16Type()), p),
-                    pAmx, ValueRange{addi(sRow, jc)});
-              else
-                vector::StoreOp::create(b, p, sBuf, ValueRange{addi(sRow, jc)});
+              vector::StoreOp::create(b, p, sBuf, ValueRange{addi(sRow, jc)});
               scf::YieldOp::create(b, ValueRange{arith::AddFOp::create(b, sum[0], p).getResult()});
             });
         // Summed as a tree (reassociated), not lane after lane: 16 dependent
@@ -356,11 +344,8 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
         scf::YieldOp::create(b);
       },
       [&](OpBuilder &, Location) {
-        if (onTiles)
-          zeroWeightsRow(sRow);
-        else
-          loop(zero, nk, one,
-               [&](Value jj) { memref::StoreOp::create(b, fzero, sBuf, addi(sRow, jj)); });
+        loop(zero, nk, one,
+             [&](Value jj) { memref::StoreOp::create(b, fzero, sBuf, addi(sRow, jj)); });
         memref::StoreOp::create(b, fone, corrMem, corrAt);
         scf::YieldOp::create(b);
       });

@@ -194,19 +194,21 @@ struct Lowering {
   /// Lanes [jc, jc + width) below nk, as a vector of i1.
   mlir::Value keysBelow(mlir::Value jc, mlir::Value nk);
   /// Regions, the tile max, the weights, the new max and sum of item row
-  /// `rr`, whose scores start at `sRow` (in sBuf, or sAll `onTiles` for a
-  /// sigmoid), its rescale stored at corrMem[corrAt].
+  /// `rr`, whose scores start at `sRow` in sBuf, its rescale stored at
+  /// corrMem[corrAt].
   void emitRowWeights(mlir::Value bIdx, mlir::Value hItem, mlir::Value r0, mlir::Value nRows,
                       mlir::Value rr, mlir::Value sRow, mlir::Value corrMem, mlir::Value corrAt,
-                      mlir::Value kt, mlir::Value nk, mlir::Value full, bool onTiles);
+                      mlir::Value kt, mlir::Value nk, mlir::Value full);
+  /// Whether the softmax on tiles folds the scale into its exponent (no
+  /// score region and a positive scale): the max of unscaled S is then the
+  /// same key's, and S is rewritten only where a mask applies.
+  bool foldsScaleOnTiles();
   /// The softmax of the first `rows32` item rows on tiles: row maxes
   /// (emitRowScores), then the new maxes, rescales and exponent offsets 16
   /// rows at a time, the bf16 weights into pAmx, then the sums 16 rows at a
   /// time; rescales into corrAll.
   void emitTileSoftmax(mlir::Value bIdx, mlir::Value h, mlir::Value r0, mlir::Value nRows,
                        mlir::Value rows32, mlir::Value kt, mlir::Value nk, mlir::Value full);
-  /// Zero bf16 weights for the tile row at `sRow` of pAmx.
-  void zeroWeightsRow(mlir::Value sRow);
   /// The AMX form of a key tile for an item of `nRows` rows: K and V tiles
   /// packed, S = q K^T on tiles, the rows' weights, acc rescaled, acc += P V
   /// on tiles.
@@ -216,11 +218,8 @@ struct Lowering {
   /// (in pairs); keys past the sequence repeat its last key.
   void packKTileVnni(mlir::Value bIdx, mlir::Value hk, mlir::Value kt, mlir::Value dest32,
                      mlir::Value base);
-  /// exp of a vector to the precision of weights rounded to bf16 (relative
-  /// error under 1e-4): 2^n times a cubic in the fraction. -inf gives 0,
-  /// as math.exp does; a NaN stays NaN.
-  mlir::Value expForBF16(mlir::Value x);
-  /// 2^t to the same precision in five AVX-512 instructions (vreduceps
+  /// 2^t to the precision of weights rounded to bf16 (relative error
+  /// 7.5e-5) in five AVX-512 instructions (vreduceps
   /// splits off floor(t), a cubic in the fraction, vscalefps applies
   /// 2^floor(t)); -inf gives 0 and very negative t underflow to 0 without
   /// clamps. Only for AMX hosts, which all have AVX512-DQ.

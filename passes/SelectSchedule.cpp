@@ -66,8 +66,9 @@ struct AttnSelectSchedulePass
       if (op.getSchedule())
         return;
       auto bf16 = [](Value x) { return cast<ShapedType>(x.getType()).getElementType().isBF16(); };
-      bool amxTiles = amx && target == "cpu" && !op.isPaged() && bf16(op.getQuery()) &&
-                      bf16(op.getKey()) && bf16(op.getValue());
+      bool amxTiles = amx && target == "cpu" && op.getKernel() == KernelKind::softmax &&
+                      !op.isPaged() && bf16(op.getQuery()) && bf16(op.getKey()) &&
+                      bf16(op.getValue());
       Tiles tiles = chooseTiles(target, op.getQuery().getType().getDimSize(3), amxTiles);
       int64_t queryLen = op.getQuery().getType().getDimSize(2);
       // Short queries (decode) take a smaller query tile; the CUDA kernel

@@ -10,14 +10,20 @@
 // CUDA-LABEL: func.func @d128
 // CUDA: schedule = #attn.schedule<block_q = 128, block_k = 64>
 // BAD: error: attn-select-schedule: unknown target 'tpu'; expected cpu or cuda
-/// With AMX tiles to follow, bf16 takes 128-key tiles; f16 (no AMX-FP16
-/// path) keeps 64.
+/// With AMX tiles to follow, bf16 softmax takes 128-key tiles; f16 (no
+/// AMX-FP16 path) and a bf16 sigmoid (not on the tiles) keep 64.
 // AMX-LABEL: func.func @d128
 // AMX: schedule = #attn.schedule<block_q = 64, block_k = 128>
+// AMX-LABEL: func.func @d128_sigmoid
+// AMX: schedule = #attn.schedule<block_q = 64, block_k = 64>
 // AMX-LABEL: func.func @d64
 // AMX: schedule = #attn.schedule<block_q = 64, block_k = 64>
 func.func @d128(%q: memref<?x4x?x128xbf16>) {
   attn.attention q(%q : memref<?x4x?x128xbf16>) k(%q : memref<?x4x?x128xbf16>) v(%q : memref<?x4x?x128xbf16>) out(%q : memref<?x4x?x128xbf16>) kernel = softmax align = start scale = 0.08
+  return
+}
+func.func @d128_sigmoid(%q: memref<?x4x?x128xbf16>) {
+  attn.attention q(%q : memref<?x4x?x128xbf16>) k(%q : memref<?x4x?x128xbf16>) v(%q : memref<?x4x?x128xbf16>) out(%q : memref<?x4x?x128xbf16>) kernel = sigmoid align = start scale = 0.08
   return
 }
 
