@@ -143,20 +143,28 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
 
   // S[rows][keys] = q K^T, unscaled, into sAll.
   Value kStride = muli(bkPad, two);
-  loop(zero, rows32, c32, [&](Value rb) {
-    loop(zero, bkPad, c32, [&](Value kb) {
-      Value acc[4];
-      for (Value &a : acc)
-        a = amx::TileZeroOp::create(b, accType);
-      for (int64_t dc = 0; dc < d; dc += 32)
-        multiplyBlock(acc, qAmx, addi(muli(rb, dPad), idx(dc)), dPad, kV,
-                      addi(addi(kFirst, idx(dc / 2 * bk * 2)), muli(kb, two)), kStride);
-      for (int64_t t = 0; t < 4; ++t) {
-        Value row = addi(rb, idx(t / 2 * 16)), col = addi(kb, idx(t % 2 * 16));
-        amx::TileStoreOp::create(b, sAll, ValueRange{addi(muli(row, bkPad), col)}, acc[t],
-                                 bkPad);
-      }
+  // Both products step through 32-column blocks of the right operand (K or
+  // V, 8 KB at D = 128), each across all row blocks: the block is read
+  // from L2 once and its later loads hit L1, while the row operand (q or P,
+  // at most 32 KB) stays in L1. Rows outside made every row block stream
+  // all of K or V from L2 again (docs/cpu-backend.md).
+  auto blocks = [&](Value rowsEnd, Value colsEnd, function_ref<void(Value, Value)> body) {
+    loop(zero, colsEnd, c32, [&](Value c) {
+      loop(zero, rowsEnd, c32, [&](Value r) { body(r, c); });
     });
+  };
+  blocks(rows32, bkPad, [&](Value rb, Value kb) {
+    Value acc[4];
+    for (Value &a : acc)
+      a = amx::TileZeroOp::create(b, accType);
+    for (int64_t dc = 0; dc < d; dc += 32)
+      multiplyBlock(acc, qAmx, addi(muli(rb, dPad), idx(dc)), dPad, kV,
+                    addi(addi(kFirst, idx(dc / 2 * bk * 2)), muli(kb, two)), kStride);
+    for (int64_t t = 0; t < 4; ++t) {
+      Value row = addi(rb, idx(t / 2 * 16)), col = addi(kb, idx(t % 2 * 16));
+      amx::TileStoreOp::create(b, sAll, ValueRange{addi(muli(row, bkPad), col)}, acc[t],
+                               bkPad);
+    }
   });
 
   // The weights (bf16 into pAmx), m, l and the rows' rescales.
@@ -179,20 +187,18 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
 
   // acc[rows][Dv] += P V.
   Value vStride = muli(dvPad, two);
-  loop(zero, rows32, c32, [&](Value rb) {
-    loop(zero, dvPad, c32, [&](Value db) {
-      Value acc[4];
-      auto accAt = [&](int64_t t) {
-        return addi(muli(addi(rb, idx(t / 2 * 16)), dvPad), addi(db, idx(t % 2 * 16)));
-      };
-      for (int64_t t = 0; t < 4; ++t)
-        acc[t] = load(accType, accBuf, accAt(t), dvPad);
-      for (int64_t kc = 0; kc < bk; kc += 32)
-        multiplyBlock(acc, pAmx, addi(muli(rb, bkPad), idx(kc)), bkPad, vV,
-                      addi(addi(vFirst, muli(idx(kc / 2), vStride)), muli(db, two)), vStride);
-      for (int64_t t = 0; t < 4; ++t)
-        amx::TileStoreOp::create(b, accBuf, ValueRange{accAt(t)}, acc[t], dvPad);
-    });
+  blocks(rows32, dvPad, [&](Value rb, Value db) {
+    Value acc[4];
+    auto accAt = [&](int64_t t) {
+      return addi(muli(addi(rb, idx(t / 2 * 16)), dvPad), addi(db, idx(t % 2 * 16)));
+    };
+    for (int64_t t = 0; t < 4; ++t)
+      acc[t] = load(accType, accBuf, accAt(t), dvPad);
+    for (int64_t kc = 0; kc < bk; kc += 32)
+      multiplyBlock(acc, pAmx, addi(muli(rb, bkPad), idx(kc)), bkPad, vV,
+                    addi(addi(vFirst, muli(idx(kc / 2), vStride)), muli(db, two)), vStride);
+    for (int64_t t = 0; t < 4; ++t)
+      amx::TileStoreOp::create(b, accBuf, ValueRange{accAt(t)}, acc[t], dvPad);
   });
 }
 

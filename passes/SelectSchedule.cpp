@@ -38,9 +38,10 @@ Tiles chooseTiles(StringRef target, int64_t headDim, bool amxTiles) {
     return headDim <= 128 ? Tiles{128, 64} : Tiles{64, 32};
   Tiles tiles = headDim <= 128 ? Tiles{64, 64} : Tiles{32, 32};
   // AMX: twice the keys per tile halves the per-row softmax work and the
-  // accumulator tiles' loads and stores per key (docs/cpu-backend.md).
+  // accumulator tiles' loads and stores per key; twice the rows halve the
+  // K and V bytes each item streams per flop (docs/cpu-backend.md).
   if (amxTiles && staticDim && headDim % 32 == 0 && headDim <= 128)
-    tiles.blockK = 128;
+    tiles = Tiles{128, 128};
   // $ATTNC_CPU_TILES=BQ,BK: a tuning knob for the benchmarks (the chosen
   // tiles are in the IR the JIT's cache key hashes).
   if (const char *env = std::getenv("ATTNC_CPU_TILES")) {

@@ -10,10 +10,10 @@
 // CUDA-LABEL: func.func @d128
 // CUDA: schedule = #attn.schedule<block_q = 128, block_k = 64>
 // BAD: error: attn-select-schedule: unknown target 'tpu'; expected cpu or cuda
-/// With AMX tiles to follow, bf16 softmax takes 128-key tiles; f16 (no
-/// AMX-FP16 path) and a bf16 sigmoid (not on the tiles) keep 64.
+/// With AMX tiles to follow, bf16 softmax takes 128 x 128 tiles; f16 (no
+/// AMX-FP16 path) and a bf16 sigmoid (not on the tiles) keep 64 x 64.
 // AMX-LABEL: func.func @d128
-// AMX: schedule = #attn.schedule<block_q = 64, block_k = 128>
+// AMX: schedule = #attn.schedule<block_q = 128, block_k = 128>
 // AMX-LABEL: func.func @d128_sigmoid
 // AMX: schedule = #attn.schedule<block_q = 64, block_k = 64>
 // AMX-LABEL: func.func @d64
