@@ -29,6 +29,7 @@ using CUcontext = void *;
 using CUmodule = void *;
 using CUfunction = void *;
 using CUstream = void *;
+using CUevent = void *;
 using nvrtcResult = int;
 using nvrtcProgram = void *;
 
@@ -55,6 +56,16 @@ struct Driver {
   CUresult (*cuMemsetD8Async)(CUdeviceptr, unsigned char, size_t, CUstream);
   CUresult (*cuOccupancyMaxActiveBlocksPerMultiprocessor)(int *, CUfunction, int, size_t);
   CUresult (*cuMemcpyDtoHAsync)(void *, CUdeviceptr, size_t, CUstream);
+  CUresult (*cuMemcpyHtoDAsync)(CUdeviceptr, const void *, size_t, CUstream);
+  CUresult (*cuMemAllocHost)(void **, size_t);
+  CUresult (*cuMemFreeHost)(void *);
+  CUresult (*cuStreamCreate)(CUstream *, unsigned);
+  CUresult (*cuStreamDestroy)(CUstream);
+  CUresult (*cuStreamSynchronize)(CUstream);
+  CUresult (*cuEventCreate)(CUevent *, unsigned);
+  CUresult (*cuEventDestroy)(CUevent);
+  CUresult (*cuEventRecord)(CUevent, CUstream);
+  CUresult (*cuEventSynchronize)(CUevent);
   CUresult (*cuModuleLoadData)(CUmodule *, const void *);
   CUresult (*cuModuleGetFunction)(CUfunction *, CUmodule, const char *);
   CUresult (*cuFuncSetAttribute)(CUfunction, int, int);
@@ -147,6 +158,16 @@ bool openDriver(Driver &d) {
       !resolve(d.lib, "cuOccupancyMaxActiveBlocksPerMultiprocessor",
                d.cuOccupancyMaxActiveBlocksPerMultiprocessor, e) ||
       !resolve(d.lib, "cuMemcpyDtoHAsync_v2", d.cuMemcpyDtoHAsync, e) ||
+      !resolve(d.lib, "cuMemcpyHtoDAsync_v2", d.cuMemcpyHtoDAsync, e) ||
+      !resolve(d.lib, "cuMemAllocHost_v2", d.cuMemAllocHost, e) ||
+      !resolve(d.lib, "cuMemFreeHost", d.cuMemFreeHost, e) ||
+      !resolve(d.lib, "cuStreamCreate", d.cuStreamCreate, e) ||
+      !resolve(d.lib, "cuStreamDestroy_v2", d.cuStreamDestroy, e) ||
+      !resolve(d.lib, "cuStreamSynchronize", d.cuStreamSynchronize, e) ||
+      !resolve(d.lib, "cuEventCreate", d.cuEventCreate, e) ||
+      !resolve(d.lib, "cuEventDestroy_v2", d.cuEventDestroy, e) ||
+      !resolve(d.lib, "cuEventRecord", d.cuEventRecord, e) ||
+      !resolve(d.lib, "cuEventSynchronize", d.cuEventSynchronize, e) ||
       !resolve(d.lib, "cuModuleLoadData", d.cuModuleLoadData, e) ||
       !resolve(d.lib, "cuModuleGetFunction", d.cuModuleGetFunction, e) ||
       !resolve(d.lib, "cuFuncSetAttribute", d.cuFuncSetAttribute, e) ||
@@ -336,6 +357,64 @@ bool cuda::copyToHostAsync(void *dst, const void *src, size_t bytes, void *strea
 bool cuda::synchronize(std::string &error) {
   Driver *d = ready(error);
   return d && check(d->cuCtxSynchronize(), "the kernel failed", error);
+}
+
+bool cuda::hostAlloc(void **ptr, size_t bytes, std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuMemAllocHost(ptr, bytes ? bytes : 1), "cuMemAllocHost", error);
+}
+
+void cuda::hostFree(void *ptr) {
+  std::string error;
+  if (Driver *d = ready(error); d && ptr)
+    d->cuMemFreeHost(ptr);
+}
+
+bool cuda::copyToDeviceAsync(void *dst, const void *src, size_t bytes, void *stream,
+                             std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuMemcpyHtoDAsync(reinterpret_cast<CUdeviceptr>(dst), src, bytes,
+                                         static_cast<CUstream>(stream)),
+                    "cuMemcpyHtoDAsync", error);
+}
+
+bool cuda::streamCreate(void **stream, std::string &error) {
+  constexpr unsigned kNonBlocking = 1;
+  Driver *d = ready(error);
+  return d && check(d->cuStreamCreate(stream, kNonBlocking), "cuStreamCreate", error);
+}
+
+void cuda::streamDestroy(void *stream) {
+  std::string error;
+  if (Driver *d = ready(error); d && stream)
+    d->cuStreamDestroy(stream);
+}
+
+bool cuda::streamSynchronize(void *stream, std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuStreamSynchronize(stream), "the stream's work failed", error);
+}
+
+bool cuda::eventCreate(void **event, std::string &error) {
+  constexpr unsigned kDisableTiming = 2;
+  Driver *d = ready(error);
+  return d && check(d->cuEventCreate(event, kDisableTiming), "cuEventCreate", error);
+}
+
+void cuda::eventDestroy(void *event) {
+  std::string error;
+  if (Driver *d = ready(error); d && event)
+    d->cuEventDestroy(event);
+}
+
+bool cuda::eventRecord(void *event, void *stream, std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuEventRecord(event, stream), "cuEventRecord", error);
+}
+
+bool cuda::eventSynchronize(void *event, std::string &error) {
+  Driver *d = ready(error);
+  return d && check(d->cuEventSynchronize(event), "the work before the event failed", error);
 }
 
 bool cuda::isDevicePointer(const void *ptr) {

@@ -49,7 +49,9 @@ DevicePages::~DevicePages() {
     cuda::free(base);
 }
 
-Error DevicePages::sync(const BlockPool &pool) {
+Error DevicePages::uploadStale(
+    const BlockPool &pool,
+    const std::function<bool(int64_t first, int64_t end, std::string &why)> &upload) {
   // Versions only mean something for the pool they were read from.
   if (pool.uniqueId() != owner)
     return "device pages: sync was given another pool than the one they were made for";
@@ -71,18 +73,43 @@ Error DevicePages::sync(const BlockPool &pool) {
     int64_t end = p + 1;
     while (end < created && stale(end))
       ++end;
-    size_t bytes = static_cast<size_t>(end - p) * pageBytes;
-    if (!cuda::copyToDevice(base + p * pageBytes, pool.pageData(static_cast<PageId>(p)), bytes,
-                            why))
+    if (!upload(p, end, why))
       return "device pages: upload failed: " + why;
     for (int64_t q = p; q < end; ++q)
       versions[q] = pool.pageVersion(static_cast<PageId>(q));
     uploadedPages += end - p;
-    uploadedBytes += bytes;
+    uploadedBytes += static_cast<size_t>(end - p) * pageBytes;
     p = end;
   }
   syncedPages = created;
   return "";
+}
+
+Error DevicePages::sync(const BlockPool &pool) {
+  return uploadStale(pool, [&](int64_t p, int64_t end, std::string &why) {
+    return cuda::copyToDevice(base + p * pageBytes, pool.pageData(static_cast<PageId>(p)),
+                              static_cast<size_t>(end - p) * pageBytes, why);
+  });
+}
+
+Error DevicePages::syncAsync(const BlockPool &pool, void *stream) {
+  std::vector<std::pair<int64_t, int64_t>> staged;
+  Error e = uploadStale(pool, [&](int64_t p, int64_t end, std::string &why) {
+    staged.emplace_back(p, end);
+    return staging.add(base + p * pageBytes, pool.pageData(static_cast<PageId>(p)),
+                       static_cast<size_t>(end - p) * pageBytes, why);
+  });
+  std::string why;
+  if (e.empty() && !staging.submit(stream, why))
+    e = "device pages: upload failed: " + why;
+  if (!e.empty() && !staged.empty()) {
+    // Nothing of this call reaches the GPU: its pages stay stale.
+    staging.discard();
+    for (auto [p, end] : staged)
+      for (int64_t q = p; q < end; ++q)
+        versions[q] = 0;
+  }
+  return e;
 }
 
 TensorView DevicePages::onDevice(const BlockPool &pool, TensorView view) const {

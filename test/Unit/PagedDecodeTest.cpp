@@ -17,6 +17,7 @@
 #include "attnc/runtime/Cuda.h"
 #include "attnc/runtime/DevicePages.h"
 #include "attnc/runtime/KvCache.h"
+#include "attnc/runtime/StagedUploads.h"
 
 #include <gtest/gtest.h>
 
@@ -388,6 +389,109 @@ TEST(PagedDecode, RunsOnTheGpuFromDevicePages) {
     for (void *p : {qD, oD, lD, tD, nD})
       cuda::free(p);
   }
+}
+
+/// syncAsync stages a snapshot: the host may append again at once, the
+/// stream's next kernel reads the staged pages, and the later change goes
+/// up with the next sync. Tables go up through StagedUploads as well.
+TEST(PagedDecode, AsyncSyncUploadsASnapshotInStreamOrder) {
+  std::string why;
+  if (!cuda::init(why))
+    GTEST_SKIP() << "no GPU: " << why;
+  PoolFixture f = makePool(kv::Quant::q4, 16);
+  kv::Error error;
+  std::unique_ptr<kv::DevicePages> dev =
+      kv::DevicePages::create(*f.pool, static_cast<int64_t>(f.pool->pagesCreated()) + 4, error);
+  ASSERT_TRUE(dev) << error;
+  void *stream = nullptr;
+  ASSERT_TRUE(cuda::streamCreate(&stream, why)) << why;
+  ASSERT_EQ(dev->syncAsync(*f.pool, stream), "");
+  EXPECT_EQ(dev->pagesUploaded(), static_cast<int64_t>(f.pool->pagesInUse()));
+
+  CompileOptions options;
+  options.cacheDir = "off";
+  options.target = Target::cuda;
+  Result<Kernel> kernel = compileString(specFor(kv::Quant::q4, kD / 16), "decode.attn", options);
+  ASSERT_TRUE(kernel) << kernel.error();
+  const int64_t B = static_cast<int64_t>(f.seqs.size());
+  std::vector<uint16_t> qBits;
+  std::vector<float> q;
+  randomQueries(B, 5, qBits, q);
+  const size_t qBytes = qBits.size() * 2, oBytes = B * kHq * kS * kD * 4, lBytes = B * kHq * kS * 4;
+  const size_t tBytes = 4 * static_cast<size_t>(B) * 64, nBytes = 4 * static_cast<size_t>(B);
+  void *qD = nullptr, *oD = nullptr, *lD = nullptr, *tD = nullptr, *nD = nullptr;
+  ASSERT_TRUE(cuda::malloc(&qD, qBytes, why) && cuda::malloc(&oD, oBytes, why) &&
+              cuda::malloc(&lD, lBytes, why) && cuda::malloc(&tD, tBytes, why) &&
+              cuda::malloc(&nD, nBytes, why))
+      << why;
+  ASSERT_TRUE(cuda::copyToDevice(qD, qBits.data(), qBytes, why)) << why;
+  cuda::StagedUploads tables;
+
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal;
+  std::vector<float> k(kLayers * kHkv * kD), v(k.size());
+  auto appendOne = [&](kv::SeqId s) {
+    for (float &x : k) x = normal(rng);
+    for (float &x : v) x = normal(rng);
+    ASSERT_EQ(f.pool->append(s, k.data(), v.data(), 1), "");
+  };
+  const int layer = 0;
+  for (int step = 0; step < 3; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    appendOne(f.seqs[1]);
+    int64_t before = dev->pagesUploaded();
+    ASSERT_EQ(dev->syncAsync(*f.pool, stream), "");
+    EXPECT_GT(dev->pagesUploaded(), before); // this step's page, and the last step's changes
+    std::vector<int32_t> table, lens;
+    int64_t width = 0;
+    ASSERT_EQ(f.pool->batchTables(f.seqs, table, lens, width), "");
+    ASSERT_LE(table.size() * 4, tBytes);
+    ASSERT_TRUE(tables.add(tD, table.data(), table.size() * 4, why) &&
+                tables.add(nD, lens.data(), lens.size() * 4, why) && tables.submit(stream, why))
+        << why;
+    std::vector<TensorView> pages = {dev->kvView(*f.pool, layer, 0), dev->kvView(*f.pool, layer, 1),
+                                     dev->scaleView(*f.pool, layer, 0),
+                                     dev->scaleView(*f.pool, layer, 1)};
+    Status st = kernel->launch(decodeTensors(qD, pages, tD, nD, oD, lD, B, width), {}, stream);
+    ASSERT_TRUE(st) << st.error();
+    // What the kernel must read is the pool as it is now: take the f64
+    // expectation and the bytes of every page in use, then change the pool
+    // (a row in a page just staged, a new page) before waiting.
+    const kv::BlockPool &pool = *f.pool;
+    std::vector<std::vector<double>> eo(B), el(B);
+    for (int64_t n = 0; n < B; ++n)
+      expected(pool, f.seqs[n], q, static_cast<int>(n), layer, eo[n], el[n]);
+    std::vector<std::pair<size_t, std::vector<uint8_t>>> staged;
+    for (size_t p = 0; p < pool.pagesCreated(); ++p)
+      if (pool.pageInUse(static_cast<kv::PageId>(p))) {
+        const uint8_t *bytes = pool.pageData(static_cast<kv::PageId>(p));
+        staged.emplace_back(p, std::vector<uint8_t>(bytes, bytes + pool.pageBytes()));
+      }
+    appendOne(f.seqs[1]);
+    appendOne(f.seqs[3]);
+    std::vector<float> o(B * kHq * kS * kD), lse(B * kHq * kS);
+    ASSERT_TRUE(cuda::copyToHostAsync(o.data(), oD, oBytes, stream, why) &&
+                cuda::copyToHostAsync(lse.data(), lD, lBytes, stream, why) &&
+                cuda::streamSynchronize(stream, why))
+        << why;
+    for (int64_t n = 0; n < B; ++n) {
+      for (int x = 0; x < kHq * kS * kD; ++x)
+        ASSERT_NEAR(o[n * kHq * kS * kD + x], eo[n][x], 2e-2) << "sequence " << n << " element " << x;
+      for (int x = 0; x < kHq * kS; ++x)
+        if (!std::isinf(el[n][x]))
+          EXPECT_NEAR(lse[n * kHq * kS + x], el[n][x], 2e-2);
+    }
+    const uint8_t *devBase = static_cast<const uint8_t *>(dev->kvView(pool, 0, 0).data);
+    std::vector<uint8_t> page(pool.pageBytes());
+    for (const auto &[p, bytes] : staged) {
+      ASSERT_TRUE(cuda::copyToHost(page.data(), devBase + p * page.size(), page.size(), why)) << why;
+      ASSERT_EQ(page, bytes) << "page " << p;
+    }
+  }
+  EXPECT_EQ(tables.copies(), 6); // two per step
+  cuda::streamDestroy(stream);
+  for (void *p : {qD, oD, lD, tD, nD})
+    cuda::free(p);
 }
 
 /// Bad requests get errors, with or without a GPU.

@@ -46,6 +46,23 @@ bool memset8Async(void *dst, unsigned char value, size_t bytes, void *stream,
                   std::string &error);
 bool copyToHostAsync(void *dst, const void *src, size_t bytes, void *stream, std::string &error);
 bool synchronize(std::string &error);
+
+/// Page-locked host memory: uploads from it run asynchronously.
+bool hostAlloc(void **ptr, size_t bytes, std::string &error);
+void hostFree(void *ptr);
+/// Stream-ordered upload. `src` must hold its bytes until the stream has
+/// run the copy; from page-locked memory the call returns at once.
+bool copyToDeviceAsync(void *dst, const void *src, size_t bytes, void *stream,
+                       std::string &error);
+/// Streams (non-blocking: not ordered with the legacy default stream) and
+/// events, as opaque CUstream and CUevent handles.
+bool streamCreate(void **stream, std::string &error);
+void streamDestroy(void *stream);
+bool streamSynchronize(void *stream, std::string &error);
+bool eventCreate(void **event, std::string &error);
+void eventDestroy(void *event);
+bool eventRecord(void *event, void *stream, std::string &error);
+bool eventSynchronize(void *event, std::string &error);
 /// True when `ptr` is device memory this context can address.
 bool isDevicePointer(const void *ptr);
 

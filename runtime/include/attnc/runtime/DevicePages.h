@@ -17,7 +17,9 @@
 #define ATTNC_RUNTIME_DEVICEPAGES_H
 
 #include "attnc/runtime/KvCache.h"
+#include "attnc/runtime/StagedUploads.h"
 
+#include <functional>
 #include <memory>
 
 namespace attnc {
@@ -40,6 +42,13 @@ public:
   /// streams that may still read pages the pool has reused must be waited
   /// for first.
   Error sync(const BlockPool &pool);
+  /// sync() without waiting: the stale pages are copied into page-locked
+  /// staging memory and their uploads enqueued on `stream`, so the host
+  /// may append to the pool again at once, and kernels enqueued on
+  /// `stream` afterwards read the new pages. Kernels still reading a page
+  /// the pool has reused must be on the same stream (or waited for), as
+  /// with sync(). The same errors as sync(), before anything is staged.
+  Error syncAsync(const BlockPool &pool, void *stream);
   /// kvView and scaleView of the pool, over the GPU copy (as of the last
   /// sync): device pointers for Kernel::run and Kernel::launch.
   TensorView kvView(const BlockPool &pool, int layer, int which) const;
@@ -52,6 +61,10 @@ public:
 
 private:
   DevicePages() = default;
+  /// The checks and the stale runs of sync and syncAsync: `upload` gets
+  /// each run of consecutive stale pages [first, end).
+  Error uploadStale(const BlockPool &pool,
+                    const std::function<bool(int64_t first, int64_t end, std::string &why)> &upload);
   TensorView onDevice(const BlockPool &pool, TensorView hostView) const;
 
   uint64_t owner = 0; // the pool's uniqueId()
@@ -62,6 +75,7 @@ private:
   int64_t syncedPages = 0;        // pool.pagesCreated() at the last sync
   int64_t uploadedPages = 0;
   size_t uploadedBytes = 0;
+  cuda::StagedUploads staging; // syncAsync's
 };
 
 } // namespace kv
