@@ -160,6 +160,11 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "%s", kernel.error().c_str());
         return 1;
       }
+      // Time the optimized kernel, not the quick tier of a cold compile.
+      if (Status st = kernel->waitForFinalTier(); !st) {
+        std::fprintf(stderr, "%s\n", st.error().c_str());
+        return 1;
+      }
       for (int64_t n : lens) {
         size_t elems = static_cast<size_t>(batch * heads * n * dim);
         size_t bytes = elems * dtypeSize(dtype);

@@ -93,9 +93,16 @@ int hostVectorWidth();
 /// $ATTNC_CPU_AMX is not 0.
 bool hostAmx();
 
-/// Optimizes `module` at O3 for `tm` and emits an object file into `out`.
+/// Optimizes `module` at O2 for `tm` and emits an object file into `out`;
+/// `quick`: no optimization (the JIT's quick tier).
 bool emitObject(llvm::Module &module, llvm::TargetMachine &tm,
-                llvm::SmallVectorImpl<char> &out, std::string &error);
+                llvm::SmallVectorImpl<char> &out, std::string &error, bool quick = false);
+
+/// Optimizes and emits a small module once per process. LLVM builds some
+/// function-local statics the first time a pass runs; emitted here, on the
+/// calling thread, they are built before the background compiles start,
+/// and so are destroyed at exit only after those compiles are joined.
+void warmUpCodeGen();
 
 /// The C header declaring the AOT entry point of `info`.
 std::string emitCHeader(const KernelInfo &info);

@@ -114,49 +114,13 @@ std::shared_ptr<CompiledKernel> loadCudaKernel(const std::string &image, CudaKer
   return kernel;
 }
 
-/// Threads compiling final tiers. They use NVRTC, the driver and the
-/// caches, which static destruction would pull away under them: the
-/// process joins them at exit (after finished ones are joined as new ones
-/// start).
-class BackgroundCompiles {
-public:
-  static BackgroundCompiles &get() {
-    static BackgroundCompiles compiles;
-    return compiles;
-  }
-  void start(std::function<void()> work) {
-    std::lock_guard<std::mutex> lock(mutex);
-    for (auto it = running.begin(); it != running.end();) {
-      if (it->second->load()) {
-        it->first.join();
-        it = running.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    auto finished = std::make_shared<std::atomic<bool>>(false);
-    running.emplace_back(std::thread([work = std::move(work), finished] {
-                           work();
-                           finished->store(true);
-                         }),
-                         finished);
-  }
-  ~BackgroundCompiles() {
-    for (auto &[thread, finished] : running)
-      thread.join();
-  }
-
-private:
-  std::mutex mutex;
-  std::vector<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> running;
-};
 
 /// Compiles, caches and loads the final tier of `upgrade` on a background
 /// thread; the quick tier switches to it when `done` is set.
 void startFinalTier(std::shared_ptr<KernelUpgrade> upgrade, CudaKernel layout, KernelInfo info,
                     std::optional<TopKParams> topk, std::string key, std::string arch,
                     std::string dir, std::string path) {
-  BackgroundCompiles::get().start([=, layout = std::move(layout), info = std::move(info)]() mutable {
+  runInBackground([=, layout = std::move(layout), info = std::move(info)]() mutable {
     std::string image, log, error;
     std::shared_ptr<CompiledKernel> final;
     if (!cuda::compile(layout.source, info.name + ".cu", arch, /*cubin=*/true, image, log)) {
@@ -308,11 +272,3 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
   return Kernel(withThisSignature(*loaded, fromDisk));
 }
 
-Status Kernel::waitForFinalTier() const {
-  if (!impl->upgrade)
-    return Status::ok();
-  KernelUpgrade &upgrade = *impl->upgrade;
-  std::unique_lock<std::mutex> lock(upgrade.mutex);
-  upgrade.finished.wait(lock, [&] { return upgrade.done.load(std::memory_order_acquire); });
-  return upgrade.error.empty() ? Status::ok() : Status::error(upgrade.error);
-}

@@ -21,6 +21,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
+#include "llvm/Bitcode/BitcodeReader.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
 #include "llvm/ExecutionEngine/Orc/ExecutionUtils.h"
 #include "llvm/ExecutionEngine/Orc/LLJIT.h"
 #include "llvm/IR/LLVMContext.h"
@@ -39,7 +41,9 @@
 #include <chrono>
 #include <cstring>
 #include <cstdlib>
+#include <atomic>
 #include <mutex>
+#include <thread>
 #include <tuple>
 #include <unistd.h>
 
@@ -82,6 +86,48 @@ void attnc::writeAtomically(const std::string &path, llvm::StringRef data) {
   }
   if (llvm::sys::fs::rename(tmp, path))
     llvm::sys::fs::remove(tmp);
+}
+
+namespace {
+/// Threads compiling final tiers. They use the JITs, the drivers and the
+/// caches, which static destruction would pull away under them: the
+/// process joins them at exit (finished ones as new ones start).
+class BackgroundCompiles {
+public:
+  static BackgroundCompiles &get() {
+    static BackgroundCompiles compiles;
+    return compiles;
+  }
+  void start(std::function<void()> work) {
+    std::lock_guard<std::mutex> lock(mutex);
+    for (auto it = running.begin(); it != running.end();) {
+      if (it->second->load()) {
+        it->first.join();
+        it = running.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    auto finished = std::make_shared<std::atomic<bool>>(false);
+    running.emplace_back(std::thread([work = std::move(work), finished] {
+                           work();
+                           finished->store(true);
+                         }),
+                         finished);
+  }
+  ~BackgroundCompiles() {
+    for (auto &[thread, finished] : running)
+      thread.join();
+  }
+
+private:
+  std::mutex mutex;
+  std::vector<std::pair<std::thread, std::shared_ptr<std::atomic<bool>>>> running;
+};
+} // namespace
+
+void attnc::runInBackground(std::function<void()> work) {
+  BackgroundCompiles::get().start(std::move(work));
 }
 
 namespace {
@@ -158,6 +204,102 @@ void perfMap(llvm::orc::LLJIT &jit, llvm::orc::JITDylib &dylib,
   }
 }
 
+/// CPU kernels by cache key, for the process.
+llvm::StringMap<std::shared_ptr<CompiledKernel>> &cpuMemoryCache() {
+  static llvm::StringMap<std::shared_ptr<CompiledKernel>> cache;
+  return cache;
+}
+
+/// Links `object` into a JITDylib of its own and returns the packed entry
+/// `attnc_packed_<name>`, or null with `error`; a damaged file from the
+/// disk cache (`objPath`, when `fromDisk`) is removed. Callers hold
+/// jitMutex.
+void (*linkObject(llvm::orc::LLJIT &jit, const std::string &key, const std::string &name,
+                  std::unique_ptr<llvm::MemoryBuffer> object, bool fromDisk,
+                  const std::string &objPath, std::string &error))(void **) {
+  static unsigned dylibs = 0;
+  auto dylib = jit.createJITDylib("attnc_" + key + "_" + std::to_string(dylibs++));
+  if (!dylib) {
+    error = llvm::toString(dylib.takeError());
+    return nullptr;
+  }
+  auto generator = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
+      jit.getDataLayout().getGlobalPrefix());
+  if (!generator) {
+    error = llvm::toString(generator.takeError());
+    return nullptr;
+  }
+  dylib->addGenerator(std::move(*generator));
+  auto perfSymbols = perfMapSymbols(object->getMemBufferRef());
+  if (llvm::Error err = jit.addObjectFile(*dylib, std::move(object))) {
+    // A damaged cache file: drop it and compile afresh next time.
+    if (fromDisk)
+      llvm::sys::fs::remove(objPath);
+    error = "attnc: cannot load the kernel object: " + llvm::toString(std::move(err));
+    return nullptr;
+  }
+  auto symbol = jit.lookup(*dylib, "attnc_packed_" + name);
+  if (!symbol) {
+    if (fromDisk)
+      llvm::sys::fs::remove(objPath);
+    error = "attnc: kernel entry not found: " + llvm::toString(symbol.takeError());
+    return nullptr;
+  }
+  perfMap(jit, *dylib, perfSymbols);
+  return symbol->toPtr<void (*)(void **)>();
+}
+
+/// The final tier of a CPU kernel whose quick tier runs meanwhile: O2 from
+/// the bitcode of the same LLVM IR, on a thread and an LLVM context of its
+/// own; written to the disk cache, linked, and switched to.
+void startCpuFinalTier(std::shared_ptr<KernelUpgrade> upgrade,
+                       llvm::SmallVector<char, 0> bitcode, const CompiledKernel &quick,
+                       std::string key, std::string dir, std::string objPath) {
+  KernelInfo info = quick.info;
+  info.quickTier = false;
+  std::optional<TopKParams> topk = quick.topk;
+  warmUpCodeGen();
+  runInBackground([=, bitcode = std::move(bitcode)]() {
+    std::string error;
+    std::shared_ptr<CompiledKernel> final;
+    llvm::LLVMContext llvmCtx;
+    auto module = llvm::parseBitcodeFile(
+        llvm::MemoryBufferRef(llvm::StringRef(bitcode.data(), bitcode.size()), key), llvmCtx);
+    llvm::SmallVector<char, 0> obj;
+    std::unique_ptr<llvm::TargetMachine> tm;
+    if (!module)
+      error = "attnc: internal error: " + llvm::toString(module.takeError());
+    else if ((tm = hostTargetMachine(error)) && emitObject(**module, *tm, obj, error)) {
+      llvm::StringRef objRef(obj.data(), obj.size());
+      if (!objPath.empty() && !llvm::sys::fs::create_directories(dir))
+        writeAtomically(objPath, objRef);
+      std::lock_guard<std::mutex> lock(jitMutex());
+      std::string jitError;
+      llvm::orc::LLJIT *jit = globalJit(jitError);
+      auto entry = jit ? linkObject(*jit, key, info.name,
+                                    llvm::MemoryBuffer::getMemBufferCopy(objRef, key + ".o"),
+                                    false, "", error)
+                       : nullptr;
+      if (!jit)
+        error = "attnc: cannot start the JIT: " + jitError;
+      if (entry) {
+        final = std::make_shared<CompiledKernel>();
+        final->info = info;
+        final->entry = entry;
+        final->topk = topk;
+        cpuMemoryCache()[key] = final;
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(upgrade->mutex);
+      upgrade->final = std::move(final);
+      upgrade->error = std::move(error);
+      upgrade->done.store(true, std::memory_order_release);
+    }
+    upgrade->finished.notify_all();
+  });
+}
+
 Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
                              const CompileOptions &options) {
   // Starting the driver (a context, ~0.2 s) is paid once per process, not
@@ -216,7 +358,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   std::string key = llvm::toHex(sha.final(), /*LowerCase=*/true).substr(0, 32);
 
   std::lock_guard<std::mutex> lock(jitMutex());
-  static llvm::StringMap<std::shared_ptr<CompiledKernel>> memoryCache;
+  llvm::StringMap<std::shared_ptr<CompiledKernel>> &memoryCache = cpuMemoryCache();
   if (auto it = memoryCache.find(key); it != memoryCache.end()) {
     auto kernel = std::make_shared<CompiledKernel>(*it->second);
     kernel->info.fromCache = true;
@@ -240,6 +382,12 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
       fromDisk = true;
     }
   }
+  // Tiers: an object in neither cache is first emitted without optimizing
+  // (the quick tier, returned at once), and optimized on a thread of its
+  // own; run() switches to it when it is linked.
+  const char *tiersEnv = std::getenv("ATTNC_CPU_TIERS");
+  bool tiers = options.cpuTiers && !(tiersEnv && std::string(tiersEnv) == "0");
+  llvm::SmallVector<char, 0> bitcode;
   if (!object) {
     if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false,
                                  options.skipTiles, amx)))
@@ -249,50 +397,38 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
     auto llvmModule = translateToLLVMIR(*module, llvmCtx, info.name);
     if (!llvmModule)
       return Status::error("attnc: internal error: translation to LLVM IR failed");
+    if (tiers) {
+      llvm::raw_svector_ostream os(bitcode);
+      llvm::WriteBitcodeToFile(*llvmModule, os);
+    }
     timer.mark("translate to LLVM IR");
     auto tm = hostTargetMachine(error);
     if (!tm)
       return Status::error("attnc: " + error);
     llvm::SmallVector<char, 0> obj;
-    if (!emitObject(*llvmModule, *tm, obj, error))
+    if (!emitObject(*llvmModule, *tm, obj, error, /*quick=*/tiers))
       return Status::error("attnc: " + error);
-    timer.mark("optimize and emit the object");
+    timer.mark(tiers ? "emit the quick tier" : "optimize and emit the object");
     llvm::StringRef objRef(obj.data(), obj.size());
-    if (!objPath.empty() && !llvm::sys::fs::create_directories(dir))
+    if (!tiers && !objPath.empty() && !llvm::sys::fs::create_directories(dir))
       writeAtomically(objPath, objRef);
     object = llvm::MemoryBuffer::getMemBufferCopy(objRef, key + ".o");
   }
 
-  auto dylib = jit->createJITDylib("attnc_" + key + "_" + std::to_string(memoryCache.size()));
-  if (!dylib)
-    return Status::error(llvm::toString(dylib.takeError()));
-  auto generator = llvm::orc::DynamicLibrarySearchGenerator::GetForCurrentProcess(
-      jit->getDataLayout().getGlobalPrefix());
-  if (!generator)
-    return Status::error(llvm::toString(generator.takeError()));
-  dylib->addGenerator(std::move(*generator));
-  auto perfSymbols = perfMapSymbols(object->getMemBufferRef());
-  if (llvm::Error err = jit->addObjectFile(*dylib, std::move(object))) {
-    // A damaged cache file: drop it and compile afresh next time.
-    if (fromDisk)
-      llvm::sys::fs::remove(objPath);
-    return Status::error("attnc: cannot load the kernel object: " +
-                         llvm::toString(std::move(err)));
-  }
-  auto symbol = jit->lookup(*dylib, "attnc_packed_" + info.name);
-  if (!symbol) {
-    if (fromDisk)
-      llvm::sys::fs::remove(objPath);
-    return Status::error("attnc: kernel entry not found: " +
-                         llvm::toString(symbol.takeError()));
-  }
+  auto entry = linkObject(*jit, key, info.name, std::move(object), fromDisk, objPath, error);
+  if (!entry)
+    return Status::error(error);
   timer.mark("link the object");
-  perfMap(*jit, *dylib, perfSymbols);
   auto kernel = std::make_shared<CompiledKernel>();
   kernel->info = std::move(info);
-  kernel->entry = symbol->toPtr<void (*)(void **)>();
+  kernel->entry = entry;
   kernel->info.fromCache = fromDisk;
   kernel->topk = topk;
+  if (!bitcode.empty()) {
+    kernel->info.quickTier = true;
+    kernel->upgrade = std::make_shared<KernelUpgrade>();
+    startCpuFinalTier(kernel->upgrade, std::move(bitcode), *kernel, key, dir, objPath);
+  }
   memoryCache[key] = kernel;
   kernel->info.compileMs = elapsedMs();
   return Kernel(kernel);
@@ -600,7 +736,7 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
   int64_t perItem = info.queriesPerItem > 0 ? info.queriesPerItem : info.blockQ;
   int64_t items = q.shape[0] * (q.shape[1] / info.headsPerItem) *
                   ((q.shape[2] + perItem - 1) / perItem);
-  auto entry = impl->entry;
+  auto entry = impl->current().entry;
   // Chunks of consecutive query tiles of one head, so that a call's range
   // shares its transposed K tiles (the kernel caches them per call), yet
   // several chunks per thread for balance. Paged items (sequences of
@@ -674,4 +810,13 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
   phase = 2;
   runRange(items, argPtrs);
   return Status::ok();
+}
+
+Status Kernel::waitForFinalTier() const {
+  if (!impl->upgrade)
+    return Status::ok();
+  KernelUpgrade &upgrade = *impl->upgrade;
+  std::unique_lock<std::mutex> lock(upgrade.mutex);
+  upgrade.finished.wait(lock, [&] { return upgrade.done.load(std::memory_order_acquire); });
+  return upgrade.error.empty() ? Status::ok() : Status::error(upgrade.error);
 }

@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -36,6 +37,11 @@ std::string cacheDirectory(const CompileOptions &options);
 /// Writes `data` to `path` through a temporary file and a rename, so a
 /// reader never sees half a file.
 void writeAtomically(const std::string &path, llvm::StringRef data);
+
+/// Runs `work` on a thread of its own: the final tiers of kernels compiled
+/// in two tiers. Finished threads are joined at the next start, the rest at
+/// exit, before the JITs they load into are torn down.
+void runInBackground(std::function<void()> work);
 
 /// With $ATTNC_TIMING set, prints how long each compile phase took.
 struct PhaseTimer {

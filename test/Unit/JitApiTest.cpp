@@ -16,6 +16,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <unistd.h>
 #include <vector>
 
 using namespace attnc;
@@ -79,6 +83,70 @@ TEST(JitApi, SecondCompileHitsTheMemoryCache) {
   ASSERT_TRUE(a && b);
   EXPECT_TRUE(b->info().fromCache);
   EXPECT_LT(b->info().compileMs, 50.0);
+}
+
+/// The window spec in f64 on the host: row i sees keys (i - w, i].
+std::vector<double> windowReference(const Buffers &buf, int64_t w) {
+  std::vector<double> o(buf.o.size(), 0.0);
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t i = 0; i < buf.s; ++i) {
+      std::vector<double> p;
+      double max = -INFINITY, sum = 0;
+      for (int64_t j = std::max<int64_t>(0, i - w + 1); j <= i; ++j) {
+        double dot = 0;
+        for (int d = 0; d < 8; ++d)
+          dot += double(buf.q[(h * buf.s + i) * 8 + d]) * buf.k[(h * buf.s + j) * 8 + d];
+        p.push_back(dot / std::sqrt(8.0));
+        max = std::max(max, p.back());
+      }
+      for (double &x : p)
+        sum += (x = std::exp(x - max));
+      for (int64_t j = std::max<int64_t>(0, i - w + 1), n = 0; j <= i; ++j, ++n)
+        for (int d = 0; d < 8; ++d)
+          o[(h * buf.s + i) * 8 + d] += p[n] / sum * buf.v[(h * buf.s + j) * 8 + d];
+    }
+  return o;
+}
+
+/// A cold CPU compile hands back the quick tier, which runs correctly;
+/// waitForFinalTier switches to the optimized kernel, and only that one
+/// reaches the disk cache.
+TEST(JitApi, CpuTiersRunTheQuickKernelThenTheOptimizedOne) {
+  if (const char *env = std::getenv("ATTNC_CPU_TIERS"); env && std::string(env) == "0")
+    GTEST_SKIP() << "ATTNC_CPU_TIERS=0";
+  std::string dir = ::testing::TempDir() + "attnc-cpu-tiers-" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  // A spec of its own (w = 3), so no other test's kernel is in the memory cache.
+  std::string spec = kWindowSpec;
+  spec.replace(spec.find("= 2"), 3, "= 3");
+  CompileOptions options;
+  options.cacheDir = dir;
+  Result<Kernel> kernel = compileString(spec, "tiers.attn", options);
+  ASSERT_TRUE(kernel) << kernel.error();
+  EXPECT_TRUE(kernel->info().quickTier);
+  EXPECT_FALSE(kernel->info().fromCache);
+  Buffers buf(37);
+  std::vector<double> want = windowReference(buf, 3);
+  auto expectReference = [&] {
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_NEAR(buf.o[i], want[i], 1e-5) << "element " << i;
+  };
+  ASSERT_TRUE(kernel->run(buf.views()));
+  expectReference();
+  ASSERT_TRUE(kernel->waitForFinalTier());
+  std::fill(buf.o.begin(), buf.o.end(), NAN);
+  ASSERT_TRUE(kernel->run(buf.views()));
+  expectReference();
+  // The optimized kernel is what the caches now give.
+  Result<Kernel> again = compileString(spec, "tiers.attn", options);
+  ASSERT_TRUE(again) << again.error();
+  EXPECT_FALSE(again->info().quickTier);
+  EXPECT_TRUE(again->info().fromCache);
+  int objects = 0;
+  for (const auto &entry : std::filesystem::directory_iterator(dir))
+    objects += entry.path().extension() == ".o";
+  EXPECT_EQ(objects, 1);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(JitApi, CompileErrorsComeBackAsDiagnostics) {

@@ -102,6 +102,13 @@ struct CompileOptions {
   /// switches to the final one when it is ready (Kernel::waitForFinalTier).
   /// $ATTNC_CUDA_TIERS=0 turns this off for every compile.
   bool cudaTiers = true;
+  /// CPU: when the object is in neither cache, hand back a kernel emitted
+  /// without optimizing (a fifth of the compile time, 3-10x slower) and
+  /// optimize on a background thread; run() switches to the optimized
+  /// kernel when it is ready (Kernel::waitForFinalTier), and only that one
+  /// goes to the disk cache. $ATTNC_CPU_TIERS=0 turns this off for every
+  /// compile.
+  bool cpuTiers = true;
 };
 
 /// One argument of a compiled kernel.
@@ -139,8 +146,8 @@ struct KernelInfo {
   std::optional<PagedInfo> paged;
   bool fromCache = false; // the object came from the disk cache
   double compileMs = 0;   // wall time of compileFile/compileString
-  /// CUDA: this is the quick tier; the final kernel is still compiling
-  /// (CompileOptions::cudaTiers).
+  /// This is the quick tier; the final kernel is still compiling
+  /// (CompileOptions::cudaTiers, cpuTiers).
   bool quickTier = false;
 };
 
@@ -196,7 +203,8 @@ public:
                              const std::map<std::string, double> &params = {},
                              void *stream = nullptr) const;
   Target target() const;
-  /// Waits until the kernel runs its final tier (CompileOptions::cudaTiers):
+  /// Waits until the kernel runs its final tier (CompileOptions::cudaTiers,
+  /// cpuTiers):
   /// at once for kernels compiled in one tier. An error means the final
   /// compile failed and the quick tier stays.
   Status waitForFinalTier() const;
