@@ -128,6 +128,9 @@ static LogicalResult runPipeline(PassManager &pm, ModuleOp module,
                         /*printModuleScope=*/true,
                         /*printAfterOnlyOnChange=*/false);
   }
+  // $ATTNC_TIMING=passes: MLIR's report of each pass's time.
+  if (const char *env = std::getenv("ATTNC_TIMING"); env && std::string(env) == "passes")
+    pm.enableTiming();
   return pm.run(module);
 }
 

@@ -122,9 +122,13 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   }
 
   // Per row: regions, the tile max, weights, the new max and sum.
-  for (int64_t r = 0; r < kRows; ++r)
-    emitRowWeights(bIdx, hItem, r0, nRows, addi(rg, idx(r)), muli(idx(r), bkPad), corrBuf,
-                   idx(r), kt, nk, full);
+  // A loop over the rows, not kRows copies: each row's work is a loop of
+  // its own with the regions inlined, and copies of it were most of the
+  // kernel's code (and of its compile time).
+  loop(zero, idx(kRows), one, [&](Value r) {
+    emitRowWeights(bIdx, hItem, r0, nRows, addi(rg, r), muli(r, bkPad), corrBuf, r, kt, nk,
+                   full);
+  });
 
   // acc[r] = acc[r] * corr[r] + sum_j p[r][j] v[j], two vectors of Dv at a
   // time, like the scores above, for the group's n rows.

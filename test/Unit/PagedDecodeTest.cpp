@@ -173,6 +173,27 @@ void expectDecoded(const PoolFixture &f, const std::vector<float> &q, int layer,
   }
 }
 
+/// A decode test's GPU buffers: q (uploaded), o, lse, and room for block
+/// tables of up to 64 pages and the lengths; freed with the object.
+struct GpuDecodeBuffers {
+  explicit GpuDecodeBuffers(int64_t B)
+      : oBytes(B * kHq * kS * kD * 4), lBytes(B * kHq * kS * 4), tBytes(4 * B * 64),
+        nBytes(4 * B) {}
+  ~GpuDecodeBuffers() {
+    for (void *p : {q, o, l, t, n})
+      if (p)
+        cuda::free(p);
+  }
+  bool allocate(const std::vector<uint16_t> &qBits, std::string &why) {
+    return cuda::malloc(&q, qBits.size() * 2, why) && cuda::malloc(&o, oBytes, why) &&
+           cuda::malloc(&l, lBytes, why) && cuda::malloc(&t, tBytes, why) &&
+           cuda::malloc(&n, nBytes, why) &&
+           cuda::copyToDevice(q, qBits.data(), qBits.size() * 2, why);
+  }
+  size_t oBytes, lBytes, tBytes, nBytes;
+  void *q = nullptr, *o = nullptr, *l = nullptr, *t = nullptr, *n = nullptr;
+};
+
 class PagedDecode : public ::testing::TestWithParam<kv::Quant> {};
 
 TEST_P(PagedDecode, ReadsThePoolInPlace) {
@@ -329,15 +350,10 @@ TEST(PagedDecode, RunsOnTheGpuFromDevicePages) {
     randomQueries(B, 5, qBits, q);
     std::mt19937 rng(6);
     std::normal_distribution<float> normal;
-    // Device buffers: q, o, lse, and room for the tables.
-    const size_t qBytes = qBits.size() * 2, oBytes = B * kHq * kS * kD * 4, lBytes = B * kHq * kS * 4;
-    const size_t tBytes = 4 * static_cast<size_t>(B) * 64, nBytes = 4 * static_cast<size_t>(B);
-    void *qD = nullptr, *oD = nullptr, *lD = nullptr, *tD = nullptr, *nD = nullptr;
-    ASSERT_TRUE(cuda::malloc(&qD, qBytes, why) && cuda::malloc(&oD, oBytes, why) &&
-                cuda::malloc(&lD, lBytes, why) && cuda::malloc(&tD, tBytes, why) &&
-                cuda::malloc(&nD, nBytes, why))
-        << why;
-    ASSERT_TRUE(cuda::copyToDevice(qD, qBits.data(), qBytes, why)) << why;
+    GpuDecodeBuffers gpu(B);
+    ASSERT_TRUE(gpu.allocate(qBits, why)) << why;
+    void *qD = gpu.q, *oD = gpu.o, *lD = gpu.l, *tD = gpu.t, *nD = gpu.n;
+    const size_t oBytes = gpu.oBytes, lBytes = gpu.lBytes, tBytes = gpu.tBytes;
 
     const int layer = 1;
     auto decodeAndCheck = [&]() {
@@ -386,8 +402,6 @@ TEST(PagedDecode, RunsOnTheGpuFromDevicePages) {
     EXPECT_NE(full.find("more than the"), std::string::npos) << full;
     EXPECT_EQ(dev->pagesUploaded(), before);
 
-    for (void *p : {qD, oD, lD, tD, nD})
-      cuda::free(p);
   }
 }
 
@@ -417,14 +431,10 @@ TEST(PagedDecode, AsyncSyncUploadsASnapshotInStreamOrder) {
   std::vector<uint16_t> qBits;
   std::vector<float> q;
   randomQueries(B, 5, qBits, q);
-  const size_t qBytes = qBits.size() * 2, oBytes = B * kHq * kS * kD * 4, lBytes = B * kHq * kS * 4;
-  const size_t tBytes = 4 * static_cast<size_t>(B) * 64, nBytes = 4 * static_cast<size_t>(B);
-  void *qD = nullptr, *oD = nullptr, *lD = nullptr, *tD = nullptr, *nD = nullptr;
-  ASSERT_TRUE(cuda::malloc(&qD, qBytes, why) && cuda::malloc(&oD, oBytes, why) &&
-              cuda::malloc(&lD, lBytes, why) && cuda::malloc(&tD, tBytes, why) &&
-              cuda::malloc(&nD, nBytes, why))
-      << why;
-  ASSERT_TRUE(cuda::copyToDevice(qD, qBits.data(), qBytes, why)) << why;
+  GpuDecodeBuffers gpu(B);
+  ASSERT_TRUE(gpu.allocate(qBits, why)) << why;
+  void *qD = gpu.q, *oD = gpu.o, *lD = gpu.l, *tD = gpu.t, *nD = gpu.n;
+  const size_t oBytes = gpu.oBytes, lBytes = gpu.lBytes, tBytes = gpu.tBytes;
   cuda::StagedUploads tables;
 
   std::mt19937 rng(9);
@@ -490,8 +500,6 @@ TEST(PagedDecode, AsyncSyncUploadsASnapshotInStreamOrder) {
   }
   EXPECT_EQ(tables.copies(), 6); // two per step
   cuda::streamDestroy(stream);
-  for (void *p : {qD, oD, lD, tD, nD})
-    cuda::free(p);
 }
 
 /// Bad requests get errors, with or without a GPU.
