@@ -219,33 +219,33 @@ int main(int argc, char **argv) {
       if (r)
         best = std::min(best, ms);
     }
+    // A failed step ends the bench with its message.
+    auto must = [](const std::string &error) {
+      if (!error.empty()) {
+        std::fprintf(stderr, "%s\n", error.c_str());
+        std::exit(1);
+      }
+    };
+    auto mustCuda = [&](bool ok) { must(ok ? "" : why); };
+    auto appendOneToken = [&] {
+      for (kv::SeqId id : ids)
+        must(pool->append(id, k.data(), v.data(), 1));
+    };
     // The serving step on the GPU: one new token per sequence.
     double bestStep = 1e30, bestHost = 1e30, bestSync = 1e30;
     for (int r = 0; gpu && r < runs; ++r) {
       auto start = std::chrono::steady_clock::now();
-      for (kv::SeqId id : ids)
-        if (kv::Error e = pool->append(id, k.data(), v.data(), 1); !e.empty()) {
-          std::fprintf(stderr, "%s\n", e.c_str());
-          return 1;
-        }
+      appendOneToken();
       auto syncStart = std::chrono::steady_clock::now();
-      if (kv::Error e = dev->sync(*pool); !e.empty()) {
-        std::fprintf(stderr, "%s\n", e.c_str());
-        return 1;
-      }
+      must(dev->sync(*pool));
       bestSync = std::min(bestSync, since(syncStart));
-      if (kv::Error e = pool->batchTables(ids, table, lens, width); !e.empty()) {
-        std::fprintf(stderr, "%s\n", e.c_str());
-        return 1;
-      }
+      must(pool->batchTables(ids, table, lens, width));
       upload(tableD, table.data(), table.size() * 4);
       upload(lensD, lens.data(), lens.size() * 4);
       double host = since(start);
       tensors = views();
-      if (Status st = kernel->run(tensors, {}, threads); !st) {
-        std::fprintf(stderr, "%s\n", st.error().c_str());
-        return 1;
-      }
+      if (Status st = kernel->run(tensors, {}, threads); !st)
+        must(st.error());
       bestStep = std::min(bestStep, since(start));
       bestHost = std::min(bestHost, host);
     }
@@ -254,47 +254,24 @@ int main(int argc, char **argv) {
     if (gpu) {
       void *stream = nullptr;
       cuda::StagedUploads tableUploads;
-      if (!cuda::streamCreate(&stream, why)) {
-        std::fprintf(stderr, "%s\n", why.c_str());
-        return 1;
-      }
-      auto step = [&]() -> bool {
-        for (kv::SeqId id : ids)
-          if (kv::Error e = pool->append(id, k.data(), v.data(), 1); !e.empty()) {
-            std::fprintf(stderr, "%s\n", e.c_str());
-            return false;
-          }
-        if (kv::Error e = dev->syncAsync(*pool, stream); !e.empty()) {
-          std::fprintf(stderr, "%s\n", e.c_str());
-          return false;
-        }
-        if (kv::Error e = pool->batchTables(ids, table, lens, width); !e.empty()) {
-          std::fprintf(stderr, "%s\n", e.c_str());
-          return false;
-        }
-        if (!tableUploads.add(tableD, table.data(), table.size() * 4, why) ||
-            !tableUploads.add(lensD, lens.data(), lens.size() * 4, why) ||
-            !tableUploads.submit(stream, why)) {
-          std::fprintf(stderr, "%s\n", why.c_str());
-          return false;
-        }
+      mustCuda(cuda::streamCreate(&stream, why));
+      auto step = [&] {
+        appendOneToken();
+        must(dev->syncAsync(*pool, stream));
+        must(pool->batchTables(ids, table, lens, width));
+        mustCuda(tableUploads.add(tableD, table.data(), table.size() * 4, why) &&
+                 tableUploads.add(lensD, lens.data(), lens.size() * 4, why) &&
+                 tableUploads.submit(stream, why));
         tensors = views();
-        if (Status st = kernel->launch(tensors, {}, stream); !st) {
-          std::fprintf(stderr, "%s\n", st.error().c_str());
-          return false;
-        }
-        return true;
+        if (Status st = kernel->launch(tensors, {}, stream); !st)
+          must(st.error());
       };
-      if (!step() || !cuda::streamSynchronize(stream, why))
-        return 1;
+      step();
+      mustCuda(cuda::streamSynchronize(stream, why));
       auto start = std::chrono::steady_clock::now();
       for (int r = 0; r < runs; ++r)
-        if (!step())
-          return 1;
-      if (!cuda::streamSynchronize(stream, why)) {
-        std::fprintf(stderr, "%s\n", why.c_str());
-        return 1;
-      }
+        step();
+      mustCuda(cuda::streamSynchronize(stream, why));
       pipelined = since(start) / runs;
       cuda::streamDestroy(stream);
     }

@@ -241,8 +241,8 @@ CheckReport attnc::checkSpec(const std::string &path,
   report.compileMs = info.compileMs;
   report.fromCache = info.fromCache;
   if (info.quickTier) {
-    // Checked and timed: the final kernel (ATTNC_CUDA_WS=0 checks the
-    // quick tier's).
+    // Checked and timed: the final kernel. The quick tiers are checked by
+    // ATTNC_CUDA_WS=0 (CUDA, the same source) and JitApi's tier test (CPU).
     auto start = std::chrono::steady_clock::now();
     if (Status st = kernel->waitForFinalTier(); !st) {
       report.error = st.error();

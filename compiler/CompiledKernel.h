@@ -41,6 +41,18 @@ struct KernelUpgrade {
   std::string error;
   std::mutex mutex;
   std::condition_variable finished;
+
+  /// Called once by the background compile: the final kernel, or null and
+  /// why; wakes the waiters.
+  void finish(std::shared_ptr<CompiledKernel> kernel, std::string why) {
+    {
+      std::lock_guard<std::mutex> lock(mutex);
+      final = std::move(kernel);
+      error = std::move(why);
+      done.store(true, std::memory_order_release);
+    }
+    finished.notify_all();
+  }
 };
 
 /// A loaded kernel: its signature and the packed entry point (CPU) or the

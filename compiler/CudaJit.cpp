@@ -136,13 +136,7 @@ void startFinalTier(std::shared_ptr<KernelUpgrade> upgrade, CudaKernel layout, K
       cudaMemoryCache()[key] = final;
       pendingFinalTiers().erase(key);
     }
-    {
-      std::lock_guard<std::mutex> lock(upgrade->mutex);
-      upgrade->final = std::move(final);
-      upgrade->error = std::move(error);
-      upgrade->done.store(true, std::memory_order_release);
-    }
-    upgrade->finished.notify_all();
+    upgrade->finish(std::move(final), std::move(error));
   });
 }
 
