@@ -36,6 +36,11 @@
 #define ATTNC_THREADS (32 * ATTNC_WARPS)
 #endif
 #define ATTNC_BN ATTNC_BLOCK_N
+// Sigmoid weights are not normalized: a row's output sums all of them, and
+// rounding each to the 16-bit input type costs rows of a few hundred keys
+// more than the 2e-2 bar. Their P V runs twice, on P rounded and on the
+// rest (attnc_pack_rest), which keeps about 16 significant bits of P.
+#define ATTNC_P_SPLIT ATTNC_SIGMOID
 #define ATTNC_DP ((ATTNC_D + 15) / 16 * 16)
 #define ATTNC_DVP ((ATTNC_DV + 15) / 16 * 16)
 // Shared rows are padded by 16 bytes so the 8 rows one ldmatrix reads fall
@@ -108,6 +113,12 @@ ATTNC_DEV unsigned long long attnc_desc_mn(const void *p, unsigned atomBytes) {
 }
 /// Descriptor of a K-major (or, for B, MN-major) operand of one atom's width.
 ATTNC_DEV unsigned long long attnc_desc(const void *p) { return attnc_desc_mn(p, 16); }
+/// `desc` moved `bytes` (a multiple of 16) further into shared memory: the
+/// address field is the low 14 bits and never carries (shared memory ends
+/// below 256 KB), so only the low word changes.
+ATTNC_DEV unsigned long long attnc_desc_plus(unsigned long long desc, unsigned bytes) {
+  return (desc & 0xFFFFFFFF00000000ull) | (static_cast<unsigned>(desc) + (bytes >> 4));
+}
 ATTNC_DEV void attnc_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 ATTNC_DEV void attnc_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 ATTNC_DEV void attnc_wgmma_wait() { asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory"); }
@@ -277,10 +288,23 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
     mx *= ATTNC_SCALE * ATTNC_LOG2E;
 #endif
     float mNew = fmaxf(m[half], mx);
+#if ATTNC_RESCALE_SLACK >= 0
+    // The running max moves only when the tile's max passes it by more
+    // than the slack (log2 units): weights up to 2^slack are exact enough in
+    // f32 sums and 16-bit P, and most tiles then leave O unscaled (corr 1,
+    // which the kernels skip). -inf + slack is -inf, so the first visible
+    // tile always moves it.
+    if (!(mNew > m[half] + ATTNC_RESCALE_SLACK))
+      mNew = m[half];
+#endif
     // A row with nothing visible yet keeps max -inf; subtract 0 instead so
     // exp2 sees -inf, never NaN.
     float base = mNew == -ATTNC_INF ? 0.0f : mNew;
+#if ATTNC_RESCALE_SLACK >= 0
+    corr[half] = mNew == m[half] ? 1.0f : attnc_exp2(m[half] - base);
+#else
     corr[half] = attnc_exp2(m[half] - base);
+#endif
     m[half] = mNew;
     float sum = 0.0f;
 #pragma unroll
@@ -298,6 +322,32 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
     }
     l[half] = l[half] * corr[half] + sum; // this thread's share of the row
   }
+#endif
+}
+
+/// Whether any row of this warp has to rescale its O by `corr` (a
+/// warp-uniform answer, so the branch around the multiplies never diverges).
+ATTNC_DEV bool attnc_rescale_needed(const float (&corr)[2]) {
+#if ATTNC_SIGMOID
+  (void)corr;
+  return false;
+#elif ATTNC_RESCALE_SLACK < 0
+  (void)corr;
+  return true;
+#else
+  return __any_sync(0xffffffffu, (corr[0] != 1.0f) | (corr[1] != 1.0f));
+#endif
+}
+
+/// What packing (lo, hi) into `packed` (attnc_pack_in) rounded away,
+/// packed the same way.
+ATTNC_DEV unsigned attnc_pack_rest(float lo, float hi, unsigned packed) {
+#if ATTNC_F16
+  return attnc_pack_f16x2(lo - attnc_f16_to_f32(static_cast<attnc_b16>(packed & 0xffffu)),
+                          hi - attnc_f16_to_f32(static_cast<attnc_b16>(packed >> 16)));
+#else
+  return attnc_pack_bf16x2(lo - __uint_as_float(packed << 16),
+                           hi - __uint_as_float(packed & 0xffff0000u));
 #endif
 }
 
@@ -574,13 +624,14 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
         attnc_weights<true>(a, s[mt], m[mt], l[mt], corr, b, h, r0, j0, iOffset);
       else
         attnc_weights<false>(a, s[mt], m[mt], l[mt], corr, b, h, r0, j0, iOffset);
+      if (attnc_rescale_needed(corr))
 #pragma unroll
-      for (int dt = 0; dt < ATTNC_DVP / 8; ++dt) {
-        o[mt][dt][0] *= corr[0];
-        o[mt][dt][1] *= corr[0];
-        o[mt][dt][2] *= corr[1];
-        o[mt][dt][3] *= corr[1];
-      }
+        for (int dt = 0; dt < ATTNC_DVP / 8; ++dt) {
+          o[mt][dt][0] *= corr[0];
+          o[mt][dt][1] *= corr[0];
+          o[mt][dt][2] *= corr[1];
+          o[mt][dt][3] *= corr[1];
+        }
     }
 
 #if ATTNC_WGMMA
@@ -601,6 +652,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
         for (int dh = 0; dh < ATTNC_DV / 64; ++dh)
           attnc_wgmma_rs(&o[0][dh * 8], pa,
                          attnc_desc(vbb + dh * (ATTNC_BN * 128) + kk * 16 * 128));
+#if ATTNC_P_SPLIT
+        unsigned pr[4];
+        pr[0] = attnc_pack_rest(s[0][2 * kk][0], s[0][2 * kk][1], pa[0]);
+        pr[1] = attnc_pack_rest(s[0][2 * kk][2], s[0][2 * kk][3], pa[1]);
+        pr[2] = attnc_pack_rest(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1], pa[2]);
+        pr[3] = attnc_pack_rest(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3], pa[3]);
+#pragma unroll
+        for (int dh = 0; dh < ATTNC_DV / 64; ++dh)
+          attnc_wgmma_rs(&o[0][dh * 8], pr,
+                         attnc_desc(vbb + dh * (ATTNC_BN * 128) + kk * 16 * 128));
+#endif
       }
       attnc_wgmma_commit();
       attnc_wgmma_wait();
@@ -618,6 +680,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
         pa[mt][2] = attnc_pack_in(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
         pa[mt][3] = attnc_pack_in(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
       }
+#if ATTNC_P_SPLIT
+      unsigned pr[ATTNC_MT][4];
+#pragma unroll
+      for (int mt = 0; mt < ATTNC_MT; ++mt) {
+        pr[mt][0] = attnc_pack_rest(s[mt][2 * kk][0], s[mt][2 * kk][1], pa[mt][0]);
+        pr[mt][1] = attnc_pack_rest(s[mt][2 * kk][2], s[mt][2 * kk][3], pa[mt][1]);
+        pr[mt][2] = attnc_pack_rest(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1], pa[mt][2]);
+        pr[mt][3] = attnc_pack_rest(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3], pa[mt][3]);
+      }
+#endif
 #pragma unroll
       for (int dt2 = 0; dt2 < ATTNC_DVP / 16; ++dt2) {
         unsigned vf[4];
@@ -628,6 +700,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
         for (int mt = 0; mt < ATTNC_MT; ++mt) {
           attnc_mma(o[mt][2 * dt2], pa[mt], vf[0], vf[1]);
           attnc_mma(o[mt][2 * dt2 + 1], pa[mt], vf[2], vf[3]);
+#if ATTNC_P_SPLIT
+          attnc_mma(o[mt][2 * dt2], pr[mt], vf[0], vf[1]);
+          attnc_mma(o[mt][2 * dt2 + 1], pr[mt], vf[2], vf[3]);
+#endif
         }
       }
     }

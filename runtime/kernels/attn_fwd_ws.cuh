@@ -226,15 +226,40 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     o[dt][0] = o[dt][1] = o[dt][2] = o[dt][3] = 0.0f;
   float s[ATTNC_BN / 8][4];
   unsigned p[ATTNC_BN / 16][4];
+#if ATTNC_P_SPLIT
+  unsigned pRest[ATTNC_BN / 16][4]; // what rounding P to 16 bits left
+#endif
 
+#if ATTNC_WS_DESC_BASE
+  // Descriptors as a base plus an offset: the address field is the low 14
+  // bits of (shared address >> 4), and shared memory ends below 256 KB, so
+  // an offset added to the low word never carries out of it. One add per
+  // product, where converting each address took about a dozen instructions.
+  const unsigned long long qDesc = attnc_desc(qb), kDesc = attnc_desc(ks);
+#if ATTNC_DV == 128 && ATTNC_WS_PV_N == 128
+  const unsigned long long vDesc = attnc_desc_mn(vs, ATTNC_BN * 128);
+#else
+  const unsigned long long vDesc = attnc_desc(vs);
+#endif
+#define ATTNC_Q_DESC(off) attnc_desc_plus(qDesc, (off))
+#define ATTNC_K_DESC(st, off) attnc_desc_plus(kDesc, (st) * (ATTNC_BN * ATTNC_D * 2) + (off))
+#define ATTNC_V_DESC(st, off) attnc_desc_plus(vDesc, (st) * (ATTNC_BN * ATTNC_DV * 2) + (off))
+#else
+#define ATTNC_Q_DESC(off) attnc_desc(qb + (off))
+#define ATTNC_K_DESC(st, off) attnc_desc(reinterpret_cast<const unsigned char *>(ks + (st) * ATTNC_BN * ATTNC_D) + (off))
+#if ATTNC_DV == 128 && ATTNC_WS_PV_N == 128
+#define ATTNC_V_DESC(st, off) attnc_desc_mn(reinterpret_cast<const unsigned char *>(vs + (st) * ATTNC_BN * ATTNC_DV) + (off), ATTNC_BN * 128)
+#else
+#define ATTNC_V_DESC(st, off) attnc_desc(reinterpret_cast<const unsigned char *>(vs + (st) * ATTNC_BN * ATTNC_DV) + (off))
+#endif
+#endif
   // S = Q K^T for key stage `st`: D / 16 steps of k = 16, each 32 bytes
   // further along the swizzled 128-byte rows.
   auto issueS = [&](int st) {
-    const unsigned char *kbb = reinterpret_cast<const unsigned char *>(ks + st * ATTNC_BN * ATTNC_D);
 #pragma unroll
     for (int kk = 0; kk < ATTNC_D / 16; ++kk) {
-      unsigned long long qd = attnc_desc(qb + (kk >> 2) * (ATTNC_BM * 128) + (kk & 3) * 32);
-      unsigned long long kd = attnc_desc(kbb + (kk >> 2) * (ATTNC_BN * 128) + (kk & 3) * 32);
+      unsigned long long qd = ATTNC_Q_DESC((kk >> 2) * (ATTNC_BM * 128) + (kk & 3) * 32);
+      unsigned long long kd = ATTNC_K_DESC(st, (kk >> 2) * (ATTNC_BN * 128) + (kk & 3) * 32);
       attnc_wgmma_ss128(s, qd, kd, kk > 0);
     }
     attnc_wgmma_commit();
@@ -243,15 +268,22 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   // of S is the A-fragment layout), V as an MN-major operand, one 64-wide
   // half of the value dim per instruction.
   auto issuePV = [&](int st) {
-    const unsigned char *vbb = reinterpret_cast<const unsigned char *>(vs + st * ATTNC_BN * ATTNC_DV);
 #pragma unroll
     for (int kk = 0; kk < ATTNC_BN / 16; ++kk) {
 #if ATTNC_DV == 128 && ATTNC_WS_PV_N == 128
-      attnc_wgmma_rs128(o, p[kk], attnc_desc_mn(vbb + kk * 16 * 128, ATTNC_BN * 128));
+      attnc_wgmma_rs128(o, p[kk], ATTNC_V_DESC(st, kk * 16 * 128));
+#if ATTNC_P_SPLIT
+      attnc_wgmma_rs128(o, pRest[kk], ATTNC_V_DESC(st, kk * 16 * 128));
+#endif
 #else
 #pragma unroll
-      for (int dh = 0; dh < ATTNC_DV / 64; ++dh)
-        attnc_wgmma_rs(&o[dh * 8], p[kk], attnc_desc(vbb + dh * (ATTNC_BN * 128) + kk * 16 * 128));
+      for (int dh = 0; dh < ATTNC_DV / 64; ++dh) {
+        attnc_wgmma_rs(&o[dh * 8], p[kk], ATTNC_V_DESC(st, dh * (ATTNC_BN * 128) + kk * 16 * 128));
+#if ATTNC_P_SPLIT
+        attnc_wgmma_rs(&o[dh * 8], pRest[kk],
+                       ATTNC_V_DESC(st, dh * (ATTNC_BN * 128) + kk * 16 * 128));
+#endif
+      }
 #endif
     }
     attnc_wgmma_commit();
@@ -270,6 +302,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
       p[kk][1] = attnc_pack_in(s[2 * kk][2], s[2 * kk][3]);
       p[kk][2] = attnc_pack_in(s[2 * kk + 1][0], s[2 * kk + 1][1]);
       p[kk][3] = attnc_pack_in(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+#if ATTNC_P_SPLIT
+      pRest[kk][0] = attnc_pack_rest(s[2 * kk][0], s[2 * kk][1], p[kk][0]);
+      pRest[kk][1] = attnc_pack_rest(s[2 * kk][2], s[2 * kk][3], p[kk][1]);
+      pRest[kk][2] = attnc_pack_rest(s[2 * kk + 1][0], s[2 * kk + 1][1], p[kk][2]);
+      pRest[kk][3] = attnc_pack_rest(s[2 * kk + 1][2], s[2 * kk + 1][3], p[kk][3]);
+#endif
     }
   };
 
@@ -315,13 +353,14 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
       weights(next, corr);
       attnc_wgmma_wait();
       attnc_mbar_arrive(emptyV + st);
+      if (attnc_rescale_needed(corr))
 #pragma unroll
-      for (int dt = 0; dt < ATTNC_DV / 8; ++dt) {
-        o[dt][0] *= corr[0];
-        o[dt][1] *= corr[0];
-        o[dt][2] *= corr[1];
-        o[dt][3] *= corr[1];
-      }
+        for (int dt = 0; dt < ATTNC_DV / 8; ++dt) {
+          o[dt][0] *= corr[0];
+          o[dt][1] *= corr[0];
+          o[dt][2] *= corr[1];
+          o[dt][3] *= corr[1];
+        }
       packP();
       kt = next;
       ++n;
