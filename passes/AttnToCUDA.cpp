@@ -126,10 +126,26 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   out.blockQ = static_cast<int>(blockQ);
   out.blockK = static_cast<int>(blockK);
   int64_t dp = (d + 15) / 16 * 16, dvp = (dv + 15) / 16 * 16;
+  // Stages of the warp-specialized kernel's K and V rings: two. A third does
+  // not fit at D = 128; at D = 64, where a tile's products take half as
+  // long, three or four measured the same as two (within 1%, H200), so the
+  // copies are not what bounds it. $ATTNC_CUDA_WS_STAGES asks for more (for
+  // comparisons), within what shared memory holds.
+  int64_t stages = 2;
+  if (out.warpSpecialized)
+    if (const char *env = std::getenv("ATTNC_CUDA_WS_STAGES"))
+      stages = std::clamp<int64_t>(std::atoi(env), 2, 4);
   // Hopper: 1024 bytes of slack to align the swizzled tiles; the
-  // warp-specialized kernel adds its eight mbarriers.
-  out.smemBytes = out.hopper ? 2 * (blockQ * d + 2 * blockK * d + 2 * blockK * dv) + 1024 +
-                                   (out.warpSpecialized ? 64 : 0)
+  // warp-specialized kernel adds four mbarriers per stage.
+  auto hopperBytes = [&](int64_t n) {
+    return 2 * (blockQ * d + n * blockK * d + n * blockK * dv) + 1024 +
+           (out.warpSpecialized ? 32 * n : 0);
+  };
+  constexpr int64_t kMaxSharedBytes = 227 * 1024; // sm_90's per-CTA limit
+  while (stages > 2 && hopperBytes(stages) + 4096 > kMaxSharedBytes)
+    --stages;
+  out.wsStages = static_cast<int>(stages);
+  out.smemBytes = out.hopper ? hopperBytes(stages)
                              : 2 * (blockQ * (dp + 8) + 2 * blockK * (dp + 8) +
                                     2 * blockK * (dvp + 8));
 
@@ -248,7 +264,8 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     // descriptor again, as before base-plus-offset descriptors (for
     // comparisons).
     const char *descEnv = std::getenv("ATTNC_CUDA_DESC_BASE");
-    os << "#define ATTNC_WS_PV_N " << (pvEnv && std::string(pvEnv) == "64" ? 64 : 128) << "\n"
+    os << "#define ATTNC_WS_STAGES " << out.wsStages << "\n"
+       << "#define ATTNC_WS_PV_N " << (pvEnv && std::string(pvEnv) == "64" ? 64 : 128) << "\n"
        << "#define ATTNC_WS_DESC_BASE " << (descEnv && std::string(descEnv) == "0" ? 0 : 1)
        << "\n"
        << "#define ATTNC_TRACE " << (traceEnv ? std::max(0, std::atoi(traceEnv)) : 0) << "\n"

@@ -57,6 +57,7 @@ struct CudaKernel {
   int threads = 0;         // per CTA
   int blockQ = 0, blockK = 0;
   int64_t smemBytes = 0;   // dynamic shared memory, plus one byte per key tile
+  int wsStages = 2;         // K and V ring stages of the warp-specialized kernel
   std::vector<CudaArgSlot> slots;
   bool hopper = false;     // the sm_90a warpgroup-MMA kernel
   bool warpSpecialized = false; // ... in its producer/consumer form (attn_fwd_ws.cuh)

@@ -9,7 +9,7 @@
 // One CTA of three warpgroups serves 128 query rows of one (batch, head):
 //
 //   warpgroup 0   producer: one thread copies key and value tiles into a
-//                 two-stage ring with the tensor memory accelerator (TMA:
+//                 ring of stages with the tensor memory accelerator (TMA:
 //                 cp.async.bulk.tensor through the tensor maps tmK and tmV,
 //                 which swizzle as the tensor cores read and fill rows past
 //                 the keys' end with zeros); each tile completes a
@@ -27,8 +27,9 @@
 // Keys and values have separate stages and barriers, so the key tile n+2 is
 // loading while tile n+1's values are still in use.
 //
-// Barriers (one phase per use of a stage; stage = n % 2, parity = n / 2 % 2
-// for the n-th visited tile):
+// Barriers (one phase per use of a stage; stage = n % ATTNC_ST, parity =
+// n / ATTNC_ST % 2 for the n-th visited tile; two stages unless
+// $ATTNC_CUDA_WS_STAGES asks for more):
 //   fullK/fullV[s]   the producer's arrival with the tile's byte count; the
 //                    phase completes when the copy engine has written them
 //   emptyK/emptyV[s] 256 consumer arrivals: the products reading it are done
@@ -46,6 +47,15 @@
 // would wait forever for registers.
 #define ATTNC_WS_PRODUCER_REGS 40
 #define ATTNC_WS_CONSUMER_REGS 232
+// Stages of the K and V rings (attnc sets it: 2, or $ATTNC_CUDA_WS_STAGES).
+#ifndef ATTNC_WS_STAGES
+#define ATTNC_WS_STAGES 2
+#endif
+#define ATTNC_ST ATTNC_WS_STAGES
+// The stage of the n-th visited tile and the parity of its use there
+// (unsigned: n is never negative, and the division is then a shift).
+#define ATTNC_STAGE(n) static_cast<int>(static_cast<unsigned>(n) % ATTNC_ST)
+#define ATTNC_PHASE(n) ((static_cast<unsigned>(n) / ATTNC_ST) & 1)
 // Value-dim width of one P V instruction (attnc sets it; 128 = one wgmma
 // m64n128k16 per 16 keys at Dv = 128, 64 = two m64n64k16).
 #ifndef ATTNC_WS_PV_N
@@ -99,10 +109,12 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   unsigned char *smemBase = attnc_smem + ((1024 - (attnc_smem_addr(attnc_smem) & 1023)) & 1023);
   attnc_b16 *qs = reinterpret_cast<attnc_b16 *>(smemBase);
   attnc_b16 *ks = qs + ATTNC_BM * ATTNC_D;
-  attnc_b16 *vs = ks + 2 * ATTNC_BN * ATTNC_D;
-  unsigned long long *bars = reinterpret_cast<unsigned long long *>(vs + 2 * ATTNC_BN * ATTNC_DV);
-  unsigned long long *fullK = bars, *fullV = bars + 2, *emptyK = bars + 4, *emptyV = bars + 6;
-  unsigned char *tileClass = reinterpret_cast<unsigned char *>(bars + 8);
+  attnc_b16 *vs = ks + ATTNC_ST * ATTNC_BN * ATTNC_D;
+  unsigned long long *bars =
+      reinterpret_cast<unsigned long long *>(vs + ATTNC_ST * ATTNC_BN * ATTNC_DV);
+  unsigned long long *fullK = bars, *fullV = bars + ATTNC_ST, *emptyK = bars + 2 * ATTNC_ST,
+                     *emptyV = bars + 3 * ATTNC_ST;
+  unsigned char *tileClass = reinterpret_cast<unsigned char *>(bars + 4 * ATTNC_ST);
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
 #if ATTNC_TRACE
@@ -148,7 +160,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   attnc_fill_tile_classes(a, tileClass, b, h, qTile, numQTiles, numKTiles, q0, qRows, iOffset,
                           tid);
   if (tid == 0) {
-    for (int s = 0; s < 2; ++s) {
+    for (int s = 0; s < ATTNC_ST; ++s) {
       attnc_mbar_init(fullK + s, 1);
       attnc_mbar_init(fullV + s, 1);
       attnc_mbar_init(emptyK + s, 256);
@@ -182,17 +194,17 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     const int plane = static_cast<int>(b * a.Hkv + hk);
     int n = 0;
     for (int kt = nextTile(firstTile); kt < numKTiles; kt = nextTile(kt + 1), ++n) {
-      const int st = n & 1;
-      const unsigned reuse = ((n >> 1) + 1) & 1; // parity of the stage's previous release
+      const int st = ATTNC_STAGE(n);
+      const unsigned reuse = ATTNC_PHASE(n) ^ 1; // parity of the stage's previous release
       const int j0 = kt * ATTNC_BN;
-      if (n >= 2)
+      if (n >= ATTNC_ST)
         attnc_mbar_wait(emptyK + st, reuse);
       attnc_mbar_expect(fullK + st, ATTNC_BN * ATTNC_D * 2);
 #pragma unroll
       for (int dh = 0; dh < ATTNC_D / 64; ++dh)
         attnc_tma_load(ks + st * ATTNC_BN * ATTNC_D + dh * ATTNC_BN * 64, &tmK, dh * 64, j0, plane,
                        fullK + st);
-      if (n >= 2)
+      if (n >= ATTNC_ST)
         attnc_mbar_wait(emptyV + st, reuse);
       attnc_mbar_expect(fullV + st, ATTNC_BN * ATTNC_DV * 2);
 #pragma unroll
@@ -340,9 +352,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
       int next = nextTile(kt + 1);
       if (next >= numKTiles)
         break;
-      const int st = n & 1, nst = st ^ 1;
-      attnc_mbar_wait(fullK + nst, ((n + 1) >> 1) & 1);
-      attnc_mbar_wait(fullV + st, (n >> 1) & 1);
+      const int st = ATTNC_STAGE(n), nst = ATTNC_STAGE(n + 1);
+      attnc_mbar_wait(fullK + nst, ATTNC_PHASE(n + 1));
+      attnc_mbar_wait(fullV + st, ATTNC_PHASE(n));
       attnc_turn_wait(wg);
       attnc_wgmma_fence();
       issueS(nst);
@@ -369,8 +381,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
 #if ATTNC_TRACE
     traceTiles = n + 1;
 #endif
-    const int st = n & 1;
-    attnc_mbar_wait(fullV + st, (n >> 1) & 1);
+    const int st = ATTNC_STAGE(n);
+    attnc_mbar_wait(fullV + st, ATTNC_PHASE(n));
     attnc_turn_wait(wg);
     attnc_wgmma_fence();
     issuePV(st);
