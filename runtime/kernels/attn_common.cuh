@@ -60,6 +60,25 @@ ATTNC_DEV unsigned attnc_pack_in(float lo, float hi) {
 #endif
 }
 
+/// What packing (lo, hi) into `packed` (attnc_pack_in) rounded away,
+/// packed the same way.
+ATTNC_DEV unsigned attnc_pack_rest(float lo, float hi, unsigned packed) {
+#if ATTNC_F16
+  return attnc_pack_f16x2(lo - attnc_f16_to_f32(static_cast<attnc_b16>(packed & 0xffffu)),
+                          hi - attnc_f16_to_f32(static_cast<attnc_b16>(packed >> 16)));
+#else
+  return attnc_pack_bf16x2(lo - __uint_as_float(packed << 16),
+                           hi - __uint_as_float(packed & 0xffff0000u));
+#endif
+}
+
+// Sigmoid weights are not normalized: a row's output sums all of them, and
+// rounding each to the 16-bit input type costs rows of a few hundred keys
+// more than the 2e-2 bar. Their P V runs twice, on P rounded and on the
+// rest (attnc_pack_rest), which keeps about 16 significant bits of P.
+// (ATTNC_SIGMOID is defined with the variant, after this file.)
+#define ATTNC_P_SPLIT ATTNC_SIGMOID
+
 /// c += a * b for one 16x8x16 tile (mma.sync), f32 accumulators.
 ATTNC_DEV void attnc_mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, unsigned b1) {
 #if ATTNC_F16

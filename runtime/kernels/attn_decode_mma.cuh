@@ -651,13 +651,23 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       // Per group, the weights times the keys' scales (zero for keys not
       // copied, whose scales may be anything); the codes minus 136.
       unsigned pb0[ATTNC_GROUPS_V], pb1[ATTNC_GROUPS_V];
+#if ATTNC_P_SPLIT
+      unsigned pr0[ATTNC_GROUPS_V], pr1[ATTNC_GROUPS_V]; // what rounding P left
+#endif
       const bool ok0 = full || ((valid >> j0) & 1), ok1 = full || ((valid >> j1) & 1);
 #pragma unroll
       for (int gv = 0; gv < ATTNC_GROUPS_V; ++gv) {
         const float s0 = ok0 ? VS[j0 * ATTNC_GROUPS_V + gv] : 0.f;
         const float s1 = ok1 ? VS[j1 * ATTNC_GROUPS_V + gv] : 0.f;
-        pb0[gv] = attnc_transpose8x8(attnc_pack_in(sc[ck][0] * s0, sc[ck][1] * s0));
-        pb1[gv] = attnc_transpose8x8(attnc_pack_in(sc[ck][2] * s1, sc[ck][3] * s1));
+        const float w0 = sc[ck][0] * s0, w1 = sc[ck][1] * s0;
+        const float w2 = sc[ck][2] * s1, w3 = sc[ck][3] * s1;
+        const unsigned k0 = attnc_pack_in(w0, w1), k1 = attnc_pack_in(w2, w3);
+        pb0[gv] = attnc_transpose8x8(k0);
+        pb1[gv] = attnc_transpose8x8(k1);
+#if ATTNC_P_SPLIT
+        pr0[gv] = attnc_transpose8x8(attnc_pack_rest(w0, w1, k0));
+        pr1[gv] = attnc_transpose8x8(attnc_pack_rest(w2, w3, k1));
+#endif
       }
       attnc_q4_raw_pairs(V + j0 * ATTNC_ROW, t, v0);
       attnc_q4_raw_pairs(V + j1 * ATTNC_ROW, t, v1);
@@ -671,10 +681,18 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
         const unsigned va[4] = {attnc_transpose8x8(v0[2 * u]), attnc_transpose8x8(v0[2 * u + 1]),
                                 attnc_transpose8x8(v1[2 * u]), attnc_transpose8x8(v1[2 * u + 1])};
         attnc_mma(acc[u], va, pb0[ATTNC_VTILE_GROUP(u)], pb1[ATTNC_VTILE_GROUP(u)]);
+#if ATTNC_P_SPLIT
+        attnc_mma(acc[u], va, pr0[ATTNC_VTILE_GROUP(u)], pr1[ATTNC_VTILE_GROUP(u)]);
+#endif
       }
 #else
-      const unsigned pb0 = attnc_transpose8x8(attnc_pack_in(sc[ck][0], sc[ck][1]));
-      const unsigned pb1 = attnc_transpose8x8(attnc_pack_in(sc[ck][2], sc[ck][3]));
+      const unsigned k0 = attnc_pack_in(sc[ck][0], sc[ck][1]);
+      const unsigned k1 = attnc_pack_in(sc[ck][2], sc[ck][3]);
+      const unsigned pb0 = attnc_transpose8x8(k0), pb1 = attnc_transpose8x8(k1);
+#if ATTNC_P_SPLIT
+      const unsigned pr0 = attnc_transpose8x8(attnc_pack_rest(sc[ck][0], sc[ck][1], k0));
+      const unsigned pr1 = attnc_transpose8x8(attnc_pack_rest(sc[ck][2], sc[ck][3], k1));
+#endif
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + j0 * ATTNC_ROW, VS + j0 * ATTNC_GROUPS_V, t, v0);
       attnc_row_pairs<ATTNC_D / ATTNC_GROUPS_V>(V + j1 * ATTNC_ROW, VS + j1 * ATTNC_GROUPS_V, t, v1);
       if (!full) {
@@ -692,6 +710,9 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
         const unsigned va[4] = {attnc_transpose8x8(v0[2 * u]), attnc_transpose8x8(v0[2 * u + 1]),
                                 attnc_transpose8x8(v1[2 * u]), attnc_transpose8x8(v1[2 * u + 1])};
         attnc_mma(acc[u], va, pb0, pb1);
+#if ATTNC_P_SPLIT
+        attnc_mma(acc[u], va, pr0, pr1);
+#endif
       }
 #endif
     }

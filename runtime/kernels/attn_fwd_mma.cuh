@@ -36,11 +36,6 @@
 #define ATTNC_THREADS (32 * ATTNC_WARPS)
 #endif
 #define ATTNC_BN ATTNC_BLOCK_N
-// Sigmoid weights are not normalized: a row's output sums all of them, and
-// rounding each to the 16-bit input type costs rows of a few hundred keys
-// more than the 2e-2 bar. Their P V runs twice, on P rounded and on the
-// rest (attnc_pack_rest), which keeps about 16 significant bits of P.
-#define ATTNC_P_SPLIT ATTNC_SIGMOID
 #define ATTNC_DP ((ATTNC_D + 15) / 16 * 16)
 #define ATTNC_DVP ((ATTNC_DV + 15) / 16 * 16)
 // Shared rows are padded by 16 bytes so the 8 rows one ldmatrix reads fall
@@ -336,18 +331,6 @@ ATTNC_DEV bool attnc_rescale_needed(const float (&corr)[2]) {
   return true;
 #else
   return __any_sync(0xffffffffu, (corr[0] != 1.0f) | (corr[1] != 1.0f));
-#endif
-}
-
-/// What packing (lo, hi) into `packed` (attnc_pack_in) rounded away,
-/// packed the same way.
-ATTNC_DEV unsigned attnc_pack_rest(float lo, float hi, unsigned packed) {
-#if ATTNC_F16
-  return attnc_pack_f16x2(lo - attnc_f16_to_f32(static_cast<attnc_b16>(packed & 0xffffu)),
-                          hi - attnc_f16_to_f32(static_cast<attnc_b16>(packed >> 16)));
-#else
-  return attnc_pack_bf16x2(lo - __uint_as_float(packed << 16),
-                           hi - __uint_as_float(packed & 0xffff0000u));
 #endif
 }
 
