@@ -8,11 +8,12 @@
 //                     mean key, into f32 scratch [B, Hkv, KB, D];
 //   ATTNC_TOPK_SELECT one CTA per (ATTNC_TOPK_CHUNK query blocks, query head,
 //                     batch): each block's mean query, its dot with every
-//                     candidate key block, and the top_k by rank (fewer than
-//                     top_k better, ties to the lower block), into the table
-//                     [B, Hq, QB, KB] of int32 the mask reads. Small chunks
-//                     keep several CTAs on every SM: each phase waits on
-//                     memory or shared memory, not on arithmetic.
+//                     candidate key block, and the top_k (the highest
+//                     scores, ties to the lower block: the blocks that
+//                     fewer than top_k beat), into the table [B, Hq, QB, KB]
+//                     of int32 the mask reads. Small chunks keep several
+//                     CTAs on every SM: each phase waits on memory or shared
+//                     memory, not on arithmetic.
 //
 // The CPU computes the same in runtime/src/TopKSelect.cpp.
 
@@ -57,19 +58,42 @@ extern "C" __global__ void __launch_bounds__(ATTNC_TOPK_THREADS)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int warps = ATTNC_TOPK_THREADS / 32;
 
-  // Mean query of each block of the chunk (rows at positions r + offset).
+  // Mean query of each block of the chunk (rows at positions r + offset):
+  // a thread per (block, feature pair), 4-byte loads, 16 rows in flight.
+  // Every phase of this kernel waits on latency, so each keeps as many
+  // independent loads going as it can.
   const attnc_b16 *q = a.q + ((b * a.Hq + h) * a.S) * ATTNC_D;
-  for (int n = threadIdx.x; n < nq * ATTNC_D; n += ATTNC_TOPK_THREADS) {
-    const long long qb = qb0 + n / ATTNC_D;
-    const int d = n % ATTNC_D;
+  const bool pairs = ATTNC_D % 2 == 0 && (reinterpret_cast<unsigned long long>(a.q) & 3) == 0;
+  const int perBlock = pairs ? ATTNC_D / 2 : ATTNC_D;
+  for (int n = threadIdx.x; n < nq * perBlock; n += ATTNC_TOPK_THREADS) {
+    const long long qb = qb0 + n / perBlock;
+    const int d = pairs ? 2 * (n % perBlock) : n % perBlock;
     long long rLo = qb * ATTNC_TOPK_BQ - offset, rHi = rLo + ATTNC_TOPK_BQ;
     rLo = rLo < 0 ? 0 : rLo;
     rHi = rHi < a.S ? rHi : a.S;
-    float sum = 0.f;
-#pragma unroll 8
-    for (long long r = rLo; r < rHi; ++r)
-      sum += attnc_topk_load(q, r * ATTNC_D + d);
-    pq[n] = rHi > rLo ? sum / static_cast<float>(rHi - rLo) : 0.f;
+    float sum0 = 0.f, sum1 = 0.f;
+    if (pairs) {
+#pragma unroll 16
+      for (long long r = rLo; r < rHi; ++r) {
+        const unsigned w = *reinterpret_cast<const unsigned *>(q + r * ATTNC_D + d);
+#if ATTNC_F16
+        sum0 += attnc_f16_to_f32(static_cast<attnc_b16>(w & 0xffffu));
+        sum1 += attnc_f16_to_f32(static_cast<attnc_b16>(w >> 16));
+#else
+        sum0 += __uint_as_float(w << 16);
+        sum1 += __uint_as_float(w & 0xffff0000u);
+#endif
+      }
+    } else {
+#pragma unroll 16
+      for (long long r = rLo; r < rHi; ++r)
+        sum0 += attnc_topk_load(q, r * ATTNC_D + d);
+    }
+    const float inv = rHi > rLo ? 1.f / static_cast<float>(rHi - rLo) : 0.f;
+    const int at = static_cast<int>(qb - qb0) * ATTNC_D + d;
+    pq[at] = sum0 * inv;
+    if (pairs)
+      pq[at + 1] = sum1 * inv;
   }
   __syncthreads();
 
@@ -81,34 +105,45 @@ extern "C" __global__ void __launch_bounds__(ATTNC_TOPK_THREADS)
     kbEnd = last < KB ? last : KB;
   }
 #endif
-  // Scores: one warp per key block, lanes over the features.
+  // Scores: a thread per key block, its mean key read in runs of 32
+  // features (all of a run's loads in flight together), every query block's
+  // mean read from shared memory at the same address by the whole warp.
   const float *pkBase = pooled + ((b * a.Hkv + hk) * KB) * ATTNC_D;
-  for (long long kb = warp; kb < kbEnd; kb += warps) {
-    float key[(ATTNC_D + 31) / 32];
+  constexpr int kRun = 32;
+  for (long long kb = threadIdx.x; kb < kbEnd; kb += ATTNC_TOPK_THREADS) {
+    float dot[ATTNC_TOPK_CHUNK];
 #pragma unroll
-    for (int m = 0; m < (ATTNC_D + 31) / 32; ++m) {
-      int d = lane + 32 * m;
-      key[m] = d < ATTNC_D ? pkBase[kb * ATTNC_D + d] : 0.f;
-    }
-    for (int qi = 0; qi < nq; ++qi) {
-      float dot = 0.f;
+    for (int qi = 0; qi < ATTNC_TOPK_CHUNK; ++qi)
+      dot[qi] = 0.f;
+    const float *key = pkBase + kb * ATTNC_D;
+    for (int d0 = 0; d0 < ATTNC_D; d0 += kRun) {
+      float kv[kRun];
 #pragma unroll
-      for (int m = 0; m < (ATTNC_D + 31) / 32; ++m) {
-        int d = lane + 32 * m;
-        if (d < ATTNC_D)
-          dot += pq[qi * ATTNC_D + d] * key[m];
+      for (int e = 0; e < kRun; ++e)
+        kv[e] = d0 + e < ATTNC_D ? key[d0 + e] : 0.f;
+#pragma unroll
+      for (int qi = 0; qi < ATTNC_TOPK_CHUNK; ++qi) {
+        if (qi >= nq)
+          break;
+#pragma unroll
+        for (int e = 0; e < kRun; ++e)
+          if (d0 + e < ATTNC_D)
+            dot[qi] += pq[qi * ATTNC_D + d0 + e] * kv[e];
       }
-#pragma unroll
-      for (int s = 16; s > 0; s >>= 1)
-        dot += __shfl_xor_sync(0xffffffffu, dot, s);
-      if (lane == 0)
-        score[qi * KB + kb] = dot;
     }
+#pragma unroll
+    for (int qi = 0; qi < ATTNC_TOPK_CHUNK; ++qi)
+      if (qi < nq)
+        score[qi * KB + kb] = dot[qi];
   }
   __syncthreads();
 
-  // Top-k by rank: per query block, every thread ranks its key blocks.
-  for (int qi = 0; qi < nq; ++qi) {
+  // Top-k: a warp per query block takes the best candidate top_k times (the
+  // highest score, ties to the lower block), marking each one taken by
+  // overwriting its score with NaN, which no later round picks. Then every
+  // candidate marked is chosen. (A score that was NaN already counts as
+  // chosen, as in a rank count, where nothing beats it.)
+  for (int qi = warp; qi < nq; qi += warps) {
     const long long qb = qb0 + qi;
     long long candidates = KB;
 #if ATTNC_TOPK_CAUSAL
@@ -117,18 +152,31 @@ extern "C" __global__ void __launch_bounds__(ATTNC_TOPK_THREADS)
       candidates = last < KB ? last : KB;
     }
 #endif
-    int *row = const_cast<int *>(a.ATTNC_TOPK_TABLE) + ((b * a.Hq + h) * QB + qb) * KB;
-    const float *s = score + qi * KB;
-    for (long long kb = threadIdx.x; kb < KB; kb += ATTNC_TOPK_THREADS) {
-      int chosen = 0;
-      if (kb < candidates) {
-        const float mine = s[kb];
-        long long better = 0;
-        for (long long o = 0; o < candidates && better < ATTNC_TOPK_K; ++o)
-          better += s[o] > mine || (s[o] == mine && o < kb);
-        chosen = better < ATTNC_TOPK_K;
+    float *s = score + qi * KB;
+    for (int round = 0; round < ATTNC_TOPK_K; ++round) {
+      float best = 0.f;
+      long long bestAt = -1;
+      for (long long kb = lane; kb < candidates; kb += 32) {
+        const float v = s[kb];
+        if (v == v && (bestAt < 0 || v > best))
+          best = v, bestAt = kb; // kb rises, so an equal score keeps the lower block
       }
-      row[kb] = chosen;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const float ov = __shfl_xor_sync(0xffffffffu, best, o);
+        const long long oAt = __shfl_xor_sync(0xffffffffu, bestAt, o);
+        const bool take = oAt >= 0 && (bestAt < 0 || ov > best || (ov == best && oAt < bestAt));
+        best = take ? ov : best;
+        bestAt = take ? oAt : bestAt;
+      }
+      if (bestAt < 0)
+        break; // fewer candidates than top_k: all are taken
+      if (lane == 0)
+        s[bestAt] = __int_as_float(0x7fc00000);
+      __syncwarp();
     }
+    int *row = const_cast<int *>(a.ATTNC_TOPK_TABLE) + ((b * a.Hq + h) * QB + qb) * KB;
+    for (long long kb = lane; kb < KB; kb += 32)
+      row[kb] = kb < candidates && s[kb] != s[kb];
   }
 }
