@@ -45,7 +45,7 @@ def main():
         c = dict(case=case, N=N, D=D, B=max(1, g.TOKENS // N), H=H, KV=8 if case == "gqa" else H)
         q, k, v, extra = g.make_inputs(c, dev, 0)
         tensors = [q, k, v] + [extra[n] for n in g.EXTRAS.get(case, [])]
-        pairs = g.visible_pairs(c, extra.get("doc"))
+        pairs = g.visible_pairs(c, extra.get("doc", extra.get("sel")))
         flops = 4 * D * pairs * c["H"]
         first = None
         for var in variants:

@@ -121,6 +121,18 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // without a mask: with mask code its 128-register cap would spill.
   if (out.warpSpecialized || (out.hopper && d == 64 && op.getMask().empty()))
     blockK = 128;
+  // A top-k selection of key blocks of 64 or fewer keys: 64-key tiles, so a
+  // picked 64-key block is one tile, not half of a masked 128-key one (MoBA
+  // picks blocks of 64). $ATTNC_CUDA_WS_BLOCK_K=64|128 overrides it (for
+  // comparisons).
+  if (out.warpSpecialized) {
+    for (BlockArgument arg : fn.getArguments())
+      if (auto params = fn.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "attn.topk"))
+        if (params.size() == 4 && cast<IntegerAttr>(params[2]).getInt() <= 64)
+          blockK = 64;
+    if (const char *env = std::getenv("ATTNC_CUDA_WS_BLOCK_K"))
+      blockK = std::string(env) == "64" ? 64 : 128;
+  }
   out.entry = "attnc_" + fn.getSymName().str();
   out.threads = out.warpSpecialized ? 384 : static_cast<int>(2 * blockQ / mTiles);
   out.blockQ = static_cast<int>(blockQ);

@@ -272,7 +272,11 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     for (int kk = 0; kk < ATTNC_D / 16; ++kk) {
       unsigned long long qd = ATTNC_Q_DESC((kk >> 2) * (ATTNC_BM * 128) + (kk & 3) * 32);
       unsigned long long kd = ATTNC_K_DESC(st, (kk >> 2) * (ATTNC_BN * 128) + (kk & 3) * 32);
+#if ATTNC_BN == 128
       attnc_wgmma_ss128(s, qd, kd, kk > 0);
+#else
+      attnc_wgmma_ss(s, qd, kd, kk > 0);
+#endif
     }
     attnc_wgmma_commit();
   };
