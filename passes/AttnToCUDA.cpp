@@ -261,7 +261,7 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // every tile (for comparisons).
   int rescaleSlack = out.warpSpecialized && dv >= 128 ? 8 : -1;
   if (const char *env = std::getenv("ATTNC_CUDA_RESCALE_SLACK"))
-    rescaleSlack = std::clamp(std::atoi(env), -1, 16);
+    rescaleSlack = std::clamp(std::atoi(env), -1, 12); // f16 holds weights up to 2^12
   os << "#define ATTNC_RESCALE_SLACK " << rescaleSlack << "\n";
   os << kAttnFwdMmaCuh;
   // $ATTNC_NVRTC_OPTIONS (extra NVRTC options, for compile-time

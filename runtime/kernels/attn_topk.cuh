@@ -89,11 +89,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_TOPK_THREADS)
       for (long long r = rLo; r < rHi; ++r)
         sum0 += attnc_topk_load(q, r * ATTNC_D + d);
     }
-    const float inv = rHi > rLo ? 1.f / static_cast<float>(rHi - rLo) : 0.f;
+    // Divided, not multiplied by 1 / n: the CPU's selection (TopKSelect.cpp)
+    // rounds the same way, so near ties go the same way on both.
+    const float rows = static_cast<float>(rHi - rLo);
     const int at = static_cast<int>(qb - qb0) * ATTNC_D + d;
-    pq[at] = sum0 * inv;
+    pq[at] = rHi > rLo ? sum0 / rows : 0.f;
     if (pairs)
-      pq[at + 1] = sum1 * inv;
+      pq[at + 1] = rHi > rLo ? sum1 / rows : 0.f;
   }
   __syncthreads();
 

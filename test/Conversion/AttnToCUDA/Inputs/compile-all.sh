@@ -15,6 +15,17 @@ for spec in "$root"/examples/*.attn; do
     fi
   done
 done
+# Inputs that reach template paths no example does: sigmoid weights split
+# in two (prefill and paged decode), 64-key tiles for 16-key top-k blocks.
+for spec in sigmoid_causal paged_sigmoid topk_gqa_end; do
+  for arch in sm_90a sm_80; do
+    if ! "$attnc" "$root"/test/Integration/cpu/Inputs/$spec.attn --emit=cubin --arch=$arch \
+        -o /dev/null; then
+      echo "FAIL $spec $arch"
+      status=1
+    fi
+  done
+done
 # Symbolic head dims, D != Dv.
 if ! "$attnc" "$root"/test/Integration/cpu/Inputs/masked_rows.attn --emit=cubin --dtype=f16 \
     -D D=96 -D E=40 --arch=sm_80 -o /dev/null; then
