@@ -50,6 +50,18 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     return emitError(op.getLoc(), "the CUDA target takes bf16 or f16 q, k and v (the tensor cores' "
                         "types); this spec has f32: convert the inputs, or pass --dtype=bf16");
   int64_t d = qType.getDimSize(3), dv = oType.getDimSize(3);
+  // A top-k block selection: its table is a hidden argument the two
+  // selection kernels fill (attn-materialize-topk), whose attribute holds
+  // [top_k, block_q, block_k, causal].
+  int topkArg = -1;
+  ArrayAttr topkParams;
+  for (BlockArgument arg : fn.getArguments())
+    if (auto params = fn.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "attn.topk");
+        params && params.size() == 4) {
+      topkArg = static_cast<int>(arg.getArgNumber());
+      topkParams = params;
+    }
+  auto topkParam = [&](int n) { return cast<IntegerAttr>(topkParams[n]).getInt(); };
   std::optional<KVQuant> quant = op.getKvQuant();
   if (op.isPaged()) {
     // The decode kernel copies rows in 16-byte pieces; eight lanes share a
@@ -126,10 +138,8 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // picks blocks of 64). $ATTNC_CUDA_WS_BLOCK_K=64|128 overrides it (for
   // comparisons).
   if (out.warpSpecialized) {
-    for (BlockArgument arg : fn.getArguments())
-      if (auto params = fn.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "attn.topk"))
-        if (params.size() == 4 && cast<IntegerAttr>(params[2]).getInt() <= 64)
-          blockK = 64;
+    if (topkParams && topkParam(2) <= 64)
+      blockK = 64;
     if (const char *env = std::getenv("ATTNC_CUDA_WS_BLOCK_K"))
       blockK = std::string(env) == "64" ? 64 : 128;
   }
@@ -285,26 +295,21 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
        << "#define ATTNC_TRACE " << (traceEnv ? std::max(0, std::atoi(traceEnv)) : 0) << "\n"
        << kAttnFwdWsCuh;
   }
-  // A top-k block selection: its table is a hidden argument the two
-  // selection kernels fill (attn-materialize-topk).
-  for (BlockArgument arg : fn.getArguments()) {
-    auto params = fn.getArgAttrOfType<ArrayAttr>(arg.getArgNumber(), "attn.topk");
-    if (!params || params.size() != 4)
-      continue;
-    auto param = [&](int n) { return cast<IntegerAttr>(params[n]).getInt(); };
+  // The selection kernels of a top-k block selection.
+  if (topkParams) {
     out.topk = true;
-    out.topkArg = static_cast<int>(arg.getArgNumber());
-    out.topkBlockQ = param(1);
-    out.topkBlockK = param(2);
+    out.topkArg = topkArg;
+    out.topkBlockQ = topkParam(1);
+    out.topkBlockK = topkParam(2);
     os << "\n#define ATTNC_TOPK_POOL " << out.entry << "_topk_pool\n"
        << "#define ATTNC_TOPK_SELECT " << out.entry << "_topk\n"
-       << "#define ATTNC_TOPK_TABLE x" << arg.getArgNumber() << "\n"
-       << "#define ATTNC_TOPK_TABLE_d2 x" << arg.getArgNumber() << "_d2\n"
-       << "#define ATTNC_TOPK_TABLE_d3 x" << arg.getArgNumber() << "_d3\n"
-       << "#define ATTNC_TOPK_K " << param(0) << "\n"
-       << "#define ATTNC_TOPK_BQ " << param(1) << "\n"
-       << "#define ATTNC_TOPK_BK " << param(2) << "\n"
-       << "#define ATTNC_TOPK_CAUSAL " << param(3) << "\n"
+       << "#define ATTNC_TOPK_TABLE x" << topkArg << "\n"
+       << "#define ATTNC_TOPK_TABLE_d2 x" << topkArg << "_d2\n"
+       << "#define ATTNC_TOPK_TABLE_d3 x" << topkArg << "_d3\n"
+       << "#define ATTNC_TOPK_K " << topkParam(0) << "\n"
+       << "#define ATTNC_TOPK_BQ " << topkParam(1) << "\n"
+       << "#define ATTNC_TOPK_BK " << topkParam(2) << "\n"
+       << "#define ATTNC_TOPK_CAUSAL " << topkParam(3) << "\n"
        << "#define ATTNC_TOPK_CHUNK " << out.topkChunk << "\n";
     os << kAttnTopkCuh;
   }

@@ -334,6 +334,24 @@ ATTNC_DEV bool attnc_rescale_needed(const float (&corr)[2]) {
 #endif
 }
 
+/// P's A fragment for keys [16 kk, 16 kk + 16) of a row tile: the
+/// accumulator layout of S's two adjacent 8-key columns is the fragment's
+/// layout, packed in the input type. With ATTNC_P_SPLIT, `rest` gets what
+/// the packing rounded away.
+ATTNC_DEV void attnc_pack_p(const float (&s)[ATTNC_BN / 8][4], int kk, unsigned (&p)[4]) {
+  p[0] = attnc_pack_in(s[2 * kk][0], s[2 * kk][1]);
+  p[1] = attnc_pack_in(s[2 * kk][2], s[2 * kk][3]);
+  p[2] = attnc_pack_in(s[2 * kk + 1][0], s[2 * kk + 1][1]);
+  p[3] = attnc_pack_in(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+}
+ATTNC_DEV void attnc_pack_p_rest(const float (&s)[ATTNC_BN / 8][4], int kk,
+                                 const unsigned (&p)[4], unsigned (&rest)[4]) {
+  rest[0] = attnc_pack_rest(s[2 * kk][0], s[2 * kk][1], p[0]);
+  rest[1] = attnc_pack_rest(s[2 * kk][2], s[2 * kk][3], p[1]);
+  rest[2] = attnc_pack_rest(s[2 * kk + 1][0], s[2 * kk + 1][1], p[2]);
+  rest[3] = attnc_pack_rest(s[2 * kk + 1][2], s[2 * kk + 1][3], p[3]);
+}
+
 /// EMPTY, FULL or PARTIAL for key tile `kt` of the query tile at row `q0`
 /// (`qRows` rows). Tiles past either end are PARTIAL: they need bounds checks.
 ATTNC_DEV int attnc_classify(const AttncArgs &a, long long b, long long h, long long q0,
@@ -627,20 +645,14 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
 #pragma unroll
       for (int kk = 0; kk < ATTNC_BN / 16; ++kk) {
         unsigned pa[4];
-        pa[0] = attnc_pack_in(s[0][2 * kk][0], s[0][2 * kk][1]);
-        pa[1] = attnc_pack_in(s[0][2 * kk][2], s[0][2 * kk][3]);
-        pa[2] = attnc_pack_in(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1]);
-        pa[3] = attnc_pack_in(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3]);
+        attnc_pack_p(s[0], kk, pa);
 #pragma unroll
         for (int dh = 0; dh < ATTNC_DV / 64; ++dh)
           attnc_wgmma_rs(&o[0][dh * 8], pa,
                          attnc_desc(vbb + dh * (ATTNC_BN * 128) + kk * 16 * 128));
 #if ATTNC_P_SPLIT
         unsigned pr[4];
-        pr[0] = attnc_pack_rest(s[0][2 * kk][0], s[0][2 * kk][1], pa[0]);
-        pr[1] = attnc_pack_rest(s[0][2 * kk][2], s[0][2 * kk][3], pa[1]);
-        pr[2] = attnc_pack_rest(s[0][2 * kk + 1][0], s[0][2 * kk + 1][1], pa[2]);
-        pr[3] = attnc_pack_rest(s[0][2 * kk + 1][2], s[0][2 * kk + 1][3], pa[3]);
+        attnc_pack_p_rest(s[0], kk, pa, pr);
 #pragma unroll
         for (int dh = 0; dh < ATTNC_DV / 64; ++dh)
           attnc_wgmma_rs(&o[0][dh * 8], pr,
@@ -657,21 +669,13 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
     for (int kk = 0; kk < ATTNC_BN / 16; ++kk) {
       unsigned pa[ATTNC_MT][4];
 #pragma unroll
-      for (int mt = 0; mt < ATTNC_MT; ++mt) {
-        pa[mt][0] = attnc_pack_in(s[mt][2 * kk][0], s[mt][2 * kk][1]);
-        pa[mt][1] = attnc_pack_in(s[mt][2 * kk][2], s[mt][2 * kk][3]);
-        pa[mt][2] = attnc_pack_in(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1]);
-        pa[mt][3] = attnc_pack_in(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3]);
-      }
+      for (int mt = 0; mt < ATTNC_MT; ++mt)
+        attnc_pack_p(s[mt], kk, pa[mt]);
 #if ATTNC_P_SPLIT
       unsigned pr[ATTNC_MT][4];
 #pragma unroll
-      for (int mt = 0; mt < ATTNC_MT; ++mt) {
-        pr[mt][0] = attnc_pack_rest(s[mt][2 * kk][0], s[mt][2 * kk][1], pa[mt][0]);
-        pr[mt][1] = attnc_pack_rest(s[mt][2 * kk][2], s[mt][2 * kk][3], pa[mt][1]);
-        pr[mt][2] = attnc_pack_rest(s[mt][2 * kk + 1][0], s[mt][2 * kk + 1][1], pa[mt][2]);
-        pr[mt][3] = attnc_pack_rest(s[mt][2 * kk + 1][2], s[mt][2 * kk + 1][3], pa[mt][3]);
-      }
+      for (int mt = 0; mt < ATTNC_MT; ++mt)
+        attnc_pack_p_rest(s[mt], kk, pa[mt], pr[mt]);
 #endif
 #pragma unroll
       for (int dt2 = 0; dt2 < ATTNC_DVP / 16; ++dt2) {

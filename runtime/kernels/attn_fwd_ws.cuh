@@ -314,15 +314,9 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   auto packP = [&]() {
 #pragma unroll
     for (int kk = 0; kk < ATTNC_BN / 16; ++kk) {
-      p[kk][0] = attnc_pack_in(s[2 * kk][0], s[2 * kk][1]);
-      p[kk][1] = attnc_pack_in(s[2 * kk][2], s[2 * kk][3]);
-      p[kk][2] = attnc_pack_in(s[2 * kk + 1][0], s[2 * kk + 1][1]);
-      p[kk][3] = attnc_pack_in(s[2 * kk + 1][2], s[2 * kk + 1][3]);
+      attnc_pack_p(s, kk, p[kk]);
 #if ATTNC_P_SPLIT
-      pRest[kk][0] = attnc_pack_rest(s[2 * kk][0], s[2 * kk][1], p[kk][0]);
-      pRest[kk][1] = attnc_pack_rest(s[2 * kk][2], s[2 * kk][3], p[kk][1]);
-      pRest[kk][2] = attnc_pack_rest(s[2 * kk + 1][0], s[2 * kk + 1][1], p[kk][2]);
-      pRest[kk][3] = attnc_pack_rest(s[2 * kk + 1][2], s[2 * kk + 1][3], p[kk][3]);
+      attnc_pack_p_rest(s, kk, p[kk], pRest[kk]);
 #endif
     }
   };
