@@ -35,6 +35,24 @@ using namespace attnc;
 using namespace attnc::attn;
 using namespace attnc::cuda_emit;
 
+/// Whether a region computes from its arguments and constants alone: it
+/// reads no tensor and uses no value from outside (a param, a size).
+static bool computesFromPositions(Region &region) {
+  WalkResult walk = region.walk([&](Operation *o) {
+    if (isa<ReadOp, ListedOp, memref::LoadOp>(o))
+      return WalkResult::interrupt();
+    for (Value v : o->getOperands()) {
+      if (region.isAncestor(v.getParentRegion()))
+        continue;
+      Operation *def = v.getDefiningOp();
+      if (!def || !def->hasTrait<OpTrait::ConstantLike>())
+        return WalkResult::interrupt();
+    }
+    return WalkResult::advance();
+  });
+  return !walk.wasInterrupted();
+}
+
 LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel &out,
                                     bool warpSpecialized) {
   AttentionOp op;
@@ -143,8 +161,33 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     if (const char *env = std::getenv("ATTNC_CUDA_WS_BLOCK_K"))
       blockK = std::string(env) == "64" ? 64 : 128;
   }
+  // Consumer warpgroups of the warp-specialized kernel, 64 query rows each.
+  // At D = 64 a tile's products take half as long as at D = 128 while its
+  // softmax is as long, so a third consumer (192-row tiles) keeps the tensor
+  // cores busy while two run their softmax: dense +20%, causal +10% at N =
+  // 16384 on the H200. Its consumers have 160 registers, room for a mask or
+  // score that computes from positions alone; ones that read tensors or
+  // params spilled (the window, documents: 9% and 24% slower; a low-rank
+  // bias took NVRTC 110 s), and so did sigmoid's split P. Masked rows
+  // shorter than 4096 keep two: a 192-row tile wastes more at the diagonal
+  // and the ragged end (causal N = 1024: 11% slower).
+  // $ATTNC_CUDA_WS_CONSUMERS=2|3 overrides it where the registers could
+  // hold it (for comparisons).
+  int consumers = 2;
+  if (out.warpSpecialized) {
+    bool threeFit = d == 64 && dv == 64 && op.getKernel() != KernelKind::sigmoid;
+    int64_t qLen = qType.getDimSize(2);
+    bool shortMasked = !op.getMask().empty() && !ShapedType::isDynamic(qLen) && qLen < 4096;
+    if (threeFit && !topkParams && computesFromPositions(op.getMask()) &&
+        computesFromPositions(op.getScore()) && !shortMasked)
+      consumers = 3;
+    if (const char *env = std::getenv("ATTNC_CUDA_WS_CONSUMERS"))
+      consumers = std::string(env) == "3" && threeFit ? 3 : 2;
+    blockQ = 64 * consumers;
+  }
   out.entry = "attnc_" + fn.getSymName().str();
-  out.threads = out.warpSpecialized ? 384 : static_cast<int>(2 * blockQ / mTiles);
+  out.threads = out.warpSpecialized ? 128 * (consumers + 1)
+                                    : static_cast<int>(2 * blockQ / mTiles);
   out.blockQ = static_cast<int>(blockQ);
   out.blockK = static_cast<int>(blockK);
   int64_t dp = (d + 15) / 16 * 16, dvp = (dv + 15) / 16 * 16;
@@ -233,8 +276,10 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
      << "#define ATTNC_BLOCK_M " << blockQ << "\n"
      << "#define ATTNC_MTILES " << mTiles << "\n"
      << "#define ATTNC_WGMMA " << (out.hopper ? 1 : 0) << "\n"
-     << "#define ATTNC_WS " << (out.warpSpecialized ? 1 : 0) << "\n"
-     << "#define ATTNC_BLOCK_N " << blockK << "\n"
+     << "#define ATTNC_WS " << (out.warpSpecialized ? 1 : 0) << "\n";
+  if (out.warpSpecialized)
+    os << "#define ATTNC_WS_CONSUMERS " << consumers << "\n";
+  os << "#define ATTNC_BLOCK_N " << blockK << "\n"
      << "#define ATTNC_SCALE " << floatLiteral(scale) << "\n";
   emitVariantDefines(op, os);
   os << "#define ATTNC_HAS_TILE_CLASS " << (hasTileClass ? 1 : 0) << "\n"

@@ -31,7 +31,9 @@
 #define ATTNC_MT ATTNC_MTILES
 #define ATTNC_WARPS (ATTNC_BM / (16 * ATTNC_MT))
 #if ATTNC_WS
-#define ATTNC_THREADS 384 // a producer and two consumer warpgroups (attn_fwd_ws.cuh)
+// A producer warpgroup and ATTNC_WS_CONSUMERS consumers of 64 rows each
+// (attn_fwd_ws.cuh).
+#define ATTNC_THREADS (128 * (ATTNC_WS_CONSUMERS + 1))
 #else
 #define ATTNC_THREADS (32 * ATTNC_WARPS)
 #endif

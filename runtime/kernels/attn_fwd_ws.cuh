@@ -6,7 +6,8 @@
 //
 // The sm_90a kernel, appended after attn_fwd_mma.cuh (whose helpers it uses:
 // the wgmma wrappers, attnc_weights, attnc_classify, the swizzled tile copy).
-// One CTA of three warpgroups serves 128 query rows of one (batch, head):
+// One CTA of 1 + ATTNC_WS_CONSUMERS warpgroups serves 64 query rows per
+// consumer of one (batch, head):
 //
 //   warpgroup 0   producer: one thread copies key and value tiles into a
 //                 ring of stages with the tensor memory accelerator (TMA:
@@ -15,11 +16,10 @@
 //                 the keys' end with zeros); each tile completes a
 //                 transaction count on an mbarrier. The warpgroup keeps few
 //                 registers (setmaxnreg.dec).
-//   warpgroups 1, 2
-//                 consumers, 64 query rows each, all the registers the others
-//                 give up: S = Q K^T (wgmma m64n128k16), the variant's mask,
-//                 score and online softmax in registers, O += P V (wgmma with
-//                 P from registers).
+//   warpgroups 1.. consumers (two; three at D = 64), 64 query rows each, all
+//                 the registers the producer gives up: S = Q K^T (wgmma
+//                 m64n128k16), the variant's mask, score and online softmax
+//                 in registers, O += P V (wgmma with P from registers).
 //
 // Inside each consumer the products of consecutive tiles overlap its
 // softmax: it issues S(n+1) = Q K(n+1)^T and O += P(n) V(n) together, waits
@@ -32,7 +32,8 @@
 // $ATTNC_CUDA_WS_STAGES asks for more):
 //   fullK/fullV[s]   the producer's arrival with the tile's byte count; the
 //                    phase completes when the copy engine has written them
-//   emptyK/emptyV[s] 256 consumer arrivals: the products reading it are done
+//   emptyK/emptyV[s] an arrival per consumer thread: the products reading it
+//                    are done
 //
 // TMA writes through the async proxy, the proxy wgmma reads through, so no
 // proxy fence is needed between them. (A first version copied with cp.async
@@ -42,11 +43,21 @@
 //
 //===----------------------------------------------------------------------===//
 
-// 128 x 40 + 256 x 232 = 64512 registers, all the CTA launches with (168
-// per thread): with a higher producer cap the consumers' setmaxnreg.inc
-// would wait forever for registers.
+// Two consumers: 128 x 40 + 256 x 232 = 64512 registers, all the CTA
+// launches with (168 per thread); three: 128 x 32 + 384 x 160 = 65536 (128
+// per thread). With higher caps the consumers' setmaxnreg.inc would wait
+// forever for registers.
+#ifndef ATTNC_WS_CONSUMERS
+#define ATTNC_WS_CONSUMERS 2
+#endif
+#define ATTNC_NC ATTNC_WS_CONSUMERS
+#if ATTNC_NC == 3
+#define ATTNC_WS_PRODUCER_REGS 32
+#define ATTNC_WS_CONSUMER_REGS 160
+#else
 #define ATTNC_WS_PRODUCER_REGS 40
 #define ATTNC_WS_CONSUMER_REGS 232
+#endif
 // Stages of the K and V rings (attnc sets it: 2, or $ATTNC_CUDA_WS_STAGES).
 #ifndef ATTNC_WS_STAGES
 #define ATTNC_WS_STAGES 2
@@ -76,13 +87,18 @@ ATTNC_DEV void attnc_tma_load(void *dst, const attnc_tmap *map, int c0, int c1, 
                "r"(attnc_smem_addr(bar))
                : "memory");
 }
-/// Named barriers 1 and 2 (0 is __syncthreads) order the two consumers'
-/// matrix products: each waits for its turn, issues, and passes the turn on.
+/// Named barriers 1 .. ATTNC_NC (0 is __syncthreads) order the consumers'
+/// matrix products in a ring: each waits for its turn, issues, and passes
+/// the turn to the next.
 ATTNC_DEV void attnc_turn_wait(int wg) {
   asm volatile("bar.sync %0, 256;\n" ::"r"(1 + wg) : "memory");
 }
 ATTNC_DEV void attnc_turn_pass(int wg) {
-  asm volatile("bar.arrive %0, 256;\n" ::"r"(2 - wg) : "memory");
+  asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (wg + 1) % ATTNC_NC) : "memory");
+}
+/// Named barrier ATTNC_NC + 1 + wg: the 128 threads of consumer wg.
+ATTNC_DEV void attnc_consumer_sync(int wg) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(ATTNC_NC + 1 + wg) : "memory");
 }
 ATTNC_DEV void attnc_wgmma_wait_one() {
   asm volatile("wgmma.wait_group.sync.aligned 1;\n" ::: "memory");
@@ -163,8 +179,8 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     for (int s = 0; s < ATTNC_ST; ++s) {
       attnc_mbar_init(fullK + s, 1);
       attnc_mbar_init(fullV + s, 1);
-      attnc_mbar_init(emptyK + s, 256);
-      attnc_mbar_init(emptyV + s, 256);
+      attnc_mbar_init(emptyK + s, 128 * ATTNC_NC);
+      attnc_mbar_init(emptyV + s, 128 * ATTNC_NC);
     }
     attnc_fence_proxy_async(); // the copy engine sees the initialized barriers
   }
@@ -222,11 +238,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
   attnc_visited_range(tileClass, numKTiles, firstTile, lastTile);
   const int cw = warp - 4;                 // warp among the consumers
   // This warpgroup's rows of Q: every thread's copies done, visible to the
-  // tensor cores (async proxy), then the warpgroup's named barrier (3, 4;
-  // 1 and 2 pass the turns below).
+  // tensor cores (async proxy), then the warpgroup's named barrier.
   attnc_cp_async_wait_all();
   attnc_fence_proxy_async();
-  asm volatile("bar.sync %0, 128;\n" ::"r"(3 + (cw >> 2)) : "memory");
+  attnc_consumer_sync(cw >> 2);
   ATTNC_STAMP(2);
   const long long r0 = q0 + cw * 16;       // this warp's first row
   const unsigned char *qb = reinterpret_cast<const unsigned char *>(qs) + (cw >> 2) * 64 * 128;
@@ -321,15 +336,16 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     }
   };
 
-  // Ping-pong: the two consumers take turns to issue their products, so one
-  // runs its softmax while the tensor cores serve the other. The first turn
-  // is consumer 0's; consumer 1 does not pass on its last turn, which leaves
-  // both barriers balanced.
+  // Ping-pong: the consumers take turns to issue their products, so the
+  // others run their softmax while the tensor cores serve one. The first
+  // turn is consumer 0's (the last one passes it on before its first turn);
+  // the last does not pass on its last turn, which leaves every barrier
+  // balanced (all consumers take the same number of turns).
   const int wg = cw >> 2;
   int kt = nextTile(firstTile);
   if (kt < numKTiles) {
     float corr[2];
-    if (wg == 1)
+    if (wg == ATTNC_NC - 1)
       attnc_turn_pass(wg);
     attnc_mbar_wait(fullK, 0);
     attnc_turn_wait(wg);
@@ -384,7 +400,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     attnc_turn_wait(wg);
     attnc_wgmma_fence();
     issuePV(st);
-    if (wg == 0)
+    if (wg != ATTNC_NC - 1)
       attnc_turn_pass(wg);
     attnc_wgmma_wait();
     attnc_mbar_arrive(emptyV + st);
@@ -448,7 +464,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     }
   }
 #if ATTNC_STAGE_O
-  asm volatile("bar.sync %0, 128;\n" ::"r"(3 + wg) : "memory");
+  attnc_consumer_sync(wg);
   {
     // 16-byte piece n of the warpgroup's 64 rows: 16 threads write a row
     // of 256 bytes (Dv = 128) in order.
