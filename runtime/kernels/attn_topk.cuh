@@ -5,7 +5,9 @@
 // before the tile classes and the attention kernel, on the same stream:
 //
 //   ATTNC_TOPK_POOL   one CTA per (key block, KV head, batch): the block's
-//                     mean key, into f32 scratch [B, Hkv, KB, D];
+//                     mean key, into f32 scratch [B, Hkv, D, KB] (features
+//                     outer, so that a warp of consecutive key blocks reads
+//                     one feature of 32 blocks as one line);
 //   ATTNC_TOPK_SELECT one CTA per (ATTNC_TOPK_CHUNK query blocks, query head,
 //                     batch): each block's mean query, its dot with every
 //                     candidate key block, and the top_k (the highest
@@ -41,7 +43,7 @@ extern "C" __global__ void __launch_bounds__(128)
 #pragma unroll 8
     for (long long j = jLo; j < jHi; ++j)
       sum += attnc_topk_load(k, j * ATTNC_D + d);
-    pooled[((b * a.Hkv + hk) * KB + kb) * ATTNC_D + d] = sum / static_cast<float>(jHi - jLo);
+    pooled[((b * a.Hkv + hk) * ATTNC_D + d) * KB + kb] = sum / static_cast<float>(jHi - jLo);
   }
 }
 
@@ -108,21 +110,22 @@ extern "C" __global__ void __launch_bounds__(ATTNC_TOPK_THREADS)
   }
 #endif
   // Scores: a thread per key block, its mean key read in runs of 32
-  // features (all of a run's loads in flight together), every query block's
-  // mean read from shared memory at the same address by the whole warp.
-  const float *pkBase = pooled + ((b * a.Hkv + hk) * KB) * ATTNC_D;
+  // features (all of a run's loads in flight together; a warp's load of one
+  // feature is one line of the transposed scratch), every query block's mean
+  // read from shared memory at the same address by the whole warp.
+  const float *pkBase = pooled + (b * a.Hkv + hk) * ATTNC_D * KB;
   constexpr int kRun = 32;
   for (long long kb = threadIdx.x; kb < kbEnd; kb += ATTNC_TOPK_THREADS) {
     float dot[ATTNC_TOPK_CHUNK];
 #pragma unroll
     for (int qi = 0; qi < ATTNC_TOPK_CHUNK; ++qi)
       dot[qi] = 0.f;
-    const float *key = pkBase + kb * ATTNC_D;
+    const float *key = pkBase + kb;
     for (int d0 = 0; d0 < ATTNC_D; d0 += kRun) {
       float kv[kRun];
 #pragma unroll
       for (int e = 0; e < kRun; ++e)
-        kv[e] = d0 + e < ATTNC_D ? key[d0 + e] : 0.f;
+        kv[e] = d0 + e < ATTNC_D ? key[(d0 + e) * KB] : 0.f;
 #pragma unroll
       for (int qi = 0; qi < ATTNC_TOPK_CHUNK; ++qi) {
         if (qi >= nq)
@@ -173,6 +176,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_TOPK_THREADS)
       }
       if (bestAt < 0)
         break; // fewer candidates than top_k: all are taken
+      __syncwarp(); // every lane's reads of this round before the mark
       if (lane == 0)
         s[bestAt] = __int_as_float(0x7fc00000);
       __syncwarp();
