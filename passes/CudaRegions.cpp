@@ -107,14 +107,16 @@ std::string RegionEmitter::load(Value memref, ValueRange indices) {
   // An empty tensor has nothing to read, not even at the clamped index (0
   // then): it reads attnc_zeros instead. Selecting the pointer, not the
   // value, keeps the load unconditional, so equal loads of neighbouring
-  // elements (a row's document id, a head's slope) fold into one.
+  // elements (a row's document id, a head's slope) fold into one. The test
+  // is bitwise and the pointer an argument (attnc_or_zeros): with `&&` and
+  // `?:` on the field the pointer's own load was conditional, each region
+  // read sat behind a branch, and nothing folded across them (a low-rank
+  // bias issued 512 loads per tile and took NVRTC two minutes).
   std::string nonEmpty;
   for (unsigned d = 0; d < indices.size(); ++d)
-    nonEmpty += std::string(d ? " && " : "") + field + "_d" + std::to_string(d) + " > 0";
-  std::string base = nonEmpty.empty() ? field
-                                      : "(" + nonEmpty + " ? " + field +
-                                            " : reinterpret_cast<decltype(" + field +
-                                            ")>(attnc_zeros))";
+    nonEmpty += std::string(d ? " & " : "") + "(" + field + "_d" + std::to_string(d) + " > 0)";
+  std::string base =
+      nonEmpty.empty() ? field : "attnc_or_zeros(" + field + ", " + nonEmpty + ")";
   std::string at = base + "[" + tensorIndex(memref, indices) + "]";
   if (elem.isBF16())
     at = "attnc_bf16_to_f32(" + at + ")";

@@ -107,6 +107,11 @@ ATTNC_DEV attnc_index attnc_clamp_index(attnc_index n, attnc_index len) {
 /// What a region reads from an empty tensor (at index 0, where every index
 /// of an empty dim clamps to).
 __device__ const unsigned long long attnc_zeros[2] = {0, 0};
+/// `p`, or attnc_zeros when its tensor is empty (a select, not a branch:
+/// both arguments are evaluated).
+template <typename T> ATTNC_DEV const T *attnc_or_zeros(const T *p, bool nonEmpty) {
+  return nonEmpty ? p : reinterpret_cast<const T *>(attnc_zeros);
+}
 /// A region's tensor index clamped to [0, n - 1] (0 when n is 0).
 ATTNC_DEV attnc_index attnc_clamp_read(attnc_index i, attnc_index n) {
   return i < 0 ? 0 : i < n ? i : n > 0 ? n - 1 : 0;
