@@ -36,7 +36,8 @@ using namespace attnc::attn;
 using namespace attnc::cuda_emit;
 
 /// Whether a region computes from its arguments and constants alone: it
-/// reads no tensor and uses no value from outside (a param, a size).
+/// reads no tensor and uses no value from outside (a param). A size
+/// (attn.size) counts as positional: it is one scalar of the launch.
 static bool computesFromPositions(Region &region) {
   WalkResult walk = region.walk([&](Operation *o) {
     if (isa<ReadOp, ListedOp, memref::LoadOp>(o))
@@ -139,8 +140,8 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   if (out.hopper)
     mTiles = 1;
   // The Hopper kernel is warp-specialized (attn_fwd_ws.cuh): a TMA producer
-  // warpgroup and two consumers with 232 registers each, room for 128-key
-  // tiles and two tiles' products in flight. $ATTNC_CUDA_WS=0 selects the
+  // warpgroup and two consumers with 232 registers each (three with 160 at
+  // D = 64, below), room for 128-key tiles and two tiles' products in flight. $ATTNC_CUDA_WS=0 selects the
   // earlier kernel (two warpgroups, two CTAs per SM, cp.async by every
   // thread) for comparisons.
   const char *wsEnv = std::getenv("ATTNC_CUDA_WS");
@@ -181,8 +182,12 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     if (threeFit && !topkParams && computesFromPositions(op.getMask()) &&
         computesFromPositions(op.getScore()) && !shortMasked)
       consumers = 3;
-    if (const char *env = std::getenv("ATTNC_CUDA_WS_CONSUMERS"))
-      consumers = std::string(env) == "3" && threeFit ? 3 : 2;
+    if (const char *env = std::getenv("ATTNC_CUDA_WS_CONSUMERS")) {
+      if (std::string(env) == "2")
+        consumers = 2;
+      else if (std::string(env) == "3" && threeFit)
+        consumers = 3;
+    }
     blockQ = 64 * consumers;
   }
   out.entry = "attnc_" + fn.getSymName().str();

@@ -32,7 +32,13 @@
 #define ATTNC_WARPS (ATTNC_BM / (16 * ATTNC_MT))
 #if ATTNC_WS
 // A producer warpgroup and ATTNC_WS_CONSUMERS consumers of 64 rows each
-// (attn_fwd_ws.cuh).
+// (attn_fwd_ws.cuh): two, or three (attnc sets it).
+#ifndef ATTNC_WS_CONSUMERS
+#define ATTNC_WS_CONSUMERS 2
+#endif
+#if ATTNC_WS_CONSUMERS != 2 && ATTNC_WS_CONSUMERS != 3
+#error "the warp-specialized kernel takes two or three consumer warpgroups"
+#endif
 #define ATTNC_THREADS (128 * (ATTNC_WS_CONSUMERS + 1))
 #else
 #define ATTNC_THREADS (32 * ATTNC_WARPS)

@@ -16,7 +16,8 @@
 //                 the keys' end with zeros); each tile completes a
 //                 transaction count on an mbarrier. The warpgroup keeps few
 //                 registers (setmaxnreg.dec).
-//   warpgroups 1.. consumers (two; three at D = 64), 64 query rows each, all
+//   warpgroups 1.. consumers (two; three at D = 64 where attnc picks them),
+//                 64 query rows each, all
 //                 the registers the producer gives up: S = Q K^T (wgmma
 //                 m64n128k16), the variant's mask, score and online softmax
 //                 in registers, O += P V (wgmma with P from registers).
@@ -47,10 +48,7 @@
 // launches with (168 per thread); three: 128 x 32 + 384 x 160 = 65536 (128
 // per thread). With higher caps the consumers' setmaxnreg.inc would wait
 // forever for registers.
-#ifndef ATTNC_WS_CONSUMERS
-#define ATTNC_WS_CONSUMERS 2
-#endif
-#define ATTNC_NC ATTNC_WS_CONSUMERS
+#define ATTNC_NC ATTNC_WS_CONSUMERS // 2 or 3 (attn_fwd_mma.cuh checks)
 #if ATTNC_NC == 3
 #define ATTNC_WS_PRODUCER_REGS 32
 #define ATTNC_WS_CONSUMER_REGS 160
@@ -121,6 +119,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
     ATTNC_KERNEL(const __grid_constant__ AttncArgs a, const __grid_constant__ attnc_tmap tmK,
                  const __grid_constant__ attnc_tmap tmV) {
   extern __shared__ __align__(16) unsigned char attnc_smem[];
+  static_assert(ATTNC_BM == 64 * ATTNC_NC, "64 query rows per consumer warpgroup");
   // Swizzled tiles start on 1024-byte boundaries (the host adds the slack).
   unsigned char *smemBase = attnc_smem + ((1024 - (attnc_smem_addr(attnc_smem) & 1023)) & 1023);
   attnc_b16 *qs = reinterpret_cast<attnc_b16 *>(smemBase);
