@@ -35,13 +35,23 @@ using namespace attnc;
 using namespace attnc::attn;
 using namespace attnc::cuda_emit;
 
+/// Whether a region reads a tensor (an extra, a listed block, a memref).
+static bool readsTensor(Region &region) {
+  return region
+      .walk([](Operation *o) {
+        return isa<ReadOp, ListedOp, memref::LoadOp>(o) ? WalkResult::interrupt()
+                                                        : WalkResult::advance();
+      })
+      .wasInterrupted();
+}
+
 /// Whether a region computes from its arguments and constants alone: it
 /// reads no tensor and uses no value from outside (a param). A size
 /// (attn.size) counts as positional: it is one scalar of the launch.
 static bool computesFromPositions(Region &region) {
+  if (readsTensor(region))
+    return false;
   WalkResult walk = region.walk([&](Operation *o) {
-    if (isa<ReadOp, ListedOp, memref::LoadOp>(o))
-      return WalkResult::interrupt();
     for (Value v : o->getOperands()) {
       if (region.isAncestor(v.getParentRegion()))
         continue;
@@ -141,9 +151,9 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     mTiles = 1;
   // The Hopper kernel is warp-specialized (attn_fwd_ws.cuh): a TMA producer
   // warpgroup and two consumers with 232 registers each (three with 160 at
-  // D = 64, below), room for 128-key tiles and two tiles' products in flight. $ATTNC_CUDA_WS=0 selects the
-  // earlier kernel (two warpgroups, two CTAs per SM, cp.async by every
-  // thread) for comparisons.
+  // D = 64, below), room for 128-key tiles and two tiles' products in
+  // flight. $ATTNC_CUDA_WS=0 selects the earlier kernel (two warpgroups, two
+  // CTAs per SM, cp.async by every thread) for comparisons.
   const char *wsEnv = std::getenv("ATTNC_CUDA_WS");
   out.warpSpecialized =
       warpSpecialized && out.hopper && !(wsEnv && std::string(wsEnv) == "0");
@@ -305,12 +315,7 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // A score that reads tensors runs on masked elements too, branch-free, so
   // that its loads fold across a tile; one that reads nothing keeps the
   // branch (softcap's tanh on every masked element measured 2.6% slower).
-  bool scoreReads = false;
-  op.getScore().walk([&](Operation *o) {
-    if (isa<ReadOp, ListedOp, memref::LoadOp>(o))
-      scoreReads = true;
-  });
-  os << "#define ATTNC_SCORE_READS " << (scoreReads ? 1 : 0) << "\n"
+  os << "#define ATTNC_SCORE_READS " << (readsTensor(op.getScore()) ? 1 : 0) << "\n"
      << "#define ATTNC_SCALE_POSITIVE " << (scale > 0 ? 1 : 0) << "\n";
   // The running max moves only past a slack of 8 (log2 units), so most key
   // tiles skip O's rescale: +5% for the warp-specialized kernel at Dv = 128

@@ -342,6 +342,20 @@ ATTNC_DEV bool attnc_rescale_needed(const float (&corr)[2]) {
 #endif
 }
 
+/// O *= corr per row (the accumulator layout: elements 0, 1 in row g, 2, 3
+/// in row g + 8), skipped when no row of the warp needs it.
+template <int N> ATTNC_DEV void attnc_rescale_o(float (&o)[N][4], const float (&corr)[2]) {
+  if (!attnc_rescale_needed(corr))
+    return;
+#pragma unroll
+  for (int dt = 0; dt < N; ++dt) {
+    o[dt][0] *= corr[0];
+    o[dt][1] *= corr[0];
+    o[dt][2] *= corr[1];
+    o[dt][3] *= corr[1];
+  }
+}
+
 /// P's A fragment for keys [16 kk, 16 kk + 16) of a row tile: the
 /// accumulator layout of S's two adjacent 8-key columns is the fragment's
 /// layout, packed in the input type. With ATTNC_P_SPLIT, `rest` gets what
@@ -633,14 +647,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
         attnc_weights<true>(a, s[mt], m[mt], l[mt], corr, b, h, r0, j0, iOffset);
       else
         attnc_weights<false>(a, s[mt], m[mt], l[mt], corr, b, h, r0, j0, iOffset);
-      if (attnc_rescale_needed(corr))
-#pragma unroll
-        for (int dt = 0; dt < ATTNC_DVP / 8; ++dt) {
-          o[mt][dt][0] *= corr[0];
-          o[mt][dt][1] *= corr[0];
-          o[mt][dt][2] *= corr[1];
-          o[mt][dt][3] *= corr[1];
-        }
+      attnc_rescale_o(o[mt], corr);
     }
 
 #if ATTNC_WGMMA

@@ -17,10 +17,10 @@
 //                 transaction count on an mbarrier. The warpgroup keeps few
 //                 registers (setmaxnreg.dec).
 //   warpgroups 1.. consumers (two; three at D = 64 where attnc picks them),
-//                 64 query rows each, all
-//                 the registers the producer gives up: S = Q K^T (wgmma
-//                 m64n128k16), the variant's mask, score and online softmax
-//                 in registers, O += P V (wgmma with P from registers).
+//                 64 query rows each, all the registers the producer gives
+//                 up: S = Q K^T (wgmma m64n128k16), the variant's mask,
+//                 score and online softmax in registers, O += P V (wgmma
+//                 with P from registers).
 //
 // Inside each consumer the products of consecutive tiles overlap its
 // softmax: it issues S(n+1) = Q K(n+1)^T and O += P(n) V(n) together, waits
@@ -378,14 +378,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
       weights(next, corr);
       attnc_wgmma_wait();
       attnc_mbar_arrive(emptyV + st);
-      if (attnc_rescale_needed(corr))
-#pragma unroll
-        for (int dt = 0; dt < ATTNC_DV / 8; ++dt) {
-          o[dt][0] *= corr[0];
-          o[dt][1] *= corr[0];
-          o[dt][2] *= corr[1];
-          o[dt][3] *= corr[1];
-        }
+      attnc_rescale_o(o, corr);
       packP();
       kt = next;
       ++n;
