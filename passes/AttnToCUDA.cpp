@@ -315,6 +315,12 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // A score that reads tensors runs on masked elements too, branch-free, so
   // that its loads fold across a tile; one that reads nothing keeps the
   // branch (softcap's tanh on every masked element measured 2.6% slower).
+  // The mask's and score's row and column parts run once per row and
+  // column of a tile (CudaRegions.cpp, emitSplitRegion);
+  // $ATTNC_CUDA_SPLIT_REGIONS=0 evaluates whole regions per element, as
+  // before (for comparisons).
+  const char *splitEnv = std::getenv("ATTNC_CUDA_SPLIT_REGIONS");
+  os << "#define ATTNC_SPLIT_REGIONS " << (splitEnv && std::atoi(splitEnv) == 0 ? 0 : 1) << "\n";
   os << "#define ATTNC_SCORE_READS " << (readsTensor(op.getScore()) ? 1 : 0) << "\n"
      << "#define ATTNC_SCALE_POSITIVE " << (scale > 0 ? 1 : 0) << "\n";
   // The running max moves only past a slack of 8 (log2 units), so most key

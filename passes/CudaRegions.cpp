@@ -422,79 +422,173 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
 // The translation unit
 //===----------------------------------------------------------------------===//
 
-/// The common head of every generated unit: attn_common.cuh, the argument
-/// struct AttncArgs (recording its slots in `out`) and the regions as
-/// device functions.
-/// Emits the gate as two functions: attnc_gate_row computes what depends on
-/// the row alone (b, h, i: a per-row tensor read, its sigmoid), once per
-/// output row, and attnc_gate the rest per element from its AttncGateRow.
-/// NVVM does not hoist these itself: a store or an ex2 between two elements'
-/// gates keeps it from reusing the first's loads, so without the split every
-/// element of a row reloads and recomputes them, and the unrolled epilogue
-/// grows the kernel by half.
-static LogicalResult emitGate(AttentionOp op, func::FuncOp fn, llvm::raw_ostream &os,
-                              ArrayRef<IndexBounds> bounds) {
-  Region &region = op.getGate();
+namespace {
+/// One argument of a region's device functions.
+struct RegionArg {
+  const char *name;
+  IndexBounds bounds;
+};
+/// A hoisted part of a region: the ops that depend on no argument outside
+/// `args`, as a device function of those arguments returning the values the
+/// rest reads, in a struct.
+struct HoistedPart {
+  const char *function, *type, *param; // param: its struct's name in the element
+  SmallVector<unsigned> args;
+};
+} // namespace
+
+/// Emits `region` as its hoisted parts (in order: an op in an earlier part
+/// is not emitted again by a later one's struct) and `element`, the function
+/// of every argument that computes the rest from the parts' structs. With
+/// `wrapper`, also a function of the arguments alone that calls them all, for
+/// callers that evaluate one element at a time.
+///
+/// Why parts: a kernel evaluates the mask and score for each element of a
+/// tile, and NVVM folds the loads two elements share (a row's document id, a
+/// column's factor) only after inlining all of them; a score reading four
+/// values of its row and four of its column gave it 64 elements x 8 loads
+/// per thread and tile to fold, and minutes of compile time. The kernels call
+/// the row part once per row and the column part once per column instead.
+static LogicalResult emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_ostream &os,
+                                     Region &region, ArrayRef<RegionArg> args,
+                                     ArrayRef<HoistedPart> parts, const char *result,
+                                     const char *element, const char *wrapper) {
   if (region.empty())
     return success();
   Block &block = region.front();
-  // What depends on x or d, through operands or values a nested region reads.
-  llvm::DenseSet<Value> perElement =
-      valuesDependingOn(region, {true, false, false, false, true});
-  SmallVector<Operation *> rowOps, elementOps;
-  for (Operation &o : block) {
-    if (o.hasTrait<OpTrait::IsTerminator>() || o.getNumResults() == 0 ||
-        perElement.contains(o.getResult(0)))
-      elementOps.push_back(&o);
-    else if (!matchPattern(&o, m_Constant()))
-      rowOps.push_back(&o);
+  SmallVector<IndexBounds> bounds;
+  for (const RegionArg &arg : args)
+    bounds.push_back(arg.bounds);
+  llvm::DenseSet<Value> narrow = narrowIndexValues(block, bounds);
+  auto argType = [&](RegionEmitter &em, unsigned k) {
+    Value arg = block.getArgument(k);
+    return arg.getType().isIndex() ? std::string("int") : em.typeOf(arg.getType());
+  };
+
+  // Each op goes to the first part whose arguments cover what it depends on
+  // (through operands or values a nested region reads), else to the element.
+  llvm::DenseMap<Operation *, unsigned> partOf;
+  SmallVector<SmallVector<Operation *>> partOps(parts.size());
+  SmallVector<Operation *> elementOps;
+  SmallVector<llvm::DenseSet<Value>> outside;
+  for (const HoistedPart &part : parts) {
+    SmallVector<bool> flagged(args.size(), true);
+    for (unsigned k : part.args)
+      flagged[k] = false;
+    outside.push_back(valuesDependingOn(region, flagged));
   }
-  // The row values the element part reads.
-  llvm::SetVector<Value> carried;
+  for (Operation &o : block) {
+    bool placed = false;
+    if (!o.hasTrait<OpTrait::IsTerminator>() && o.getNumResults() != 0 &&
+        !matchPattern(&o, m_Constant())) {
+      for (unsigned n = 0; n < outside.size(); ++n) {
+        const llvm::DenseSet<Value> &dependent = outside[n];
+        if (llvm::any_of(o.getResults(), [&](Value v) { return dependent.contains(v); }))
+          continue;
+        partOf[&o] = n;
+        placed = true;
+        break;
+      }
+    }
+    if (!placed && !matchPattern(&o, m_Constant()))
+      elementOps.push_back(&o);
+  }
+  // A part also emits the earlier parts' ops it reads (an invariant the row
+  // part holds, read by the column part), as its own copies: walking the
+  // block backwards, an op goes to its own part and to every later part
+  // that reads its results.
+  SmallVector<llvm::DenseSet<Operation *>> needed(parts.size());
+  for (Operation &o : llvm::reverse(block)) {
+    auto it = partOf.find(&o);
+    if (it == partOf.end())
+      continue;
+    for (unsigned n = it->second; n < parts.size(); ++n) {
+      if (n != it->second && !needed[n].contains(&o))
+        continue;
+      needed[n].insert(&o);
+      o.walk([&](Operation *inner) {
+        for (Value v : inner->getOperands())
+          if (Operation *def = v.getDefiningOp(); def && def->getBlock() == &block)
+            needed[n].insert(def);
+      });
+    }
+  }
+  for (Operation &o : block)
+    for (unsigned n = 0; n < parts.size(); ++n)
+      if (needed[n].contains(&o) && partOf.count(&o))
+        partOps[n].push_back(&o);
+
+  // What the element part reads from each part's struct: a value goes to
+  // the first part that computes it.
+  SmallVector<llvm::SetVector<Value>> carried(parts.size());
   for (Operation *o : elementOps)
     o->walk([&](Operation *inner) {
-      for (Value v : inner->getOperands())
-        if (Operation *def = v.getDefiningOp())
-          if (def->getBlock() == &block && !perElement.contains(v) &&
-              !matchPattern(v, m_Constant()))
-            carried.insert(v);
+      for (Value v : inner->getOperands()) {
+        Operation *def = v.getDefiningOp();
+        if (!def || def->getBlock() != &block)
+          continue;
+        auto it = partOf.find(def);
+        if (it != partOf.end())
+          carried[it->second].insert(v);
+      }
     });
 
-  llvm::DenseSet<Value> narrow = narrowIndexValues(block, bounds);
-  const char *argNames[] = {"x", "b", "h", "i", "d"};
-  std::string rowText;
-  llvm::raw_string_ostream rowOs(rowText);
-  RegionEmitter rowEm(op, fn, rowOs);
-  rowEm.setNarrow(narrow);
-  for (unsigned k = 1; k < 4; ++k)
-    rowEm.bind(block.getArgument(k), argNames[k]);
-  if (failed(rowEm.emitOps(rowOps, 2)))
-    return emitError(op.getLoc(), rowEm.error);
-  os << "struct AttncGateRow {\n";
-  for (Value v : carried)
-    os << "  " << rowEm.declTypeOf(v) << " " << rowEm.nameOf(v) << ";\n";
-  os << "};\n";
-  os << "ATTNC_DEV AttncGateRow attnc_gate_row(const AttncArgs &a, int b, int h, int i) {\n"
-     << rowText << "  return AttncGateRow{";
-  for (auto [n, v] : llvm::enumerate(carried))
-    os << (n ? ", " : "") << rowEm.nameOf(v);
-  os << "};\n}\n";
+  SmallVector<std::unique_ptr<RegionEmitter>> partEms;
+  for (auto [n, part] : llvm::enumerate(parts)) {
+    std::string body;
+    llvm::raw_string_ostream bodyOs(body);
+    auto em = std::make_unique<RegionEmitter>(op, fn, bodyOs);
+    em->setNarrow(narrow);
+    for (unsigned k : part.args)
+      em->bind(block.getArgument(k), args[k].name);
+    if (failed(em->emitOps(partOps[n], 2)))
+      return emitError(op.getLoc(), em->error);
+    os << "struct " << part.type << " {\n";
+    for (Value v : carried[n])
+      os << "  " << em->declTypeOf(v) << " " << em->nameOf(v) << ";\n";
+    os << "};\n";
+    os << "ATTNC_DEV " << part.type << " " << part.function << "(const AttncArgs &a";
+    for (unsigned k : part.args)
+      os << ", " << argType(*em, k) << " " << args[k].name;
+    os << ") {\n" << body << "  return " << part.type << "{";
+    for (auto [i, v] : llvm::enumerate(carried[n]))
+      os << (i ? ", " : "") << em->nameOf(v);
+    os << "};\n}\n";
+    partEms.push_back(std::move(em));
+  }
 
   RegionEmitter em(op, fn, os);
   em.setNarrow(std::move(narrow));
-  os << "ATTNC_DEV float attnc_gate(const AttncArgs &a, const AttncGateRow &row";
-  for (unsigned k = 0; k < 5; ++k) {
-    Value arg = block.getArgument(k);
-    os << ", " << (arg.getType().isIndex() ? "int" : em.typeOf(arg.getType())) << " "
-       << argNames[k];
-    em.bind(arg, argNames[k]);
+  os << "ATTNC_DEV " << result << " " << element << "(const AttncArgs &a";
+  for (const HoistedPart &part : parts)
+    os << ", const " << part.type << " &" << part.param;
+  for (unsigned k = 0; k < args.size(); ++k) {
+    os << ", " << argType(em, k) << " " << args[k].name;
+    em.bind(block.getArgument(k), args[k].name);
   }
   os << ") {\n";
-  for (Value v : carried)
-    em.bind(v, "row." + rowEm.nameOf(v));
+  for (auto [n, part] : llvm::enumerate(parts))
+    for (Value v : carried[n])
+      em.bind(v, std::string(part.param) + "." + partEms[n]->nameOf(v));
   if (failed(em.emitOps(elementOps, 2)))
     return emitError(op.getLoc(), em.error);
   os << "}\n";
+
+  if (!wrapper)
+    return success();
+  os << "ATTNC_DEV " << result << " " << wrapper << "(const AttncArgs &a";
+  for (unsigned k = 0; k < args.size(); ++k)
+    os << ", " << argType(em, k) << " " << args[k].name;
+  os << ") {\n  return " << element << "(a";
+  for (const HoistedPart &part : parts) {
+    os << ", " << part.function << "(a";
+    for (unsigned k : part.args)
+      os << ", " << args[k].name;
+    os << ")";
+  }
+  for (const RegionArg &arg : args)
+    os << ", " << arg.name;
+  os << ");\n}\n";
   return success();
 }
 
@@ -606,39 +700,32 @@ LogicalResult cuda_emit::emitArgsAndRegions(func::FuncOp fn, AttentionOp op,
   const IndexBounds none{0, -1}, batchOrHead{0, 65535},
       queryPos{-kMaxCudaPositions, kMaxCudaPositions + 1024},
       keyPos{0, kMaxCudaPositions + 1024}, valueDim{0, 1 << 16};
-  auto emitRegion = [&](Region &region, const char *returnAndName,
-                        std::initializer_list<std::pair<const char *, IndexBounds>> args)
-      -> LogicalResult {
-    if (region.empty())
-      return success();
-    Block &block = region.front();
-    RegionEmitter em(op, fn, os);
-    llvm::SmallVector<IndexBounds> bounds;
-    for (auto &[name, b] : args)
-      bounds.push_back(b);
-    em.setNarrow(narrowIndexValues(block, bounds));
-    os << "ATTNC_DEV " << returnAndName << "(const AttncArgs &a";
-    unsigned k = 0;
-    for (auto &[name, b] : args) {
-      Value arg = block.getArgument(k++);
-      os << ", " << (arg.getType().isIndex() ? "int" : em.typeOf(arg.getType())) << " " << name;
-      em.bind(arg, name);
-    }
-    os << ") {\n";
-    if (failed(em.emitBlock(block, 2)))
-      return emitError(op.getLoc(), em.error);
-    os << "}\n";
-    return success();
-  };
-  if (failed(emitRegion(op.getMask(), "bool attnc_mask",
-                        {{"b", batchOrHead}, {"h", batchOrHead}, {"i", queryPos}, {"j", keyPos}})) ||
-      failed(emitRegion(op.getScore(), "float attnc_score",
-                        {{"s", none},
-                         {"b", batchOrHead},
-                         {"h", batchOrHead},
-                         {"i", queryPos},
-                         {"j", keyPos}})) ||
-      failed(emitGate(op, fn, os, {none, batchOrHead, batchOrHead, queryPos, valueDim})))
+  // The mask and the score in three parts: what depends on the row (and the
+  // batch and head alone), on the column, and on both or the score; the gate
+  // in two, the row's part and the element's.
+  if (failed(emitSplitRegion(op, fn, os, op.getMask(),
+                             {{"b", batchOrHead}, {"h", batchOrHead}, {"i", queryPos},
+                              {"j", keyPos}},
+                             {{"attnc_mask_row", "AttncMaskRow", "row", {0, 1, 2}},
+                              {"attnc_mask_col", "AttncMaskCol", "col", {0, 1, 3}}},
+                             "bool", "attnc_mask_at", "attnc_mask")) ||
+      failed(emitSplitRegion(op, fn, os, op.getScore(),
+                             {{"s", none},
+                              {"b", batchOrHead},
+                              {"h", batchOrHead},
+                              {"i", queryPos},
+                              {"j", keyPos}},
+                             {{"attnc_score_row", "AttncScoreRow", "row", {1, 2, 3}},
+                              {"attnc_score_col", "AttncScoreCol", "col", {1, 2, 4}}},
+                             "float", "attnc_score_at", "attnc_score")) ||
+      failed(emitSplitRegion(op, fn, os, op.getGate(),
+                             {{"x", none},
+                              {"b", batchOrHead},
+                              {"h", batchOrHead},
+                              {"i", queryPos},
+                              {"d", valueDim}},
+                             {{"attnc_gate_row", "AttncGateRow", "row", {1, 2, 3}}}, "float",
+                             "attnc_gate", nullptr)))
     return failure();
 
   return success();

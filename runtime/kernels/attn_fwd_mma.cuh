@@ -217,6 +217,12 @@ ATTNC_DEV void attnc_store_out(const AttncArgs &a, long long at, float x0, float
 // FFMA per element where a multiply and a subtraction were.
 #define ATTNC_FOLD_SCALE (!ATTNC_HAS_SCORE && !ATTNC_SIGMOID && ATTNC_SCALE_POSITIVE)
 
+#if ATTNC_SPLIT_REGIONS
+#define ATTNC_SCORE_AT(x) attnc_score_at(a, scoreRow[e >> 1], scoreCol[e & 1], x, b, h, i, j)
+#else
+#define ATTNC_SCORE_AT(x) attnc_score(a, x, b, h, i, j)
+#endif
+
 /// Scores to weights for one key tile, in place: masks (when MASKED),
 /// score modification, online softmax (or sigmoid) statistics.
 template <bool MASKED>
@@ -227,8 +233,40 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
   const int g = lane >> 2, c = lane & 3;
   // Positions in 32 bits: the launch bounds them (kMaxCudaPositions), and
   // the regions take int positions.
+  // The regions' row parts once for each of the thread's two rows and their
+  // column parts once per column (a row's document id, a column's factors),
+  // the rest per element.
+#if ATTNC_HAS_MASK && ATTNC_SPLIT_REGIONS
+  AttncMaskRow maskRow[2];
+  if (MASKED)
+#pragma unroll
+    for (int half = 0; half < 2; ++half)
+      maskRow[half] = attnc_mask_row(a, b, h, static_cast<int>(r0 + iOffset) + g + 8 * half);
+#endif
+#if ATTNC_HAS_SCORE && ATTNC_SPLIT_REGIONS
+  AttncScoreRow scoreRow[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half)
+    scoreRow[half] = attnc_score_row(a, b, h, static_cast<int>(r0 + iOffset) + g + 8 * half);
+#endif
 #pragma unroll
   for (int nt = 0; nt < ATTNC_BN / 8; ++nt) {
+    // The column parts next to their use: computed for every column up
+    // front, a document mask's 32 ids per thread stayed live together and
+    // spilled.
+#if ATTNC_HAS_MASK && ATTNC_SPLIT_REGIONS
+    AttncMaskCol maskCol[2];
+    if (MASKED)
+#pragma unroll
+      for (int e = 0; e < 2; ++e)
+        maskCol[e] = attnc_mask_col(a, b, h, static_cast<int>(j0) + nt * 8 + 2 * c + e);
+#endif
+#if ATTNC_HAS_SCORE && ATTNC_SPLIT_REGIONS
+    AttncScoreCol scoreCol[2];
+#pragma unroll
+    for (int e = 0; e < 2; ++e)
+      scoreCol[e] = attnc_score_col(a, b, h, static_cast<int>(j0) + nt * 8 + 2 * c + e);
+#endif
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       int r = static_cast<int>(r0) + g + (e >= 2 ? 8 : 0);
@@ -238,10 +276,11 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
       float x = s[nt][e];
       bool keep = true;
       if (MASKED) {
-        // Bitwise: the mask runs for every element, without branches, so
-        // its loads of a row's or a column's values fold across elements.
+        // Bitwise: the mask runs for every element, without branches.
         keep = (r < static_cast<int>(a.S)) & (j < static_cast<int>(a.T));
-#if ATTNC_HAS_MASK
+#if ATTNC_HAS_MASK && ATTNC_SPLIT_REGIONS
+        keep = keep & attnc_mask_at(a, maskRow[e >> 1], maskCol[e & 1], b, h, i, j);
+#elif ATTNC_HAS_MASK
         keep = keep & attnc_mask(a, b, h, i, j);
 #endif
       }
@@ -249,12 +288,11 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
       x = x * ATTNC_SCALE;
 #if ATTNC_SCORE_READS
       // Scored even where masked (the select below drops it): region reads
-      // are clamped and total, and without a branch per element the loads
-      // of neighbouring elements (a head's slope) fold into one.
-      x = attnc_score(a, x, b, h, i, j);
+      // are clamped and total, so no branch is needed around them.
+      x = ATTNC_SCORE_AT(x);
 #else
       if (keep)
-        x = attnc_score(a, x, b, h, i, j);
+        x = ATTNC_SCORE_AT(x);
 #endif
 #if !ATTNC_SIGMOID
       x *= ATTNC_LOG2E;
