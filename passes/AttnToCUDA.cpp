@@ -15,6 +15,7 @@
 #include "passes/CudaEmission.h"
 #include "dialects/attn/AttnOps.h"
 #include "passes/KernelTemplates.h"
+#include "passes/RegionInlining.h"
 #include "passes/TileIntervals.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
@@ -62,6 +63,35 @@ static bool computesFromPositions(Region &region) {
     return WalkResult::advance();
   });
   return !walk.wasInterrupted();
+}
+
+/// Whether what a region computes per key, the ops that depend on an
+/// argument flagged in `perKey`, reads no tensor and no value from outside
+/// (a param). Reads that vary with neither (ALiBi's slope per head, a bias
+/// per row) land in the row part (emitSplitRegion) and are held once per row.
+static bool perKeyFromPositions(Region &region, ArrayRef<bool> perKey) {
+  if (region.empty())
+    return true;
+  llvm::DenseSet<Value> dependent = valuesDependingOn(region, perKey);
+  for (Operation &o : region.front()) {
+    if (o.getNumResults() == 0 || !dependent.contains(o.getResult(0)))
+      continue;
+    WalkResult walk = o.walk([&](Operation *inner) {
+      if (isa<ReadOp, ListedOp, memref::LoadOp>(inner))
+        return WalkResult::interrupt();
+      for (Value v : inner->getOperands()) {
+        if (region.isAncestor(v.getParentRegion()))
+          continue;
+        Operation *def = v.getDefiningOp();
+        if (!def || !def->hasTrait<OpTrait::ConstantLike>())
+          return WalkResult::interrupt();
+      }
+      return WalkResult::advance();
+    });
+    if (walk.wasInterrupted())
+      return false;
+  }
+  return true;
 }
 
 LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel &out,
@@ -176,10 +206,11 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // At D = 64 a tile's products take half as long as at D = 128 while its
   // softmax is as long, so a third consumer (192-row tiles) keeps the tensor
   // cores busy while two run their softmax: dense +20%, causal +10% at N =
-  // 16384 on the H200. Its consumers have 160 registers, room for a mask or
-  // score that computes from positions alone; ones that read tensors or
-  // params spilled (the window, documents: 9% and 24% slower; a low-rank
-  // bias took NVRTC 110 s), and so did sigmoid's split P. Masked rows
+  // 16384 on the H200. Its consumers have 160 registers, room for a mask
+  // that computes from positions alone and a score whose per-key part does
+  // (ALiBi's slope, read once per row: +4% at D = 64); masks that read
+  // tensors or params were slower (the window, documents: 9% and 22%), and
+  // so was sigmoid's split P. Masked rows
   // shorter than 4096 keep two: a 192-row tile wastes more at the diagonal
   // and the ragged end (causal N = 1024: 11% slower).
   // $ATTNC_CUDA_WS_CONSUMERS=2|3 overrides it where the registers could
@@ -189,8 +220,10 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     bool threeFit = d == 64 && dv == 64 && op.getKernel() != KernelKind::sigmoid;
     int64_t qLen = qType.getDimSize(2);
     bool shortMasked = !op.getMask().empty() && !ShapedType::isDynamic(qLen) && qLen < 4096;
-    if (threeFit && !topkParams && computesFromPositions(op.getMask()) &&
-        computesFromPositions(op.getScore()) && !shortMasked)
+    // The score's (s, b, h, i, j): per key means depending on s or j.
+    bool scoreFits = perKeyFromPositions(op.getScore(), {true, false, false, false, true});
+    if (threeFit && !topkParams && computesFromPositions(op.getMask()) && scoreFits &&
+        !shortMasked)
       consumers = 3;
     if (const char *env = std::getenv("ATTNC_CUDA_WS_CONSUMERS")) {
       if (std::string(env) == "2")
