@@ -207,8 +207,9 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // softmax is as long, so a third consumer (192-row tiles) keeps the tensor
   // cores busy while two run their softmax: dense +20%, causal +10% at N =
   // 16384 on the H200. Its consumers have 160 registers, room for a mask
-  // that computes from positions alone and a score whose per-key part does
-  // (ALiBi's slope, read once per row: +4% at D = 64); masks that read
+  // that computes from positions alone and a score that does, or whose
+  // per-key part does on rows known to be long (ALiBi's slope, read once per
+  // row: +4.6% at D = 64, N = 16384); masks that read
   // tensors or params were slower (the window, documents: 9% and 22%), and
   // so was sigmoid's split P. Masked rows
   // shorter than 4096 keep two: a 192-row tile wastes more at the diagonal
@@ -220,8 +221,12 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     bool threeFit = d == 64 && dv == 64 && op.getKernel() != KernelKind::sigmoid;
     int64_t qLen = qType.getDimSize(2);
     bool shortMasked = !op.getMask().empty() && !ShapedType::isDynamic(qLen) && qLen < 4096;
-    // The score's (s, b, h, i, j): per key means depending on s or j.
-    bool scoreFits = perKeyFromPositions(op.getScore(), {true, false, false, false, true});
+    // The score's (s, b, h, i, j): per key means depending on s or j. One
+    // that reads a tensor per row paid off only on long rows (ALiBi at D = 64:
+    // +4.6% at N = 16384, -3.5% at 4096), so it needs them known.
+    bool scoreFits = computesFromPositions(op.getScore()) ||
+                     (perKeyFromPositions(op.getScore(), {true, false, false, false, true}) &&
+                      !ShapedType::isDynamic(qLen) && qLen >= 16384);
     if (threeFit && !topkParams && computesFromPositions(op.getMask()) && scoreFits &&
         !shortMasked)
       consumers = 3;
