@@ -209,34 +209,61 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // 16384 on the H200. Its consumers have 160 registers, room for a mask
   // that computes from positions alone and a score that does, or whose
   // per-key part does on rows known to be long (ALiBi's slope, read once per
-  // row: +4.6% at D = 64, N = 16384); masks that read
-  // tensors or params were slower (the window, documents: 9% and 22%), and
-  // so was sigmoid's split P. Masked rows
-  // shorter than 4096 keep two: a 192-row tile wastes more at the diagonal
+  // row: +4.6% at D = 64, N = 16384); sigmoid's split P spilled. Masked rows
+  // shorter than 4096 keep fewer: a 192-row tile wastes more at the diagonal
   // and the ragged end (causal N = 1024: 11% slower).
-  // $ATTNC_CUDA_WS_CONSUMERS=2|3 overrides it where the registers could
+  //
+  // Where each CTA visits few key tiles, one consumer of 64 rows with two
+  // CTAs per SM: a CTA's fixed costs (its start, the first tiles' latency,
+  // the epilogue) then overlap the other CTA's products, which one CTA of
+  // two consumers cannot hide. Documents +12% (D = 128) and +13% (D = 64);
+  // at D = 64 the window +6% and causal N = 1024 +6%. Where CTAs visit many
+  // tiles the ping-pong of two consumers wins (causal N = 16384 at D = 128:
+  // 19% slower with one, the window at D = 128: 5%), so one consumer is for
+  // masks that read a tensor per key (documents: ranges that data make
+  // short) and, at D = 64, for masks with params (the window) or short
+  // masked rows (not measured: long-ranged masks with params).
+  //
+  // $ATTNC_CUDA_WS_CONSUMERS=1|2|3 overrides it where the registers could
   // hold it (for comparisons).
   int consumers = 2;
   if (out.warpSpecialized) {
     bool threeFit = d == 64 && dv == 64 && op.getKernel() != KernelKind::sigmoid;
     int64_t qLen = qType.getDimSize(2);
-    bool shortMasked = !op.getMask().empty() && !ShapedType::isDynamic(qLen) && qLen < 4096;
+    bool masked = !op.getMask().empty();
+    bool shortMasked = masked && !ShapedType::isDynamic(qLen) && qLen < 4096;
     // The score's (s, b, h, i, j): per key means depending on s or j. One
     // that reads a tensor per row paid off only on long rows (ALiBi at D = 64:
     // +4.6% at N = 16384, -3.5% at 4096), so it needs them known.
     bool scoreFits = computesFromPositions(op.getScore()) ||
                      (perKeyFromPositions(op.getScore(), {true, false, false, false, true}) &&
                       !ShapedType::isDynamic(qLen) && qLen >= 16384);
-    if (threeFit && !topkParams && computesFromPositions(op.getMask()) && scoreFits &&
-        !shortMasked)
+    // The mask's (b, h, i, j): a read per key (a document id) lets data
+    // decide how many tiles a CTA visits. Listed blocks and top-k selections
+    // are left at two until one consumer has been checked on them on the GPU.
+    bool listsBlocks =
+        op.getMask().walk([](ListedOp) { return WalkResult::interrupt(); }).wasInterrupted();
+    bool maskReadsPerKey = !perKeyFromPositions(op.getMask(), {false, false, false, true}) &&
+                           readsTensor(op.getMask()) && !listsBlocks && !topkParams;
+    bool maskHasParams = !computesFromPositions(op.getMask()) && !readsTensor(op.getMask());
+    if (maskReadsPerKey || (d == 64 && dv == 64 && (maskHasParams || shortMasked)))
+      consumers = 1;
+    else if (threeFit && !topkParams && computesFromPositions(op.getMask()) && scoreFits &&
+             !shortMasked)
       consumers = 3;
     if (const char *env = std::getenv("ATTNC_CUDA_WS_CONSUMERS")) {
       if (std::string(env) == "2")
         consumers = 2;
       else if (std::string(env) == "3" && threeFit)
         consumers = 3;
+      else if (std::string(env) == "1")
+        consumers = 1;
     }
     blockQ = 64 * consumers;
+    // One consumer runs two CTAs per SM, whose shared memory must fit twice:
+    // 64-key tiles past D = 64.
+    if (consumers == 1 && std::max(d, dv) > 64)
+      blockK = 64;
   }
   out.entry = "attnc_" + fn.getSymName().str();
   out.threads = out.warpSpecialized ? 128 * (consumers + 1)
@@ -346,7 +373,7 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // cores busy (+21% at D = 128 on the H100, docs/cuda-backend.md). The
   // warp-specialized kernel is one CTA per SM. $ATTNC_CUDA_MIN_BLOCKS
   // overrides it for tuning; the source, hence the cache key, records it.
-  int minBlocks = out.hopper && !out.warpSpecialized ? 2 : 1;
+  int minBlocks = out.hopper && (!out.warpSpecialized || consumers == 1) ? 2 : 1;
   if (const char *env = std::getenv("ATTNC_CUDA_MIN_BLOCKS"))
     minBlocks = std::max(1, std::atoi(env));
   os << "#define ATTNC_MIN_BLOCKS " << minBlocks << "\n";

@@ -32,12 +32,13 @@
 #define ATTNC_WARPS (ATTNC_BM / (16 * ATTNC_MT))
 #if ATTNC_WS
 // A producer warpgroup and ATTNC_WS_CONSUMERS consumers of 64 rows each
-// (attn_fwd_ws.cuh): two, or three (attnc sets it).
+// (attn_fwd_ws.cuh): two, or three, or one with two CTAs per SM (attnc
+// sets it).
 #ifndef ATTNC_WS_CONSUMERS
 #define ATTNC_WS_CONSUMERS 2
 #endif
-#if ATTNC_WS_CONSUMERS != 2 && ATTNC_WS_CONSUMERS != 3
-#error "the warp-specialized kernel takes two or three consumer warpgroups"
+#if ATTNC_WS_CONSUMERS < 1 || ATTNC_WS_CONSUMERS > 3
+#error "the warp-specialized kernel takes one to three consumer warpgroups"
 #endif
 #define ATTNC_THREADS (128 * (ATTNC_WS_CONSUMERS + 1))
 #else

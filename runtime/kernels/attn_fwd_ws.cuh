@@ -48,10 +48,14 @@
 // launches with (168 per thread); three: 128 x 32 + 384 x 160 = 65536 (128
 // per thread). With higher caps the consumers' setmaxnreg.inc would wait
 // forever for registers.
-#define ATTNC_NC ATTNC_WS_CONSUMERS // 2 or 3 (attn_fwd_mma.cuh checks)
+#define ATTNC_NC ATTNC_WS_CONSUMERS // 1 to 3 (attn_fwd_mma.cuh checks)
 #if ATTNC_NC == 3
 #define ATTNC_WS_PRODUCER_REGS 32
 #define ATTNC_WS_CONSUMER_REGS 160
+#elif ATTNC_NC == 1
+// One consumer, two CTAs per SM: 2 x (128 x 24 + 128 x 232) = 65536.
+#define ATTNC_WS_PRODUCER_REGS 24
+#define ATTNC_WS_CONSUMER_REGS 232
 #else
 #define ATTNC_WS_PRODUCER_REGS 40
 #define ATTNC_WS_CONSUMER_REGS 232
@@ -88,11 +92,17 @@ ATTNC_DEV void attnc_tma_load(void *dst, const attnc_tmap *map, int c0, int c1, 
 /// Named barriers 1 .. ATTNC_NC (0 is __syncthreads) order the consumers'
 /// matrix products in a ring: each waits for its turn, issues, and passes
 /// the turn to the next.
+/// One consumer has nobody to take turns with (two CTAs on the SM
+/// interleave instead).
 ATTNC_DEV void attnc_turn_wait(int wg) {
+#if ATTNC_NC > 1
   asm volatile("bar.sync %0, 256;\n" ::"r"(1 + wg) : "memory");
+#endif
 }
 ATTNC_DEV void attnc_turn_pass(int wg) {
+#if ATTNC_NC > 1
   asm volatile("bar.arrive %0, 256;\n" ::"r"(1 + (wg + 1) % ATTNC_NC) : "memory");
+#endif
 }
 /// Named barrier ATTNC_NC + 1 + wg: the 128 threads of consumer wg.
 ATTNC_DEV void attnc_consumer_sync(int wg) {
@@ -115,7 +125,7 @@ ATTNC_DEV unsigned long long attnc_globaltimer() {
 #define ATTNC_STAMP(k) ((void)0)
 #endif
 
-extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, 1)
+extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
     ATTNC_KERNEL(const __grid_constant__ AttncArgs a, const __grid_constant__ attnc_tmap tmK,
                  const __grid_constant__ attnc_tmap tmV) {
   extern __shared__ __align__(16) unsigned char attnc_smem[];
