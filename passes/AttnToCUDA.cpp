@@ -46,14 +46,15 @@ static bool readsTensor(Region &region) {
       .wasInterrupted();
 }
 
-/// Whether a region computes from its arguments and constants alone: it
-/// reads no tensor and uses no value from outside (a param). A size
-/// (attn.size) counts as positional: it is one scalar of the launch.
-static bool computesFromPositions(Region &region) {
-  if (readsTensor(region))
-    return false;
-  WalkResult walk = region.walk([&](Operation *o) {
-    for (Value v : o->getOperands()) {
+/// Whether an op of a region, with what it nests, computes from the region's
+/// values and constants alone: it reads no tensor and uses no value from
+/// outside the region (a param). A size (attn.size) counts as positional: it
+/// is one scalar of the launch.
+static bool fromPositions(Operation &o, Region &region) {
+  WalkResult walk = o.walk([&](Operation *inner) {
+    if (isa<ReadOp, ListedOp, memref::LoadOp>(inner))
+      return WalkResult::interrupt();
+    for (Value v : inner->getOperands()) {
       if (region.isAncestor(v.getParentRegion()))
         continue;
       Operation *def = v.getDefiningOp();
@@ -65,33 +66,24 @@ static bool computesFromPositions(Region &region) {
   return !walk.wasInterrupted();
 }
 
+/// Whether a whole region computes from positions (fromPositions).
+static bool computesFromPositions(Region &region) {
+  return region.empty() ||
+         llvm::all_of(region.front(), [&](Operation &o) { return fromPositions(o, region); });
+}
+
 /// Whether what a region computes per key, the ops that depend on an
-/// argument flagged in `perKey`, reads no tensor and no value from outside
-/// (a param). Reads that vary with neither (ALiBi's slope per head, a bias
-/// per row) land in the row part (emitSplitRegion) and are held once per row.
+/// argument flagged in `perKey`, computes from positions. Reads that vary
+/// with neither (ALiBi's slope per head, a bias per row) land in the row part
+/// (emitSplitRegion) and are held once per row.
 static bool perKeyFromPositions(Region &region, ArrayRef<bool> perKey) {
   if (region.empty())
     return true;
   llvm::DenseSet<Value> dependent = valuesDependingOn(region, perKey);
-  for (Operation &o : region.front()) {
-    if (o.getNumResults() == 0 || !dependent.contains(o.getResult(0)))
-      continue;
-    WalkResult walk = o.walk([&](Operation *inner) {
-      if (isa<ReadOp, ListedOp, memref::LoadOp>(inner))
-        return WalkResult::interrupt();
-      for (Value v : inner->getOperands()) {
-        if (region.isAncestor(v.getParentRegion()))
-          continue;
-        Operation *def = v.getDefiningOp();
-        if (!def || !def->hasTrait<OpTrait::ConstantLike>())
-          return WalkResult::interrupt();
-      }
-      return WalkResult::advance();
-    });
-    if (walk.wasInterrupted())
-      return false;
-  }
-  return true;
+  return llvm::all_of(region.front(), [&](Operation &o) {
+    return o.getNumResults() == 0 || !dependent.contains(o.getResult(0)) ||
+           fromPositions(o, region);
+  });
 }
 
 LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel &out,
