@@ -49,10 +49,15 @@ if [[ $WHAT == check || $WHAT == all ]]; then
     done
   done
   echo "== compute-sanitizer"
+  # ATTNC_CUDA_TIERS=0: the final kernel itself, not the quick tier that
+  # --run would launch first. Documents take one consumer warpgroup (two CTAs
+  # per SM), causal two, the D = 64 window one.
   for tool in memcheck racecheck; do
-    for run in "document -D S=130" "softcap -D S=130" "chunked -D S=70 -D T=200" "causal -D S=200"; do
-      spec=${run%% *}
-      compute-sanitizer --tool $tool --error-exitcode 9 $BIN/attnc examples/$spec.attn ${run#* } \
+    for run in "examples/document.attn -D S=130" "examples/softcap.attn -D S=130" \
+               "examples/chunked.attn -D S=70 -D T=200" "examples/causal.attn -D S=200" \
+               "bench/specs/sliding_window.attn -D B=1 -D H=2 -D S=333 -D D=64 --param=window=100"; do
+      spec=$(basename ${run%% *} .attn)
+      ATTNC_CUDA_TIERS=0 compute-sanitizer --tool $tool --error-exitcode 9 $BIN/attnc ${run} \
         --target=cuda --run > "$OUT/san_${tool}_$spec.txt" 2>&1
       echo "$tool $spec rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_${tool}_$spec.txt" | head -1)" | tee -a "$OUT/summary.txt"
     done
