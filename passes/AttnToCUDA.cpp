@@ -279,7 +279,10 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
            (out.warpSpecialized ? 32 * n : 0);
   };
   constexpr int64_t kMaxSharedBytes = 227 * 1024; // sm_90's per-CTA limit
-  while (stages > 2 && hopperBytes(stages) + 4096 > kMaxSharedBytes)
+  // One consumer runs two CTAs per SM: each gets half.
+  int64_t sharedBytes = out.warpSpecialized && consumers == 1 ? kMaxSharedBytes / 2
+                                                              : kMaxSharedBytes;
+  while (stages > 2 && hopperBytes(stages) + 4096 > sharedBytes)
     --stages;
   out.wsStages = static_cast<int>(stages);
   out.smemBytes = out.hopper ? hopperBytes(stages)
