@@ -232,13 +232,15 @@ KernelInfo attnc::extractKernelInfo(func::FuncOp fn) {
 }
 
 LogicalResult attnc::lowerForCPU(ModuleOp module, int vectorWidth, bool toLLVM,
-                                 bool printIRAfterAll, bool skipTiles, bool amx) {
+                                 bool printIRAfterAll, bool skipTiles, bool amx,
+                                 bool amxDot) {
   PassManager pm(module.getContext());
   AttnToCPUPipelineOptions options;
   options.vectorWidth = vectorWidth;
   options.toLLVM = toLLVM;
   options.skipTiles = skipTiles;
   options.amx = amx;
+  options.amxDot = amxDot;
   buildAttnToCPUPipeline(pm, options);
   return runPipeline(pm, module, printIRAfterAll);
 }
@@ -317,6 +319,16 @@ int attnc::hostVectorWidth() {
   }
   llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
   return features.lookup("avx512f") ? 16 : 8;
+}
+
+bool attnc::hostDotBF16() {
+  if (const char *env = std::getenv("ATTNC_CPU_AMX"); env && std::string(env) == "0")
+    return false;
+  static const bool usable = [] {
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    return features.lookup("avx512bf16") && features.lookup("avx512f");
+  }();
+  return usable && !hostAmx();
 }
 
 bool attnc::hostAmx() {

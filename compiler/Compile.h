@@ -72,10 +72,12 @@ KernelInfo extractKernelInfo(mlir::func::FuncOp fn);
 std::optional<TopKParams> hiddenTopK(mlir::func::FuncOp fn, unsigned &argIndex);
 
 /// attn IR (prepared) -> loops; with `toLLVM` on to the LLVM dialect.
-/// `amx`: bf16 prefill's matrix products on AMX tiles (convert-attn-to-cpu).
+/// `amx`: bf16 prefill's matrix products on AMX tiles (convert-attn-to-cpu);
+/// with `amxDot` as AVX512-BF16 dot products in the tiles' layout instead.
 mlir::LogicalResult lowerForCPU(mlir::ModuleOp module, int vectorWidth,
                                 bool toLLVM, bool printIRAfterAll,
-                                bool skipTiles = true, bool amx = false);
+                                bool skipTiles = true, bool amx = false,
+                                bool amxDot = false);
 
 /// LLVM dialect -> LLVM IR, plus `attnc_packed_<name>(void **args)` that
 /// takes one pointer per argument of `_mlir_ciface_<name>`.
@@ -92,6 +94,10 @@ int hostVectorWidth();
 /// AVX512-BF16), the OS granted this process the tile state, and
 /// $ATTNC_CPU_AMX is not 0.
 bool hostAmx();
+/// Whether JIT'd kernels without AMX may run the tiles' products as
+/// AVX512-BF16 dot products: the CPU has AVX512-BF16 but hostAmx() is false,
+/// and $ATTNC_CPU_AMX is not 0.
+bool hostDotBF16();
 
 /// Optimizes `module` at O2 for `tm` and emits an object file into `out`;
 /// `quick`: no optimization (the JIT's quick tier).

@@ -322,7 +322,11 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
     return Status::error(diagText.empty() ? "attnc: could not load the input" : diagText);
   if (options.dtype && mlir::failed(overrideDType(*module, *options.dtype)))
     return Status::error(diagText);
-  bool amx = options.target == Target::cpu && options.cpuAmx && width == 16 && hostAmx();
+  // AMX tiles, or on CPUs with AVX512-BF16 but no AMX the same blocking with
+  // vdpbf16ps products (amxDot).
+  bool amxDot = options.target == Target::cpu && options.cpuAmx && width == 16 && hostDotBF16();
+  bool amx = amxDot || (options.target == Target::cpu && options.cpuAmx && width == 16 &&
+                        hostAmx());
   if (mlir::failed(prepareForTarget(*module, options.target, false, amx)))
     return Status::error(diagText);
   mlir::func::FuncOp fn = findKernelFunc(*module);
@@ -343,7 +347,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   llvm::SHA256 sha;
   sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cpu|" LLVM_VERSION_STRING "|");
   sha.update(cpu + "|" + std::to_string(width) + "|" +
-             (options.skipTiles ? "skip|" : "noskip|") + (amx ? "amx|" : ""));
+             (options.skipTiles ? "skip|" : "noskip|") + (amx ? "amx|" : "") + (amxDot ? "dot|" : ""));
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)
       sha.update(f.first().str() + ",");
@@ -383,7 +387,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   llvm::SmallVector<char, 0> bitcode;
   if (!object) {
     if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false,
-                                 options.skipTiles, amx)))
+                                 options.skipTiles, amx, amxDot)))
       return Status::error("attnc: internal error: lowering failed\n" + diagText);
     timer.mark("lower to the LLVM dialect");
     llvm::LLVMContext llvmCtx;

@@ -126,6 +126,7 @@ struct ConvertAttnToCPUPass
               !op.isPaged() && !op.getKvQuant() && isBF16(q) &&
               isBF16(k) && isBF16(op.getValue()) && staticChunks(q) &&
               staticChunks(op.getValue()) && low.blockK % 32 == 0;
+    low.amxDot = low.amx && amxDot;
     if (op.isPaged()) {
       low.phase = fn.getArgument(n);
       low.splits = fn.getArgument(n + 1);

@@ -21,6 +21,11 @@
 // call when the head's cache fits); for P V it is two consecutive value
 // rows interleaved.
 //
+// CPUs with AVX512-BF16 but no AMX (amxDot) keep this layout, blocking and
+// softmax and run the products as vdpbf16ps on vectors: per pair along the
+// reduced dim, 32 bf16 of the right operand (16 columns) times the row's
+// pair in every lane, twice an FMA's products per instruction.
+//
 //===----------------------------------------------------------------------===//
 
 #include "passes/CpuLowering.h"
@@ -141,6 +146,47 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
     mul(3, a1, x1);
   };
 
+  // Without AMX (amxDot): the same 32 x 32 blocks from the same packed
+  // operands, 8 rows x 32 columns at a time in 16 vector accumulators, one
+  // vdpbf16ps per row and 16 columns for each pair along the reduced dim:
+  // acc[r][c] += a[r][2p] x[2p][c] + a[r][2p + 1] x[2p + 1][c].
+  auto bf16x32 = VectorType::get({2 * width}, b.getBF16Type());
+  auto dot = [&](Value acc, Value a, Value x) -> Value {
+    return LLVM::CallIntrinsicOp::create(
+               b, vecF32(), b.getStringAttr("llvm.x86.avx512bf16.dpbf16ps.512"),
+               ValueRange{acc, a, x})
+        .getResult(0);
+  };
+  // The pair (a[at], a[at + 1]) in every 32-bit lane.
+  auto pairEverywhere = [&](Value a, Value at) -> Value {
+    Value pair = vector::LoadOp::create(b, VectorType::get({2}, b.getBF16Type()), a,
+                                        ValueRange{at});
+    Value bits = vector::BitCastOp::create(b, VectorType::get({1}, b.getI32Type()), pair);
+    Value lanes = vector::BroadcastOp::create(
+        b, VectorType::get({width}, b.getI32Type()),
+        vector::ExtractOp::create(b, bits, ArrayRef<int64_t>{0}));
+    return vector::BitCastOp::create(b, bf16x32, lanes);
+  };
+  // acc rows [r0, r0 + 8) x columns [c, c + 32) over `pairs` pairs: a's row
+  // r pair p at aAt(r) + 2p, x's pair row p at xAt + p * xStride.
+  auto dotRows = [&](SmallVector<Value> acc, Value a, function_ref<Value(int64_t)> aAt, Value x,
+                     Value xAt, Value xStride, int64_t pairs) -> SmallVector<Value> {
+    auto forOp = scf::ForOp::create(
+        b, zero, idx(pairs), one, acc, [&](OpBuilder &, Location, Value p, ValueRange in) {
+          Value row = addi(xAt, muli(p, xStride));
+          Value x0 = vector::LoadOp::create(b, bf16x32, x, ValueRange{row});
+          Value x1 = vector::LoadOp::create(b, bf16x32, x, ValueRange{addi(row, idx(2 * width))});
+          SmallVector<Value> out(in.begin(), in.end());
+          for (int64_t r = 0; r < 8; ++r) {
+            Value ar = pairEverywhere(a, addi(aAt(r), muli(p, two)));
+            out[2 * r] = dot(out[2 * r], ar, x0);
+            out[2 * r + 1] = dot(out[2 * r + 1], ar, x1);
+          }
+          scf::YieldOp::create(b, out);
+        });
+    return SmallVector<Value>(forOp.getResults());
+  };
+
   // S[rows][keys] = q K^T, unscaled, into sAll.
   Value kStride = muli(bkPad, two);
   // Both products step through 32-column blocks of the right operand (K or
@@ -154,6 +200,21 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
     });
   };
   blocks(rows32, bkPad, [&](Value rb, Value kb) {
+    if (amxDot) {
+      Value zeroV = vector::BroadcastOp::create(b, vecF32(), f32(0.0));
+      for (int64_t r8 = 0; r8 < 32; r8 += 8) {
+        SmallVector<Value> acc = dotRows(
+            SmallVector<Value>(16, zeroV), qAmx,
+            [&](int64_t r) { return muli(addi(rb, idx(r8 + r)), dPad); }, kV,
+            addi(kFirst, muli(kb, two)), kStride, d / 2);
+        for (int64_t r = 0; r < 8; ++r)
+          for (int64_t c = 0; c < 2; ++c)
+            vector::StoreOp::create(
+                b, acc[2 * r + c], sAll,
+                ValueRange{addi(muli(addi(rb, idx(r8 + r)), bkPad), addi(kb, idx(c * width)))});
+      }
+      return;
+    }
     Value acc[4];
     for (Value &a : acc)
       a = amx::TileZeroOp::create(b, accType);
@@ -188,6 +249,24 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
   // acc[rows][Dv] += P V.
   Value vStride = muli(dvPad, two);
   blocks(rows32, dvPad, [&](Value rb, Value db) {
+    if (amxDot) {
+      for (int64_t r8 = 0; r8 < 32; r8 += 8) {
+        auto at = [&](int64_t r, int64_t c) {
+          return addi(muli(addi(rb, idx(r8 + r)), dvPad), addi(db, idx(c * width)));
+        };
+        SmallVector<Value> acc;
+        for (int64_t r = 0; r < 8; ++r)
+          for (int64_t c = 0; c < 2; ++c)
+            acc.push_back(vecLoad(accBuf, at(r, c)));
+        acc = dotRows(
+            acc, pAmx, [&](int64_t r) { return muli(addi(rb, idx(r8 + r)), bkPad); }, vV,
+            addi(vFirst, muli(db, two)), vStride, bk / 2);
+        for (int64_t r = 0; r < 8; ++r)
+          for (int64_t c = 0; c < 2; ++c)
+            vector::StoreOp::create(b, acc[2 * r + c], accBuf, ValueRange{at(r, c)});
+      }
+      return;
+    }
     Value acc[4];
     auto accAt = [&](int64_t t) {
       return addi(muli(addi(rb, idx(t / 2 * 16)), dvPad), addi(db, idx(t % 2 * 16)));

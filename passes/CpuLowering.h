@@ -81,6 +81,8 @@ struct Lowering {
   /// bf16 [BQp][BKp]; the per-row rescale [BQp]. BQp is a multiple of 32.
   /// kVnni32 and kTAll32 are i32 views (one (d, d + 1) pair per element).
   bool amx = false;
+  /// With amx: the products as vdpbf16ps on vectors (no AMX on the CPU).
+  bool amxDot = false;
   mlir::Value qAmx = {}, kVnniBuf = {}, kVnni32 = {}, kTAll32 = {}, vVnni = {};
   mlir::Value sAll = {}, pAmx = {}, corrAll = {};
   /// Per item row, for emitTileSoftmax: the tile max, then the weights' sum;

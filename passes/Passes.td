@@ -68,7 +68,10 @@ def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
     Option<"amx", "amx", "bool", /*default=*/"false",
            "bf16 q, k and v with head and value dims that are multiples of "
            "32 (not paged): both matrix products of items with more than "
-           "one row group on AMX tiles (tdpbf16ps, f32 accumulation)">
+           "one row group on AMX tiles (tdpbf16ps, f32 accumulation)">,
+    Option<"amxDot", "amx-dot", "bool", /*default=*/"false",
+           "with amx: the same layout and blocking, the products as AVX512-BF16 "
+           "dot products (vdpbf16ps) instead of tile ops, for CPUs without AMX">
   ];
   let dependentDialects = [
     "::mlir::amx::AMXDialect", "::mlir::LLVM::LLVMDialect",

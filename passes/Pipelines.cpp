@@ -33,6 +33,7 @@ void attnc::buildAttnToCPUPipeline(OpPassManager &pm,
   lower.vectorWidth = options.vectorWidth;
   lower.skipTiles = options.skipTiles;
   lower.amx = options.amx;
+  lower.amxDot = options.amxDot;
   pm.addNestedPass<func::FuncOp>(createConvertAttnToCPUPass(lower));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

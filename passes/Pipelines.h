@@ -31,6 +31,9 @@ struct AttnToCPUPipelineOptions
   Option<bool> amx{*this, "amx",
                    llvm::cl::desc("AMX tiles for bf16 prefill (convert-attn-to-cpu)"),
                    llvm::cl::init(false)};
+  Option<bool> amxDot{*this, "amx-dot",
+                      llvm::cl::desc("With amx: the products as AVX512-BF16 dot products"),
+                      llvm::cl::init(false)};
   Option<bool> toLLVM{*this, "to-llvm",
                       llvm::cl::desc("Continue to the LLVM dialect"),
                       llvm::cl::init(true)};
