@@ -328,7 +328,7 @@ bool attnc::hostDotBF16() {
     llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
     return features.lookup("avx512bf16") && features.lookup("avx512f");
   }();
-  return usable && !hostAmx();
+  return usable;
 }
 
 bool attnc::hostAmx() {

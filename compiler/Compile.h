@@ -94,9 +94,9 @@ int hostVectorWidth();
 /// AVX512-BF16), the OS granted this process the tile state, and
 /// $ATTNC_CPU_AMX is not 0.
 bool hostAmx();
-/// Whether JIT'd kernels without AMX may run the tiles' products as
-/// AVX512-BF16 dot products: the CPU has AVX512-BF16 but hostAmx() is false,
-/// and $ATTNC_CPU_AMX is not 0.
+/// Whether JIT'd kernels may run the AMX form's products as AVX512-BF16 dot
+/// products (where hostAmx() is false): the CPU has AVX512-BF16 and
+/// $ATTNC_CPU_AMX is not 0.
 bool hostDotBF16();
 
 /// Optimizes `module` at O2 for `tm` and emits an object file into `out`;

@@ -324,9 +324,9 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
     return Status::error(diagText);
   // AMX tiles, or on CPUs with AVX512-BF16 but no AMX the same blocking with
   // vdpbf16ps products (amxDot).
-  bool amxDot = options.target == Target::cpu && options.cpuAmx && width == 16 && hostDotBF16();
-  bool amx = amxDot || (options.target == Target::cpu && options.cpuAmx && width == 16 &&
-                        hostAmx());
+  bool bf16Products = options.target == Target::cpu && options.cpuAmx && width == 16;
+  bool amxDot = bf16Products && !hostAmx() && hostDotBF16();
+  bool amx = amxDot || (bf16Products && hostAmx());
   if (mlir::failed(prepareForTarget(*module, options.target, false, amx)))
     return Status::error(diagText);
   mlir::func::FuncOp fn = findKernelFunc(*module);

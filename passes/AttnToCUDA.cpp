@@ -36,34 +36,35 @@ using namespace attnc;
 using namespace attnc::attn;
 using namespace attnc::cuda_emit;
 
-/// Whether a region reads a tensor (an extra, a listed block, a memref).
-static bool readsTensor(Region &region) {
-  return region
-      .walk([](Operation *o) {
-        return isa<ReadOp, ListedOp, memref::LoadOp>(o) ? WalkResult::interrupt()
-                                                        : WalkResult::advance();
+/// Whether an op reads a tensor (an extra, a listed block, a memref).
+static bool isTensorRead(Operation *o) { return isa<ReadOp, ListedOp, memref::LoadOp>(o); }
+
+/// Whether an op of `root` (an op or a region), nested ones included,
+/// satisfies `pred`.
+template <typename Root>
+static bool anyNested(Root &root, function_ref<bool(Operation *)> pred) {
+  return root
+      .walk([&](Operation *inner) {
+        return pred(inner) ? WalkResult::interrupt() : WalkResult::advance();
       })
       .wasInterrupted();
 }
+
+/// Whether a region reads a tensor.
+static bool readsTensor(Region &region) { return anyNested(region, isTensorRead); }
 
 /// Whether an op of a region, with what it nests, computes from the region's
 /// values and constants alone: it reads no tensor and uses no value from
 /// outside the region (a param). A size (attn.size) counts as positional: it
 /// is one scalar of the launch.
 static bool fromPositions(Operation &o, Region &region) {
-  WalkResult walk = o.walk([&](Operation *inner) {
-    if (isa<ReadOp, ListedOp, memref::LoadOp>(inner))
-      return WalkResult::interrupt();
-    for (Value v : inner->getOperands()) {
-      if (region.isAncestor(v.getParentRegion()))
-        continue;
-      Operation *def = v.getDefiningOp();
-      if (!def || !def->hasTrait<OpTrait::ConstantLike>())
-        return WalkResult::interrupt();
-    }
-    return WalkResult::advance();
+  return !anyNested(o, [&](Operation *inner) {
+    return isTensorRead(inner) || llvm::any_of(inner->getOperands(), [&](Value v) {
+             Operation *def = v.getDefiningOp();
+             return !region.isAncestor(v.getParentRegion()) &&
+                    (!def || !def->hasTrait<OpTrait::ConstantLike>());
+           });
   });
-  return !walk.wasInterrupted();
 }
 
 /// Whether a whole region computes from positions (fromPositions).
@@ -72,17 +73,17 @@ static bool computesFromPositions(Region &region) {
          llvm::all_of(region.front(), [&](Operation &o) { return fromPositions(o, region); });
 }
 
-/// Whether what a region computes per key, the ops that depend on an
-/// argument flagged in `perKey`, computes from positions. Reads that vary
-/// with neither (ALiBi's slope per head, a bias per row) land in the row part
-/// (emitSplitRegion) and are held once per row.
-static bool perKeyFromPositions(Region &region, ArrayRef<bool> perKey) {
+/// Whether some op of what a region computes per key, the ops that depend
+/// on an argument flagged in `perKey`, satisfies `pred`. What varies with
+/// neither (ALiBi's slope per head, a bias per row) lands in the row part
+/// (emitSplitRegion) and is computed once per row.
+static bool anyPerKey(Region &region, ArrayRef<bool> perKey,
+                      function_ref<bool(Operation &)> pred) {
   if (region.empty())
-    return true;
+    return false;
   llvm::DenseSet<Value> dependent = valuesDependingOn(region, perKey);
-  return llvm::all_of(region.front(), [&](Operation &o) {
-    return o.getNumResults() == 0 || !dependent.contains(o.getResult(0)) ||
-           fromPositions(o, region);
+  return llvm::any_of(region.front(), [&](Operation &o) {
+    return o.getNumResults() != 0 && dependent.contains(o.getResult(0)) && pred(o);
   });
 }
 
@@ -227,20 +228,23 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     // The score's (s, b, h, i, j): per key means depending on s or j. One
     // that reads a tensor per row paid off only on long rows (ALiBi at D = 64:
     // +4.6% at N = 16384, -3.5% at 4096), so it needs them known.
-    bool scoreFits = computesFromPositions(op.getScore()) ||
-                     (perKeyFromPositions(op.getScore(), {true, false, false, false, true}) &&
+    Region &score = op.getScore(), &mask = op.getMask();
+    bool scoreFits = computesFromPositions(score) ||
+                     (!anyPerKey(score, {true, false, false, false, true},
+                                 [&](Operation &o) { return !fromPositions(o, score); }) &&
                       !ShapedType::isDynamic(qLen) && qLen >= 16384);
     // The mask's (b, h, i, j): a read per key (a document id) lets data
     // decide how many tiles a CTA visits. Listed blocks and top-k selections
     // are left at two until one consumer has been checked on them on the GPU.
-    bool listsBlocks =
-        op.getMask().walk([](ListedOp) { return WalkResult::interrupt(); }).wasInterrupted();
-    bool maskReadsPerKey = !perKeyFromPositions(op.getMask(), {false, false, false, true}) &&
-                           readsTensor(op.getMask()) && !listsBlocks && !topkParams;
-    bool maskHasParams = !computesFromPositions(op.getMask()) && !readsTensor(op.getMask());
+    bool listsBlocks = anyNested(mask, [](Operation *o) { return isa<ListedOp>(o); });
+    bool maskReadsPerKey =
+        !listsBlocks && !topkParams &&
+        anyPerKey(mask, {false, false, false, true},
+                  [](Operation &o) { return anyNested(o, isTensorRead); });
+    bool maskHasParams = !computesFromPositions(mask) && !readsTensor(mask);
     if (maskReadsPerKey || (d == 64 && dv == 64 && (maskHasParams || shortMasked)))
       consumers = 1;
-    else if (threeFit && !topkParams && computesFromPositions(op.getMask()) && scoreFits &&
+    else if (threeFit && !topkParams && computesFromPositions(mask) && scoreFits &&
              !shortMasked)
       consumers = 3;
     if (const char *env = std::getenv("ATTNC_CUDA_WS_CONSUMERS")) {

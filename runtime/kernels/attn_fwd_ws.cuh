@@ -16,7 +16,8 @@
 //                 the keys' end with zeros); each tile completes a
 //                 transaction count on an mbarrier. The warpgroup keeps few
 //                 registers (setmaxnreg.dec).
-//   warpgroups 1.. consumers (two; three at D = 64 where attnc picks them),
+//   warpgroups 1.. consumers (two; three at D = 64, or one with two CTAs per
+//                 SM for short key ranges, where attnc picks them),
 //                 64 query rows each, all the registers the producer gives
 //                 up: S = Q K^T (wgmma m64n128k16), the variant's mask,
 //                 score and online softmax in registers, O += P V (wgmma
