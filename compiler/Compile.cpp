@@ -233,7 +233,7 @@ KernelInfo attnc::extractKernelInfo(func::FuncOp fn) {
 
 LogicalResult attnc::lowerForCPU(ModuleOp module, int vectorWidth, bool toLLVM,
                                  bool printIRAfterAll, bool skipTiles, bool amx,
-                                 bool amxDot) {
+                                 bool amxDot, const std::string &int8Dot) {
   PassManager pm(module.getContext());
   AttnToCPUPipelineOptions options;
   options.vectorWidth = vectorWidth;
@@ -241,6 +241,7 @@ LogicalResult attnc::lowerForCPU(ModuleOp module, int vectorWidth, bool toLLVM,
   options.skipTiles = skipTiles;
   options.amx = amx;
   options.amxDot = amxDot;
+  options.int8Dot = int8Dot;
   buildAttnToCPUPipeline(pm, options);
   return runPipeline(pm, module, printIRAfterAll);
 }
@@ -329,6 +330,19 @@ bool attnc::hostDotBF16() {
     return features.lookup("avx512bf16") && features.lookup("avx512f");
   }();
   return usable;
+}
+
+std::string attnc::hostInt8Dot() {
+  static const bool usable = [] {
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    return features.lookup("avx512vnni") && features.lookup("avx512bw") &&
+           features.lookup("avx512f");
+  }();
+  const char *env = std::getenv("ATTNC_CPU_INT8_DOT");
+  std::string choice = env ? env : "";
+  if (!usable || choice == "0")
+    return "off";
+  return choice == "all" ? "all" : "q4";
 }
 
 bool attnc::hostAmx() {

@@ -73,11 +73,13 @@ std::optional<TopKParams> hiddenTopK(mlir::func::FuncOp fn, unsigned &argIndex);
 
 /// attn IR (prepared) -> loops; with `toLLVM` on to the LLVM dialect.
 /// `amx`: bf16 prefill's matrix products on AMX tiles (convert-attn-to-cpu);
-/// with `amxDot` as AVX512-BF16 dot products in the tiles' layout instead.
+/// with `amxDot` as AVX512-BF16 dot products in the tiles' layout instead;
+/// `int8Dot`: decode scores over quantized keys as VNNI int8 dot products
+/// (off, q4 or all: convert-attn-to-cpu's int8-dot).
 mlir::LogicalResult lowerForCPU(mlir::ModuleOp module, int vectorWidth,
                                 bool toLLVM, bool printIRAfterAll,
                                 bool skipTiles = true, bool amx = false,
-                                bool amxDot = false);
+                                bool amxDot = false, const std::string &int8Dot = "off");
 
 /// LLVM dialect -> LLVM IR, plus `attnc_packed_<name>(void **args)` that
 /// takes one pointer per argument of `_mlir_ciface_<name>`.
@@ -98,6 +100,11 @@ bool hostAmx();
 /// products (where hostAmx() is false): the CPU has AVX512-BF16 and
 /// $ATTNC_CPU_AMX is not 0.
 bool hostDotBF16();
+/// Which quantized keys JIT'd decode kernels score as int8 dot products (q
+/// quantized to int8 per 8 or 4 features), as convert-attn-to-cpu's
+/// int8-dot: "q4" where the CPU has AVX512-VNNI, "off" without it or with
+/// $ATTNC_CPU_INT8_DOT=0, "all" (q8 too) with $ATTNC_CPU_INT8_DOT=all.
+std::string hostInt8Dot();
 
 /// Optimizes `module` at O2 for `tm` and emits an object file into `out`;
 /// `quick`: no optimization (the JIT's quick tier).

@@ -327,6 +327,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   bool bf16Products = options.target == Target::cpu && options.cpuAmx && width == 16;
   bool amxDot = bf16Products && !hostAmx() && hostDotBF16();
   bool amx = amxDot || (bf16Products && hostAmx());
+  std::string int8Dot = options.target == Target::cpu && width == 16 ? hostInt8Dot() : "off";
   if (mlir::failed(prepareForTarget(*module, options.target, false, amx)))
     return Status::error(diagText);
   mlir::func::FuncOp fn = findKernelFunc(*module);
@@ -347,7 +348,8 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   llvm::SHA256 sha;
   sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cpu|" LLVM_VERSION_STRING "|");
   sha.update(cpu + "|" + std::to_string(width) + "|" +
-             (options.skipTiles ? "skip|" : "noskip|") + (amx ? "amx|" : "") + (amxDot ? "dot|" : ""));
+             (options.skipTiles ? "skip|" : "noskip|") + (amx ? "amx|" : "") + (amxDot ? "dot|" : "") +
+             "i8=" + int8Dot + "|");
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)
       sha.update(f.first().str() + ",");
@@ -387,7 +389,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   llvm::SmallVector<char, 0> bitcode;
   if (!object) {
     if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false,
-                                 options.skipTiles, amx, amxDot)))
+                                 options.skipTiles, amx, amxDot, int8Dot)))
       return Status::error("attnc: internal error: lowering failed\n" + diagText);
     timer.mark("lower to the LLVM dialect");
     llvm::LLVMContext llvmCtx;

@@ -127,6 +127,22 @@ struct ConvertAttnToCPUPass
               isBF16(k) && isBF16(op.getValue()) && staticChunks(q) &&
               staticChunks(op.getValue()) && low.blockK % 32 == 0;
     low.amxDot = low.amx && amxDot;
+    // int8 scores (CpuInt8Dot.cpp): quantized K, a bf16 or f16 q (whose own
+    // rounding is of the order of the int8 q's), whole 64-byte loads of
+    // codes per key row and lanes that each fall inside one scale group.
+    bool int8Keys = op.getKvQuant() && (int8Dot == "all" ||
+                                        (int8Dot == "q4" && *op.getKvQuant() == KVQuant::q4));
+    if (int8Keys && vectorWidth == 16) {
+      Type qElt = cast<MemRefType>(q.getType()).getElementType();
+      int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);
+      int64_t groups = cast<MemRefType>(op.getKeyScale().getType()).getDimSize(3);
+      int64_t perLane = low.int8FeaturesPerLane();
+      low.int8Dot = (qElt.isBF16() || qElt.isF16()) && !ShapedType::isDynamic(d) &&
+                    !ShapedType::isDynamic(groups) && d % low.int8ChunkFeatures() == 0 &&
+                    d % groups == 0 && (d / groups) % perLane == 0;
+      if (low.int8Dot)
+        low.int8Lanes = d / perLane;
+    }
     if (op.isPaged()) {
       low.phase = fn.getArgument(n);
       low.splits = fn.getArgument(n + 1);
@@ -249,6 +265,14 @@ struct ConvertAttnToCPUPass
       low.mBuf = fixed(bqPad);
       low.lBuf = fixed(bqPad);
       low.corrBuf = fixed(rows);
+      if (low.int8Dot) {
+        int64_t lanes = rows * low.int8Lanes;
+        low.qInt8 = memref::AllocaOp::create(
+            b, MemRefType::get({lanes * low.int8FeaturesPerLane()}, b.getI8Type()), cacheLine);
+        low.qLaneScale = fixed(lanes);
+        low.qLaneOffset =
+            memref::AllocaOp::create(b, MemRefType::get({lanes}, b.getI32Type()), cacheLine);
+      }
       if (low.amx) {
         int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);
         int64_t dv = cast<MemRefType>(op.getValue().getType()).getDimSize(3);

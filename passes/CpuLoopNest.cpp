@@ -18,6 +18,50 @@ using namespace mlir;
 using namespace attnc::attn;
 using namespace attnc::cpu_lowering;
 
+SmallVector<Value> Lowering::sumLanes(ArrayRef<Value> vecs) {
+  SmallVector<Value> sums;
+  auto shuffle = [&](Value x, Value y, ArrayRef<int64_t> lanes) -> Value {
+    return vector::ShuffleOp::create(b, x, y, lanes);
+  };
+  size_t i = 0;
+  for (; width >= 8 && i + 4 <= vecs.size(); i += 4) {
+    // Lanes [0, w/2) of x hold halves of vecs[i], [w/2, w) of vecs[i + 1];
+    // y the same for the next two.
+    int64_t half = width / 2, quarter = width / 4;
+    SmallVector<int64_t> lows, highs;
+    for (int64_t l = 0; l < width; ++l) {
+      lows.push_back(l < half ? l : width + l - half);
+      highs.push_back(l < half ? l + half : width + l);
+    }
+    auto halve = [&](Value p, Value q) {
+      return arith::AddFOp::create(b, shuffle(p, q, lows), shuffle(p, q, highs)).getResult();
+    };
+    Value x = halve(vecs[i], vecs[i + 1]), y = halve(vecs[i + 2], vecs[i + 3]);
+    // Quarters: vector v of the four in lanes [v w/4, (v + 1) w/4).
+    SmallVector<int64_t> firsts, seconds;
+    for (int64_t l = 0; l < width; ++l) {
+      int64_t v = l / quarter, at = l % quarter;
+      int64_t base = (v % 2) * half + (v / 2) * width;
+      firsts.push_back(base + at);
+      seconds.push_back(base + quarter + at);
+    }
+    Value z = arith::AddFOp::create(b, shuffle(x, y, firsts), shuffle(x, y, seconds));
+    // Within each quarter, fold lanes onto its first.
+    for (int64_t step = quarter / 2; step >= 1; step /= 2) {
+      SmallVector<int64_t> partner;
+      for (int64_t l = 0; l < width; ++l)
+        partner.push_back(l ^ step);
+      z = arith::AddFOp::create(b, z, shuffle(z, z, partner));
+    }
+    for (int64_t v = 0; v < 4; ++v)
+      sums.push_back(vector::ExtractOp::create(b, z, ArrayRef<int64_t>{v * quarter}));
+  }
+  for (; i < vecs.size(); ++i)
+    sums.push_back(vector::ReductionOp::create(b, vector::CombiningKind::ADD, vecs[i], Value(),
+                                               arith::FastMathFlags::reassoc));
+  return sums;
+}
+
 void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value nRows,
                             Value manyRows, Value rg, Value kt, Value nk, Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width);
@@ -45,6 +89,10 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   // no transposed K tile: its scores are dot products of each key row with
   // the q rows, reduced across lanes.
   auto directScores = [&] {
+    if (int8Dot) {
+      byRowCount([&](int64_t n) { emitInt8Scores(bIdx, hk, rg, kt, n); });
+      return;
+    }
     Value lastKey = arith::SubIOp::create(b, kvLen, one);
     Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
     // Scores of the item's rows, n at a time (its only row group: rows past
@@ -63,12 +111,9 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
                     b, vecLoad(qBuf, addi(muli(addi(rg, idx(r)), dPad), d)), kv, acc[r]);
               scf::YieldOp::create(b, next);
             });
-        for (int64_t r = 0; r < n; ++r) {
-          Value sum = vector::ReductionOp::create(b, vector::CombiningKind::ADD,
-                                                  dots.getResult(r), Value(),
-                                                  arith::FastMathFlags::reassoc);
-          memref::StoreOp::create(b, sum, sBuf, addi(muli(idx(r), bkPad), jj));
-        }
+        SmallVector<Value> sums = sumLanes(SmallVector<Value>(dots.getResults()));
+        for (int64_t r = 0; r < n; ++r)
+          memref::StoreOp::create(b, sums[r], sBuf, addi(muli(idx(r), bkPad), jj));
       });
     };
     byRowCount(dotRows);
@@ -436,6 +481,14 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
     memref::StoreOp::create(b, negInf, mBuf, rr);
     memref::StoreOp::create(b, fzero, lBuf, rr);
   });
+
+  // Decode items with int8 scores: their q rows as int8, once per item.
+  if (int8Dot)
+    scf::IfOp::create(b, arith::CmpIOp::create(b, arith::CmpIPredicate::sle, nRows, rows),
+                      [&](OpBuilder &, Location) {
+                        quantizeQueryRows();
+                        scf::YieldOp::create(b);
+                      });
 
   Value bk = idx(blockK), lastKey = arith::SubIOp::create(b, kvLen, one);
   Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, rows);

@@ -84,6 +84,15 @@ struct Lowering {
   /// With amx: the products as vdpbf16ps on vectors (no AMX on the CPU).
   bool amxDot = false;
   mlir::Value qAmx = {}, kVnniBuf = {}, kVnni32 = {}, kTAll32 = {}, vVnni = {};
+  /// Quantized K (q8, q4) under AVX512-VNNI, for items of at most kRows
+  /// rows (decode): the scores as integer dot products (vpdpbusd) of the
+  /// codes with the q rows quantized to int8 (CpuInt8Dot.cpp; AttnToCPU.cpp
+  /// decides). Per row: the int8 q [D] in the codes' byte order, and per
+  /// 32-bit lane (the features one vpdpbusd lane sums) the q scale and the
+  /// sum that takes the codes' offset out. int8Lanes lanes per row.
+  bool int8Dot = false;
+  int64_t int8Lanes = 0;
+  mlir::Value qInt8 = {}, qLaneScale = {}, qLaneOffset = {};
   mlir::Value sAll = {}, pAmx = {}, corrAll = {};
   /// Per item row, for emitTileSoftmax: the tile max, then the weights' sum;
   /// the exponent's offset (-base log2(e)).
@@ -181,6 +190,12 @@ struct Lowering {
         .getResults();
   }
 
+  /// The lane sums of `vecs` (f32 vectors of `width` lanes), in order. Four
+  /// at a time as a tree that halves four vectors into one (each shuffle and
+  /// add serves four sums): 16 instructions for four rows' scores, against
+  /// 9 per row for a reduction each.
+  mlir::SmallVector<mlir::Value> sumLanes(mlir::ArrayRef<mlir::Value> vecs);
+
   /// Scores, online softmax and P.V for query rows [rg, rg + kRows) of the
   /// item against the key tile at `kt` with `nk` keys.
   /// `manyRows`: the item has more than kRows rows, so a transposed K tile
@@ -226,6 +241,15 @@ struct Lowering {
   /// 2^floor(t)); -inf gives 0 and very negative t underflow to 0 without
   /// clamps. Only for AMX hosts, which all have AVX512-DQ.
   mlir::Value exp2ForBF16(mlir::Value t);
+  /// int8Dot: the item's q rows (qBuf, scaled) as int8 with lane scales.
+  void quantizeQueryRows();
+  /// int8Dot: scores of rows [rg, rg + n) against the tile's keys into sBuf.
+  void emitInt8Scores(mlir::Value bIdx, mlir::Value hk, mlir::Value rg, mlir::Value kt,
+                      int64_t n);
+  /// int8Dot: features per vpdpbusd lane (8 for q4, 4 for q8) and per
+  /// 64-byte load of codes.
+  int64_t int8FeaturesPerLane();
+  int64_t int8ChunkFeatures() { return 16 * int8FeaturesPerLane(); }
   /// V tile `kt` with key pairs interleaved into the bf16 buffer `dest`
   /// from `base`; keys past the sequence repeat its last key.
   void packVTileVnni(mlir::Value bIdx, mlir::Value hk, mlir::Value kt, mlir::Value dest,

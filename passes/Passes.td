@@ -71,7 +71,12 @@ def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
            "one row group on AMX tiles (tdpbf16ps, f32 accumulation)">,
     Option<"amxDot", "amx-dot", "bool", /*default=*/"false",
            "with amx: the same layout and blocking, the products as AVX512-BF16 "
-           "dot products (vdpbf16ps) instead of tile ops, for CPUs without AMX">
+           "dot products (vdpbf16ps) instead of tile ops, for CPUs without AMX">,
+    Option<"int8Dot", "int8-dot", "std::string", /*default=*/"\"off\"",
+           "decode items over quantized keys with a bf16 or f16 q: scores as "
+           "AVX512-VNNI int8 dot products (vpdpbusd) of the codes with q "
+           "quantized to int8 per 8 (q4) or 4 (q8) features; off, q4 (q4 "
+           "keys only) or all (q4 and q8)">
   ];
   let dependentDialects = [
     "::mlir::amx::AMXDialect", "::mlir::LLVM::LLVMDialect",

@@ -34,6 +34,7 @@ void attnc::buildAttnToCPUPipeline(OpPassManager &pm,
   lower.skipTiles = options.skipTiles;
   lower.amx = options.amx;
   lower.amxDot = options.amxDot;
+  lower.int8Dot = options.int8Dot;
   pm.addNestedPass<func::FuncOp>(createConvertAttnToCPUPass(lower));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -34,6 +34,10 @@ struct AttnToCPUPipelineOptions
   Option<bool> amxDot{*this, "amx-dot",
                       llvm::cl::desc("With amx: the products as AVX512-BF16 dot products"),
                       llvm::cl::init(false)};
+  Option<std::string> int8Dot{
+      *this, "int8-dot",
+      llvm::cl::desc("Decode scores over quantized keys as VNNI int8 dot products: off, q4 or all"),
+      llvm::cl::init("off")};
   Option<bool> toLLVM{*this, "to-llvm",
                       llvm::cl::desc("Continue to the LLVM dialect"),
                       llvm::cl::init(true)};

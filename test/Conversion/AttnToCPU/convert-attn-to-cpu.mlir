@@ -207,8 +207,16 @@ func.func @causal_noskip(%q: memref<1x1x8x8xf32>) {
 // FEW: scf.if %[[HALF]] {
 // FEW: %[[DOTS:.+]]:4 = scf.for
 // FEW: vector.fma
-// FEW: vector.reduction <add>, %[[DOTS]]#0 fastmath<reassoc> : vector<8xf32> into f32
-// FEW: vector.reduction <add>, %[[DOTS]]#3 fastmath<reassoc> : vector<8xf32> into f32
+/// Four rows' lane sums by one tree: halves of rows 0 and 1 side by side,
+/// then quarters of all four, then pairs within each quarter; row r's sum
+/// is lane 2r (8 lanes).
+// FEW-NOT: vector.reduction
+// FEW: vector.shuffle %[[DOTS]]#0, %[[DOTS]]#1 [0, 1, 2, 3, 8, 9, 10, 11] : vector<8xf32>, vector<8xf32>
+// FEW: vector.shuffle %[[DOTS]]#0, %[[DOTS]]#1 [4, 5, 6, 7, 12, 13, 14, 15]
+// FEW: vector.shuffle %{{.+}}, %{{.+}} [0, 1, 4, 5, 8, 9, 12, 13]
+// FEW: vector.shuffle %{{.+}}, %{{.+}} [1, 0, 3, 2, 5, 4, 7, 6]
+// FEW: vector.extract %{{.+}}[0] : f32 from vector<8xf32>
+// FEW: vector.extract %{{.+}}[6] : f32 from vector<8xf32>
 // FEW: } else {
 // FEW: %[[DOTS2:.+]]:2 = scf.for
 // FEW: vector.reduction <add>, %[[DOTS2]]#1 fastmath<reassoc> : vector<8xf32> into f32

@@ -65,6 +65,9 @@ int main(int argc, char **argv) {
       {"gqa", 1, 8, 33, 97, 40},
       {"long", 1, 2, 131, 261, 128},
       {"tiles", 2, 2, 200, 333, 64}, // GPU only: several query and key tiles
+      // One query per sequence (decode): items of a few rows, which read
+      // keys directly (and, over q8/q4 pages with VNNI, as int8 products).
+      {"decode", 3, 8, 1, 261, 128},
       // No keys at all where the spec lets the key length go to zero
       // (cross-attention, paged lengths): o = 0 and lse = -inf.
       {"nokeys", 1, 2, 5, 0, 16},

@@ -1,0 +1,164 @@
+//===- CpuInt8Dot.cpp - Decode scores over q8/q4 keys as int8 dot products ===//
+//
+// SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+//
+//===----------------------------------------------------------------------===//
+//
+// Decode items (at most kRows query rows) read every key once and spent
+// most of their score work widening codes to f32: per 16 features a load,
+// unpack, convert, scale multiply, then one FMA per row. With AVX512-VNNI
+// the codes stay bytes: the item's q rows are quantized to int8 once (a
+// scale per 32-bit lane, i.e. per 8 features for q4 and 4 for q8), and one
+// vpdpbusd per row and 64 bytes of codes sums products of 4 byte pairs into
+// each i32 lane. The lane sums are converted, multiplied by the q lane
+// scale and the key's group scale, and reduced across lanes as before.
+//
+// vpdpbusd takes unsigned bytes times signed bytes: the codes are the
+// unsigned side (q4 nibbles are 0..15 with offset 8; q8 codes get 128 added
+// by flipping their top bit), and the offset times the lane's sum of int8 q
+// starts each lane's accumulator, so the products need no correction. q4
+// nibbles are split into a vector of low (even features) and one of high
+// (odd features) nibbles; the q row is stored in that order, so no byte is
+// moved per key.
+//
+//===----------------------------------------------------------------------===//
+
+#include "passes/CpuLowering.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+
+using namespace mlir;
+using namespace attnc::attn;
+using namespace attnc::cpu_lowering;
+
+int64_t Lowering::int8FeaturesPerLane() {
+  return *op.getKvQuant() == KVQuant::q4 ? 8 : 4;
+}
+
+void Lowering::quantizeQueryRows() {
+  bool q4 = *op.getKvQuant() == KVQuant::q4;
+  int64_t perLane = int8FeaturesPerLane();
+  int64_t features = int8Lanes * perLane;
+  Value zero = idx(0), one = idx(1);
+  Value fzero = f32(0.0);
+  Type i32 = b.getI32Type(), i8 = b.getI8Type();
+  loop(zero, idx(kRows), one, [&](Value rr) {
+    loop(zero, idx(int8Lanes), one, [&](Value lane) {
+      // Feature and byte of element t of the lane: q4 lanes hold features
+      // [8l, 8l + 8) of their 128-feature chunk, even ones in the chunk's
+      // first 64 bytes (the low nibbles' order), odd ones in the next 64.
+      Value chunk = arith::DivUIOp::create(b, lane, idx(16));
+      Value inChunk = arith::RemUIOp::create(b, lane, idx(16));
+      auto featureOf = [&](int64_t t) -> Value {
+        return addi(muli(lane, idx(perLane)), idx(t));
+      };
+      auto byteOf = [&](int64_t t) -> Value {
+        if (!q4)
+          return featureOf(t);
+        return addi(muli(chunk, idx(128)),
+                    addi(muli(inChunk, idx(4)), idx((t % 2) * 64 + t / 2)));
+      };
+      SmallVector<Value> x(perLane);
+      Value maxAbs = fzero;
+      for (int64_t t = 0; t < perLane; ++t) {
+        x[t] = memref::LoadOp::create(b, qBuf, addi(muli(rr, dPad), featureOf(t)));
+        maxAbs = arith::MaximumFOp::create(b, maxAbs, math::AbsFOp::create(b, x[t]));
+      }
+      // A NaN q gives a NaN lane scale, so the row's scores stay NaN.
+      Value scale = arith::DivFOp::create(b, maxAbs, f32(127.0));
+      Value positive = arith::CmpFOp::create(b, arith::CmpFPredicate::OGT, maxAbs, fzero);
+      Value inverse = arith::SelectOp::create(
+          b, positive, arith::DivFOp::create(b, f32(127.0), maxAbs), fzero);
+      Value sum = arith::ConstantIntOp::create(b, 0, 32);
+      for (int64_t t = 0; t < perLane; ++t) {
+        Value code = arith::FPToSIOp::create(
+            b, i32, math::RoundEvenOp::create(b, arith::MulFOp::create(b, x[t], inverse)));
+        memref::StoreOp::create(b, arith::TruncIOp::create(b, i8, code), qInt8,
+                                addi(muli(rr, idx(features)), byteOf(t)));
+        sum = arith::AddIOp::create(b, sum, code);
+      }
+      Value at = addi(muli(rr, idx(int8Lanes)), lane);
+      memref::StoreOp::create(b, scale, qLaneScale, at);
+      int64_t offset = q4 ? 8 : 128;
+      memref::StoreOp::create(
+          b, arith::MulIOp::create(b, sum, arith::ConstantIntOp::create(b, -offset, 32)),
+          qLaneOffset, at);
+    });
+  });
+}
+
+void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t n) {
+  bool q4 = *op.getKvQuant() == KVQuant::q4;
+  int64_t perLane = int8FeaturesPerLane();
+  int64_t chunkFeatures = int8ChunkFeatures();
+  int64_t features = int8Lanes * perLane;
+  int64_t chunks = features / chunkFeatures;
+  int64_t groups = cast<MemRefType>(op.getKeyScale().getType()).getDimSize(3);
+  int64_t groupSize = features / groups;
+  Value zero = idx(0), one = idx(1);
+  Value lastKey = arith::SubIOp::create(b, kvLen, one);
+  auto bytes64 = VectorType::get({64}, b.getI8Type());
+  auto i32v = VectorType::get({16}, b.getI32Type());
+  auto splatBytes = [&](int v) -> Value {
+    return arith::ConstantOp::create(
+        b, DenseElementsAttr::get(bytes64, b.getI8IntegerAttr(static_cast<int8_t>(v))));
+  };
+  auto dot = [&](Value acc, Value codes, Value q) -> Value {
+    return LLVM::CallIntrinsicOp::create(b, i32v,
+                                         b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
+                                         ValueRange{acc, codes, q})
+        .getResult(0);
+  };
+  loop(zero, bkPad, one, [&](Value jj) {
+    std::pair<Value, Value> key = keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+    SmallVector<Value> total(n);
+    for (int64_t c = 0; c < chunks; ++c) {
+      Value codes = vector::LoadOp::create(b, bytes64, op.getKey(),
+                                           ValueRange{key.first, hk, key.second, idx(c * 64)});
+      SmallVector<Value> parts;
+      if (q4)
+        parts = {arith::AndIOp::create(b, codes, splatBytes(15)),
+                 arith::ShRUIOp::create(b, codes, splatBytes(4))};
+      else
+        parts = {arith::XOrIOp::create(b, codes, splatBytes(0x80))};
+      // Lane l's group scale: lanes of one group are adjacent, so one
+      // load of the chunk's groups and a shuffle (or a broadcast).
+      SmallVector<int64_t> laneGroup(16);
+      for (int64_t l = 0; l < 16; ++l)
+        laneGroup[l] = (c * chunkFeatures + l * perLane) / groupSize;
+      int64_t g0 = laneGroup.front(), count = laneGroup.back() - g0 + 1;
+      Value keyScale;
+      if (count == 1) {
+        keyScale = vector::BroadcastOp::create(
+            b, vecF32(),
+            memref::LoadOp::create(b, op.getKeyScale(),
+                                   ValueRange{key.first, hk, key.second, idx(g0)}));
+      } else {
+        Value loaded = vector::LoadOp::create(
+            b, VectorType::get({count}, b.getF32Type()), op.getKeyScale(),
+            ValueRange{key.first, hk, key.second, idx(g0)});
+        for (int64_t &g : laneGroup)
+          g -= g0;
+        keyScale = vector::ShuffleOp::create(b, loaded, loaded, laneGroup);
+      }
+      for (int64_t r = 0; r < n; ++r) {
+        Value row = addi(rg, idx(r));
+        Value laneAt = addi(muli(row, idx(int8Lanes)), idx(c * 16));
+        Value acc = vector::LoadOp::create(b, i32v, qLaneOffset, ValueRange{laneAt});
+        Value qAt = addi(muli(row, idx(features)), idx(c * (q4 ? 128 : 64)));
+        for (size_t p = 0; p < parts.size(); ++p)
+          acc = dot(acc, parts[p],
+                    vector::LoadOp::create(b, bytes64, qInt8,
+                                           ValueRange{addi(qAt, idx(64 * p))}));
+        Value sums = arith::MulFOp::create(
+            b, arith::SIToFPOp::create(b, vecF32(), acc),
+            vector::LoadOp::create(b, vecF32(), qLaneScale, ValueRange{laneAt}));
+        total[r] = c == 0 ? arith::MulFOp::create(b, sums, keyScale).getResult()
+                          : math::FmaOp::create(b, sums, keyScale, total[r]).getResult();
+      }
+    }
+    SmallVector<Value> scores = sumLanes(total);
+    for (int64_t r = 0; r < n; ++r)
+      memref::StoreOp::create(b, scores[r], sBuf, addi(muli(idx(r), bkPad), jj));
+  });
+}

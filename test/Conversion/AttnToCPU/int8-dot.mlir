@@ -1,0 +1,95 @@
+// RUN: attnc-opt %s --convert-attn-to-cpu="int8-dot=all" | FileCheck %s
+// RUN: attnc-opt %s --convert-attn-to-cpu | FileCheck %s --check-prefix=F32
+// RUN: attnc-opt %s --convert-attn-to-cpu="int8-dot=q4" | FileCheck %s --check-prefix=Q4
+// RUN: attnc-opt %s --attn-to-cpu-pipeline="int8-dot=q4" | FileCheck %s --check-prefix=LLVM
+
+/// int8-dot: decode items over q4 (or q8) keys with a bf16 or f16 q score
+/// each key with vpdpbusd on its codes as bytes. The item's q rows are
+/// quantized once: per lane of 8 features (q4) a scale of max |q| / 127,
+/// int8 codes rounded to even, and the lane's code sum times -8 (the
+/// nibbles' offset) as the lane's starting value.
+// CHECK-LABEL: func.func @decode_q4
+// CHECK: math.absf
+// CHECK: arith.divf %{{.+}}, %cst{{.*}} : f32
+// CHECK: math.roundeven
+// CHECK: arith.fptosi %{{.+}} : f32 to i32
+// CHECK: arith.trunci %{{.+}} : i32 to i8
+/// Per key: 64 bytes of codes (128 features), low and high nibbles.
+// CHECK: %[[CODES:.+]] = vector.load %{{.+}} : memref<?x8x?x64xi8, strided<[?, ?, 64, 1]>>, vector<64xi8>
+// CHECK: %[[LO:.+]] = arith.andi %[[CODES]], %{{.+}} : vector<64xi8>
+// CHECK: %[[HI:.+]] = arith.shrui %[[CODES]], %{{.+}} : vector<64xi8>
+/// The key's four group scales spread over the 16 lanes, 4 lanes each.
+// CHECK: %[[KS:.+]] = vector.load %{{.+}} : memref<?x8x?x4xf32, strided<[?, ?, 4, 1]>>, vector<4xf32>
+// CHECK: vector.shuffle %[[KS]], %[[KS]] [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+/// A row: its offsets, one vpdpbusd per nibble vector, the lane scales.
+// CHECK: %[[OFS:.+]] = vector.load %{{.+}} : memref<{{[0-9]+}}xi32>, vector<16xi32>
+// CHECK: %[[QLO:.+]] = vector.load %{{.+}} : memref<{{[0-9]+}}xi8>, vector<64xi8>
+// CHECK: %[[D0:.+]] = llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"(%[[OFS]], %[[LO]], %[[QLO]]) : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+// CHECK: %[[QHI:.+]] = vector.load %{{.+}} : memref<{{[0-9]+}}xi8>, vector<64xi8>
+// CHECK: %[[D1:.+]] = llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"(%[[D0]], %[[HI]], %[[QHI]])
+// CHECK: arith.sitofp %[[D1]] : vector<16xi32> to vector<16xf32>
+/// Four rows' lane sums by one tree, not a reduction each.
+// CHECK-NOT: vector.reduction
+// CHECK: vector.shuffle
+// CHECK: return
+/// Without the option the codes are widened to f32 as before.
+// F32-LABEL: func.func @decode_q4
+// F32-NOT: vpdpbusd
+// F32: return
+// LLVM-LABEL: llvm.func @decode_q4
+// LLVM: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+func.func @decode_q4(%q: memref<?x32x?x128xbf16>, %k: memref<?x8x?x64xi8, strided<[?, ?, 64, 1]>>,
+                     %v: memref<?x8x?x64xi8, strided<[?, ?, 64, 1]>>,
+                     %ks: memref<?x8x?x4xf32, strided<[?, ?, 4, 1]>>,
+                     %vs: memref<?x8x?x4xf32, strided<[?, ?, 4, 1]>>,
+                     %pages: memref<?x?xi32>, %lens: memref<?xi32>, %o: memref<?x32x?x128xbf16>) {
+  attn.attention q(%q : memref<?x32x?x128xbf16>) k(%k : memref<?x8x?x64xi8, strided<[?, ?, 64, 1]>>)
+      v(%v : memref<?x8x?x64xi8, strided<[?, ?, 64, 1]>>) out(%o : memref<?x32x?x128xbf16>)
+      paged(%pages, %lens : memref<?x?xi32>, memref<?xi32>)
+      scales(%ks, %vs : memref<?x8x?x4xf32, strided<[?, ?, 4, 1]>>, memref<?x8x?x4xf32, strided<[?, ?, 4, 1]>>)
+      kv_quant = q4 kernel = softmax align = end scale = 0.088388
+      schedule = #attn.schedule<block_q = 16, block_k = 64>
+  return
+}
+
+/// int8-dot=q4 (the JIT's default with VNNI) leaves q8 keys to f32 products.
+// Q4-LABEL: func.func @decode_q4
+// Q4: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+// Q4-LABEL: func.func @decode_q8
+// Q4-NOT: vpdpbusd
+// Q4: return
+
+/// q8: codes made unsigned by flipping their top bit (+128), one vpdpbusd
+/// per 64 features; an f32 q keeps the f32 products.
+// CHECK-LABEL: func.func @decode_q8
+// CHECK: arith.xori %{{.+}}, %{{.+}} : vector<64xi8>
+// CHECK: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+// CHECK-LABEL: func.func @decode_q8_f32_query
+// CHECK-NOT: vpdpbusd
+// CHECK: return
+func.func @decode_q8(%q: memref<?x8x?x64xf16>, %k: memref<?x2x?x64xi8, strided<[?, ?, 64, 1]>>,
+                     %v: memref<?x2x?x64xi8, strided<[?, ?, 64, 1]>>,
+                     %ks: memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>,
+                     %vs: memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>,
+                     %pages: memref<?x?xi32>, %lens: memref<?xi32>, %o: memref<?x8x?x64xf16>) {
+  attn.attention q(%q : memref<?x8x?x64xf16>) k(%k : memref<?x2x?x64xi8, strided<[?, ?, 64, 1]>>)
+      v(%v : memref<?x2x?x64xi8, strided<[?, ?, 64, 1]>>) out(%o : memref<?x8x?x64xf16>)
+      paged(%pages, %lens : memref<?x?xi32>, memref<?xi32>)
+      scales(%ks, %vs : memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>, memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>)
+      kv_quant = q8 kernel = softmax align = end scale = 0.125
+      schedule = #attn.schedule<block_q = 16, block_k = 64>
+  return
+}
+func.func @decode_q8_f32_query(%q: memref<?x8x?x64xf32>, %k: memref<?x2x?x64xi8, strided<[?, ?, 64, 1]>>,
+                     %v: memref<?x2x?x64xi8, strided<[?, ?, 64, 1]>>,
+                     %ks: memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>,
+                     %vs: memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>,
+                     %pages: memref<?x?xi32>, %lens: memref<?xi32>, %o: memref<?x8x?x64xf32>) {
+  attn.attention q(%q : memref<?x8x?x64xf32>) k(%k : memref<?x2x?x64xi8, strided<[?, ?, 64, 1]>>)
+      v(%v : memref<?x2x?x64xi8, strided<[?, ?, 64, 1]>>) out(%o : memref<?x8x?x64xf32>)
+      paged(%pages, %lens : memref<?x?xi32>, memref<?xi32>)
+      scales(%ks, %vs : memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>, memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>)
+      kv_quant = q8 kernel = softmax align = end scale = 0.125
+      schedule = #attn.schedule<block_q = 16, block_k = 64>
+  return
+}
