@@ -569,10 +569,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
       }
       loop(zero, nk, one, [&](Value jj) {
         std::pair<Value, Value> key = keyAt(bIdx, addi(kt, jj));
-        loop(zero, dvPad, w, [&](Value d) {
-          Value vv = readKVAt(/*value=*/true, key, hk, d);
-          vector::StoreOp::create(b, vv, vBuf, ValueRange{addi(muli(jj, dvPad), d)});
-        });
+        copyValueRow(key, hk, vBuf, muli(jj, dvPad));
       });
       loop(zero, nRows, rows, [&](Value rg) {
         emitRowGroup(bIdx, h, hk, r0, nRows, manyRows, rg, kt, nk, full);

@@ -133,6 +133,10 @@ struct Lowering {
   /// Quantized codes at `indices` (a feature offset `d` last) times their
   /// group scales from `scales`.
   mlir::Value dequantize(mlir::Value codes, mlir::Value scales, mlir::ValueRange indices);
+  /// The value row at `at` (from keyAt), KV head `hk`, as f32 into `dest`
+  /// from `destBase`: dvPad floats, zero past the row's end.
+  void copyValueRow(std::pair<mlir::Value, mlir::Value> at, mlir::Value hk, mlir::Value dest,
+                    mlir::Value destBase);
 
   /// An i16 view of a bf16 memref (same descriptor once lowered).
   mlir::Value bitsView(mlir::Value mem) {

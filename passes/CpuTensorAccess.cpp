@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/CpuLowering.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 
 using namespace mlir;
 using namespace attnc::attn;
@@ -167,6 +168,68 @@ Value Lowering::dequantize(Value codes, Value scales, ValueRange indices) {
     scaleV = vector::FromElementsOp::create(b, vecF32(), lanes);
   }
   return arith::MulFOp::create(b, x, scaleV);
+}
+
+void Lowering::copyValueRow(std::pair<Value, Value> at, Value hk, Value dest, Value destBase) {
+  auto codeType = cast<MemRefType>(op.getValue().getType());
+  bool q4 = op.getKvQuant() && *op.getKvQuant() == KVQuant::q4;
+  int64_t features = q4 && !codeType.isDynamicDim(3) ? codeType.getDimSize(3) * 2
+                                                       : ShapedType::kDynamic;
+  int64_t groups =
+      q4 ? cast<MemRefType>(op.getValueScale().getType()).getDimSize(3) : ShapedType::kDynamic;
+  // q4 rows of whole 128-feature chunks and groups of whole 32-feature
+  // blocks: a chunk's 64 bytes are split into low and high nibbles once, and
+  // two in-lane byte interleaves (vpunpcklbw / vpunpckhbw) put features
+  // [32L, 32L + 16) in 128-bit lane L of the first and [32L + 16, 32L + 32)
+  // in lane L of the second. Each 16 features then cost a lane extract, a
+  // widening, a conversion and one FMA that applies scale and offset:
+  // (n - 8) s = n s - 8 s. The per-16-feature path spends an 8-byte load, a
+  // split, an interleave and a separate offset on each.
+  if (!q4 || width != 16 || ShapedType::isDynamic(features) || features % 128 != 0 ||
+      ShapedType::isDynamic(groups) || features % groups != 0 || (features / groups) % 32 != 0) {
+    Value zero = idx(0), w = idx(width);
+    loop(zero, dvPad, w, [&](Value d) {
+      Value vv = readKVAt(/*value=*/true, at, hk, d);
+      vector::StoreOp::create(b, vv, dest, ValueRange{addi(destBase, d)});
+    });
+    return;
+  }
+  int64_t groupSize = features / groups;
+  auto bytes64 = VectorType::get({64}, b.getI8Type());
+  auto i32v = VectorType::get({16}, b.getI32Type());
+  auto splat = [&](int v) -> Value {
+    return arith::ConstantOp::create(
+        b, DenseElementsAttr::get(bytes64, b.getI8IntegerAttr(static_cast<int8_t>(v))));
+  };
+  SmallVector<int64_t> lowPairs, highPairs;
+  for (int64_t lane = 0; lane < 4; ++lane)
+    for (int64_t k = 0; k < 8; ++k) {
+      lowPairs.append({16 * lane + k, 64 + 16 * lane + k});
+      highPairs.append({16 * lane + 8 + k, 64 + 16 * lane + 8 + k});
+    }
+  for (int64_t chunk = 0; chunk < features / 128; ++chunk) {
+    Value codes = vector::LoadOp::create(b, bytes64, op.getValue(),
+                                         ValueRange{at.first, hk, at.second, idx(chunk * 64)});
+    Value lo = arith::AndIOp::create(b, codes, splat(15));
+    Value hi = arith::ShRUIOp::create(b, codes, splat(4));
+    Value halves[2] = {vector::ShuffleOp::create(b, lo, hi, lowPairs),
+                       vector::ShuffleOp::create(b, lo, hi, highPairs)};
+    for (int64_t part = 0; part < 8; ++part) {
+      int64_t first = chunk * 128 + 16 * part;
+      Value bytes = vector::ExtractStridedSliceOp::create(
+          b, halves[part % 2], ArrayRef<int64_t>{16 * (part / 2)}, ArrayRef<int64_t>{16},
+          ArrayRef<int64_t>{1});
+      Value x = arith::UIToFPOp::create(b, vecF32(), arith::ExtUIOp::create(b, i32v, bytes));
+      Value scale = memref::LoadOp::create(
+          b, op.getValueScale(), ValueRange{at.first, hk, at.second, idx(first / groupSize)});
+      Value scaleV = vector::BroadcastOp::create(b, vecF32(), scale);
+      Value offsetV = vector::BroadcastOp::create(
+          b, vecF32(), arith::MulFOp::create(b, scale, f32(-8.0)));
+      vector::StoreOp::create(b, math::FmaOp::create(b, x, scaleV, offsetV), dest,
+                              ValueRange{addi(destBase, idx(first))});
+    }
+  }
+  // No padding to write: dvPad is the row's length, a multiple of 128.
 }
 
 Value Lowering::truncateTo(Type elt, Value x) {

@@ -14,8 +14,8 @@
 // CHECK: math.roundeven
 // CHECK: arith.fptosi %{{.+}} : f32 to i32
 // CHECK: arith.trunci %{{.+}} : i32 to i8
-/// Per key: 64 bytes of codes (128 features), low and high nibbles.
-// CHECK: %[[CODES:.+]] = vector.load %{{.+}} : memref<?x8x?x64xi8, strided<[?, ?, 64, 1]>>, vector<64xi8>
+/// Per key: 64 bytes of K's codes (128 features), low and high nibbles.
+// CHECK: %[[CODES:.+]] = vector.load %arg1[{{.+}}] : memref<?x8x?x64xi8, strided<[?, ?, 64, 1]>>, vector<64xi8>
 // CHECK: %[[LO:.+]] = arith.andi %[[CODES]], %{{.+}} : vector<64xi8>
 // CHECK: %[[HI:.+]] = arith.shrui %[[CODES]], %{{.+}} : vector<64xi8>
 /// The key's four group scales spread over the 16 lanes, 4 lanes each.
@@ -32,8 +32,19 @@
 // CHECK-NOT: vector.reduction
 // CHECK: vector.shuffle
 // CHECK: return
-/// Without the option the codes are widened to f32 as before.
+/// Without the option the codes are widened to f32 as before. Either way a
+/// q4 value row (whole 128-feature chunks, groups of 32) is split into
+/// nibbles once per 64 bytes and interleaved within 128-bit lanes (the
+/// vpunpcklbw / vpunpckhbw patterns); each 16 features then take one FMA
+/// for scale and offset.
 // F32-LABEL: func.func @decode_q4
+// F32-NOT: vpdpbusd
+// F32: vector.load %arg2[{{.+}}] : memref<?x8x?x64xi8, strided<[?, ?, 64, 1]>>, vector<64xi8>
+// F32: vector.shuffle %{{.+}}, %{{.+}} [0, 64, 1, 65, 2, 66, 3, 67, 4, 68, 5, 69, 6, 70, 7, 71, 16, 80,
+// F32: vector.shuffle %{{.+}}, %{{.+}} [8, 72, 9, 73, 10, 74, 11, 75, 12, 76, 13, 77, 14, 78, 15, 79, 24, 88,
+// F32: vector.extract_strided_slice %{{.+}} {offsets = [0], sizes = [16], strides = [1]} : vector<64xi8> to vector<16xi8>
+// F32: arith.mulf %{{.+}}, %cst{{.*}} : f32
+// F32: math.fma %{{.+}}, %{{.+}}, %{{.+}} : vector<16xf32>
 // F32-NOT: vpdpbusd
 // F32: return
 // LLVM-LABEL: llvm.func @decode_q4
