@@ -233,7 +233,7 @@ KernelInfo attnc::extractKernelInfo(func::FuncOp fn) {
 
 LogicalResult attnc::lowerForCPU(ModuleOp module, int vectorWidth, bool toLLVM,
                                  bool printIRAfterAll, bool skipTiles, bool amx,
-                                 bool amxDot, const std::string &int8Dot) {
+                                 bool amxDot, const std::string &int8Dot, bool bf16Dot) {
   PassManager pm(module.getContext());
   AttnToCPUPipelineOptions options;
   options.vectorWidth = vectorWidth;
@@ -242,6 +242,7 @@ LogicalResult attnc::lowerForCPU(ModuleOp module, int vectorWidth, bool toLLVM,
   options.amx = amx;
   options.amxDot = amxDot;
   options.int8Dot = int8Dot;
+  options.bf16Dot = bf16Dot;
   buildAttnToCPUPipeline(pm, options);
   return runPipeline(pm, module, printIRAfterAll);
 }

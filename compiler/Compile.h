@@ -75,11 +75,13 @@ std::optional<TopKParams> hiddenTopK(mlir::func::FuncOp fn, unsigned &argIndex);
 /// `amx`: bf16 prefill's matrix products on AMX tiles (convert-attn-to-cpu);
 /// with `amxDot` as AVX512-BF16 dot products in the tiles' layout instead;
 /// `int8Dot`: decode scores over quantized keys as VNNI int8 dot products
-/// (off, q4 or all: convert-attn-to-cpu's int8-dot).
+/// (off, q4 or all: convert-attn-to-cpu's int8-dot); `bf16Dot`: decode
+/// scores over bf16 keys as AVX512-BF16 dot products.
 mlir::LogicalResult lowerForCPU(mlir::ModuleOp module, int vectorWidth,
                                 bool toLLVM, bool printIRAfterAll,
                                 bool skipTiles = true, bool amx = false,
-                                bool amxDot = false, const std::string &int8Dot = "off");
+                                bool amxDot = false, const std::string &int8Dot = "off",
+                                bool bf16Dot = false);
 
 /// LLVM dialect -> LLVM IR, plus `attnc_packed_<name>(void **args)` that
 /// takes one pointer per argument of `_mlir_ciface_<name>`.
@@ -96,9 +98,9 @@ int hostVectorWidth();
 /// AVX512-BF16), the OS granted this process the tile state, and
 /// $ATTNC_CPU_AMX is not 0.
 bool hostAmx();
-/// Whether JIT'd kernels may run the AMX form's products as AVX512-BF16 dot
-/// products (where hostAmx() is false): the CPU has AVX512-BF16 and
-/// $ATTNC_CPU_AMX is not 0.
+/// Whether JIT'd kernels may use AVX512-BF16 dot products: for the AMX
+/// form's products where hostAmx() is false, and for decode scores over
+/// bf16 keys everywhere. The CPU has AVX512-BF16 and $ATTNC_CPU_AMX is not 0.
 bool hostDotBF16();
 /// Which quantized keys JIT'd decode kernels score as int8 dot products (q
 /// quantized to int8 per 8 or 4 features), as convert-attn-to-cpu's

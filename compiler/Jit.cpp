@@ -328,6 +328,8 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   bool amxDot = bf16Products && !hostAmx() && hostDotBF16();
   bool amx = amxDot || (bf16Products && hostAmx());
   std::string int8Dot = options.target == Target::cpu && width == 16 ? hostInt8Dot() : "off";
+  // Decode scores over bf16 keys as vdpbf16ps wherever the CPU has them.
+  bool bf16Dot = options.target == Target::cpu && width == 16 && hostDotBF16();
   if (mlir::failed(prepareForTarget(*module, options.target, false, amx)))
     return Status::error(diagText);
   mlir::func::FuncOp fn = findKernelFunc(*module);
@@ -349,7 +351,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cpu|" LLVM_VERSION_STRING "|");
   sha.update(cpu + "|" + std::to_string(width) + "|" +
              (options.skipTiles ? "skip|" : "noskip|") + (amx ? "amx|" : "") + (amxDot ? "dot|" : "") +
-             "i8=" + int8Dot + "|");
+             "i8=" + int8Dot + "|" + (bf16Dot ? "bf16dot|" : ""));
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)
       sha.update(f.first().str() + ",");
@@ -389,7 +391,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   llvm::SmallVector<char, 0> bitcode;
   if (!object) {
     if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false,
-                                 options.skipTiles, amx, amxDot, int8Dot)))
+                                 options.skipTiles, amx, amxDot, int8Dot, bf16Dot)))
       return Status::error("attnc: internal error: lowering failed\n" + diagText);
     timer.mark("lower to the LLVM dialect");
     llvm::LLVMContext llvmCtx;

@@ -127,7 +127,7 @@ struct ConvertAttnToCPUPass
               isBF16(k) && isBF16(op.getValue()) && staticChunks(q) &&
               staticChunks(op.getValue()) && low.blockK % 32 == 0;
     low.amxDot = low.amx && amxDot;
-    // int8 scores (CpuInt8Dot.cpp): quantized K, a bf16 or f16 q (whose own
+    // int8 scores (CpuDecodeDots.cpp): quantized K, a bf16 or f16 q (whose own
     // rounding is of the order of the int8 q's), whole 64-byte loads of
     // codes per key row and lanes that each fall inside one scale group.
     bool int8Keys = op.getKvQuant() && (int8Dot == "all" ||
@@ -142,6 +142,12 @@ struct ConvertAttnToCPUPass
                     d % groups == 0 && (d / groups) % perLane == 0;
       if (low.int8Dot)
         low.int8Lanes = d / perLane;
+    }
+    // bf16 scores (CpuDecodeDots.cpp): bf16 q and keys, whole 32-feature
+    // pairs per row.
+    if (bf16Dot && vectorWidth == 16 && !op.getKvQuant() && isBF16(q) && isBF16(k)) {
+      int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);
+      low.bf16Dot = !ShapedType::isDynamic(d) && d % 32 == 0;
     }
     if (op.isPaged()) {
       low.phase = fn.getArgument(n);
@@ -265,6 +271,10 @@ struct ConvertAttnToCPUPass
       low.mBuf = fixed(bqPad);
       low.lBuf = fixed(bqPad);
       low.corrBuf = fixed(rows);
+      if (low.bf16Dot)
+        low.qBF16 = memref::AllocaOp::create(
+            b, MemRefType::get({rows * cast<MemRefType>(q.getType()).getDimSize(3)}, b.getI16Type()),
+            cacheLine);
       if (low.int8Dot) {
         int64_t lanes = rows * low.int8Lanes;
         low.qInt8 = memref::AllocaOp::create(

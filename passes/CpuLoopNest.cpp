@@ -93,6 +93,10 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
       byRowCount([&](int64_t n) { emitInt8Scores(bIdx, hk, rg, kt, n); });
       return;
     }
+    if (bf16Dot) {
+      byRowCount([&](int64_t n) { emitBF16Scores(bIdx, hk, rg, kt, n); });
+      return;
+    }
     Value lastKey = arith::SubIOp::create(b, kvLen, one);
     Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
     // Scores of the item's rows, n at a time (its only row group: rows past
@@ -474,6 +478,16 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
       if (amx)
         vector::StoreOp::create(b, readBits(op.getQuery(), {bIdx, qHead, row, d}),
                                 bitsView(qAmx), ValueRange{addi(muli(rr, dPad), d)});
+      // The raw q rows for bf16 scores (decode items have at most kRows;
+      // dPad is the head dim here, a multiple of 32).
+      if (bf16Dot)
+        scf::IfOp::create(b, arith::CmpIOp::create(b, arith::CmpIPredicate::slt, rr, rows),
+                          [&](OpBuilder &, Location) {
+                            vector::StoreOp::create(
+                                b, readBits(op.getQuery(), {bIdx, qHead, row, d}), qBF16,
+                                ValueRange{addi(muli(rr, dPad), d)});
+                            scf::YieldOp::create(b);
+                          });
     });
     loop(zero, dvPad, w, [&](Value d) {
       vector::StoreOp::create(b, zeroV, accBuf, ValueRange{addi(muli(rr, dvPad), d)});

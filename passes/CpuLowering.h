@@ -86,13 +86,18 @@ struct Lowering {
   mlir::Value qAmx = {}, kVnniBuf = {}, kVnni32 = {}, kTAll32 = {}, vVnni = {};
   /// Quantized K (q8, q4) under AVX512-VNNI, for items of at most kRows
   /// rows (decode): the scores as integer dot products (vpdpbusd) of the
-  /// codes with the q rows quantized to int8 (CpuInt8Dot.cpp; AttnToCPU.cpp
+  /// codes with the q rows quantized to int8 (CpuDecodeDots.cpp; AttnToCPU.cpp
   /// decides). Per row: the int8 q [D] in the codes' byte order, and per
   /// 32-bit lane (the features one vpdpbusd lane sums) the q scale and the
   /// sum that takes the codes' offset out. int8Lanes lanes per row.
   bool int8Dot = false;
   int64_t int8Lanes = 0;
   mlir::Value qInt8 = {}, qLaneScale = {}, qLaneOffset = {};
+  /// bf16 q and keys under AVX512-BF16, for items of at most kRows rows:
+  /// the scores as vdpbf16ps of the raw q rows (qBF16, [kRows][D] bf16)
+  /// with the key rows (CpuDecodeDots.cpp; AttnToCPU.cpp decides).
+  bool bf16Dot = false;
+  mlir::Value qBF16 = {};
   mlir::Value sAll = {}, pAmx = {}, corrAll = {};
   /// Per item row, for emitTileSoftmax: the tile max, then the weights' sum;
   /// the exponent's offset (-base log2(e)).
@@ -247,6 +252,9 @@ struct Lowering {
   mlir::Value exp2ForBF16(mlir::Value t);
   /// int8Dot: the item's q rows (qBuf, scaled) as int8 with lane scales.
   void quantizeQueryRows();
+  /// bf16Dot: scores of rows [rg, rg + n) against the tile's keys into sBuf.
+  void emitBF16Scores(mlir::Value bIdx, mlir::Value hk, mlir::Value rg, mlir::Value kt,
+                      int64_t n);
   /// int8Dot: scores of rows [rg, rg + n) against the tile's keys into sBuf.
   void emitInt8Scores(mlir::Value bIdx, mlir::Value hk, mlir::Value rg, mlir::Value kt,
                       int64_t n);

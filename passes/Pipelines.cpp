@@ -35,6 +35,7 @@ void attnc::buildAttnToCPUPipeline(OpPassManager &pm,
   lower.amx = options.amx;
   lower.amxDot = options.amxDot;
   lower.int8Dot = options.int8Dot;
+  lower.bf16Dot = options.bf16Dot;
   pm.addNestedPass<func::FuncOp>(createConvertAttnToCPUPass(lower));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -38,6 +38,9 @@ struct AttnToCPUPipelineOptions
       *this, "int8-dot",
       llvm::cl::desc("Decode scores over quantized keys as VNNI int8 dot products: off, q4 or all"),
       llvm::cl::init("off")};
+  Option<bool> bf16Dot{*this, "bf16-dot",
+                       llvm::cl::desc("Decode scores over bf16 keys as AVX512-BF16 dot products"),
+                       llvm::cl::init(false)};
   Option<bool> toLLVM{*this, "to-llvm",
                       llvm::cl::desc("Continue to the LLVM dialect"),
                       llvm::cl::init(true)};

@@ -1,10 +1,13 @@
-//===- CpuInt8Dot.cpp - Decode scores over q8/q4 keys as int8 dot products ===//
+//===- CpuDecodeDots.cpp - Decode scores as int8 and bf16 dot products ---===//
 //
 // SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 //
 //===----------------------------------------------------------------------===//
 //
-// Decode items (at most kRows query rows) read every key once and spent
+// Decode items (at most kRows query rows) read every key once. Two forms
+// replace the f32 FMAs of their scores where the CPU has the instructions.
+//
+// int8, for q4 (and on request q8) keys. Decode items spent
 // most of their score work widening codes to f32: per 16 features a load,
 // unpack, convert, scale multiply, then one FMA per row. With AVX512-VNNI
 // the codes stay bytes: the item's q rows are quantized to int8 once (a
@@ -20,6 +23,12 @@
 // nibbles are split into a vector of low (even features) and one of high
 // (odd features) nibbles; the q row is stored in that order, so no byte is
 // moved per key.
+//
+// bf16 pairs, for bf16 q and keys (AVX512-BF16): one vdpbf16ps per row and
+// 32 features multiplies the raw q row with the key row as they are stored
+// (bf16 products are exact in f32, so this is the f32 path's arithmetic in
+// another order) instead of widening every key vector to f32 first; the
+// softmax scale multiplies the sums.
 //
 //===----------------------------------------------------------------------===//
 
@@ -84,6 +93,36 @@ void Lowering::quantizeQueryRows() {
           b, arith::MulIOp::create(b, sum, arith::ConstantIntOp::create(b, -offset, 32)),
           qLaneOffset, at);
     });
+  });
+}
+
+void Lowering::emitBF16Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t n) {
+  int64_t features = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
+  Value zero = idx(0), one = idx(1);
+  Value lastKey = arith::SubIOp::create(b, kvLen, one);
+  Value scale = f32(op.getScale().convertToDouble());
+  auto bits32 = VectorType::get({32}, b.getI16Type());
+  auto bf16x32 = VectorType::get({32}, b.getBF16Type());
+  auto pairs = [&](Value mem, ValueRange at) -> Value {
+    return vector::BitCastOp::create(b, bf16x32, vector::LoadOp::create(b, bits32, mem, at));
+  };
+  loop(zero, bkPad, one, [&](Value jj) {
+    std::pair<Value, Value> key = keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+    SmallVector<Value> acc(n, vector::BroadcastOp::create(b, vecF32(), f32(0.0)));
+    for (int64_t c = 0; c < features / 32; ++c) {
+      Value k = pairs(bitsView(op.getKey()), ValueRange{key.first, hk, key.second, idx(32 * c)});
+      for (int64_t r = 0; r < n; ++r) {
+        Value q = pairs(qBF16, ValueRange{addi(muli(addi(rg, idx(r)), idx(features)), idx(32 * c))});
+        acc[r] = LLVM::CallIntrinsicOp::create(b, vecF32(),
+                                               b.getStringAttr("llvm.x86.avx512bf16.dpbf16ps.512"),
+                                               ValueRange{acc[r], q, k})
+                     .getResult(0);
+      }
+    }
+    SmallVector<Value> scores = sumLanes(acc);
+    for (int64_t r = 0; r < n; ++r)
+      memref::StoreOp::create(b, arith::MulFOp::create(b, scores[r], scale), sBuf,
+                              addi(muli(idx(r), bkPad), jj));
   });
 }
 

@@ -2,6 +2,7 @@
 // RUN: attnc-opt %s --convert-attn-to-cpu | FileCheck %s --check-prefix=F32
 // RUN: attnc-opt %s --convert-attn-to-cpu="int8-dot=q4" | FileCheck %s --check-prefix=Q4
 // RUN: attnc-opt %s --attn-to-cpu-pipeline="int8-dot=q4" | FileCheck %s --check-prefix=LLVM
+// RUN: attnc-opt %s --convert-attn-to-cpu="bf16-dot=true" | FileCheck %s --check-prefix=BF16
 
 /// int8-dot: decode items over q4 (or q8) keys with a bf16 or f16 q score
 /// each key with vpdpbusd on its codes as bytes. The item's q rows are
@@ -101,6 +102,45 @@ func.func @decode_q8_f32_query(%q: memref<?x8x?x64xf32>, %k: memref<?x2x?x64xi8,
       paged(%pages, %lens : memref<?x?xi32>, memref<?xi32>)
       scales(%ks, %vs : memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>, memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>)
       kv_quant = q8 kernel = softmax align = end scale = 0.125
+      schedule = #attn.schedule<block_q = 16, block_k = 64>
+  return
+}
+
+/// bf16-dot: bf16 q and keys score each key with vdpbf16ps on the rows as
+/// stored: the raw q rows (no scale) kept as bf16 bits per item, four
+/// 32-feature pairs per row at D = 128, the lane sums by the tree, then the
+/// softmax scale. Quantized keys and an f32 q keep their other forms.
+// BF16-LABEL: func.func @decode_q4
+// BF16-NOT: dpbf16ps
+// BF16-LABEL: func.func @decode_bf16
+// BF16: vector.store %{{.+}}, %{{.+}}[%{{.+}}] : memref<1024xi16>, vector<16xi16>
+// BF16: %[[K:.+]] = vector.load %{{.+}} : memref<?x8x?x128xi16, strided<[?, ?, 128, 1]>>, vector<32xi16>
+// BF16-NEXT: %[[KB:.+]] = vector.bitcast %[[K]] : vector<32xi16> to vector<32xbf16>
+// BF16: %[[Q:.+]] = vector.bitcast %{{.+}} : vector<32xi16> to vector<32xbf16>
+// BF16-NEXT: llvm.call_intrinsic "llvm.x86.avx512bf16.dpbf16ps.512"(%{{.+}}, %[[Q]], %[[KB]]) : (vector<16xf32>, vector<32xbf16>, vector<32xbf16>) -> vector<16xf32>
+// BF16-COUNT-15: llvm.call_intrinsic "llvm.x86.avx512bf16.dpbf16ps.512"
+// BF16: vector.shuffle
+// BF16: arith.mulf %{{.+}}, %cst{{.*}} : f32
+// BF16-LABEL: func.func @decode_f32
+// BF16-NOT: dpbf16ps
+// BF16: return
+func.func @decode_bf16(%q: memref<?x32x?x128xbf16>, %k: memref<?x8x?x128xbf16, strided<[?, ?, 128, 1]>>,
+                       %v: memref<?x8x?x128xbf16, strided<[?, ?, 128, 1]>>,
+                       %pages: memref<?x?xi32>, %lens: memref<?xi32>, %o: memref<?x32x?x128xbf16>) {
+  attn.attention q(%q : memref<?x32x?x128xbf16>) k(%k : memref<?x8x?x128xbf16, strided<[?, ?, 128, 1]>>)
+      v(%v : memref<?x8x?x128xbf16, strided<[?, ?, 128, 1]>>) out(%o : memref<?x32x?x128xbf16>)
+      paged(%pages, %lens : memref<?x?xi32>, memref<?xi32>)
+      kernel = softmax align = end scale = 0.088388
+      schedule = #attn.schedule<block_q = 16, block_k = 64>
+  return
+}
+func.func @decode_f32(%q: memref<?x32x?x128xf32>, %k: memref<?x8x?x128xf32, strided<[?, ?, 128, 1]>>,
+                      %v: memref<?x8x?x128xf32, strided<[?, ?, 128, 1]>>,
+                      %pages: memref<?x?xi32>, %lens: memref<?xi32>, %o: memref<?x32x?x128xf32>) {
+  attn.attention q(%q : memref<?x32x?x128xf32>) k(%k : memref<?x8x?x128xf32, strided<[?, ?, 128, 1]>>)
+      v(%v : memref<?x8x?x128xf32, strided<[?, ?, 128, 1]>>) out(%o : memref<?x32x?x128xf32>)
+      paged(%pages, %lens : memref<?x?xi32>, memref<?xi32>)
+      kernel = softmax align = end scale = 0.088388
       schedule = #attn.schedule<block_q = 16, block_k = 64>
   return
 }
