@@ -5,7 +5,8 @@
 //===----------------------------------------------------------------------===//
 //
 // One decode step (S = 1) of `--seqs` sequences of `--tokens` tokens each,
-// GQA `--q-heads`/`--kv-heads`, D = 128, pages of 16 tokens, read in place
+// GQA `--q-heads`/`--kv-heads`, D = `--head-dim` (128; a multiple of 32),
+// pages of 16 tokens, read in place
 // from a BlockPool of bf16, q8 and q4 pages by the paged CPU kernel. Prints
 // the step time (best of --runs), the bytes of one layer's pages the step
 // must read (codes and scales), that over the time, and decode tokens per
@@ -22,7 +23,7 @@
 // output (other agents' batches, restored caches).
 //
 //   attnc-paged-decode-bench [--seqs=8] [--tokens=4096] [--q-heads=32]
-//                            [--kv-heads=8] [--threads=0] [--runs=5]
+//                            [--kv-heads=8] [--head-dim=128] [--threads=0] [--runs=5]
 //                            [--target=cpu|cuda]
 //
 //===----------------------------------------------------------------------===//
@@ -44,19 +45,22 @@
 
 using namespace attnc;
 
-static std::string specFor(kv::Quant quant, int hq, int hkv) {
+static std::string specFor(kv::Quant quant, int hq, int hkv, int d) {
   bool plain = quant == kv::Quant::bf16;
   std::string codes = plain ? "bf16" : kv::quantName(quant);
-  std::string h = std::to_string(hkv), g = std::to_string(hq);
-  std::string scales = plain ? "" : ", ks: f32[P, " + h + ", 16, 4], vs: f32[P, " + h + ", 16, 4]";
-  return "attention decode(q: bf16[B, " + g + ", 1, 128], k: " + codes + "[P, " + h +
-         ", 16, 128], v: " + codes + "[P, " + h + ", 16, 128]" + scales +
-         ", pages: i32[B, M], lens: i32[B]) -> (o: bf16[B, " + g + ", 1, 128]) {\n  kv = paged(" +
+  std::string h = std::to_string(hkv), g = std::to_string(hq), dd = std::to_string(d);
+  std::string ng = std::to_string(d / 32); // groups of 32
+  std::string scales = plain ? "" : ", ks: f32[P, " + h + ", 16, " + ng + "], vs: f32[P, " + h +
+                                        ", 16, " + ng + "]";
+  return "attention decode(q: bf16[B, " + g + ", 1, " + dd + "], k: " + codes + "[P, " + h +
+         ", 16, " + dd + "], v: " + codes + "[P, " + h + ", 16, " + dd + "]" + scales +
+         ", pages: i32[B, M], lens: i32[B]) -> (o: bf16[B, " + g + ", 1, " + dd +
+         "]) {\n  kv = paged(" +
          (plain ? "pages, lens" : "pages, lens, ks, vs") + ")\n  align = end\n}\n";
 }
 
 int main(int argc, char **argv) {
-  int seqs = 8, hq = 32, hkv = 8, runs = 5;
+  int seqs = 8, hq = 32, hkv = 8, runs = 5, headDim = 128;
   int64_t tokens = 4096;
   unsigned threads = 0;
   bool gpu = false;
@@ -72,6 +76,7 @@ int main(int argc, char **argv) {
     else if (const char *v = value("--kv-heads=")) hkv = std::atoi(v);
     else if (const char *v = value("--threads=")) threads = static_cast<unsigned>(std::atoi(v));
     else if (const char *v = value("--runs=")) runs = std::atoi(v);
+    else if (const char *v = value("--head-dim=")) headDim = std::atoi(v);
     else if (const char *v = value("--target=")) gpu = std::string(v) == "cuda";
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
@@ -82,14 +87,18 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "sizes must be positive, q heads a multiple of KV heads\n");
     return 2;
   }
+  if (headDim <= 0 || headDim % 32 != 0 || headDim > 512) {
+    std::fprintf(stderr, "--head-dim must be a multiple of 32 up to 512\n");
+    return 1;
+  }
   std::string why;
   if (gpu && !cuda::init(why)) {
     std::fprintf(stderr, "--target=cuda: %s\n", why.c_str());
     return 1;
   }
-  std::printf("# decode step: %d sequences x %lld tokens, GQA %d/%d, D=128, pages of 16, one "
+  std::printf("# decode step: %d sequences x %lld tokens, GQA %d/%d, D=%d, pages of 16, one "
               "layer, %s\n",
-              seqs, static_cast<long long>(tokens), hq, hkv,
+              seqs, static_cast<long long>(tokens), hq, hkv, headDim,
               gpu ? cuda::deviceDescription().c_str()
                   : ("CPU, threads=" + std::to_string(threads)).c_str());
   std::printf("%-5s %10s %12s %10s %14s %10s%s\n", "quant", "step ms", "KV MB read", "GB/s",
@@ -101,7 +110,7 @@ int main(int argc, char **argv) {
     kv::PoolConfig cfg;
     cfg.layers = 1;
     cfg.kvHeads = hkv;
-    cfg.headDim = 128;
+    cfg.headDim = headDim;
     cfg.pageTokens = 16;
     cfg.quant = quant;
     cfg.groupSize = 32;
@@ -117,7 +126,7 @@ int main(int argc, char **argv) {
     const int64_t chunk = 512;
     // One chunk of random rows, appended over and over (timing does not
     // depend on the values; drawing them all would dominate the set-up).
-    std::vector<float> k(hkv * chunk * 128), v(k.size());
+    std::vector<float> k(hkv * chunk * headDim), v(k.size());
     for (size_t x = 0; x < k.size(); ++x) {
       k[x] = normal(rng);
       v[x] = normal(rng);
@@ -142,7 +151,7 @@ int main(int argc, char **argv) {
     CompileOptions options;
     if (gpu)
       options.target = Target::cuda;
-    Result<Kernel> kernel = compileString(specFor(quant, hq, hkv), "decode.attn", options);
+    Result<Kernel> kernel = compileString(specFor(quant, hq, hkv, headDim), "decode.attn", options);
     if (!kernel) {
       std::fprintf(stderr, "%s\n", kernel.error().c_str());
       return 1;
@@ -152,7 +161,7 @@ int main(int argc, char **argv) {
       std::fprintf(stderr, "%s\n", st.error().c_str());
       return 1;
     }
-    std::vector<uint16_t> q(static_cast<size_t>(seqs) * hq * 128), o(q.size());
+    std::vector<uint16_t> q(static_cast<size_t>(seqs) * hq * headDim), o(q.size());
     for (uint16_t &x : q)
       x = floatToBF16(normal(rng));
     // On the GPU: the pool's pages, q, o, tables and lengths in GPU memory.
@@ -192,7 +201,7 @@ int main(int argc, char **argv) {
     }
     auto views = [&]() {
       std::vector<TensorView> t = {
-          {gpu ? qD : q.data(), DType::bf16, {seqs, hq, 1, 128}, {}},
+          {gpu ? qD : q.data(), DType::bf16, {seqs, hq, 1, headDim}, {}},
           gpu ? dev->kvView(*pool, 0, 0) : pool->kvView(0, 0),
           gpu ? dev->kvView(*pool, 0, 1) : pool->kvView(0, 1)};
       if (quant != kv::Quant::bf16) {
@@ -201,7 +210,7 @@ int main(int argc, char **argv) {
       }
       t.push_back({gpu ? tableD : table.data(), DType::i32, {seqs, width}, {}});
       t.push_back({gpu ? lensD : lens.data(), DType::i32, {seqs}, {}});
-      t.push_back({gpu ? oD : o.data(), DType::bf16, {seqs, hq, 1, 128}, {}});
+      t.push_back({gpu ? oD : o.data(), DType::bf16, {seqs, hq, 1, headDim}, {}});
       return t;
     };
     std::vector<TensorView> tensors = views();

@@ -138,10 +138,10 @@ struct ConvertAttnToCPUPass
       int64_t groups = cast<MemRefType>(op.getKeyScale().getType()).getDimSize(3);
       int64_t perLane = low.int8FeaturesPerLane();
       low.int8Dot = (qElt.isBF16() || qElt.isF16()) && !ShapedType::isDynamic(d) &&
-                    !ShapedType::isDynamic(groups) && d % low.int8ChunkFeatures() == 0 &&
-                    d % groups == 0 && (d / groups) % perLane == 0;
+                    !ShapedType::isDynamic(groups) && d % perLane == 0 && d % groups == 0 &&
+                    (d / groups) % perLane == 0;
       if (low.int8Dot)
-        low.int8Lanes = d / perLane;
+        low.int8Lanes = (d + low.int8ChunkFeatures() - 1) / low.int8ChunkFeatures() * 16;
     }
     // bf16 scores (CpuDecodeDots.cpp): bf16 q and keys, whole 32-feature
     // pairs per row.
@@ -278,10 +278,11 @@ struct ConvertAttnToCPUPass
       if (low.int8Dot) {
         int64_t lanes = rows * low.int8Lanes;
         low.qInt8 = memref::AllocaOp::create(
-            b, MemRefType::get({lanes * low.int8FeaturesPerLane()}, b.getI8Type()), cacheLine);
+            b, MemRefType::get({rows * low.int8RowBytes()}, b.getI8Type()), cacheLine);
         low.qLaneScale = fixed(lanes);
         low.qLaneOffset =
             memref::AllocaOp::create(b, MemRefType::get({lanes}, b.getI32Type()), cacheLine);
+        low.clearInt8Rows();
       }
       if (low.amx) {
         int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);

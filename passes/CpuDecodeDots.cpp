@@ -44,15 +44,33 @@ int64_t Lowering::int8FeaturesPerLane() {
   return *op.getKvQuant() == KVQuant::q4 ? 8 : 4;
 }
 
+int64_t Lowering::int8RowBytes() {
+  return int8Lanes / 16 * (*op.getKvQuant() == KVQuant::q4 ? 128 : 64);
+}
+
+void Lowering::clearInt8Rows() {
+  // Lanes past the head dim (a last chunk of codes that is partial) keep
+  // scale and offset 0, so their sums are 0 whatever the codes' padding.
+  Value zero = idx(0), one = idx(1);
+  loop(zero, idx(kRows * int8Lanes), one, [&](Value at) {
+    memref::StoreOp::create(b, f32(0.0), qLaneScale, at);
+    memref::StoreOp::create(b, arith::ConstantIntOp::create(b, 0, 32), qLaneOffset, at);
+  });
+  loop(zero, idx(kRows * int8RowBytes()), one, [&](Value at) {
+    memref::StoreOp::create(b, arith::ConstantIntOp::create(b, 0, 8), qInt8, at);
+  });
+}
+
 void Lowering::quantizeQueryRows() {
   bool q4 = *op.getKvQuant() == KVQuant::q4;
   int64_t perLane = int8FeaturesPerLane();
-  int64_t features = int8Lanes * perLane;
+  int64_t features = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
+  int64_t rowBytes = int8RowBytes();
   Value zero = idx(0), one = idx(1);
   Value fzero = f32(0.0);
   Type i32 = b.getI32Type(), i8 = b.getI8Type();
   loop(zero, idx(kRows), one, [&](Value rr) {
-    loop(zero, idx(int8Lanes), one, [&](Value lane) {
+    loop(zero, idx(features / perLane), one, [&](Value lane) {
       // Feature and byte of element t of the lane: q4 lanes hold features
       // [8l, 8l + 8) of their 128-feature chunk, even ones in the chunk's
       // first 64 bytes (the low nibbles' order), odd ones in the next 64.
@@ -83,7 +101,7 @@ void Lowering::quantizeQueryRows() {
         Value code = arith::FPToSIOp::create(
             b, i32, math::RoundEvenOp::create(b, arith::MulFOp::create(b, x[t], inverse)));
         memref::StoreOp::create(b, arith::TruncIOp::create(b, i8, code), qInt8,
-                                addi(muli(rr, idx(features)), byteOf(t)));
+                                addi(muli(rr, idx(rowBytes)), byteOf(t)));
         sum = arith::AddIOp::create(b, sum, code);
       }
       Value at = addi(muli(rr, idx(int8Lanes)), lane);
@@ -130,8 +148,9 @@ void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t 
   bool q4 = *op.getKvQuant() == KVQuant::q4;
   int64_t perLane = int8FeaturesPerLane();
   int64_t chunkFeatures = int8ChunkFeatures();
-  int64_t features = int8Lanes * perLane;
-  int64_t chunks = features / chunkFeatures;
+  int64_t features = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
+  int64_t chunks = int8Lanes / 16, rowBytes = int8RowBytes();
+  int64_t codeBytes = cast<MemRefType>(op.getKey().getType()).getDimSize(3);
   int64_t groups = cast<MemRefType>(op.getKeyScale().getType()).getDimSize(3);
   int64_t groupSize = features / groups;
   Value zero = idx(0), one = idx(1);
@@ -152,8 +171,15 @@ void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t 
     std::pair<Value, Value> key = keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
     SmallVector<Value> total(n);
     for (int64_t c = 0; c < chunks; ++c) {
-      Value codes = vector::LoadOp::create(b, bytes64, op.getKey(),
-                                           ValueRange{key.first, hk, key.second, idx(c * 64)});
+      // A last chunk past the row's end reads zeros there (masked).
+      SmallVector<Value> codesAt{key.first, hk, key.second, idx(c * 64)};
+      Value codes =
+          (c + 1) * 64 <= codeBytes
+              ? vector::LoadOp::create(b, bytes64, op.getKey(), codesAt).getResult()
+              : vector::TransferReadOp::create(b, bytes64, op.getKey(), codesAt,
+                                               arith::ConstantIntOp::create(b, 0, 8).getResult(),
+                                               ArrayRef<bool>{false})
+                    .getResult();
       SmallVector<Value> parts;
       if (q4)
         parts = {arith::AndIOp::create(b, codes, splatBytes(15)),
@@ -164,7 +190,7 @@ void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t 
       // load of the chunk's groups and a shuffle (or a broadcast).
       SmallVector<int64_t> laneGroup(16);
       for (int64_t l = 0; l < 16; ++l)
-        laneGroup[l] = (c * chunkFeatures + l * perLane) / groupSize;
+        laneGroup[l] = std::min((c * chunkFeatures + l * perLane) / groupSize, groups - 1);
       int64_t g0 = laneGroup.front(), count = laneGroup.back() - g0 + 1;
       Value keyScale;
       if (count == 1) {
@@ -184,7 +210,7 @@ void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t 
         Value row = addi(rg, idx(r));
         Value laneAt = addi(muli(row, idx(int8Lanes)), idx(c * 16));
         Value acc = vector::LoadOp::create(b, i32v, qLaneOffset, ValueRange{laneAt});
-        Value qAt = addi(muli(row, idx(features)), idx(c * (q4 ? 128 : 64)));
+        Value qAt = addi(muli(row, idx(rowBytes)), idx(c * (q4 ? 128 : 64)));
         for (size_t p = 0; p < parts.size(); ++p)
           acc = dot(acc, parts[p],
                     vector::LoadOp::create(b, bytes64, qInt8,

@@ -89,7 +89,8 @@ struct Lowering {
   /// codes with the q rows quantized to int8 (CpuDecodeDots.cpp; AttnToCPU.cpp
   /// decides). Per row: the int8 q [D] in the codes' byte order, and per
   /// 32-bit lane (the features one vpdpbusd lane sums) the q scale and the
-  /// sum that takes the codes' offset out. int8Lanes lanes per row.
+  /// sum that takes the codes' offset out. int8Lanes lanes per row, 16 per
+  /// 64-byte load of codes (the last load may run past the head dim).
   bool int8Dot = false;
   int64_t int8Lanes = 0;
   mlir::Value qInt8 = {}, qLaneScale = {}, qLaneOffset = {};
@@ -252,6 +253,10 @@ struct Lowering {
   mlir::Value exp2ForBF16(mlir::Value t);
   /// int8Dot: the item's q rows (qBuf, scaled) as int8 with lane scales.
   void quantizeQueryRows();
+  /// int8Dot: zeros into the q buffers once per call (padding lanes).
+  void clearInt8Rows();
+  /// int8Dot: bytes of one int8 q row (whole 64-byte loads of codes).
+  int64_t int8RowBytes();
   /// bf16Dot: scores of rows [rg, rg + n) against the tile's keys into sBuf.
   void emitBF16Scores(mlir::Value bIdx, mlir::Value hk, mlir::Value rg, mlir::Value kt,
                       int64_t n);

@@ -22,7 +22,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <optional>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -196,12 +199,35 @@ struct GpuDecodeBuffers {
 
 class PagedDecode : public ::testing::TestWithParam<kv::Quant> {};
 
+/// Sets an environment variable for a scope, restoring what was there.
+struct ScopedEnv {
+  ScopedEnv(const char *name, const char *value) : name(name) {
+    if (const char *old = std::getenv(name))
+      saved = old, had = true;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had)
+      setenv(name, saved.c_str(), 1);
+    else
+      unsetenv(name);
+  }
+  const char *name;
+  std::string saved;
+  bool had = false;
+};
+
 TEST_P(PagedDecode, ReadsThePoolInPlace) {
   kv::Quant quant = GetParam();
   PoolFixture f = makePool(quant);
   CompileOptions options;
   options.cacheDir = "off";
+  // The exact check below is of the f32 (and bf16-pair) products; the int8
+  // scores that q4 keys take on CPUs with AVX512-VNNI round q to int8, and
+  // are checked after it with a tolerance for that.
+  std::optional<ScopedEnv> exactScores(std::in_place, "ATTNC_CPU_INT8_DOT", "0");
   Result<Kernel> kernel = compileString(specFor(quant), "decode.attn", options);
+  exactScores.reset();
   ASSERT_TRUE(kernel) << kernel.error();
 
   int64_t B = static_cast<int64_t>(f.seqs.size());
@@ -223,6 +249,18 @@ TEST_P(PagedDecode, ReadsThePoolInPlace) {
   Status st = kernel->run(tensors, {}, 2);
   ASSERT_TRUE(st) << st.error();
   expectDecoded(f, q, layer, o, lse, 2e-4, /*emptyRowsToo=*/true);
+
+  // The default scores (int8 for q4 keys where the CPU has AVX512-VNNI): q
+  // rounded per 8 features to 1/254 of their largest |q| moves these
+  // outputs by about 1e-3.
+  Result<Kernel> defaults = compileString(specFor(quant), "decode.attn", options);
+  ASSERT_TRUE(defaults) << defaults.error();
+  std::fill(o.begin(), o.end(), NAN);
+  std::fill(lse.begin(), lse.end(), NAN);
+  st = defaults->run(tensors, {}, 2);
+  ASSERT_TRUE(st) << st.error();
+  expectDecoded(f, q, layer, o, lse, quant == kv::Quant::q4 ? 5e-3 : 2e-4,
+                /*emptyRowsToo=*/true);
 
   // A length past the table's row, and a page past the pool, are errors.
   std::vector<int32_t> badLens = lens;

@@ -71,6 +71,28 @@ func.func @decode_q4(%q: memref<?x32x?x128xbf16>, %k: memref<?x8x?x64xi8, stride
 // Q4-NOT: vpdpbusd
 // Q4: return
 
+/// q4 at D = 64: the row's 32 bytes of codes are read as 64 with zeros past
+/// the end (a masked load); the lanes past the head dim were zeroed once
+/// per call (scale and offset 0).
+// CHECK-LABEL: func.func @decode_q4_d64
+// CHECK: scf.for
+// CHECK: memref.store %{{.+}}, %{{.+}}[%{{.+}}] : memref<128xf32>
+// CHECK: vector.transfer_read %arg1[{{.+}}], %{{.+}} : memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>, vector<64xi8>
+// CHECK: llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"
+func.func @decode_q4_d64(%q: memref<?x8x?x64xbf16>, %k: memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>,
+                         %v: memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>,
+                         %ks: memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>,
+                         %vs: memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>,
+                         %pages: memref<?x?xi32>, %lens: memref<?xi32>, %o: memref<?x8x?x64xbf16>) {
+  attn.attention q(%q : memref<?x8x?x64xbf16>) k(%k : memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>)
+      v(%v : memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>) out(%o : memref<?x8x?x64xbf16>)
+      paged(%pages, %lens : memref<?x?xi32>, memref<?xi32>)
+      scales(%ks, %vs : memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>, memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>)
+      kv_quant = q4 kernel = softmax align = end scale = 0.125
+      schedule = #attn.schedule<block_q = 16, block_k = 64>
+  return
+}
+
 /// q8: codes made unsigned by flipping their top bit (+128), one vpdpbusd
 /// per 64 features; an f32 q keeps the f32 products.
 // CHECK-LABEL: func.func @decode_q8
