@@ -514,6 +514,25 @@ TEST(KvCacheTest, Crc32cKnownAnswer) {
   EXPECT_EQ(crc32c("123456789", 9), 0xE3069283u);
   EXPECT_EQ(crc32c("6789", 4, crc32c("12345", 5)), 0xE3069283u);
   EXPECT_EQ(crc32c("", 0), 0u);
+  // Long inputs (three streams joined, on x86) against the byte-at-a-time
+  // definition, at lengths around the 3 x 8192-byte blocks and in pieces.
+  std::mt19937 rng(5);
+  std::vector<uint8_t> data(3 * 3 * 8192 + 77);
+  for (uint8_t &x : data)
+    x = static_cast<uint8_t>(rng());
+  auto reference = [&](size_t n) {
+    uint32_t c = ~0u;
+    for (size_t i = 0; i < n; ++i) {
+      c ^= data[i];
+      for (int k = 0; k < 8; ++k)
+        c = c & 1 ? 0x82F63B78u ^ (c >> 1) : c >> 1;
+    }
+    return ~c;
+  };
+  for (size_t n : {size_t(24575), size_t(24576), size_t(24577), size_t(49152 + 13), data.size()})
+    EXPECT_EQ(crc32c(data.data(), n), reference(n)) << n;
+  EXPECT_EQ(crc32c(data.data() + 30001, data.size() - 30001, crc32c(data.data(), 30001)),
+            reference(data.size()));
 }
 
 TEST(KvCacheTest, SurvivesMutatedFiles) {

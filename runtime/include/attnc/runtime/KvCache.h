@@ -129,7 +129,8 @@ public:
   /// [seqs]. `width` is the longest table.
   Error batchTables(const std::vector<SeqId> &seqs, std::vector<int32_t> &table,
                     std::vector<int32_t> &lens, int64_t &width) const;
-  /// Adds a sequence made of `pages` fresh pages (for restore); none on
+  /// Adds a sequence made of `pages` fresh pages (for restore), their
+  /// memory mapped in ahead of the caller's writes (prefault); none on
   /// failure.
   SeqId createWithPages(int64_t tokens, std::vector<PageId> &pages, Error &error);
 
@@ -157,6 +158,8 @@ private:
   struct RadixNode;
   PageId allocatePage(Error &error);
   void release(PageId page);
+  /// Maps the memory of `pages` in before they are written whole.
+  void prefault(const std::vector<PageId> &pages);
   template <typename Fn>
   void forEachRow(const std::vector<PageId> &table, int64_t begin, int64_t count, Fn fn) const;
   void quantizeRow(const float *x, uint8_t *row, float *scales) const;
