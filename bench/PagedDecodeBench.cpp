@@ -6,7 +6,7 @@
 //
 // One decode step (S = 1) of `--seqs` sequences of `--tokens` tokens each,
 // GQA `--q-heads`/`--kv-heads`, D = `--head-dim` (128; a multiple of 32),
-// pages of 16 tokens, read in place
+// pages of `--page-tokens` tokens (16), read in place
 // from a BlockPool of bf16, q8 and q4 pages by the paged CPU kernel. Prints
 // the step time (best of --runs), the bytes of one layer's pages the step
 // must read (codes and scales), that over the time, and decode tokens per
@@ -23,7 +23,8 @@
 // output (other agents' batches, restored caches).
 //
 //   attnc-paged-decode-bench [--seqs=8] [--tokens=4096] [--q-heads=32]
-//                            [--kv-heads=8] [--head-dim=128] [--threads=0] [--runs=5]
+//                            [--kv-heads=8] [--head-dim=128] [--page-tokens=16]
+//                            [--threads=0] [--runs=5]
 //                            [--target=cpu|cuda]
 //
 //===----------------------------------------------------------------------===//
@@ -45,22 +46,24 @@
 
 using namespace attnc;
 
-static std::string specFor(kv::Quant quant, int hq, int hkv, int d) {
+static std::string specFor(kv::Quant quant, int hq, int hkv, int d, int pageTokens) {
   bool plain = quant == kv::Quant::bf16;
   std::string codes = plain ? "bf16" : kv::quantName(quant);
   std::string h = std::to_string(hkv), g = std::to_string(hq), dd = std::to_string(d);
   std::string ng = std::to_string(d / 32); // groups of 32
-  std::string scales = plain ? "" : ", ks: f32[P, " + h + ", 16, " + ng + "], vs: f32[P, " + h +
-                                        ", 16, " + ng + "]";
+  std::string ps = std::to_string(pageTokens);
+  std::string scales = plain ? "" : ", ks: f32[P, " + h + ", " + ps + ", " + ng +
+                                        "], vs: f32[P, " + h + ", " + ps + ", " + ng + "]";
   return "attention decode(q: bf16[B, " + g + ", 1, " + dd + "], k: " + codes + "[P, " + h +
-         ", 16, " + dd + "], v: " + codes + "[P, " + h + ", 16, " + dd + "]" + scales +
+         ", " + ps + ", " + dd + "], v: " + codes + "[P, " + h + ", " + ps + ", " + dd + "]" +
+         scales +
          ", pages: i32[B, M], lens: i32[B]) -> (o: bf16[B, " + g + ", 1, " + dd +
          "]) {\n  kv = paged(" +
          (plain ? "pages, lens" : "pages, lens, ks, vs") + ")\n  align = end\n}\n";
 }
 
 int main(int argc, char **argv) {
-  int seqs = 8, hq = 32, hkv = 8, runs = 5, headDim = 128;
+  int seqs = 8, hq = 32, hkv = 8, runs = 5, headDim = 128, pageTokens = 16;
   int64_t tokens = 4096;
   unsigned threads = 0;
   bool gpu = false;
@@ -77,6 +80,7 @@ int main(int argc, char **argv) {
     else if (const char *v = value("--threads=")) threads = static_cast<unsigned>(std::atoi(v));
     else if (const char *v = value("--runs=")) runs = std::atoi(v);
     else if (const char *v = value("--head-dim=")) headDim = std::atoi(v);
+    else if (const char *v = value("--page-tokens=")) pageTokens = std::atoi(v);
     else if (const char *v = value("--target=")) gpu = std::string(v) == "cuda";
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
@@ -91,14 +95,18 @@ int main(int argc, char **argv) {
     std::fprintf(stderr, "--head-dim must be a multiple of 32 up to 512\n");
     return 1;
   }
+  if (pageTokens <= 0 || pageTokens > 1024) {
+    std::fprintf(stderr, "--page-tokens must be 1 to 1024\n");
+    return 1;
+  }
   std::string why;
   if (gpu && !cuda::init(why)) {
     std::fprintf(stderr, "--target=cuda: %s\n", why.c_str());
     return 1;
   }
-  std::printf("# decode step: %d sequences x %lld tokens, GQA %d/%d, D=%d, pages of 16, one "
+  std::printf("# decode step: %d sequences x %lld tokens, GQA %d/%d, D=%d, pages of %d, one "
               "layer, %s\n",
-              seqs, static_cast<long long>(tokens), hq, hkv, headDim,
+              seqs, static_cast<long long>(tokens), hq, hkv, headDim, pageTokens,
               gpu ? cuda::deviceDescription().c_str()
                   : ("CPU, threads=" + std::to_string(threads)).c_str());
   std::printf("%-5s %10s %12s %10s %14s %10s%s\n", "quant", "step ms", "KV MB read", "GB/s",
@@ -111,11 +119,11 @@ int main(int argc, char **argv) {
     cfg.layers = 1;
     cfg.kvHeads = hkv;
     cfg.headDim = headDim;
-    cfg.pageTokens = 16;
+    cfg.pageTokens = pageTokens;
     cfg.quant = quant;
     cfg.groupSize = 32;
     // Room for the tokens the serving steps append.
-    cfg.maxPages = seqs * ((tokens + 2 * runs + 2 + 15) / 16) + 1;
+    cfg.maxPages = seqs * ((tokens + 2 * runs + 2 + pageTokens - 1) / pageTokens) + 1;
     kv::Error error;
     auto pool = kv::BlockPool::create(cfg, error);
     if (!pool) {
@@ -151,7 +159,7 @@ int main(int argc, char **argv) {
     CompileOptions options;
     if (gpu)
       options.target = Target::cuda;
-    Result<Kernel> kernel = compileString(specFor(quant, hq, hkv, headDim), "decode.attn", options);
+    Result<Kernel> kernel = compileString(specFor(quant, hq, hkv, headDim, pageTokens), "decode.attn", options);
     if (!kernel) {
       std::fprintf(stderr, "%s\n", kernel.error().c_str());
       return 1;
@@ -167,7 +175,7 @@ int main(int argc, char **argv) {
     // On the GPU: the pool's pages, q, o, tables and lengths in GPU memory.
     std::unique_ptr<kv::DevicePages> dev;
     void *qD = nullptr, *oD = nullptr, *tableD = nullptr, *lensD = nullptr;
-    const size_t qBytes = q.size() * 2, tableCap = static_cast<size_t>(seqs) * (width + (2 * runs + 1) / 16 + 2) * 4;
+    const size_t qBytes = q.size() * 2, tableCap = static_cast<size_t>(seqs) * (width + (2 * runs + 1) / pageTokens + 2) * 4;
     auto upload = [&](void *dst, const void *src, size_t bytes) {
       if (!cuda::copyToDevice(dst, src, bytes, why)) {
         std::fprintf(stderr, "%s\n", why.c_str());
