@@ -46,3 +46,11 @@ timeout 100 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads
 echo "== bf16, 16 threads"
 timeout 120 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 16 --dtype bf16 \
   --dims 128 --lens 4096 --rounds 3 2> "$OUT/bf16_t16.json" | tee "$OUT/bf16_t16.txt"
+echo "== decode: paged bf16/q8/q4 against PyTorch, 16 threads; f32 products (int8 and bf16 decode dots off) vs the defaults"
+timeout 300 python3 bench/cpu_decode_vs_torch.py --bin $BIN --threads 16 --seqs 1,4,16 --tokens 32768 \
+  --rounds 3 --variants "ATTNC_CPU_INT8_DOT=0,ATTNC_CPU_AMX=0;" 2>&1 | tee "$OUT/decode_dots_t16.txt"
+echo "== decode, 1 thread, 4 sequences x 8192: f32 products vs the defaults vs int8 for q8 too"
+for v in "ATTNC_CPU_INT8_DOT=0 ATTNC_CPU_AMX=0" "" "ATTNC_CPU_INT8_DOT=all"; do
+  echo "-- ${v:-defaults}"
+  env $v $BIN/attnc-paged-decode-bench --seqs=4 --tokens=8192 --threads=1 --runs=10 | tail -3
+done 2>&1 | tee "$OUT/decode_dots_t1.txt"
