@@ -129,8 +129,7 @@ public:
   /// [seqs]. `width` is the longest table.
   Error batchTables(const std::vector<SeqId> &seqs, std::vector<int32_t> &table,
                     std::vector<int32_t> &lens, int64_t &width) const;
-  /// Adds a sequence made of `pages` fresh pages (for restore), their
-  /// memory mapped in ahead of the caller's writes (prefault); none on
+  /// Adds a sequence made of `pages` fresh pages (for restore); none on
   /// failure.
   SeqId createWithPages(int64_t tokens, std::vector<PageId> &pages, Error &error);
 
@@ -158,8 +157,9 @@ private:
   struct RadixNode;
   PageId allocatePage(Error &error);
   void release(PageId page);
-  /// Maps the memory of `pages` in before they are written whole.
-  void prefault(const std::vector<PageId> &pages);
+  /// Maps the arena in up to byte `end` (and on to a 2 MiB boundary) before
+  /// fresh pages there are written.
+  void populateThrough(size_t end);
   template <typename Fn>
   void forEachRow(const std::vector<PageId> &table, int64_t begin, int64_t count, Fn fn) const;
   void quantizeRow(const float *x, uint8_t *row, float *scales) const;
@@ -172,6 +172,9 @@ private:
   /// or on the free list.
   uint8_t *arena = nullptr;
   size_t arenaBytes = 0;
+  /// Bytes of the arena mapped in ahead by populateThrough (all of it once
+  /// the kernel has refused, so that it is not asked again).
+  size_t populated = 0;
   size_t capacity = 0, pageCount = 0;
   std::vector<int32_t> refs; // 0: free
   std::vector<uint64_t> versions;
