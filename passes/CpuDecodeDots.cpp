@@ -116,16 +116,12 @@ void Lowering::quantizeQueryRows() {
 
 void Lowering::emitBF16Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t n) {
   int64_t features = cast<MemRefType>(op.getQuery().getType()).getDimSize(3);
-  Value zero = idx(0), one = idx(1);
-  Value lastKey = arith::SubIOp::create(b, kvLen, one);
-  Value scale = f32(op.getScale().convertToDouble());
   auto bits32 = VectorType::get({32}, b.getI16Type());
   auto bf16x32 = VectorType::get({32}, b.getBF16Type());
   auto pairs = [&](Value mem, ValueRange at) -> Value {
     return vector::BitCastOp::create(b, bf16x32, vector::LoadOp::create(b, bits32, mem, at));
   };
-  loop(zero, bkPad, one, [&](Value jj) {
-    std::pair<Value, Value> key = keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+  auto laneDots = [&](std::pair<Value, Value> key) {
     SmallVector<Value> acc(n, vector::BroadcastOp::create(b, vecF32(), f32(0.0)));
     for (int64_t c = 0; c < features / 32; ++c) {
       Value k = pairs(bitsView(op.getKey()), ValueRange{key.first, hk, key.second, idx(32 * c)});
@@ -137,11 +133,9 @@ void Lowering::emitBF16Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t 
                      .getResult(0);
       }
     }
-    SmallVector<Value> scores = sumLanes(acc);
-    for (int64_t r = 0; r < n; ++r)
-      memref::StoreOp::create(b, arith::MulFOp::create(b, scores[r], scale), sBuf,
-                              addi(muli(idx(r), bkPad), jj));
-  });
+    return acc;
+  };
+  emitKeyScores(bIdx, kt, n, laneDots, f32(op.getScale().convertToDouble()));
 }
 
 void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t n) {
@@ -153,8 +147,6 @@ void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t 
   int64_t codeBytes = cast<MemRefType>(op.getKey().getType()).getDimSize(3);
   int64_t groups = cast<MemRefType>(op.getKeyScale().getType()).getDimSize(3);
   int64_t groupSize = features / groups;
-  Value zero = idx(0), one = idx(1);
-  Value lastKey = arith::SubIOp::create(b, kvLen, one);
   auto bytes64 = VectorType::get({64}, b.getI8Type());
   auto i32v = VectorType::get({16}, b.getI32Type());
   auto splatBytes = [&](int v) -> Value {
@@ -167,8 +159,7 @@ void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t 
                                          ValueRange{acc, codes, q})
         .getResult(0);
   };
-  loop(zero, bkPad, one, [&](Value jj) {
-    std::pair<Value, Value> key = keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+  auto laneDots = [&](std::pair<Value, Value> key) {
     SmallVector<Value> total(n);
     for (int64_t c = 0; c < chunks; ++c) {
       // A last chunk past the row's end reads zeros there (masked).
@@ -222,8 +213,7 @@ void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t 
                           : math::FmaOp::create(b, sums, keyScale, total[r]).getResult();
       }
     }
-    SmallVector<Value> scores = sumLanes(total);
-    for (int64_t r = 0; r < n; ++r)
-      memref::StoreOp::create(b, scores[r], sBuf, addi(muli(idx(r), bkPad), jj));
-  });
+    return total;
+  };
+  emitKeyScores(bIdx, kt, n, laneDots);
 }

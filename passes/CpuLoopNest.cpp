@@ -62,6 +62,20 @@ SmallVector<Value> Lowering::sumLanes(ArrayRef<Value> vecs) {
   return sums;
 }
 
+void Lowering::emitKeyScores(
+    Value bIdx, Value kt, int64_t n,
+    function_ref<SmallVector<Value>(std::pair<Value, Value>)> laneDots, Value scale) {
+  Value lastKey = arith::SubIOp::create(b, kvLen, idx(1));
+  loop(idx(0), bkPad, idx(1), [&](Value jj) {
+    std::pair<Value, Value> key = keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+    SmallVector<Value> sums = sumLanes(laneDots(key));
+    for (int64_t r = 0; r < n; ++r) {
+      Value score = scale ? arith::MulFOp::create(b, sums[r], scale).getResult() : sums[r];
+      memref::StoreOp::create(b, score, sBuf, addi(muli(idx(r), bkPad), jj));
+    }
+  });
+}
+
 void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value nRows,
                             Value manyRows, Value rg, Value kt, Value nk, Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width);
@@ -97,14 +111,11 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
       byRowCount([&](int64_t n) { emitBF16Scores(bIdx, hk, rg, kt, n); });
       return;
     }
-    Value lastKey = arith::SubIOp::create(b, kvLen, one);
     Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
     // Scores of the item's rows, n at a time (its only row group: rows past
     // nRows repeat the last row and are never read).
-    auto dotRows = [&](int64_t n) {
-      loop(zero, bkPad, one, [&](Value jj) {
-        std::pair<Value, Value> key =
-            keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+    byRowCount([&](int64_t n) {
+      emitKeyScores(bIdx, kt, n, [&](std::pair<Value, Value> key) {
         SmallVector<Value> init(n, zeroV);
         auto dots = scf::ForOp::create(
             b, zero, dPad, w, init, [&](OpBuilder &, Location, Value d, ValueRange acc) {
@@ -115,12 +126,9 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
                     b, vecLoad(qBuf, addi(muli(addi(rg, idx(r)), dPad), d)), kv, acc[r]);
               scf::YieldOp::create(b, next);
             });
-        SmallVector<Value> sums = sumLanes(SmallVector<Value>(dots.getResults()));
-        for (int64_t r = 0; r < n; ++r)
-          memref::StoreOp::create(b, sums[r], sBuf, addi(muli(idx(r), bkPad), jj));
+        return SmallVector<Value>(dots.getResults());
       });
-    };
-    byRowCount(dotRows);
+    });
   };
   auto transposedScores = [&] {
     // The tile's kT: kTBuf, or the tile's block of the call's cache.

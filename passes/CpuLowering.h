@@ -205,6 +205,15 @@ struct Lowering {
   /// add serves four sums): 16 instructions for four rows' scores, against
   /// 9 per row for a reduction each.
   mlir::SmallVector<mlir::Value> sumLanes(mlir::ArrayRef<mlir::Value> vecs);
+  /// Scores of `n` rows against each key of the tile at `kt` (keys past the
+  /// sequence repeat its last key) into sBuf: `laneDots(key)` gives each
+  /// row's vector of partial products with the key (from keyAt), summed
+  /// across lanes by sumLanes and multiplied by `scale` when given.
+  void emitKeyScores(
+      mlir::Value bIdx, mlir::Value kt, int64_t n,
+      mlir::function_ref<mlir::SmallVector<mlir::Value>(std::pair<mlir::Value, mlir::Value>)>
+          laneDots,
+      mlir::Value scale = {});
 
   /// Scores, online softmax and P.V for query rows [rg, rg + kRows) of the
   /// item against the key tile at `kt` with `nk` keys.

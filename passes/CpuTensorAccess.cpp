@@ -177,8 +177,8 @@ void Lowering::copyValueRow(std::pair<Value, Value> at, Value hk, Value dest, Va
                                                        : ShapedType::kDynamic;
   int64_t groups =
       q4 ? cast<MemRefType>(op.getValueScale().getType()).getDimSize(3) : ShapedType::kDynamic;
-  // q4 rows of whole 128-feature chunks and groups of whole 32-feature
-  // blocks: a chunk's 64 bytes are split into low and high nibbles once, and
+  // q4 rows of whole 128-feature chunks and groups of whole 16-feature
+  // parts: a chunk's 64 bytes are split into low and high nibbles once, and
   // two in-lane byte interleaves (vpunpcklbw / vpunpckhbw) put features
   // [32L, 32L + 16) in 128-bit lane L of the first and [32L + 16, 32L + 32)
   // in lane L of the second. Each 16 features then cost a lane extract, a
@@ -186,7 +186,7 @@ void Lowering::copyValueRow(std::pair<Value, Value> at, Value hk, Value dest, Va
   // (n - 8) s = n s - 8 s. The per-16-feature path spends an 8-byte load, a
   // split, an interleave and a separate offset on each.
   if (!q4 || width != 16 || ShapedType::isDynamic(features) || features % 128 != 0 ||
-      ShapedType::isDynamic(groups) || features % groups != 0 || (features / groups) % 32 != 0) {
+      ShapedType::isDynamic(groups) || features % groups != 0 || (features / groups) % 16 != 0) {
     Value zero = idx(0), w = idx(width);
     loop(zero, dvPad, w, [&](Value d) {
       Value vv = readKVAt(/*value=*/true, at, hk, d);
