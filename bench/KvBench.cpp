@@ -7,16 +7,19 @@
 // For bf16, int8 and 4-bit pages at one model shape: bytes per token and the
 // saving against bf16, the relative RMS error of the quantized values,
 // append (quantize) speed, and save (to the page cache and fsync'd) and
-// restore speed in GB/s of file.
+// restore speed in GB/s of file: into a new pool (its pages mapped in as
+// they are filled) and again into the same pool's freed pages; the best of
+// --restores rounds each.
 //
 //   attnc-kv-bench [--layers 16] [--kv-heads 8] [--head-dim 128]
-//                  [--tokens 4096] [--dir /tmp]
+//                  [--tokens 4096] [--dir /tmp] [--restores 3]
 //
 //===----------------------------------------------------------------------===//
 
 #include "attnc/runtime/KvCache.h"
 #include "attnc/runtime/KvFile.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -39,6 +42,7 @@ int main(int argc, char **argv) {
   int layers = 16, heads = 8, dim = 128;
   long long tokens = 4096;
   std::string dir = "/tmp";
+  int restores = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string a = argv[i];
     if (a == "--layers") layers = std::atoi(argv[i + 1]);
@@ -46,6 +50,7 @@ int main(int argc, char **argv) {
     else if (a == "--head-dim") dim = std::atoi(argv[i + 1]);
     else if (a == "--tokens") tokens = std::atoll(argv[i + 1]);
     else if (a == "--dir") dir = argv[i + 1];
+    else if (a == "--restores") restores = std::max(1, std::atoi(argv[i + 1]));
     else {
       std::fprintf(stderr, "unknown flag %s\n", a.c_str());
       return 2;
@@ -53,8 +58,9 @@ int main(int argc, char **argv) {
   }
   std::printf("# %d layers x %d KV heads x head dim %d, %lld tokens; group size 32\n", layers,
               heads, dim, tokens);
-  std::printf("%-5s %12s %8s %10s %12s %12s %12s %12s\n", "quant", "bytes/token", "vs bf16",
-              "rms error", "append Ktok/s", "save GB/s", "fsync GB/s", "restore GB/s");
+  std::printf("%-5s %12s %8s %10s %12s %12s %12s %12s %12s\n", "quant", "bytes/token",
+              "vs bf16", "rms error", "append Ktok/s", "save GB/s", "fsync GB/s",
+              "restore GB/s", "reused GB/s");
   double bf16Bytes = 0;
   // Values in chunks of 256 tokens, reused (the content does not matter to speed).
   const long long chunk = 256;
@@ -113,20 +119,31 @@ int main(int argc, char **argv) {
     double fsyncS = seconds(t0);
     KvFileMeta meta;
     SeqId r = -1;
-    auto other = BlockPool::create(c, e);
-    t0 = std::chrono::steady_clock::now();
-    if (e.empty())
+    double restoreS = 1e30, reusedS = 1e30;
+    for (int round = 0; round < restores && e.empty(); ++round) {
+      auto other = BlockPool::create(c, e);
+      t0 = std::chrono::steady_clock::now();
+      if (e.empty())
+        e = restoreSequence(*other, path, r, meta);
+      restoreS = std::min(restoreS, seconds(t0));
+      if (!e.empty())
+        break;
+      // Into the pages the first restore mapped in: the file's read and
+      // checksum without the new memory's cost.
+      other->free(r);
+      t0 = std::chrono::steady_clock::now();
       e = restoreSequence(*other, path, r, meta);
-    double restoreS = seconds(t0);
+      reusedS = std::min(reusedS, seconds(t0));
+    }
     std::remove(path.c_str());
     if (!e.empty()) {
       std::fprintf(stderr, "%s\n", e.c_str());
       return 1;
     }
     double gb = static_cast<double>(meta.fileBytes) / 1e9;
-    std::printf("%-5s %12.0f %7.2fx %10.2e %12.2f %12.2f %12.2f %12.2f\n", quantName(q),
-                bytesPerToken, bf16Bytes / bytesPerToken, std::sqrt(num / den),
-                tokens / appendS / 1e3, gb / saveS, gb / fsyncS, gb / restoreS);
+    std::printf("%-5s %12.0f %7.2fx %10.2e %12.2f %12.2f %12.2f %12.2f %12.2f\n",
+                quantName(q), bytesPerToken, bf16Bytes / bytesPerToken, std::sqrt(num / den),
+                tokens / appendS / 1e3, gb / saveS, gb / fsyncS, gb / restoreS, gb / reusedS);
   }
   return 0;
 }

@@ -631,6 +631,13 @@ SeqId BlockPool::createWithPages(int64_t tokens, std::vector<PageId> &out, Error
   return id;
 }
 
+size_t BlockPool::pagesFreeWithoutEviction() const {
+  size_t limit = capacity;
+  if (cfg.byteBudget)
+    limit = std::min(limit, cfg.byteBudget / pageSize);
+  return freeList.size() + (limit > pageCount ? limit - pageCount : 0);
+}
+
 void BlockPool::populateThrough(size_t end) {
   // Fresh arena memory would otherwise take a page fault per 4 KiB as the
   // appends or a restore's copies first reach it. MADV_POPULATE_WRITE

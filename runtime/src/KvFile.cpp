@@ -7,7 +7,8 @@
 // Files are untrusted input: the header is parsed by a small strict JSON
 // reader with size and depth limits, every tensor must be exactly the one
 // the metadata implies, offsets must tile the data section, and the data's
-// CRC-32C must match before a single page is allocated.
+// CRC-32C must match before a restored sequence exists (and before any
+// cached prefix is evicted to make room for it).
 //
 //===----------------------------------------------------------------------===//
 
@@ -23,6 +24,7 @@
 #include <memory>
 #include <random>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <vector>
 
@@ -278,6 +280,38 @@ struct Fd {
   }
 };
 
+/// A restore's reads: at most this many runs or bytes per preadv (the
+/// batch is checksummed while it is in cache).
+constexpr size_t kReadBatchRuns = 256;
+constexpr size_t kReadBatchBytes = 512u << 10;
+
+/// Fills `v`'s buffers in order from `offset` on; false on an error or an
+/// early end of file. (`v` is a copy: a short read advances its entries.)
+bool readVectors(int fd, std::vector<iovec> v, uint64_t offset) {
+  size_t first = 0;
+  while (first < v.size()) {
+    ssize_t got = ::preadv(fd, v.data() + first, static_cast<int>(v.size() - first),
+                           static_cast<off_t>(offset));
+    if (got <= 0) {
+      if (got < 0 && errno == EINTR)
+        continue;
+      return false;
+    }
+    offset += static_cast<uint64_t>(got);
+    for (size_t n = static_cast<size_t>(got); n;) {
+      size_t take = std::min(n, v[first].iov_len);
+      v[first].iov_base = static_cast<uint8_t *>(v[first].iov_base) + take;
+      v[first].iov_len -= take;
+      n -= take;
+      if (!v[first].iov_len)
+        ++first;
+    }
+    while (first < v.size() && !v[first].iov_len)
+      ++first;
+  }
+  return true;
+}
+
 bool readAll(int fd, void *buf, size_t n, uint64_t offset) {
   uint8_t *p = static_cast<uint8_t *>(buf);
   while (n) {
@@ -467,6 +501,14 @@ void forEachRun(const BlockPool &pool, const std::vector<PageId> &table, int64_t
     }
 }
 
+Error crcMismatch(uint32_t got, uint32_t want) {
+  char g[16], w[16];
+  std::snprintf(g, sizeof(g), "%08x", got);
+  std::snprintf(w, sizeof(w), "%08x", want);
+  return std::string("the data's CRC-32C is ") + g + ", the header records " + w +
+         ": the file is corrupted";
+}
+
 /// Checks the data section against the header's CRC-32C, streaming it
 /// through a 1 MiB buffer.
 Error checkData(int fd, const KvFileMeta &meta, uint64_t dataStart) {
@@ -479,14 +521,7 @@ Error checkData(int fd, const KvFileMeta &meta, uint64_t dataStart) {
     crc = crc32c(buf.data(), n, crc);
     at += n;
   }
-  if (crc != meta.checksum) {
-    char got[16], want[16];
-    std::snprintf(got, sizeof(got), "%08x", crc);
-    std::snprintf(want, sizeof(want), "%08x", meta.checksum);
-    return std::string("the data's CRC-32C is ") + got + ", the header records " + want +
-           ": the file is corrupted";
-  }
-  return "";
+  return crc == meta.checksum ? "" : crcMismatch(crc, meta.checksum);
 }
 
 /// Opens `path` and checks its header.
@@ -646,17 +681,28 @@ Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, 
            std::to_string(c.headDim);
   if (!modelId.empty() && meta.modelId != modelId)
     return "the file is for model '" + meta.modelId + "', not '" + modelId + "'";
-  // The whole data section is checked before the pool changes.
-  e = checkData(f.fd, meta, dataStart);
-  if (!e.empty())
-    return e;
+  // A restore that fits in free pages reads the file once, straight into
+  // fresh pages, and checks the CRC as it goes: a bad file gives those
+  // pages back and nothing else changed. One that must evict cached
+  // prefixes to make room checks the whole data section first, so that a
+  // bad file evicts nothing; it then reads the data a second time.
+  // $ATTNC_KV_CHECK_FIRST=1 takes the second way always (tests, benchmarks).
+  size_t need = static_cast<size_t>((meta.tokens + c.pageTokens - 1) / c.pageTokens);
+  const char *checkFirstEnv = std::getenv("ATTNC_KV_CHECK_FIRST");
+  bool checkFirst = pool.pagesFreeWithoutEviction() < need ||
+                    (checkFirstEnv && std::string(checkFirstEnv) == "1");
+  if (checkFirst) {
+    e = checkData(f.fd, meta, dataStart);
+    if (!e.empty())
+      return e;
+  }
   std::vector<PageId> table;
   SeqId id = pool.createWithPages(meta.tokens, table, e);
   if (id < 0)
     return e;
   // Test hook: change the file's last data byte in place here, as another
-  // process could, to reach the check below.
-  if (std::getenv("ATTNC_KV_TEST_TOUCH_BETWEEN_READS") && meta.dataBytes) {
+  // process could between a checked restore's two reads.
+  if (checkFirst && std::getenv("ATTNC_KV_TEST_TOUCH_BETWEEN_READS") && meta.dataBytes) {
     int wfd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
     uint8_t x = 0;
     uint64_t last = dataStart + meta.dataBytes - 1;
@@ -667,35 +713,47 @@ Error kv::restoreSequence(BlockPool &pool, const std::string &path, SeqId &seq, 
     if (wfd >= 0)
       ::close(wfd);
   }
-  // Read each tensor again and scatter its rows (and scales) into the pages
-  // as they are, a page's run of tokens at a time. The second read is
-  // checksummed too: a file changed in place between the reads (not by a
-  // save, which replaces the file) frees the new pages again.
-  std::unique_ptr<uint8_t[]> tensor;
-  size_t capacity = 0;
-  uint64_t at = 0;
-  uint32_t again = 0;
-  for (const TensorSpec &t : expectedTensors(meta)) {
-    size_t bytes = static_cast<size_t>(t.bytes);
-    if (bytes > capacity) {
-      tensor.reset(new uint8_t[bytes]);
-      capacity = bytes;
+  // The tensors lie back to back in the file and forEachRun gives each
+  // one's runs (a page's tokens of one head) in file order, so the data
+  // section is one sequence of runs: preadv reads them straight into the
+  // pages, a batch at a time, and each batch is checksummed while it is
+  // still in cache.
+  uint32_t crc = 0;
+  uint64_t at = 0; // data bytes read so far
+  std::vector<iovec> batch;
+  size_t batchBytes = 0;
+  bool readFailed = false;
+  auto flush = [&]() {
+    if (batch.empty() || readFailed)
+      return;
+    if (!readVectors(f.fd, batch, dataStart + at)) {
+      readFailed = true;
+      return;
     }
-    if (bytes && !readAll(f.fd, tensor.get(), bytes, dataStart + at)) {
-      pool.free(id);
-      return "cannot read the data at byte " + std::to_string(dataStart + at);
-    }
-    again = crc32c(tensor.get(), bytes, again);
-    const uint8_t *src = tensor.get();
+    for (const iovec &v : batch)
+      crc = crc32c(v.iov_base, v.iov_len, crc);
+    at += batchBytes;
+    batch.clear();
+    batchBytes = 0;
+  };
+  for (const TensorSpec &t : expectedTensors(meta))
     forEachRun(pool, table, meta.tokens, t,
-               [&](PageId page, size_t pageOff, size_t fileOff, size_t runBytes) {
-                 std::memcpy(pool.pageData(page) + pageOff, src + fileOff, runBytes);
+               [&](PageId page, size_t pageOff, size_t, size_t runBytes) {
+                 batch.push_back({pool.pageData(page) + pageOff, runBytes});
+                 batchBytes += runBytes;
+                 if (batch.size() == kReadBatchRuns || batchBytes >= kReadBatchBytes)
+                   flush();
                });
-    at += bytes;
-  }
-  if (again != meta.checksum) {
+  flush();
+  if (readFailed) {
     pool.free(id);
-    return "the file changed while it was read: its data no longer matches its CRC-32C";
+    return "cannot read the data at byte " + std::to_string(dataStart + at);
+  }
+  if (crc != meta.checksum) {
+    pool.free(id);
+    if (checkFirst)
+      return "the file changed while it was read: its data no longer matches its CRC-32C";
+    return crcMismatch(crc, meta.checksum);
   }
   seq = id;
   return "";

@@ -365,29 +365,77 @@ TEST(KvCacheTest, PageVersionsChangeExactlyWithWrites) {
 }
 
 TEST(KvCacheTest, SaveAndRestoreAreExact) {
-  for (Quant q : {Quant::bf16, Quant::q8, Quant::q4}) {
-    PoolConfig c = config(q);
-    auto pool = makePool(c);
-    Tokens t(c, 11, 5);
-    SeqId s = pool->createSequence();
-    ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 11), "");
-    std::string path = tempPath((std::string("exact_") + quantName(q)).c_str());
-    ASSERT_EQ(saveSequence(*pool, s, path, "model-\"x\"", 100), "");
-    KvFileMeta meta;
-    ASSERT_EQ(verifyFile(path, meta), "");
-    EXPECT_EQ(meta.tokens, 11);
-    EXPECT_EQ(meta.positionOffset, 100);
-    EXPECT_EQ(meta.modelId, "model-\"x\"");
-    EXPECT_EQ(meta.quant, q);
-    // Into a pool with another page size: rows move, values do not change.
-    PoolConfig c2 = c;
-    c2.pageTokens = 3;
-    auto other = makePool(c2);
-    SeqId r = -1;
-    ASSERT_EQ(restoreSequence(*other, path, r, meta, "model-\"x\""), "");
-    EXPECT_EQ(readAllK(*other, r), readAllK(*pool, s)) << quantName(q);
-    std::remove(path.c_str());
-  }
+  // 200 tokens in pages of 3 make some 1,600 runs, several read batches.
+  // Both ways of restoring: read once (the pool has room) and checked first.
+  for (const char *checkFirst : {"0", "1"})
+    for (int64_t tokens : {11, 200})
+      for (Quant q : {Quant::bf16, Quant::q8, Quant::q4}) {
+        ::setenv("ATTNC_KV_CHECK_FIRST", checkFirst, 1);
+        PoolConfig c = config(q);
+        auto pool = makePool(c);
+        Tokens t(c, tokens, 5);
+        SeqId s = pool->createSequence();
+        ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), tokens), "");
+        std::string path = tempPath((std::string("exact_") + quantName(q)).c_str());
+        ASSERT_EQ(saveSequence(*pool, s, path, "model-\"x\"", 100), "");
+        KvFileMeta meta;
+        ASSERT_EQ(verifyFile(path, meta), "");
+        EXPECT_EQ(meta.tokens, tokens);
+        EXPECT_EQ(meta.positionOffset, 100);
+        EXPECT_EQ(meta.modelId, "model-\"x\"");
+        EXPECT_EQ(meta.quant, q);
+        // Into a pool with another page size: rows move, values do not change.
+        PoolConfig c2 = c;
+        c2.pageTokens = 3;
+        auto other = makePool(c2);
+        SeqId r = -1;
+        ASSERT_EQ(restoreSequence(*other, path, r, meta, "model-\"x\""), "");
+        EXPECT_EQ(readAllK(*other, r), readAllK(*pool, s))
+            << quantName(q) << " " << tokens << " check first " << checkFirst;
+        ::unsetenv("ATTNC_KV_CHECK_FIRST");
+        std::remove(path.c_str());
+      }
+}
+
+TEST(KvCacheTest, ARestoreThatMustEvictChecksTheFileFirst) {
+  // A pool full of a cached prefix: restoring needs its pages. A corrupted
+  // file must be rejected before any of them is evicted; a whole one evicts
+  // what it needs.
+  PoolConfig c = config(Quant::q4);
+  auto probe = makePool(c);
+  c.byteBudget = 4 * probe->pageBytes();
+  auto pool = makePool(c);
+  Tokens t(c, 16, 8);
+  SeqId s = pool->createSequence();
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 16), ""); // 4 pages
+  std::string path = tempPath("evict");
+  ASSERT_EQ(saveSequence(*pool, s, path, "m"), "");
+  std::vector<int32_t> ids(16);
+  for (int i = 0; i < 16; ++i)
+    ids[i] = 100 + i;
+  ASSERT_EQ(pool->cachePrefix(s, ids), "");
+  pool->free(s);
+  EXPECT_EQ(pool->pagesFreeWithoutEviction(), 0u);
+  std::string good = readBytes(path);
+  std::string bad = good;
+  bad[bad.size() - 5] ^= 0x10;
+  std::string badPath = tempPath("evict_bad");
+  writeBytes(badPath, bad);
+  SeqId r = 7;
+  KvFileMeta meta;
+  Error e = restoreSequence(*pool, badPath, r, meta);
+  EXPECT_NE(e.find("corrupted"), std::string::npos) << e;
+  EXPECT_EQ(r, -1);
+  int64_t matched = -1;
+  SeqId cached = pool->adoptPrefix(ids, matched);
+  EXPECT_EQ(matched, 16); // nothing was evicted
+  pool->free(cached);
+  ASSERT_EQ(restoreSequence(*pool, path, r, meta), "");
+  EXPECT_EQ(pool->length(r), 16);
+  pool->adoptPrefix(ids, matched);
+  EXPECT_EQ(matched, 0); // evicted to make room
+  std::remove(path.c_str());
+  std::remove(badPath.c_str());
 }
 
 TEST(KvCacheTest, BadFilesAreRejectedAndLeaveThePoolAlone) {
@@ -484,9 +532,10 @@ TEST(KvCacheTest, AKilledWriterLeavesThePreviousFile) {
 }
 
 TEST(KvCacheTest, AFileChangedDuringARestoreLeavesThePoolAsItWas) {
-  // A restore checksums the data, then reads it again into the pages; a file
-  // changed in place between the two reads (a test hook does it) is
-  // reported, and the pages it took are given back.
+  // A restore that checks first (one that must evict, or forced here)
+  // checksums the data, then reads it again into the pages; a file changed
+  // in place between the two reads (a test hook does it) is reported, and
+  // the pages it took are given back.
   PoolConfig c = config(Quant::q4);
   auto pool = makePool(c);
   Tokens t(c, 40, 5);
@@ -496,10 +545,12 @@ TEST(KvCacheTest, AFileChangedDuringARestoreLeavesThePoolAsItWas) {
   ASSERT_EQ(saveSequence(*pool, s, path, "m"), "");
   size_t pagesBefore = pool->pagesInUse();
   ::setenv("ATTNC_KV_TEST_TOUCH_BETWEEN_READS", "1", 1);
+  ::setenv("ATTNC_KV_CHECK_FIRST", "1", 1);
   SeqId r = 7;
   KvFileMeta meta;
   Error e = restoreSequence(*pool, path, r, meta);
   ::unsetenv("ATTNC_KV_TEST_TOUCH_BETWEEN_READS");
+  ::unsetenv("ATTNC_KV_CHECK_FIRST");
   EXPECT_NE(e.find("changed while it was read"), std::string::npos) << e;
   EXPECT_EQ(r, -1);
   EXPECT_EQ(pool->pagesInUse(), pagesBefore);

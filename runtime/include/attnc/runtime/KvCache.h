@@ -132,6 +132,8 @@ public:
   /// Adds a sequence made of `pages` fresh pages (for restore); none on
   /// failure.
   SeqId createWithPages(int64_t tokens, std::vector<PageId> &pages, Error &error);
+  /// Pages that can be allocated without evicting a cached prefix.
+  size_t pagesFreeWithoutEviction() const;
 
   /// Unique to this pool among every pool the process has made, so that a
   /// copy keyed to it (DevicePages) cannot mistake another pool, even one
