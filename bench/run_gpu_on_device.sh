@@ -5,7 +5,7 @@
 # a few, time the JIT, then compare with PyTorch (SDPA FlashAttention-2 and
 # cuDNN, FlexAttention) in one process. Binaries come in .device-carry/bin,
 # libattnc and the bench library in .device-carry/lib.
-#   bash bench/run_gpu_on_device.sh [check|bench|decode|all] [bench args...]
+#   bash bench/run_gpu_on_device.sh [check|bench|decode|random|all] [bench args...]
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 WHAT=${1:-all}
@@ -62,6 +62,20 @@ if [[ $WHAT == check || $WHAT == all ]]; then
       echo "$tool $spec rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_${tool}_$spec.txt" | head -1)" | tee -a "$OUT/summary.txt"
     done
   done
+fi
+
+if [[ $WHAT == random ]]; then
+  # Random specs (test/Integration/random) against the reference on the GPU:
+  # RANDOM_SEED, RANDOM_COUNT choose them; the specs come back in $OUT.
+  echo "== random specs on the GPU"
+  rm -rf /tmp/random-specs
+  python3 test/Integration/random/gen_specs.py --seed "${RANDOM_SEED:-11}" \
+    --count "${RANDOM_COUNT:-60}" --out /tmp/random-specs
+  bash bench/conformance_shards.sh 12 400 $BIN/attnc-conformance --target=cuda -- \
+    /tmp/random-specs/*.attn > "$OUT/gpu_random.txt" 2>&1
+  echo "random specs rc=$? $(tail -1 "$OUT/gpu_random.txt")" | tee -a "$OUT/summary.txt"
+  grep -v '^PASS\|^SKIP' "$OUT/gpu_random.txt" | head -20
+  cp -r /tmp/random-specs "$OUT/"
 fi
 
 if [[ $WHAT == decode || $WHAT == all ]]; then

@@ -680,6 +680,8 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
   const double negInf = -std::numeric_limits<double>::infinity();
   result.outShape = {B, Hq, S, Dv};
   result.out.assign(B * Hq * S * Dv, 0.0);
+  if (!softmax)
+    result.sumRounding.assign(B * Hq * S * Dv, 0.0);
   result.lse.assign(B * Hq * S, negInf);
   // q, k and v once as f64, row-major.
   auto toDoubles = [](const TensorView &t) {
@@ -747,16 +749,23 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
           }
         }
         double l = 0;
+        int64_t visible = 0;
         for (int64_t j = 0; j < keys; ++j) {
           p[j] = !keep[j] ? 0.0 : softmax ? std::exp(s[j] - m) : 1.0 / (1.0 + std::exp(-s[j]));
-          result.visiblePairs += keep[j];
+          visible += keep[j];
           l += p[j];
         }
+        result.visiblePairs += visible;
         for (int64_t d = 0; d < Dv; ++d) {
-          double acc = 0;
+          double acc = 0, absSum = 0;
           for (int64_t j = 0; j < keys; ++j)
-            if (p[j] != 0)
+            if (p[j] != 0) {
               acc += p[j] * vBase[j * Dv + d];
+              absSum += p[j] * std::fabs(vBase[j * Dv + d]);
+            }
+          if (!softmax)
+            result.sumRounding[((b * Hq + h) * S + r) * Dv + d] =
+                2 * 0x1p-24 * std::sqrt(static_cast<double>(visible)) * absSum;
           double x = softmax ? (l > 0 ? acc / l : 0.0) : acc;
           if (gate.result >= 0) {
             gs[0].f = x; gs[1].i = b; gs[2].i = h; gs[3].i = i; gs[4].i = d;

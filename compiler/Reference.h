@@ -39,6 +39,11 @@ struct ReferenceResult {
   std::vector<double> lse;       // [B, Hq, S]; -inf for fully masked rows
   int64_t visiblePairs = 0;      // (b, h, i, j) with a nonzero weight
   double maxAbsScore = 0;        // over visible pairs, after the score region
+  /// Sigmoid kernels only (else empty): per element of `out`, the rounding
+  /// budget of its unnormalised sum in f32, 2^-24 * sqrt(n) * sum_j p_j |v_jd|
+  /// over the row's n visible keys (the probabilistic bound of a sum of n
+  /// terms, doubled for a gate's slope). Softmax weights sum to 1 and need none.
+  std::vector<double> sumRounding;
   /// [B, Hq, S]: 1 for rows whose attn.topk selection is a near tie (the
   /// k-th and next block score within rounding), so a kernel may pick
   /// either block; empty when no row is.

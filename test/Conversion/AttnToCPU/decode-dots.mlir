@@ -93,6 +93,25 @@ func.func @decode_q4_d64(%q: memref<?x8x?x64xbf16>, %k: memref<?x2x?x32xi8, stri
   return
 }
 
+/// A sigmoid kernel keeps f32 products: its weights are not normalised, so
+/// the int8 q's rounding would add up over a long row.
+// CHECK-LABEL: func.func @decode_q4_sigmoid
+// CHECK-NOT: vpdpbusd
+// CHECK: return
+func.func @decode_q4_sigmoid(%q: memref<?x8x?x64xbf16>, %k: memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>,
+                             %v: memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>,
+                             %ks: memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>,
+                             %vs: memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>,
+                             %pages: memref<?x?xi32>, %lens: memref<?xi32>, %o: memref<?x8x?x64xbf16>) {
+  attn.attention q(%q : memref<?x8x?x64xbf16>) k(%k : memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>)
+      v(%v : memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>) out(%o : memref<?x8x?x64xbf16>)
+      paged(%pages, %lens : memref<?x?xi32>, memref<?xi32>)
+      scales(%ks, %vs : memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>, memref<?x2x?x2xf32, strided<[?, ?, 2, 1]>>)
+      kv_quant = q4 kernel = sigmoid align = end scale = 0.125
+      schedule = #attn.schedule<block_q = 16, block_k = 64>
+  return
+}
+
 /// q8: codes made unsigned by flipping their top bit (+128), one vpdpbusd
 /// per 64 features; an f32 q keeps the f32 products.
 // CHECK-LABEL: func.func @decode_q8

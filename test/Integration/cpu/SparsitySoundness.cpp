@@ -337,15 +337,27 @@ attn::AttentionOp planned(MLIRContext &ctx, const std::string &path,
   if (k.dims[2] < 0)
     dims[k.dimNames[2]] = c.t;
   if (c.sizeAll) {
-    // Every other symbol: the batch 1 or 2, head dims 8, and sizes of extra
-    // tensors large enough for any index a mask derives from i or j.
+    // Every other symbol: the batch 1 or 2, two query heads per KV head,
+    // one KV head where the query heads are fixed, head dims 8, and sizes
+    // of extra tensors large enough for any index a mask derives from i or
+    // j. (Heads sized like positions made tensors of heads x positions^2,
+    // gigabytes, for specs with symbolic heads.)
+    auto roleSize = [&](const ArgInfo &a, size_t d) -> int64_t {
+      if (&a == &q && d == 0)
+        return 1 + c.s % 2;
+      if (&a == &q && d == 1)
+        return 2 * std::max<int64_t>(k.dims[1], 1);
+      if (&a == &k && d == 1)
+        return q.dims[1] >= 0 ? 1 : 2;
+      if ((&a == &q || &a == &k) && d == 3)
+        return 8;
+      return std::max(c.s, c.t) + 1;
+    };
     for (const ArgInfo &a : info.args)
       for (size_t d = 0; d < a.dims.size(); ++d)
         if (a.dims[d] < 0 && !dims.count(a.dimNames[d]))
           dims[a.dimNames[d]] = c.named.count(a.dimNames[d]) ? c.named.at(a.dimNames[d])
-                                : (&a == &q && d == 0)     ? 1 + c.s % 2
-                                : (&a == &q && d == 3) ? 8
-                                                       : std::max(c.s, c.t) + 1;
+                                                             : roleSize(a, d);
   }
   module = load(dims);
   if (!module) {
