@@ -130,11 +130,11 @@ struct ConvertAttnToCPUPass
     // int8 scores (CpuDecodeDots.cpp): quantized K, a bf16 or f16 q (whose own
     // rounding is of the order of the int8 q's), whole 64-byte loads of
     // codes per key row and lanes that each fall inside one scale group.
-    // Softmax only, as for the AMX tiles: a sigmoid's weights are not
-    // normalised, so the int8 q's rounding adds up over a long row (random
-    // specs found sigmoid decode over 261 q4 keys past the bf16 tolerance).
-    bool int8Keys = op.getKvQuant() && op.getKernel() == KernelKind::softmax &&
-                    (int8Dot == "all" || (int8Dot == "q4" && *op.getKvQuant() == KVQuant::q4));
+    // (q in two int8 terms is as accurate as the f32 path's bf16 q; with one
+    // term, sigmoid rows over 261 keys summed its rounding past the bf16
+    // tolerance.)
+    bool int8Keys = op.getKvQuant() && (int8Dot == "all" ||
+                                        (int8Dot == "q4" && *op.getKvQuant() == KVQuant::q4));
     if (int8Keys && vectorWidth == 16) {
       Type qElt = cast<MemRefType>(q.getType()).getElementType();
       int64_t d = cast<MemRefType>(q.getType()).getDimSize(3);
@@ -281,7 +281,7 @@ struct ConvertAttnToCPUPass
       if (low.int8Dot) {
         int64_t lanes = rows * low.int8Lanes;
         low.qInt8 = memref::AllocaOp::create(
-            b, MemRefType::get({rows * low.int8RowBytes()}, b.getI8Type()), cacheLine);
+            b, MemRefType::get({rows * low.int8RowStride()}, b.getI8Type()), cacheLine);
         low.qLaneScale = fixed(lanes);
         low.qLaneOffset =
             memref::AllocaOp::create(b, MemRefType::get({lanes}, b.getI32Type()), cacheLine);

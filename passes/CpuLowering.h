@@ -87,7 +87,8 @@ struct Lowering {
   /// Quantized K (q8, q4) under AVX512-VNNI, for items of at most kRows
   /// rows (decode): the scores as integer dot products (vpdpbusd) of the
   /// codes with the q rows quantized to int8 (CpuDecodeDots.cpp; AttnToCPU.cpp
-  /// decides). Per row: the int8 q [D] in the codes' byte order, and per
+  /// decides). Per row: the int8 q [D] in the codes' byte order (two terms),
+  /// and per
   /// 32-bit lane (the features one vpdpbusd lane sums) the q scale and the
   /// sum that takes the codes' offset out. int8Lanes lanes per row, 16 per
   /// 64-byte load of codes (the last load may run past the head dim).
@@ -264,8 +265,10 @@ struct Lowering {
   void quantizeQueryRows();
   /// int8Dot: zeros into the q buffers once per call (padding lanes).
   void clearInt8Rows();
-  /// int8Dot: bytes of one int8 q row (whole 64-byte loads of codes).
+  /// int8Dot: bytes of one int8 q term of a row (whole 64-byte loads of
+  /// codes); a row holds two terms, the codes and their residual codes.
   int64_t int8RowBytes();
+  int64_t int8RowStride();
   /// bf16Dot: scores of rows [rg, rg + n) against the tile's keys into sBuf.
   void emitBF16Scores(mlir::Value bIdx, mlir::Value hk, mlir::Value rg, mlir::Value kt,
                       int64_t n);

@@ -6,13 +6,20 @@
 
 /// int8-dot: decode items over q4 (or q8) keys with a bf16 or f16 q score
 /// each key with vpdpbusd on its codes as bytes. The item's q rows are
-/// quantized once: per lane of 8 features (q4) a scale of max |q| / 127,
-/// int8 codes rounded to even, and the lane's code sum times -8 (the
-/// nibbles' offset) as the lane's starting value.
+/// quantized once, in two int8 terms: per lane of 8 features (q4) y = q *
+/// 127 / max |q|, codes c1 = round(y) and c2 = round(256 (y - c1)) clamped
+/// to +-127, and the lane's sum of 256 c1 + c2 times -8 (the nibbles'
+/// offset) as the lane's starting value.
 // CHECK-LABEL: func.func @decode_q4
 // CHECK: math.absf
 // CHECK: arith.divf %{{.+}}, %cst{{.*}} : f32
-// CHECK: math.roundeven
+// CHECK: %[[Y:.+]] = arith.mulf
+// CHECK: %[[C1:.+]] = math.roundeven %[[Y]]
+// CHECK: %[[R:.+]] = arith.subf %[[Y]], %[[C1]]
+// CHECK: %[[R256:.+]] = arith.mulf %[[R]], %{{.+}} : f32
+// CHECK: math.roundeven %[[R256]]
+// CHECK: arith.maximumf
+// CHECK: arith.minimumf
 // CHECK: arith.fptosi %{{.+}} : f32 to i32
 // CHECK: arith.trunci %{{.+}} : i32 to i8
 /// Per key: 64 bytes of K's codes (128 features), low and high nibbles.
@@ -22,13 +29,19 @@
 /// The key's four group scales spread over the 16 lanes, 4 lanes each.
 // CHECK: %[[KS:.+]] = vector.load %{{.+}} : memref<?x8x?x4xf32, strided<[?, ?, 4, 1]>>, vector<4xf32>
 // CHECK: vector.shuffle %[[KS]], %[[KS]] [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
-/// A row: its offsets, one vpdpbusd per nibble vector, the lane scales.
+/// A row: per nibble vector one vpdpbusd with each q term, c1 from zero and
+/// c2 from the offsets; then 256 times the first plus the second, the lane
+/// scales.
 // CHECK: %[[OFS:.+]] = vector.load %{{.+}} : memref<{{[0-9]+}}xi32>, vector<16xi32>
-// CHECK: %[[QLO:.+]] = vector.load %{{.+}} : memref<{{[0-9]+}}xi8>, vector<64xi8>
-// CHECK: %[[D0:.+]] = llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"(%[[OFS]], %[[LO]], %[[QLO]]) : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
-// CHECK: %[[QHI:.+]] = vector.load %{{.+}} : memref<{{[0-9]+}}xi8>, vector<64xi8>
-// CHECK: %[[D1:.+]] = llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"(%[[D0]], %[[HI]], %[[QHI]])
-// CHECK: arith.sitofp %[[D1]] : vector<16xi32> to vector<16xf32>
+// CHECK: %[[Q1LO:.+]] = vector.load %{{.+}} : memref<{{[0-9]+}}xi8>, vector<64xi8>
+// CHECK: %[[A0:.+]] = llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"(%[[ZERO:.+]], %[[LO]], %[[Q1LO]]) : (vector<16xi32>, vector<64xi8>, vector<64xi8>) -> vector<16xi32>
+// CHECK: %[[Q2LO:.+]] = vector.load %{{.+}} : memref<{{[0-9]+}}xi8>, vector<64xi8>
+// CHECK: %[[B0:.+]] = llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"(%[[OFS]], %[[LO]], %[[Q2LO]])
+// CHECK: %[[A1:.+]] = llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"(%[[A0]], %[[HI]], %{{.+}})
+// CHECK: %[[B1:.+]] = llvm.call_intrinsic "llvm.x86.avx512.vpdpbusd.512"(%[[B0]], %[[HI]], %{{.+}})
+// CHECK: %[[SH:.+]] = arith.shli %[[A1]], %{{.+}} : vector<16xi32>
+// CHECK: %[[SUM:.+]] = arith.addi %[[SH]], %[[B1]] : vector<16xi32>
+// CHECK: arith.sitofp %[[SUM]] : vector<16xi32> to vector<16xf32>
 /// Four rows' lane sums by one tree, not a reduction each.
 // CHECK-NOT: vector.reduction
 // CHECK: vector.shuffle
@@ -93,10 +106,11 @@ func.func @decode_q4_d64(%q: memref<?x8x?x64xbf16>, %k: memref<?x2x?x32xi8, stri
   return
 }
 
-/// A sigmoid kernel keeps f32 products: its weights are not normalised, so
-/// the int8 q's rounding would add up over a long row.
+/// A sigmoid kernel takes it too: its weights are not normalised, so q's
+/// rounding adds up over a long row, which a single int8 term did past the
+/// bf16 tolerance; the two terms are as accurate as the f32 products.
 // CHECK-LABEL: func.func @decode_q4_sigmoid
-// CHECK-NOT: vpdpbusd
+// CHECK: vpdpbusd
 // CHECK: return
 func.func @decode_q4_sigmoid(%q: memref<?x8x?x64xbf16>, %k: memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>,
                              %v: memref<?x2x?x32xi8, strided<[?, ?, 32, 1]>>,

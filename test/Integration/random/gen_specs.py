@@ -132,13 +132,21 @@ class Gen:
             args = ["q: f32[B, %s, S, D]" % hq, "k: f32[B, %s, T, D]" % hkv,
                     "v: f32[B, %s, T, %s]" % (hkv, dv)] + extras
             outs = ["o: f32[B, %s, S, %s]" % (hq, dv)]
+            if self.chance(0.25) and not self.topk and not self.list_mask:
+                # Fixed lengths: the block plan is made at compile time.
+                sl = r.choice([1, 7, 64, 100])
+                tl = r.choice([sl, sl + 13, 2 * sl + 64])
+                args = [a.replace(", S, ", ", %d, " % sl).replace(", S]", ", %d]" % sl)
+                        .replace(", T, ", ", %d, " % tl).replace(", T]", ", %d]" % tl)
+                        for a in args]
+                outs = [o.replace(", S, ", ", %d, " % sl) for o in outs]
             if dv == "E":
                 # A value dim of its own, fixed (the checker sizes symbolic
                 # ones like the head dim).
                 args = [a.replace(", E]", ", 32]") for a in args]
                 outs = [o.replace(", E]", ", 32]") for o in outs]
         if self.kernel == "softmax" and self.chance(0.4):
-            outs.append("lse: f32[B, %s, S]" % hq)
+            outs.append("lse: f32[B, %s, %s]" % (hq, outs[0].split(", ")[2]))
         lines.append("scale = %s" % r.choice(["0.125", "rsqrt(64.0)", "0.25", "0.0625"]))
         if self.kernel != "softmax" or self.chance(0.3):
             lines.append("kernel = %s" % self.kernel)
