@@ -759,13 +759,14 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
         for (int64_t d = 0; d < Dv; ++d) {
           double acc = 0, absSum = 0;
           for (int64_t j = 0; j < keys; ++j)
-            if (p[j] != 0) {
+            if (p[j] != 0)
               acc += p[j] * vBase[j * Dv + d];
+          if (!softmax) {
+            for (int64_t j = 0; j < keys; ++j)
               absSum += p[j] * std::fabs(vBase[j * Dv + d]);
-            }
-          if (!softmax)
             result.sumRounding[((b * Hq + h) * S + r) * Dv + d] =
                 2 * 0x1p-24 * std::sqrt(static_cast<double>(visible)) * absSum;
+          }
           double x = softmax ? (l > 0 ? acc / l : 0.0) : acc;
           if (gate.result >= 0) {
             gs[0].f = x; gs[1].i = b; gs[2].i = h; gs[3].i = i; gs[4].i = d;

@@ -68,6 +68,11 @@ struct ConvertAttnToCPUPass
       fn.emitError("convert-attn-to-cpu: vector-width must be a power of two");
       return signalPassFailure();
     }
+    if (int8Dot != "off" && int8Dot != "q4" && int8Dot != "all") {
+      fn.emitError("convert-attn-to-cpu: int8-dot must be off, q4 or all, got '")
+          << int8Dot << "'";
+      return signalPassFailure();
+    }
     AttentionOp op = ops.front();
     if (op.getKvQuant() == KVQuant::q4 && vectorWidth < 2) {
       op.emitOpError("with q4 codes needs a vector width of at least 2 (two codes per byte)");
@@ -127,12 +132,10 @@ struct ConvertAttnToCPUPass
               isBF16(k) && isBF16(op.getValue()) && staticChunks(q) &&
               staticChunks(op.getValue()) && low.blockK % 32 == 0;
     low.amxDot = low.amx && amxDot;
-    // int8 scores (CpuDecodeDots.cpp): quantized K, a bf16 or f16 q (whose own
-    // rounding is of the order of the int8 q's), whole 64-byte loads of
-    // codes per key row and lanes that each fall inside one scale group.
-    // (q in two int8 terms is as accurate as the f32 path's bf16 q; with one
-    // term, sigmoid rows over 261 keys summed its rounding past the bf16
-    // tolerance.)
+    // int8 scores (CpuDecodeDots.cpp): quantized K, a bf16 or f16 q (the two
+    // int8 terms are finer than their rounding, not than f32's), whole
+    // 64-byte loads of codes per key row and lanes that each fall inside
+    // one scale group.
     bool int8Keys = op.getKvQuant() && (int8Dot == "all" ||
                                         (int8Dot == "q4" && *op.getKvQuant() == KVQuant::q4));
     if (int8Keys && vectorWidth == 16) {

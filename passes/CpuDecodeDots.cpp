@@ -1,11 +1,14 @@
-//===- CpuDecodeDots.cpp - Decode scores as int8 and bf16 dot products ---===//
+//===- CpuDecodeDots.cpp - Decode items' scores, key by key ---------------===//
 //
 // SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 //
 //===----------------------------------------------------------------------===//
 //
-// Decode items (at most kRows query rows) read every key once. Two forms
-// replace the f32 FMAs of their scores where the CPU has the instructions.
+// Decode items (at most kRows query rows) read every key once, with no
+// transposed K tile: each key's row is multiplied with the item's q rows
+// into vectors of partial products, whose lanes are summed four rows at a
+// time (emitKeyScores, sumLanes). The f32 form (CpuLoopNest.cpp) uses FMAs;
+// two forms here replace them where the CPU has the instructions.
 //
 // int8, for q4 (and on request q8) keys. Decode items spent
 // most of their score work widening codes to f32: per 16 features a load,
@@ -26,8 +29,8 @@
 //
 // vpdpbusd takes unsigned bytes times signed bytes: the codes are the
 // unsigned side (q4 nibbles are 0..15 with offset 8; q8 codes get 128 added
-// by flipping their top bit), and the offset times the lane's sum of int8 q
-// starts each lane's accumulator, so the products need no correction. q4
+// by flipping their top bit), and minus the offset times the lane's sum of
+// 256 c1 + c2 starts the c2 accumulator, so the products need no correction. q4
 // nibbles are split into a vector of low (even features) and one of high
 // (odd features) nibbles; the q row is stored in that order, so no byte is
 // moved per key.
@@ -47,6 +50,64 @@
 using namespace mlir;
 using namespace attnc::attn;
 using namespace attnc::cpu_lowering;
+
+SmallVector<Value> Lowering::sumLanes(ArrayRef<Value> vecs) {
+  SmallVector<Value> sums;
+  auto shuffle = [&](Value x, Value y, ArrayRef<int64_t> lanes) -> Value {
+    return vector::ShuffleOp::create(b, x, y, lanes);
+  };
+  size_t i = 0;
+  for (; width >= 8 && i + 4 <= vecs.size(); i += 4) {
+    // Lanes [0, w/2) of x hold halves of vecs[i], [w/2, w) of vecs[i + 1];
+    // y the same for the next two.
+    int64_t half = width / 2, quarter = width / 4;
+    SmallVector<int64_t> lows, highs;
+    for (int64_t l = 0; l < width; ++l) {
+      lows.push_back(l < half ? l : width + l - half);
+      highs.push_back(l < half ? l + half : width + l);
+    }
+    auto halve = [&](Value p, Value q) {
+      return arith::AddFOp::create(b, shuffle(p, q, lows), shuffle(p, q, highs)).getResult();
+    };
+    Value x = halve(vecs[i], vecs[i + 1]), y = halve(vecs[i + 2], vecs[i + 3]);
+    // Quarters: vector v of the four in lanes [v w/4, (v + 1) w/4).
+    SmallVector<int64_t> firsts, seconds;
+    for (int64_t l = 0; l < width; ++l) {
+      int64_t v = l / quarter, at = l % quarter;
+      int64_t base = (v % 2) * half + (v / 2) * width;
+      firsts.push_back(base + at);
+      seconds.push_back(base + quarter + at);
+    }
+    Value z = arith::AddFOp::create(b, shuffle(x, y, firsts), shuffle(x, y, seconds));
+    // Within each quarter, fold lanes onto its first.
+    for (int64_t step = quarter / 2; step >= 1; step /= 2) {
+      SmallVector<int64_t> partner;
+      for (int64_t l = 0; l < width; ++l)
+        partner.push_back(l ^ step);
+      z = arith::AddFOp::create(b, z, shuffle(z, z, partner));
+    }
+    for (int64_t v = 0; v < 4; ++v)
+      sums.push_back(vector::ExtractOp::create(b, z, ArrayRef<int64_t>{v * quarter}));
+  }
+  for (; i < vecs.size(); ++i)
+    sums.push_back(vector::ReductionOp::create(b, vector::CombiningKind::ADD, vecs[i], Value(),
+                                               arith::FastMathFlags::reassoc));
+  return sums;
+}
+
+void Lowering::emitKeyScores(
+    Value bIdx, Value kt, int64_t n,
+    function_ref<SmallVector<Value>(std::pair<Value, Value>)> laneDots, Value scale) {
+  Value lastKey = arith::SubIOp::create(b, kvLen, idx(1));
+  loop(idx(0), bkPad, idx(1), [&](Value jj) {
+    std::pair<Value, Value> key = keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
+    SmallVector<Value> sums = sumLanes(laneDots(key));
+    for (int64_t r = 0; r < n; ++r) {
+      Value score = scale ? arith::MulFOp::create(b, sums[r], scale).getResult() : sums[r];
+      memref::StoreOp::create(b, score, sBuf, addi(muli(idx(r), bkPad), jj));
+    }
+  });
+}
 
 int64_t Lowering::int8FeaturesPerLane() {
   return *op.getKvQuant() == KVQuant::q4 ? 8 : 4;
@@ -174,20 +235,13 @@ void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t 
   int64_t groupSize = features / groups;
   auto bytes64 = VectorType::get({64}, b.getI8Type());
   auto i32v = VectorType::get({16}, b.getI32Type());
-  auto splatBytes = [&](int v) -> Value {
-    return arith::ConstantOp::create(
-        b, DenseElementsAttr::get(bytes64, b.getI8IntegerAttr(static_cast<int8_t>(v))));
-  };
   auto dot = [&](Value acc, Value codes, Value q) -> Value {
     return LLVM::CallIntrinsicOp::create(b, i32v,
                                          b.getStringAttr("llvm.x86.avx512.vpdpbusd.512"),
                                          ValueRange{acc, codes, q})
         .getResult(0);
   };
-  Value zeroLanes = arith::ConstantOp::create(
-      b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(0)));
-  Value eight = arith::ConstantOp::create(
-      b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(8)));
+  Value zeroLanes = splatInt(i32v, 0), eight = splatInt(i32v, 8);
   auto laneDots = [&](std::pair<Value, Value> key) {
     SmallVector<Value> total(n);
     for (int64_t c = 0; c < chunks; ++c) {
@@ -201,11 +255,12 @@ void Lowering::emitInt8Scores(Value bIdx, Value hk, Value rg, Value kt, int64_t 
                                                ArrayRef<bool>{false})
                     .getResult();
       SmallVector<Value> parts;
-      if (q4)
-        parts = {arith::AndIOp::create(b, codes, splatBytes(15)),
-                 arith::ShRUIOp::create(b, codes, splatBytes(4))};
-      else
-        parts = {arith::XOrIOp::create(b, codes, splatBytes(0x80))};
+      if (q4) {
+        auto [lo, hi] = splitNibbles(codes);
+        parts = {lo, hi};
+      } else {
+        parts = {arith::XOrIOp::create(b, codes, splatInt(bytes64, 0x80))};
+      }
       // Lane l's group scale: lanes of one group are adjacent, so one
       // load of the chunk's groups and a shuffle (or a broadcast).
       SmallVector<int64_t> laneGroup(16);

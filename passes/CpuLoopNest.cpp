@@ -18,64 +18,6 @@ using namespace mlir;
 using namespace attnc::attn;
 using namespace attnc::cpu_lowering;
 
-SmallVector<Value> Lowering::sumLanes(ArrayRef<Value> vecs) {
-  SmallVector<Value> sums;
-  auto shuffle = [&](Value x, Value y, ArrayRef<int64_t> lanes) -> Value {
-    return vector::ShuffleOp::create(b, x, y, lanes);
-  };
-  size_t i = 0;
-  for (; width >= 8 && i + 4 <= vecs.size(); i += 4) {
-    // Lanes [0, w/2) of x hold halves of vecs[i], [w/2, w) of vecs[i + 1];
-    // y the same for the next two.
-    int64_t half = width / 2, quarter = width / 4;
-    SmallVector<int64_t> lows, highs;
-    for (int64_t l = 0; l < width; ++l) {
-      lows.push_back(l < half ? l : width + l - half);
-      highs.push_back(l < half ? l + half : width + l);
-    }
-    auto halve = [&](Value p, Value q) {
-      return arith::AddFOp::create(b, shuffle(p, q, lows), shuffle(p, q, highs)).getResult();
-    };
-    Value x = halve(vecs[i], vecs[i + 1]), y = halve(vecs[i + 2], vecs[i + 3]);
-    // Quarters: vector v of the four in lanes [v w/4, (v + 1) w/4).
-    SmallVector<int64_t> firsts, seconds;
-    for (int64_t l = 0; l < width; ++l) {
-      int64_t v = l / quarter, at = l % quarter;
-      int64_t base = (v % 2) * half + (v / 2) * width;
-      firsts.push_back(base + at);
-      seconds.push_back(base + quarter + at);
-    }
-    Value z = arith::AddFOp::create(b, shuffle(x, y, firsts), shuffle(x, y, seconds));
-    // Within each quarter, fold lanes onto its first.
-    for (int64_t step = quarter / 2; step >= 1; step /= 2) {
-      SmallVector<int64_t> partner;
-      for (int64_t l = 0; l < width; ++l)
-        partner.push_back(l ^ step);
-      z = arith::AddFOp::create(b, z, shuffle(z, z, partner));
-    }
-    for (int64_t v = 0; v < 4; ++v)
-      sums.push_back(vector::ExtractOp::create(b, z, ArrayRef<int64_t>{v * quarter}));
-  }
-  for (; i < vecs.size(); ++i)
-    sums.push_back(vector::ReductionOp::create(b, vector::CombiningKind::ADD, vecs[i], Value(),
-                                               arith::FastMathFlags::reassoc));
-  return sums;
-}
-
-void Lowering::emitKeyScores(
-    Value bIdx, Value kt, int64_t n,
-    function_ref<SmallVector<Value>(std::pair<Value, Value>)> laneDots, Value scale) {
-  Value lastKey = arith::SubIOp::create(b, kvLen, idx(1));
-  loop(idx(0), bkPad, idx(1), [&](Value jj) {
-    std::pair<Value, Value> key = keyAt(bIdx, arith::MinSIOp::create(b, addi(kt, jj), lastKey));
-    SmallVector<Value> sums = sumLanes(laneDots(key));
-    for (int64_t r = 0; r < n; ++r) {
-      Value score = scale ? arith::MulFOp::create(b, sums[r], scale).getResult() : sums[r];
-      memref::StoreOp::create(b, score, sBuf, addi(muli(idx(r), bkPad), jj));
-    }
-  });
-}
-
 void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value nRows,
                             Value manyRows, Value rg, Value kt, Value nk, Value full) {
   Value zero = idx(0), one = idx(1), w = idx(width);

@@ -87,10 +87,10 @@ struct Lowering {
   /// Quantized K (q8, q4) under AVX512-VNNI, for items of at most kRows
   /// rows (decode): the scores as integer dot products (vpdpbusd) of the
   /// codes with the q rows quantized to int8 (CpuDecodeDots.cpp; AttnToCPU.cpp
-  /// decides). Per row: the int8 q [D] in the codes' byte order (two terms),
-  /// and per
-  /// 32-bit lane (the features one vpdpbusd lane sums) the q scale and the
-  /// sum that takes the codes' offset out. int8Lanes lanes per row, 16 per
+  /// decides). Per row: the int8 q [D] in the codes' byte order, two terms
+  /// (codes and residual codes), and per 32-bit lane (the features one
+  /// vpdpbusd lane sums) the q scale and the sum that takes the codes'
+  /// offset out. int8Lanes lanes per row, 16 per
   /// 64-byte load of codes (the last load may run past the head dim).
   bool int8Dot = false;
   int64_t int8Lanes = 0;
@@ -115,6 +115,21 @@ struct Lowering {
   const int64_t kRows;
 
   mlir::Value idx(int64_t v) { return mlir::arith::ConstantIndexOp::create(b, v); }
+  /// An integer vector constant of `type` with every lane `v` (truncated
+  /// to the lanes' width: 0x80 is the i8 pattern 1000 0000).
+  mlir::Value splatInt(mlir::VectorType type, int64_t v) {
+    unsigned bits = type.getElementTypeBitWidth();
+    return mlir::arith::ConstantOp::create(
+        b, mlir::DenseElementsAttr::get(
+               type, b.getIntegerAttr(type.getElementType(), llvm::APInt(64, v, true).trunc(bits))));
+  }
+  /// q4 code bytes split into their low (even feature) and high (odd
+  /// feature) nibbles, each a byte vector of the same shape.
+  std::pair<mlir::Value, mlir::Value> splitNibbles(mlir::Value bytes) {
+    auto type = mlir::cast<mlir::VectorType>(bytes.getType());
+    return {mlir::arith::AndIOp::create(b, bytes, splatInt(type, 15)),
+            mlir::arith::ShRUIOp::create(b, bytes, splatInt(type, 4))};
+  }
   mlir::Value f32(double v) {
     return mlir::arith::ConstantOp::create(b, b.getF32FloatAttr(static_cast<float>(v)));
   }

@@ -36,10 +36,8 @@ Value Lowering::readF32(Value mem, ValueRange indices) {
         ArrayRef<bool>{inBounds});
     auto i32v = VectorType::get({width}, b.getI32Type());
     Value wide = arith::ExtUIOp::create(b, i32v, bits);
-    Value sixteen = arith::ConstantOp::create(
-        b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(16)));
     return arith::BitcastOp::create(b, vecF32(),
-                                    arith::ShLIOp::create(b, wide, sixteen));
+                                    arith::ShLIOp::create(b, wide, splatInt(i32v, 16)));
   }
   auto vt = VectorType::get({width}, elt);
   Value pad = arith::ConstantOp::create(b, b.getZeroAttr(elt));
@@ -131,16 +129,9 @@ Value Lowering::dequantize(Value codes, Value scales, ValueRange indices) {
                    arith::DivUIOp::create(b, d, idx(2))},
         arith::ConstantOp::create(b, b.getI8IntegerAttr(static_cast<int8_t>(0x88))).getResult(),
         ArrayRef<bool>{inBounds});
-    auto splat = [&](int v) {
-      return arith::ConstantOp::create(
-          b, DenseElementsAttr::get(bytesType, b.getI8IntegerAttr(static_cast<int8_t>(v))));
-    };
-    Value lo = arith::AndIOp::create(b, bytes, splat(15));
-    Value hi = arith::ShRUIOp::create(b, bytes, splat(4));
+    auto [lo, hi] = splitNibbles(bytes);
     Value nibbles = vector::InterleaveOp::create(b, lo, hi);
-    ints = arith::SubIOp::create(
-        b, arith::ExtUIOp::create(b, i32v, nibbles),
-        arith::ConstantOp::create(b, DenseElementsAttr::get(i32v, b.getI32IntegerAttr(8))));
+    ints = arith::SubIOp::create(b, arith::ExtUIOp::create(b, i32v, nibbles), splatInt(i32v, 8));
   } else {
     Value bytes = vector::TransferReadOp::create(
         b, VectorType::get({width}, b.getI8Type()), codes, indices,
@@ -197,10 +188,6 @@ void Lowering::copyValueRow(std::pair<Value, Value> at, Value hk, Value dest, Va
   int64_t groupSize = features / groups;
   auto bytes64 = VectorType::get({64}, b.getI8Type());
   auto i32v = VectorType::get({16}, b.getI32Type());
-  auto splat = [&](int v) -> Value {
-    return arith::ConstantOp::create(
-        b, DenseElementsAttr::get(bytes64, b.getI8IntegerAttr(static_cast<int8_t>(v))));
-  };
   SmallVector<int64_t> lowPairs, highPairs;
   for (int64_t lane = 0; lane < 4; ++lane)
     for (int64_t k = 0; k < 8; ++k) {
@@ -210,8 +197,7 @@ void Lowering::copyValueRow(std::pair<Value, Value> at, Value hk, Value dest, Va
   for (int64_t chunk = 0; chunk < features / 128; ++chunk) {
     Value codes = vector::LoadOp::create(b, bytes64, op.getValue(),
                                          ValueRange{at.first, hk, at.second, idx(chunk * 64)});
-    Value lo = arith::AndIOp::create(b, codes, splat(15));
-    Value hi = arith::ShRUIOp::create(b, codes, splat(4));
+    auto [lo, hi] = splitNibbles(codes);
     Value halves[2] = {vector::ShuffleOp::create(b, lo, hi, lowPairs),
                        vector::ShuffleOp::create(b, lo, hi, highPairs)};
     for (int64_t part = 0; part < 8; ++part) {

@@ -75,8 +75,8 @@ def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
     Option<"int8Dot", "int8-dot", "std::string", /*default=*/"\"off\"",
            "decode items over quantized keys with a bf16 or f16 q: scores as "
            "AVX512-VNNI int8 dot products (vpdpbusd) of the codes with q "
-           "quantized to int8 per 8 (q4) or 4 (q8) features; off, q4 (q4 "
-           "keys only) or all (q4 and q8)">,
+           "quantized in two int8 terms per 8 (q4) or 4 (q8) features; off, "
+           "q4 (q4 keys only) or all (q4 and q8)">,
     Option<"bf16Dot", "bf16-dot", "bool", /*default=*/"false",
            "decode items with a bf16 q and bf16 keys: scores as AVX512-BF16 "
            "dot products (vdpbf16ps) of the rows as stored">
