@@ -153,15 +153,15 @@ class Gen:
         if self.align != "start" or self.chance(0.2):
             lines.append("align = %s" % self.align)
         if self.chance(0.75) or self.list_mask or self.topk:
-            lines += self.region("mask", "mask(b, h, i, j)", "b")
+            lines += self.region("mask", "mask(b, h, i, j)")
         if self.chance(0.6):
-            lines += self.region("score", "score(s, b, h, i, j)", "f")
+            lines += self.region("score", "score(s, b, h, i, j)")
         if self.chance(0.4):
-            lines += self.region("gate", "gate(x, b, h, i, d)", "f")
+            lines += self.region("gate", "gate(x, b, h, i, d)")
         head = "attention %s(%s)\n    -> (%s) {\n" % (name, ", ".join(args), ", ".join(outs))
         return head + "".join("  %s\n" % l for l in lines) + "}\n"
 
-    def region(self, kind, signature, result):
+    def region(self, kind, signature):
         self.kind = kind
         self.ivars = {"mask": ["b", "h", "i", "j"], "score": ["b", "h", "i", "j"],
                       "gate": ["b", "h", "i", "d"]}[kind]
