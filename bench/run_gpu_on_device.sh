@@ -31,7 +31,7 @@ if [[ $WHAT == check || $WHAT == all ]]; then
     # for the sm_90a suite on 2026-12-04); 240 s each keeps both arches within
     # the device's 600 s per command.
     bash bench/conformance_shards.sh 12 240 $BIN/attnc-conformance --target=cuda \
-      --cuda-arch=$arch -- examples/*.attn test/Integration/cpu/Inputs/* \
+      --cuda-arch=$arch -- examples/*.attn test/Integration/cpu/Inputs/*.attn test/Integration/cpu/Inputs/int8/*.attn \
       > "$OUT/gpu_conformance_$arch.txt" 2>&1
     echo "conformance $arch rc=$? $(tail -1 "$OUT/gpu_conformance_$arch.txt")" | tee -a "$OUT/summary.txt"
     grep -v 'passed, ' "$OUT/gpu_conformance_$arch.txt" | head -8

@@ -46,6 +46,9 @@ struct CheckReport {
   /// f32 sigmoid kernels: the tolerance applies beyond each element's sum
   /// rounding budget (ReferenceResult::sumRounding).
   bool beyondSumRounding = false;
+  /// bf16/f16 sigmoid kernels: the tolerance applies beyond each element's
+  /// budget for its weights' rounding (ReferenceResult::weightRounding).
+  bool beyondWeightRounding = false;
   int64_t nonFinite = 0;    // NaN or inf in the kernel's outputs
   double kernelMs = 0;      // best of the timed runs
   double referenceMs = 0;

@@ -680,8 +680,10 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
   const double negInf = -std::numeric_limits<double>::infinity();
   result.outShape = {B, Hq, S, Dv};
   result.out.assign(B * Hq * S * Dv, 0.0);
-  if (!softmax)
+  if (!softmax) {
     result.sumRounding.assign(B * Hq * S * Dv, 0.0);
+    result.weightRounding.assign(B * Hq * S * Dv, 0.0);
+  }
   result.lse.assign(B * Hq * S, negInf);
   // q, k and v once as f64, row-major.
   auto toDoubles = [](const TensorView &t) {
@@ -757,15 +759,19 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
         }
         result.visiblePairs += visible;
         for (int64_t d = 0; d < Dv; ++d) {
-          double acc = 0, absSum = 0;
+          double acc = 0, absSum = 0, squares = 0;
           for (int64_t j = 0; j < keys; ++j)
             if (p[j] != 0)
               acc += p[j] * vBase[j * Dv + d];
           if (!softmax) {
-            for (int64_t j = 0; j < keys; ++j)
-              absSum += p[j] * std::fabs(vBase[j * Dv + d]);
-            result.sumRounding[((b * Hq + h) * S + r) * Dv + d] =
-                2 * 0x1p-24 * std::sqrt(static_cast<double>(visible)) * absSum;
+            for (int64_t j = 0; j < keys; ++j) {
+              double term = p[j] * vBase[j * Dv + d];
+              absSum += std::fabs(term);
+              squares += term * term;
+            }
+            int64_t at = ((b * Hq + h) * S + r) * Dv + d;
+            result.sumRounding[at] = 2 * 0x1p-24 * std::sqrt(static_cast<double>(visible)) * absSum;
+            result.weightRounding[at] = std::sqrt(squares);
           }
           double x = softmax ? (l > 0 ? acc / l : 0.0) : acc;
           if (gate.result >= 0) {

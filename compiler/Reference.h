@@ -44,6 +44,12 @@ struct ReferenceResult {
   /// over the row's n visible keys (the probabilistic bound of a sum of n
   /// terms, doubled for a gate's slope). Softmax weights sum to 1 and need none.
   std::vector<double> sumRounding;
+  /// Sigmoid kernels only (else empty): per element of `out`,
+  /// sqrt(sum_j (p_j v_jd)^2), the scale of the error a bf16 or f16 kernel
+  /// makes by rounding each weight (and each dequantized value) once to the
+  /// input type: a random walk over the row's terms, which an unnormalised
+  /// sum does not shrink the way softmax's weights summing to 1 do.
+  std::vector<double> weightRounding;
   /// [B, Hq, S]: 1 for rows whose attn.topk selection is a near tie (the
   /// k-th and next block score within rounding), so a kernel may pick
   /// either block; empty when no row is.

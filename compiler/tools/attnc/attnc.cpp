@@ -334,9 +334,10 @@ static int runAndCheck(const std::string &path, const CompileOptions &opts) {
       "reference %.1f ms, compile %.1f ms%s\n",
       path.c_str(), opts.target == Target::CUDA ? "GPU" : "CPU", r.shape.c_str(),
       r.tolerance >= 1e-3 ? r.maxAbsError : r.maxRelError, r.tolerance,
-      r.tolerance >= 1e-3      ? " + output rounding"
-      : r.beyondSumRounding ? " + the sum's rounding"
-                            : "",
+      r.beyondWeightRounding ? " + output and weight rounding"
+      : r.tolerance >= 1e-3  ? " + output rounding"
+      : r.beyondSumRounding  ? " + the sum's rounding"
+                             : "",
       r.kernelMs, r.gflops, r.referenceMs, r.compileMs,
       r.fromCache ? " (cached)" : "");
   if (r.quickMs > 0)
