@@ -9,7 +9,7 @@
 #
 #   bench/conformance_shards.sh SHARDS SECONDS CONFORMANCE [options --] FILES...
 #   bench/conformance_shards.sh 8 200 .device-carry/bin/attnc-conformance \
-#       --target=cuda --cuda-arch=sm_90a -- examples/*.attn test/Integration/cpu/Inputs/*
+#       --target=cuda --cuda-arch=sm_90a -- examples/*.attn test/Integration/cpu/Inputs/*.attn
 set -uo pipefail
 if [[ $# -lt 4 ]]; then
   echo "usage: $0 SHARDS SECONDS CONFORMANCE [options --] FILES..." >&2

@@ -30,7 +30,7 @@ if [[ ${1:-} == profile ]]; then
   exit 0
 fi
 echo "== conformance on this CPU"
-timeout 200 $BIN/attnc-conformance examples/*.attn test/Integration/cpu/Inputs/* > "$OUT/conformance.txt" 2>&1
+timeout 200 $BIN/attnc-conformance examples/*.attn test/Integration/cpu/Inputs/*.attn test/Integration/cpu/Inputs/int8/*.attn > "$OUT/conformance.txt" 2>&1
 echo "conformance rc=$? $(tail -1 "$OUT/conformance.txt")"
 grep -v '^PASS' "$OUT/conformance.txt" | head -5
 echo "== JIT compile times: cold (new cache), then a second process (disk cache)"

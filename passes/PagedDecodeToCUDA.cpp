@@ -59,6 +59,14 @@ LogicalResult cuda_emit::emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_
   bool rawCodes = mma && format == 2 && d % groupsK == 0 && d % groupsV == 0 &&
                   (d / groupsK) % 64 == 0 && (d / groupsV) % 64 == 0 &&
                   !(rawKnob && std::string(rawKnob) == "0");
+  // q8 rows of one scale each, K's and V's: the same with the codes
+  // themselves (exact in bf16); scaled codes rounded each K value to bf16,
+  // which a random spec's bf16 row of 64 features took past the tolerance
+  // on the H200 (0.023 against 0.02, a gate doubling it).
+  // $ATTNC_DECODE_Q8_RAW=0 turns it off, to compare.
+  const char *raw8Knob = std::getenv("ATTNC_DECODE_Q8_RAW");
+  bool rawCodes8 = mma && format == 1 && groupsK == 1 && groupsV == 1 &&
+                   !(raw8Knob && std::string(raw8Knob) == "0");
   int minBlocks;
   int64_t tk;
   if (mma) {
@@ -139,6 +147,7 @@ LogicalResult cuda_emit::emitPagedDecode(func::FuncOp fn, AttentionOp op, int64_
      << "#define ATTNC_GROUPS_K " << groupsK << "\n#define ATTNC_GROUPS_V " << groupsV << "\n"
      << "#define ATTNC_SCALE_LANES " << (out.decodeScaleLanes ? 1 : 0) << "\n"
      << "#define ATTNC_Q4_RAW " << (rawCodes ? 1 : 0) << "\n"
+     << "#define ATTNC_Q8_RAW " << (rawCodes8 ? 1 : 0) << "\n"
      << "#define ATTNC_DECODE_TK " << tk << "\n"
      << "#define ATTNC_DECODE_STAGES " << out.decodeStages << "\n"
 

@@ -39,6 +39,8 @@
 //    Scaled K codes would each be rounded to bf16, which put pages of one
 //    scale per row of 64 features past the conformance tolerance; this also
 //    takes two packed multiplies per pair of K's codes, one per pair of V's.
+//  - q8 rows of one scale each (ATTNC_Q8_RAW): the same, with the codes
+//    themselves (|n| <= 127, exact in bf16 and f16) and no offset.
 //  - Online softmax per row in registers; a warp rescales its accumulator
 //    only when some row's max moved.
 // At the end the warps' states meet in shared memory and the CTA writes, per
@@ -163,7 +165,7 @@ template <int groupSize> ATTNC_DEV int attnc_group_of(int t, int f) {
 
 /// Thread t's packed pairs of one key's row in a stage (`row`), dequantized
 /// with the row's scales (`scales`, one per `groupSize` features).
-template <int groupSize>
+template <int groupSize, bool raw = false>
 ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, int t,
                                unsigned (&x)[ATTNC_NR]) {
 #if ATTNC_KV_FORMAT == 0
@@ -199,7 +201,8 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
   // float; subtracting 2^23 + 128 leaves the code exactly.
 #pragma unroll
   for (int w = 0; w < kWords; ++w) {
-    const float s = scales[attnc_group_of<groupSize>(t, 4 * w)];
+    // Raw (ATTNC_Q8_RAW): the codes themselves, exact in bf16 and f16.
+    const float s = raw ? 1.f : scales[attnc_group_of<groupSize>(t, 4 * w)];
     const unsigned u = words[w] ^ 0x80808080u;
     float f[4];
 #pragma unroll
@@ -231,6 +234,8 @@ ATTNC_DEV void attnc_row_pairs(const unsigned char *row, const float *scales, in
 #endif
 }
 
+// Raw codes in the products, scales on the f32 scores and on the weights.
+#define ATTNC_RAW_CODES (ATTNC_Q4_RAW || ATTNC_Q8_RAW)
 #if ATTNC_Q4_RAW
 /// Thread t's packed pairs of one q4 key row as raw codes, 128 + n (1024 +
 /// n), in the order of attnc_pair_feature: 8-byte pieces t, t + 4, ... when
@@ -259,8 +264,18 @@ ATTNC_DEV void attnc_q4_raw_pairs(const unsigned char *row, int t, unsigned (&x)
   }
 #endif
 }
+/// Raw codes of a key row: q4 as 128 + n (1024 + n), q8 as n.
+ATTNC_DEV void attnc_raw_pairs(const unsigned char *row, int t, unsigned (&x)[ATTNC_NR]) {
+  attnc_q4_raw_pairs(row, t, x);
+}
+#elif ATTNC_Q8_RAW
+ATTNC_DEV void attnc_raw_pairs(const unsigned char *row, int t, unsigned (&x)[ATTNC_NR]) {
+  attnc_row_pairs<ATTNC_D, true>(row, nullptr, t, x);
+}
+#endif
+#if ATTNC_RAW_CODES
 /// The scale group of k-step `ks` of K (of V's n8 tile pair `u`): pairs
-/// 8c to 8c + 7 are the 64-feature block c.
+/// 8c to 8c + 7 are the 64-feature block c (q8: one group per row).
 #define ATTNC_KSTEP_GROUP(ks) ((ks) / 4 * 64 * ATTNC_GROUPS_K / ATTNC_D)
 #define ATTNC_VTILE_GROUP(u) ((u) / 4 * 64 * ATTNC_GROUPS_V / ATTNC_D)
 #endif
@@ -326,7 +341,10 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
       qb[pr / 2][pr % 2] = static_cast<int>(g) < R ? lo | (up << 16) : 0u;
     }
   }
-#if ATTNC_Q4_RAW
+#if ATTNC_Q8_RAW
+  // q8 codes carry no offset: partial scores start at zero.
+  const float kStart[1][2] = {{0.f, 0.f}};
+#elif ATTNC_Q4_RAW
   // Raw codes are 136 (1032) too large: a group's partial scores start at
   // minus 136 times q's sum over the group, rows 2t and 2t + 1.
   float kStart[ATTNC_GROUPS_K][2];
@@ -524,11 +542,11 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
       unsigned k0[ATTNC_NR], k1[ATTNC_NR];
       const int j0 = 16 * ck + g, j1 = j0 + 8;
-#if ATTNC_Q4_RAW
+#if ATTNC_RAW_CODES
       // Each group's k-steps into their own partial scores, each scaled by
       // its keys' scale.
-      attnc_q4_raw_pairs(K + j0 * ATTNC_ROW, t, k0);
-      attnc_q4_raw_pairs(K + j1 * ATTNC_ROW, t, k1);
+      attnc_raw_pairs(K + j0 * ATTNC_ROW, t, k0);
+      attnc_raw_pairs(K + j1 * ATTNC_ROW, t, k1);
 #pragma unroll
       for (int e = 0; e < 4; ++e)
         sc[ck][e] = 0.f;
@@ -647,9 +665,9 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
     for (int ck = 0; ck < ATTNC_TK / 16; ++ck) {
       unsigned v0[ATTNC_NR], v1[ATTNC_NR];
       const int j0 = 16 * ck + g, j1 = j0 + 8;
-#if ATTNC_Q4_RAW
+#if ATTNC_RAW_CODES
       // Per group, the weights times the keys' scales (zero for keys not
-      // copied, whose scales may be anything); the codes minus 136.
+      // copied, whose scales may be anything); q4's codes minus 136.
       unsigned pb0[ATTNC_GROUPS_V], pb1[ATTNC_GROUPS_V];
 #if ATTNC_P_SPLIT
       unsigned pr0[ATTNC_GROUPS_V], pr1[ATTNC_GROUPS_V]; // what rounding P left
@@ -669,13 +687,15 @@ extern "C" __global__ void __launch_bounds__(128, ATTNC_MIN_BLOCKS)
         pr1[gv] = attnc_transpose8x8(attnc_pack_rest(w2, w3, k1));
 #endif
       }
-      attnc_q4_raw_pairs(V + j0 * ATTNC_ROW, t, v0);
-      attnc_q4_raw_pairs(V + j1 * ATTNC_ROW, t, v1);
+      attnc_raw_pairs(V + j0 * ATTNC_ROW, t, v0);
+      attnc_raw_pairs(V + j1 * ATTNC_ROW, t, v1);
+#if ATTNC_Q4_RAW
 #pragma unroll
       for (int r = 0; r < ATTNC_NR; ++r) {
         v0[r] = attnc_q4_center(v0[r]);
         v1[r] = attnc_q4_center(v1[r]);
       }
+#endif
 #pragma unroll
       for (int u = 0; u < ATTNC_NR / 2; ++u) {
         const unsigned va[4] = {attnc_transpose8x8(v0[2 * u]), attnc_transpose8x8(v0[2 * u + 1]),
