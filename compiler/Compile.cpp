@@ -232,17 +232,17 @@ KernelInfo attnc::extractKernelInfo(func::FuncOp fn) {
 }
 
 LogicalResult attnc::lowerForCPU(ModuleOp module, int vectorWidth, bool toLLVM,
-                                 bool printIRAfterAll, bool skipTiles, bool amx,
-                                 bool amxDot, const std::string &int8Dot, bool bf16Dot) {
+                                 bool printIRAfterAll, const CpuCodegen &codegen) {
   PassManager pm(module.getContext());
   AttnToCPUPipelineOptions options;
   options.vectorWidth = vectorWidth;
   options.toLLVM = toLLVM;
-  options.skipTiles = skipTiles;
-  options.amx = amx;
-  options.amxDot = amxDot;
-  options.int8Dot = int8Dot;
-  options.bf16Dot = bf16Dot;
+  options.skipTiles = codegen.skipTiles;
+  options.amx = codegen.amx;
+  options.amxDot = codegen.amxDot;
+  options.int8Dot = codegen.int8Dot;
+  options.bf16Dot = codegen.bf16Dot;
+  options.fastExp = codegen.fastExp;
   buildAttnToCPUPipeline(pm, options);
   return runPipeline(pm, module, printIRAfterAll);
 }

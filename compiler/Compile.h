@@ -71,17 +71,27 @@ KernelInfo extractKernelInfo(mlir::func::FuncOp fn);
 /// nothing; `argIndex` gets the table's argument number.
 std::optional<TopKParams> hiddenTopK(mlir::func::FuncOp fn, unsigned &argIndex);
 
+/// The CPU lowering's choices that depend on the host's instructions
+/// (Jit.cpp picks them; the defaults are portable). convert-attn-to-cpu's
+/// options of the same names.
+struct CpuCodegen {
+  bool skipTiles = true;
+  /// bf16 prefill's matrix products on AMX tiles; with `amxDot` as
+  /// AVX512-BF16 dot products in the tiles' layout instead.
+  bool amx = false, amxDot = false;
+  /// Decode scores over quantized keys as VNNI int8 dot products (off, q4
+  /// or all).
+  std::string int8Dot = "off";
+  /// Decode scores over bf16 keys as AVX512-BF16 dot products.
+  bool bf16Dot = false;
+  /// Softmax weights through vreduceps/vscalefps (AVX-512).
+  bool fastExp = false;
+};
+
 /// attn IR (prepared) -> loops; with `toLLVM` on to the LLVM dialect.
-/// `amx`: bf16 prefill's matrix products on AMX tiles (convert-attn-to-cpu);
-/// with `amxDot` as AVX512-BF16 dot products in the tiles' layout instead;
-/// `int8Dot`: decode scores over quantized keys as VNNI int8 dot products
-/// (off, q4 or all: convert-attn-to-cpu's int8-dot); `bf16Dot`: decode
-/// scores over bf16 keys as AVX512-BF16 dot products.
 mlir::LogicalResult lowerForCPU(mlir::ModuleOp module, int vectorWidth,
                                 bool toLLVM, bool printIRAfterAll,
-                                bool skipTiles = true, bool amx = false,
-                                bool amxDot = false, const std::string &int8Dot = "off",
-                                bool bf16Dot = false);
+                                const CpuCodegen &codegen = {});
 
 /// LLVM dialect -> LLVM IR, plus `attnc_packed_<name>(void **args)` that
 /// takes one pointer per argument of `_mlir_ciface_<name>`.

@@ -325,11 +325,18 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   // AMX tiles, or on CPUs with AVX512-BF16 but no AMX the same blocking with
   // vdpbf16ps products (amxDot).
   bool bf16Products = options.target == Target::cpu && options.cpuAmx && width == 16;
-  bool amxDot = bf16Products && !hostAmx() && hostDotBF16();
-  bool amx = amxDot || (bf16Products && hostAmx());
-  std::string int8Dot = options.target == Target::cpu && width == 16 ? hostInt8Dot() : "off";
+  CpuCodegen codegen;
+  codegen.skipTiles = options.skipTiles;
+  codegen.amxDot = bf16Products && !hostAmx() && hostDotBF16();
+  codegen.amx = codegen.amxDot || (bf16Products && hostAmx());
+  codegen.int8Dot = options.target == Target::cpu && width == 16 ? hostInt8Dot() : "off";
   // Decode scores over bf16 keys as vdpbf16ps wherever the CPU has them.
-  bool bf16Dot = options.target == Target::cpu && width == 16 && hostDotBF16();
+  codegen.bf16Dot = options.target == Target::cpu && width == 16 && hostDotBF16();
+  // 16 lanes means AVX-512 here (hostVectorWidth, or a width the caller
+  // chose, which the host must run); ATTNC_CPU_FAST_EXP=0 keeps math.exp.
+  const char *fastExpEnv = std::getenv("ATTNC_CPU_FAST_EXP");
+  codegen.fastExp = width == 16 && !(fastExpEnv && std::string(fastExpEnv) == "0");
+  bool amx = codegen.amx;
   if (mlir::failed(prepareForTarget(*module, options.target, false, amx)))
     return Status::error(diagText);
   mlir::func::FuncOp fn = findKernelFunc(*module);
@@ -350,8 +357,9 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   llvm::SHA256 sha;
   sha.update(ATTNC_VERSION_STRING "|" ATTNC_BUILD_ID "|cpu|" LLVM_VERSION_STRING "|");
   sha.update(cpu + "|" + std::to_string(width) + "|" +
-             (options.skipTiles ? "skip|" : "noskip|") + (amx ? "amx|" : "") + (amxDot ? "dot|" : "") +
-             "i8=" + int8Dot + "|" + (bf16Dot ? "bf16dot|" : ""));
+             (codegen.skipTiles ? "skip|" : "noskip|") + (amx ? "amx|" : "") +
+             (codegen.amxDot ? "dot|" : "") + "i8=" + codegen.int8Dot + "|" +
+             (codegen.bf16Dot ? "bf16dot|" : "") + (codegen.fastExp ? "fexp|" : ""));
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)
       sha.update(f.first().str() + ",");
@@ -390,8 +398,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   bool tiers = options.cpuTiers && !(tiersEnv && std::string(tiersEnv) == "0");
   llvm::SmallVector<char, 0> bitcode;
   if (!object) {
-    if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false,
-                                 options.skipTiles, amx, amxDot, int8Dot, bf16Dot)))
+    if (mlir::failed(lowerForCPU(*module, width, /*toLLVM=*/true, false, codegen)))
       return Status::error("attnc: internal error: lowering failed\n" + diagText);
     timer.mark("lower to the LLVM dialect");
     llvm::LLVMContext llvmCtx;

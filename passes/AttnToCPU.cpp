@@ -132,6 +132,7 @@ struct ConvertAttnToCPUPass
               isBF16(k) && isBF16(op.getValue()) && staticChunks(q) &&
               staticChunks(op.getValue()) && low.blockK % 32 == 0;
     low.amxDot = low.amx && amxDot;
+    low.fastExp = fastExp && vectorWidth == 16;
     // int8 scores (CpuDecodeDots.cpp): quantized K, a bf16 or f16 q (the two
     // int8 terms are finer than their rounding, not than f32's), whole
     // 64-byte loads of codes per key row and lanes that each fall inside

@@ -26,6 +26,10 @@
 // reduced dim, 32 bf16 of the right operand (16 columns) times the row's
 // pair in every lane, twice an FMA's products per instruction.
 //
+// exp2Avx512 (2^t through vreduceps and vscalefps) lives here too: the
+// tiles' weights take its cubic, and with fast-exp the vector path's f32
+// softmax weights its quintic.
+//
 //===----------------------------------------------------------------------===//
 
 #include "passes/CpuLowering.h"
@@ -325,8 +329,9 @@ void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value
                             ValueRange{r});
   });
   // The weights 2^(s c - base log2(e)), c = log2(e) times the scale when
-  // folded: one FMA and exp2ForBF16 a vector. Keys past nk are -inf (2^-inf
-  // is 0), so no lane mask.
+  // folded: one FMA and exp2Avx512's cubic a vector (7.5e-5 relative, below
+  // bf16's rounding of the weights). Keys past nk are -inf (2^-inf is 0), so
+  // no lane mask.
   Value expScale = splat(f32((foldsScaleOnTiles() ? scale : 1.0) * log2e));
   loop(zero, rows32, one, [&](Value rr) {
     Value sRow = muli(rr, bkPad);
@@ -337,8 +342,9 @@ void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value
           auto weights = scf::ForOp::create(
               b, zero, bkPad, w, ValueRange{splat(fzero)},
               [&](OpBuilder &, Location, Value jc, ValueRange acc) {
-                Value p = exp2ForBF16(
-                    math::FmaOp::create(b, vecLoad(sAll, addi(sRow, jc)), expScale, bias));
+                Value p = exp2Avx512(
+                    math::FmaOp::create(b, vecLoad(sAll, addi(sRow, jc)), expScale, bias),
+                    kExp2Cubic);
                 vector::StoreOp::create(
                     b, arith::TruncFOp::create(b, VectorType::get({width}, b.getBF16Type()), p),
                     pAmx, ValueRange{addi(sRow, jc)});
@@ -369,13 +375,12 @@ void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value
   });
 }
 
-Value Lowering::exp2ForBF16(Value t) {
-  // 2^t = 2^floor(t) * 2^f with f = t - floor(t) in [0, 1]; vreduceps
-  // gives f (imm 0x09: round down, no precision exception), a cubic fitted
-  // for relative error on [0, 1] (7.5e-5) gives 2^f, and vscalefps
-  // multiplies by 2^floor(t), flushing to 0 below the f32 range and giving
-  // 0 for t = -inf (vreduceps(-inf) = 0). Rounding can give f = 1 for t
-  // just below an integer; the cubic is fitted up to 1, so that is exact
+Value Lowering::exp2Avx512(Value t, ArrayRef<double> coefficients) {
+  // 2^t = 2^floor(t) * 2^f with f = t - floor(t) in [0, 1]: vreduceps gives
+  // f (imm 0x09: round down, no precision exception), the polynomial 2^f,
+  // and vscalefps multiplies by 2^floor(t), flushing to 0 below the f32
+  // range and giving 0 for t = -inf (vreduceps(-inf) = 0). Rounding can give
+  // f = 1 for t just below an integer; the fits reach 1, so that is exact
   // enough.
   auto splat = [&](double v) { return vector::BroadcastOp::create(b, vecF32(), f32(v)); };
   Value allLanes = arith::ConstantIntOp::create(b, 0xffff, 16);
@@ -384,8 +389,8 @@ Value Lowering::exp2ForBF16(Value t) {
                 ValueRange{t, arith::ConstantIntOp::create(b, 0x09, 32), t, allLanes,
                            arith::ConstantIntOp::create(b, 4, 32)})
                 .getResult(0);
-  Value poly = splat(0.07802452266443176);
-  for (double c : {0.22606715539313021, 0.695833540506448, 0.99992521856401})
+  Value poly = splat(coefficients.front());
+  for (double c : coefficients.drop_front())
     poly = math::FmaOp::create(b, poly, f, splat(c));
   return LLVM::CallIntrinsicOp::create(
              b, vecF32(), b.getStringAttr("llvm.x86.avx512.mask.scalef.ps.512"),

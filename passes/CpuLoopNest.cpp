@@ -318,12 +318,18 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
         Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
         Value baseV = vector::BroadcastOp::create(b, vecF32(), base);
         Value oneV = vector::BroadcastOp::create(b, vecF32(), fone);
+        Value log2eV = vector::BroadcastOp::create(b, vecF32(), f32(1.4426950408889634));
         auto weights = scf::ForOp::create(
             b, zero, bkPad, w, ValueRange{zeroV},
             [&](OpBuilder &, Location, Value jc, ValueRange sum) {
               Value s = vecLoad(sBuf, addi(sRow, jc));
               Value p;
-              if (softmax) {
+              if (softmax && fastExp) {
+                // s - base first (exact where s is near the max, the
+                // weights that matter), then the scale to base 2.
+                p = exp2Avx512(arith::MulFOp::create(b, arith::SubFOp::create(b, s, baseV), log2eV),
+                               kExp2Quintic);
+              } else if (softmax) {
                 p = math::ExpOp::create(b, arith::SubFOp::create(b, s, baseV));
               } else {
                 // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.

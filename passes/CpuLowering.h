@@ -27,6 +27,16 @@
 namespace attnc {
 namespace cpu_lowering {
 
+/// 2^f on [0, 1], highest degree first, fitted for relative error
+/// (Lowering::exp2Avx512). The cubic's 7.5e-5 is below bf16's rounding of
+/// the weights it makes (the AMX tiles'); the quintic's 7.5e-8 is about an
+/// f32 ulp, for f32 softmax weights.
+inline constexpr double kExp2Cubic[] = {0.07802452266443176, 0.22606715539313021,
+                                        0.695833540506448, 0.99992521856401};
+inline constexpr double kExp2Quintic[] = {0.0018775764948289967, 0.008989340507387448,
+                                          0.05582631772369269,   0.24015361714745706,
+                                          0.6931530731892589,    0.9999999250637192};
+
 /// Everything the loop nest needs that does not change per row.
 struct Lowering {
   Lowering(attn::AttentionOp op, mlir::ImplicitLocOpBuilder &b, int64_t width,
@@ -93,6 +103,8 @@ struct Lowering {
   /// offset out. int8Lanes lanes per row, 16 per
   /// 64-byte load of codes (the last load may run past the head dim).
   bool int8Dot = false;
+  /// Softmax weights through exp2Avx512's quintic (vector width 16 only).
+  bool fastExp = false;
   int64_t int8Lanes = 0;
   mlir::Value qInt8 = {}, qLaneScale = {}, qLaneOffset = {};
   /// bf16 q and keys under AVX512-BF16, for items of at most kRows rows:
@@ -275,7 +287,10 @@ struct Lowering {
   /// splits off floor(t), a cubic in the fraction, vscalefps applies
   /// 2^floor(t)); -inf gives 0 and very negative t underflow to 0 without
   /// clamps. Only for AMX hosts, which all have AVX512-DQ.
-  mlir::Value exp2ForBF16(mlir::Value t);
+  /// 2^t on 16 lanes (AVX-512): vreduceps's fraction f in [0, 1], a
+  /// polynomial in f (`coefficients`, highest degree first), vscalefps by
+  /// floor(t). 0 for t = -inf.
+  mlir::Value exp2Avx512(mlir::Value t, llvm::ArrayRef<double> coefficients);
   /// int8Dot: the item's q rows (qBuf, scaled) as int8 with lane scales.
   void quantizeQueryRows();
   /// int8Dot: zeros into the q buffers once per call (padding lanes).

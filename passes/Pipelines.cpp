@@ -36,6 +36,7 @@ void attnc::buildAttnToCPUPipeline(OpPassManager &pm,
   lower.amxDot = options.amxDot;
   lower.int8Dot = options.int8Dot;
   lower.bf16Dot = options.bf16Dot;
+  lower.fastExp = options.fastExp;
   pm.addNestedPass<func::FuncOp>(createConvertAttnToCPUPass(lower));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -41,6 +41,9 @@ struct AttnToCPUPipelineOptions
   Option<bool> bf16Dot{*this, "bf16-dot",
                        llvm::cl::desc("Decode scores over bf16 keys as AVX512-BF16 dot products"),
                        llvm::cl::init(false)};
+  Option<bool> fastExp{*this, "fast-exp",
+                       llvm::cl::desc("Softmax weights through vreduceps/vscalefps (AVX-512)"),
+                       llvm::cl::init(false)};
   Option<bool> toLLVM{*this, "to-llvm",
                       llvm::cl::desc("Continue to the LLVM dialect"),
                       llvm::cl::init(true)};
