@@ -5,8 +5,9 @@
 //===----------------------------------------------------------------------===//
 //
 // Times attnc's CPU kernels for dense, causal, sliding-window, document,
-// block-sparse (a user-supplied block mask, about 1/8 of 64 x 64 blocks) and
-// gated attention over head dims and lengths, and prints GFLOP/s over
+// block-sparse (a user-supplied block mask, about 1/8 of 64 x 64 blocks),
+// gated and causal sigmoid attention (--variants sigmoid, not in the default
+// list) over head dims and lengths, and prints GFLOP/s over
 // visible (query, key) pairs: 2 * (D + Dv) flops each. With --json it prints
 // one JSON object per line for bench/cpu_vs_torch.py.
 //
@@ -75,6 +76,8 @@ std::string specFor(const std::string &variant, int64_t heads, int64_t dim) {
   if (variant == "block_sparse") // a user-supplied mask of 64 x 64 blocks
     return head + ", blocks: i32[B, " + h + ", QB, KB]" + outs +
            "  mask(b, h, i, j) = blocks[b, h, i / 64, j / 64] != 0\n}\n";
+  if (variant == "sigmoid") // sigmoid attention (FlashSigmoid), causal
+    return head + outs + "  kernel = sigmoid\n  mask(b, h, i, j) = j <= i\n}\n";
   if (variant == "gated")
     return head + ", g: f32[B, " + h + ", S]" + outs +
            "  mask(b, h, i, j) = j <= i\n"

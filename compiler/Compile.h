@@ -84,7 +84,7 @@ struct CpuCodegen {
   std::string int8Dot = "off";
   /// Decode scores over bf16 keys as AVX512-BF16 dot products.
   bool bf16Dot = false;
-  /// Softmax weights through vreduceps/vscalefps (AVX-512).
+  /// Softmax and sigmoid weights through vreduceps/vscalefps (AVX-512).
   bool fastExp = false;
 };
 

@@ -28,7 +28,7 @@
 //
 // exp2Avx512 (2^t through vreduceps and vscalefps) lives here too: the
 // tiles' weights take its cubic, and with fast-exp the vector path's f32
-// softmax weights its quintic.
+// softmax and sigmoid weights its quintic.
 //
 //===----------------------------------------------------------------------===//
 

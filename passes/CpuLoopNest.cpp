@@ -331,6 +331,14 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
                                kExp2Quintic);
               } else if (softmax) {
                 p = math::ExpOp::create(b, arith::SubFOp::create(b, s, baseV));
+              } else if (fastExp) {
+                // e^-s = 2^t, t = -s log2 e capped at 128 (2^128 is inf in
+                // f32, so a masked key's -inf still gives 1 / (1 + inf) = 0).
+                Value t = arith::MinimumFOp::create(
+                    b, arith::MulFOp::create(b, s, vector::BroadcastOp::create(b, vecF32(), f32(-1.4426950408889634))),
+                    vector::BroadcastOp::create(b, vecF32(), f32(128.0)));
+                p = arith::DivFOp::create(
+                    b, oneV, arith::AddFOp::create(b, oneV, exp2Avx512(t, kExp2Quintic)));
               } else {
                 // sigmoid(-inf) = 1 / (1 + inf) = 0 for masked keys.
                 Value x = arith::NegFOp::create(b, s);

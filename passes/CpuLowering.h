@@ -103,7 +103,8 @@ struct Lowering {
   /// offset out. int8Lanes lanes per row, 16 per
   /// 64-byte load of codes (the last load may run past the head dim).
   bool int8Dot = false;
-  /// Softmax weights through exp2Avx512's quintic (vector width 16 only).
+  /// Softmax and sigmoid weights through exp2Avx512's quintic (vector
+  /// width 16 only).
   bool fastExp = false;
   int64_t int8Lanes = 0;
   mlir::Value qInt8 = {}, qLaneScale = {}, qLaneOffset = {};

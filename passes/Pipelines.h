@@ -42,7 +42,7 @@ struct AttnToCPUPipelineOptions
                        llvm::cl::desc("Decode scores over bf16 keys as AVX512-BF16 dot products"),
                        llvm::cl::init(false)};
   Option<bool> fastExp{*this, "fast-exp",
-                       llvm::cl::desc("Softmax weights through vreduceps/vscalefps (AVX-512)"),
+                       llvm::cl::desc("Softmax and sigmoid weights through vreduceps/vscalefps (AVX-512)"),
                        llvm::cl::init(false)};
   Option<bool> toLLVM{*this, "to-llvm",
                       llvm::cl::desc("Continue to the LLVM dialect"),

@@ -29,11 +29,20 @@ func.func @softmax_f32(%q: memref<1x2x100x64xf32>, %k: memref<1x2x100x64xf32>,
   return
 }
 
-/// Sigmoid weights keep math.exp: 1 / (1 + exp(-s)) must give 0 at s = -inf,
-/// where 2^+inf through vreduceps would not.
+/// Sigmoid weights: 1 / (1 + 2^t), t = -s log2 e capped at 128, so that a
+/// masked key (s = -inf) still gets 1 / (1 + inf) = 0 (2^+inf through
+/// vreduceps would be NaN).
 // CHECK-LABEL: func.func @sigmoid_f32
-// CHECK-NOT: llvm.x86.avx512.mask.reduce.ps.512
-// CHECK: math.exp %{{.+}} : vector<16xf32>
+// CHECK-NOT: math.exp %{{.+}} : vector<16xf32>
+// CHECK: %[[C:.+]] = arith.constant -1.44269502 : f32
+// CHECK: %[[CV:.+]] = vector.broadcast %[[C]] : f32 to vector<16xf32>
+// CHECK: %[[NEG:.+]] = arith.mulf %{{.+}}, %[[CV]] : vector<16xf32>
+// CHECK: %[[T:.+]] = arith.minimumf %[[NEG]], %{{.+}} : vector<16xf32>
+// CHECK: llvm.call_intrinsic "llvm.x86.avx512.mask.reduce.ps.512"(%[[T]],
+// CHECK: %[[E:.+]] = llvm.call_intrinsic "llvm.x86.avx512.mask.scalef.ps.512"(%{{.+}}, %[[T]],
+// CHECK: %[[D:.+]] = arith.addf %{{.+}}, %[[E]] : vector<16xf32>
+// CHECK: arith.divf %{{.+}}, %[[D]] : vector<16xf32>
+// CHECK-NOT: math.exp %{{.+}} : vector<16xf32>
 func.func @sigmoid_f32(%q: memref<1x2x100x64xf32>, %k: memref<1x2x100x64xf32>,
                        %v: memref<1x2x100x64xf32>, %o: memref<1x2x100x64xf32>) {
   attn.attention q(%q : memref<1x2x100x64xf32>) k(%k : memref<1x2x100x64xf32>)
