@@ -346,6 +346,13 @@ std::string attnc::hostInt8Dot() {
   return choice == "all" ? "all" : "q4";
 }
 
+bool attnc::hostFastExp() {
+  if (const char *env = std::getenv("ATTNC_CPU_FAST_EXP"); env && std::string(env) == "0")
+    return false;
+  static const bool usable = llvm::sys::getHostCPUFeatures().lookup("avx512f");
+  return usable;
+}
+
 bool attnc::hostAmx() {
   if (const char *env = std::getenv("ATTNC_CPU_AMX"); env && std::string(env) == "0")
     return false;

@@ -117,6 +117,10 @@ bool hostDotBF16();
 /// int8-dot: "q4" where the CPU has AVX512-VNNI, "off" without it or with
 /// $ATTNC_CPU_INT8_DOT=0, "all" (q8 too) with $ATTNC_CPU_INT8_DOT=all.
 std::string hostInt8Dot();
+/// Whether JIT'd kernels may take softmax and sigmoid weights through
+/// AVX-512's vreduceps/vscalefps (convert-attn-to-cpu's fast-exp): the CPU
+/// has AVX-512F and $ATTNC_CPU_FAST_EXP is not 0.
+bool hostFastExp();
 
 /// Optimizes `module` at O2 for `tm` and emits an object file into `out`;
 /// `quick`: no optimization (the JIT's quick tier).

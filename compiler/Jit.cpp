@@ -332,10 +332,9 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   codegen.int8Dot = options.target == Target::cpu && width == 16 ? hostInt8Dot() : "off";
   // Decode scores over bf16 keys as vdpbf16ps wherever the CPU has them.
   codegen.bf16Dot = options.target == Target::cpu && width == 16 && hostDotBF16();
-  // 16 lanes means AVX-512 here (hostVectorWidth, or a width the caller
-  // chose, which the host must run); ATTNC_CPU_FAST_EXP=0 keeps math.exp.
-  const char *fastExpEnv = std::getenv("ATTNC_CPU_FAST_EXP");
-  codegen.fastExp = width == 16 && !(fastExpEnv && std::string(fastExpEnv) == "0");
+  // Softmax and sigmoid weights through vreduceps/vscalefps: 16 lanes on a
+  // CPU with AVX-512 (a width of 16 forced on an AVX2 host keeps math.exp).
+  codegen.fastExp = options.target == Target::cpu && width == 16 && hostFastExp();
   bool amx = codegen.amx;
   if (mlir::failed(prepareForTarget(*module, options.target, false, amx)))
     return Status::error(diagText);
