@@ -40,6 +40,10 @@ done
 echo "== f32, 16 threads"
 timeout 300 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 16 --dtype f32 \
   --lens 4096 --rounds 3 2> "$OUT/f32_t16.json" | tee "$OUT/f32_t16.txt"
+echo "== f32, 16 threads, ATTNC_CPU_FAST_EXP=0 (weights through math.exp, as before 2026-12-05)"
+ATTNC_CPU_FAST_EXP=0 timeout 200 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 16 \
+  --dtype f32 --variants dense,causal --dims 64,128 --lens 4096 --rounds 3 \
+  2> "$OUT/f32_t16_mathexp.json" | tee "$OUT/f32_t16_mathexp.txt"
 echo "== f32, 1 thread, H=2"
 timeout 100 python3 bench/cpu_vs_torch.py --bench $BIN/attnc-cpu-bench --threads 1 --heads 2 --dtype f32 \
   --dims 128 --lens 4096 --variants dense,causal --rounds 3 2> "$OUT/f32_t1.json" | tee "$OUT/f32_t1.txt"
