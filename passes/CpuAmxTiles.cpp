@@ -294,7 +294,6 @@ void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value
   Value zero = idx(0), one = idx(1), w = idx(width);
   Value negInf = f32(-std::numeric_limits<float>::infinity());
   Value fzero = f32(0.0), fone = f32(1.0);
-  constexpr double log2e = 1.4426950408889634;
   double scale = op.getScale().convertToDouble();
   auto splat = [&](Value x) { return vector::BroadcastOp::create(b, vecF32(), x); };
   auto valid = [&](Value rr) {
@@ -325,14 +324,14 @@ void Lowering::emitTileSoftmax(Value bIdx, Value h, Value r0, Value nRows, Value
         b, same, splat(fone), math::ExpOp::create(b, arith::SubFOp::create(b, m, base)));
     vector::StoreOp::create(b, mNew, mBuf, ValueRange{r});
     vector::StoreOp::create(b, corr, corrAll, ValueRange{r});
-    vector::StoreOp::create(b, arith::MulFOp::create(b, base, splat(f32(-log2e))), rowBias,
+    vector::StoreOp::create(b, arith::MulFOp::create(b, base, splat(f32(-kLog2e))), rowBias,
                             ValueRange{r});
   });
   // The weights 2^(s c - base log2(e)), c = log2(e) times the scale when
   // folded: one FMA and exp2Avx512's cubic a vector (7.5e-5 relative, below
   // bf16's rounding of the weights). Keys past nk are -inf (2^-inf is 0), so
   // no lane mask.
-  Value expScale = splat(f32((foldsScaleOnTiles() ? scale : 1.0) * log2e));
+  Value expScale = splat(f32((foldsScaleOnTiles() ? scale : 1.0) * kLog2e));
   loop(zero, rows32, one, [&](Value rr) {
     Value sRow = muli(rr, bkPad);
     auto sum = scf::IfOp::create(

@@ -318,7 +318,9 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
         Value zeroV = vector::BroadcastOp::create(b, vecF32(), fzero);
         Value baseV = vector::BroadcastOp::create(b, vecF32(), base);
         Value oneV = vector::BroadcastOp::create(b, vecF32(), fone);
-        Value log2eV = vector::BroadcastOp::create(b, vecF32(), f32(1.4426950408889634));
+        auto splatF = [&](double v) -> Value {
+          return vector::BroadcastOp::create(b, vecF32(), f32(v));
+        };
         auto weights = scf::ForOp::create(
             b, zero, bkPad, w, ValueRange{zeroV},
             [&](OpBuilder &, Location, Value jc, ValueRange sum) {
@@ -327,16 +329,16 @@ void Lowering::emitRowWeights(Value bIdx, Value hItem, Value r0, Value nRows, Va
               if (softmax && fastExp) {
                 // s - base first (exact where s is near the max, the
                 // weights that matter), then the scale to base 2.
-                p = exp2Avx512(arith::MulFOp::create(b, arith::SubFOp::create(b, s, baseV), log2eV),
-                               kExp2Quintic);
+                p = exp2Avx512(
+                    arith::MulFOp::create(b, arith::SubFOp::create(b, s, baseV), splatF(kLog2e)),
+                    kExp2Quintic);
               } else if (softmax) {
                 p = math::ExpOp::create(b, arith::SubFOp::create(b, s, baseV));
               } else if (fastExp) {
                 // e^-s = 2^t, t = -s log2 e capped at 128 (2^128 is inf in
                 // f32, so a masked key's -inf still gives 1 / (1 + inf) = 0).
                 Value t = arith::MinimumFOp::create(
-                    b, arith::MulFOp::create(b, s, vector::BroadcastOp::create(b, vecF32(), f32(-1.4426950408889634))),
-                    vector::BroadcastOp::create(b, vecF32(), f32(128.0)));
+                    b, arith::MulFOp::create(b, s, splatF(-kLog2e)), splatF(128.0));
                 p = arith::DivFOp::create(
                     b, oneV, arith::AddFOp::create(b, oneV, exp2Avx512(t, kExp2Quintic)));
               } else {

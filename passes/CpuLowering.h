@@ -31,6 +31,7 @@ namespace cpu_lowering {
 /// (Lowering::exp2Avx512). The cubic's 7.5e-5 is below bf16's rounding of
 /// the weights it makes (the AMX tiles'); the quintic's 7.5e-8 is about an
 /// f32 ulp, for f32 softmax weights.
+inline constexpr double kLog2e = 1.4426950408889634;
 inline constexpr double kExp2Cubic[] = {0.07802452266443176, 0.22606715539313021,
                                         0.695833540506448, 0.99992521856401};
 inline constexpr double kExp2Quintic[] = {0.0018775764948289967, 0.008989340507387448,
