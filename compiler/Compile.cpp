@@ -349,7 +349,12 @@ std::string attnc::hostInt8Dot() {
 bool attnc::hostFastExp() {
   if (const char *env = std::getenv("ATTNC_CPU_FAST_EXP"); env && std::string(env) == "0")
     return false;
-  static const bool usable = llvm::sys::getHostCPUFeatures().lookup("avx512f");
+  // vreduceps is AVX512-DQ (every AVX-512 CPU since Skylake-SP; not Knights
+  // Landing).
+  static const bool usable = [] {
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    return features.lookup("avx512f") && features.lookup("avx512dq");
+  }();
   return usable;
 }
 

@@ -119,7 +119,7 @@ bool hostDotBF16();
 std::string hostInt8Dot();
 /// Whether JIT'd kernels may take softmax and sigmoid weights through
 /// AVX-512's vreduceps/vscalefps (convert-attn-to-cpu's fast-exp): the CPU
-/// has AVX-512F and $ATTNC_CPU_FAST_EXP is not 0.
+/// has AVX-512F and AVX512-DQ, and $ATTNC_CPU_FAST_EXP is not 0.
 bool hostFastExp();
 
 /// Optimizes `module` at O2 for `tm` and emits an object file into `out`;

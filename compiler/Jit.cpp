@@ -333,7 +333,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   // Decode scores over bf16 keys as vdpbf16ps wherever the CPU has them.
   codegen.bf16Dot = options.target == Target::cpu && width == 16 && hostDotBF16();
   // Softmax and sigmoid weights through vreduceps/vscalefps: 16 lanes on a
-  // CPU with AVX-512 (a width of 16 forced on an AVX2 host keeps math.exp).
+  // CPU with AVX-512 DQ (a width of 16 forced on an AVX2 host keeps math.exp).
   codegen.fastExp = options.target == Target::cpu && width == 16 && hostFastExp();
   bool amx = codegen.amx;
   if (mlir::failed(prepareForTarget(*module, options.target, false, amx)))

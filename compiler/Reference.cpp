@@ -760,15 +760,15 @@ bool attnc::runReference(AttentionOp op, llvm::ArrayRef<ArgValue> args,
         result.visiblePairs += visible;
         for (int64_t d = 0; d < Dv; ++d) {
           double acc = 0, absSum = 0, squares = 0;
-          for (int64_t j = 0; j < keys; ++j)
-            if (p[j] != 0)
-              acc += p[j] * vBase[j * Dv + d];
+          for (int64_t j = 0; j < keys; ++j) {
+            if (p[j] == 0)
+              continue;
+            double term = p[j] * vBase[j * Dv + d];
+            acc += term;
+            absSum += std::fabs(term);
+            squares += term * term;
+          }
           if (!softmax) {
-            for (int64_t j = 0; j < keys; ++j) {
-              double term = p[j] * vBase[j * Dv + d];
-              absSum += std::fabs(term);
-              squares += term * term;
-            }
             int64_t at = ((b * Hq + h) * S + r) * Dv + d;
             result.sumRounding[at] = 2 * 0x1p-24 * std::sqrt(static_cast<double>(visible)) * absSum;
             result.weightRounding[at] = std::sqrt(squares);

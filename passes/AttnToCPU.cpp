@@ -16,7 +16,8 @@
 //
 // This file is the pass: it checks the op, sizes the scratch buffers and
 // hands them to the builder in CpuLowering.h, whose loop nest is in
-// CpuLoopNest.cpp and whose tensor and page reads are in CpuTensorAccess.cpp.
+// CpuLoopNest.cpp (a row group's work on a key tile in CpuRowGroup.cpp) and
+// whose tensor and page reads are in CpuTensorAccess.cpp.
 //
 //===----------------------------------------------------------------------===//
 

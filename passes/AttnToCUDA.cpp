@@ -233,22 +233,19 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
                      (!anyPerKey(score, {true, false, false, false, true},
                                  [&](Operation &o) { return !fromPositions(o, score); }) &&
                       !ShapedType::isDynamic(qLen) && qLen >= 16384);
-    // The mask's (b, h, i, j): a read per key (a document id) lets data
-    // decide how many tiles a CTA visits. So does a top-k selection (MoBA:
-    // 118.7 against 116.6 TFLOP/s with two, H200, 2026-12-05). Listed blocks
-    // pass the GPU conformance with one consumer too, but are left at two
-    // until one is timed on them.
+    // Data decide how many tiles a CTA visits where the mask reads a tensor
+    // per key (a document id), and where a top-k selection picks the blocks
+    // (MoBA: 118.7 against 116.6 TFLOP/s with two, H200, 2026-12-05). Listed
+    // blocks pass the GPU conformance with one consumer too, but are left at
+    // two until one is timed on them.
     bool listsBlocks = anyNested(mask, [](Operation *o) { return isa<ListedOp>(o); });
-    bool maskReadsPerKey =
-        !listsBlocks && !topkParams &&
-        anyPerKey(mask, {false, false, false, true},
-                  [](Operation &o) { return anyNested(o, isTensorRead); });
+    bool readsPerKey = anyPerKey(mask, {false, false, false, true},
+                                 [](Operation &o) { return anyNested(o, isTensorRead); });
+    bool dataDecidesRanges = topkParams || (!listsBlocks && readsPerKey);
     bool maskHasParams = !computesFromPositions(mask) && !readsTensor(mask);
-    if (maskReadsPerKey || topkParams ||
-        (d == 64 && dv == 64 && (maskHasParams || shortMasked)))
+    if (dataDecidesRanges || (d == 64 && dv == 64 && (maskHasParams || shortMasked)))
       consumers = 1;
-    else if (threeFit && !topkParams && computesFromPositions(mask) && scoreFits &&
-             !shortMasked)
+    else if (threeFit && computesFromPositions(mask) && scoreFits && !shortMasked)
       consumers = 3;
     if (const char *env = std::getenv("ATTNC_CUDA_WS_CONSUMERS")) {
       if (std::string(env) == "2")

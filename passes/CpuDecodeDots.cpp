@@ -7,7 +7,7 @@
 // Decode items (at most kRows query rows) read every key once, with no
 // transposed K tile: each key's row is multiplied with the item's q rows
 // into vectors of partial products, whose lanes are summed four rows at a
-// time (emitKeyScores, sumLanes). The f32 form (CpuLoopNest.cpp) uses FMAs;
+// time (emitKeyScores, sumLanes). The f32 form (CpuRowGroup.cpp) uses FMAs;
 // two forms here replace them where the CPU has the instructions.
 //
 // int8, for q4 (and on request q8) keys. Decode items spent

@@ -8,7 +8,9 @@
 // attn.attention's loop nest with. AttnToCPU.cpp (the pass) sets up the
 // sizes and scratch buffers, CpuTensorAccess.cpp reads and writes tensors
 // and pages (bf16 bits, dequantization, block tables), CpuLoopNest.cpp
-// emits the items, key tiles and row groups.
+// emits the items and key tiles, CpuRowGroup.cpp a row group's work on a
+// key tile (CpuAmxTiles.cpp and CpuDecodeDots.cpp its AMX and dot-product
+// forms).
 //
 //===----------------------------------------------------------------------===//
 
@@ -27,11 +29,11 @@
 namespace attnc {
 namespace cpu_lowering {
 
+inline constexpr double kLog2e = 1.4426950408889634;
 /// 2^f on [0, 1], highest degree first, fitted for relative error
 /// (Lowering::exp2Avx512). The cubic's 7.5e-5 is below bf16's rounding of
 /// the weights it makes (the AMX tiles'); the quintic's 7.5e-8 is about an
-/// f32 ulp, for f32 softmax weights.
-inline constexpr double kLog2e = 1.4426950408889634;
+/// f32 ulp, for f32 softmax and sigmoid weights (fastExp).
 inline constexpr double kExp2Cubic[] = {0.07802452266443176, 0.22606715539313021,
                                         0.695833540506448, 0.99992521856401};
 inline constexpr double kExp2Quintic[] = {0.0018775764948289967, 0.008989340507387448,
@@ -94,6 +96,9 @@ struct Lowering {
   bool amx = false;
   /// With amx: the products as vdpbf16ps on vectors (no AMX on the CPU).
   bool amxDot = false;
+  /// The vector path's softmax and sigmoid weights through exp2Avx512's
+  /// quintic instead of math.exp (vector width 16 only).
+  bool fastExp = false;
   mlir::Value qAmx = {}, kVnniBuf = {}, kVnni32 = {}, kTAll32 = {}, vVnni = {};
   /// Quantized K (q8, q4) under AVX512-VNNI, for items of at most kRows
   /// rows (decode): the scores as integer dot products (vpdpbusd) of the
@@ -104,9 +109,6 @@ struct Lowering {
   /// offset out. int8Lanes lanes per row, 16 per
   /// 64-byte load of codes (the last load may run past the head dim).
   bool int8Dot = false;
-  /// Softmax and sigmoid weights through exp2Avx512's quintic (vector
-  /// width 16 only).
-  bool fastExp = false;
   int64_t int8Lanes = 0;
   mlir::Value qInt8 = {}, qLaneScale = {}, qLaneOffset = {};
   /// bf16 q and keys under AVX512-BF16, for items of at most kRows rows:
@@ -284,14 +286,11 @@ struct Lowering {
   /// (in pairs); keys past the sequence repeat its last key.
   void packKTileVnni(mlir::Value bIdx, mlir::Value hk, mlir::Value kt, mlir::Value dest32,
                      mlir::Value base);
-  /// 2^t to the precision of weights rounded to bf16 (relative error
-  /// 7.5e-5) in five AVX-512 instructions (vreduceps
-  /// splits off floor(t), a cubic in the fraction, vscalefps applies
-  /// 2^floor(t)); -inf gives 0 and very negative t underflow to 0 without
-  /// clamps. Only for AMX hosts, which all have AVX512-DQ.
-  /// 2^t on 16 lanes (AVX-512): vreduceps's fraction f in [0, 1], a
+  /// 2^t on 16 lanes: vreduceps's fraction f in [0, 1] (AVX512-DQ), a
   /// polynomial in f (`coefficients`, highest degree first), vscalefps by
-  /// floor(t). 0 for t = -inf.
+  /// floor(t); -inf gives 0 and very negative t underflow to 0 without
+  /// clamps. Callers hold AVX512-DQ: AMX and AVX512-BF16 hosts all have
+  /// it, and hostFastExp() checks it.
   mlir::Value exp2Avx512(mlir::Value t, llvm::ArrayRef<double> coefficients);
   /// int8Dot: the item's q rows (qBuf, scaled) as int8 with lane scales.
   void quantizeQueryRows();

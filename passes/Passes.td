@@ -81,7 +81,7 @@ def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
            "decode items with a bf16 q and bf16 keys: scores as AVX512-BF16 "
            "dot products (vdpbf16ps) of the rows as stored">,
     Option<"fastExp", "fast-exp", "bool", /*default=*/"false",
-           "with vector-width=16 (AVX-512): softmax weights, and the exponential "
+           "with vector-width=16 (AVX-512 with DQ): softmax weights, and the exponential "
            "in sigmoid weights, as 2^t through vreduceps, a degree-5 polynomial "
            "(7.5e-8 relative) and vscalefps, about 9 instructions a vector "
            "instead of math.exp's 25">
