@@ -24,6 +24,7 @@
 #include "llvm/Support/Format.h"
 
 #include <cmath>
+#include <cstdlib>
 
 using namespace mlir;
 using namespace attnc;
@@ -434,6 +435,9 @@ struct RegionArg {
 struct HoistedPart {
   const char *function, *type, *param; // param: its struct's name in the element
   SmallVector<unsigned> args;
+  // A define set to 1 when the part reads a tensor, so that the kernels
+  // compute it once per lane and pass it by shuffles (attnc_weights).
+  const char *shuffleDefine = nullptr;
 };
 } // namespace
 
@@ -554,6 +558,26 @@ static LogicalResult emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_
     for (auto [i, v] : llvm::enumerate(carried[n]))
       os << (i ? ", " : "") << em->nameOf(v);
     os << "};\n}\n";
+    if (part.shuffleDefine) {
+      // The part as another lane holds it, one shuffle per field.
+      os << "ATTNC_DEV " << part.type << " attnc_shfl(const " << part.type
+         << " &x, int src) {\n  return " << part.type << "{";
+      for (auto [i, v] : llvm::enumerate(carried[n]))
+        os << (i ? ", " : "") << "attnc_shfl(x." << em->nameOf(v) << ", src)";
+      os << "};\n}\n";
+      // $ATTNC_CUDA_COL_SHUFFLE=0 computes the column part in every lane
+      // that uses it, as before (for comparisons).
+      const char *env = std::getenv("ATTNC_CUDA_COL_SHUFFLE");
+      bool reads = llvm::any_of(partOps[n], [](Operation *o) {
+        return o->walk([](Operation *inner) {
+                  return isa<ReadOp, ListedOp, memref::LoadOp>(inner) ? WalkResult::interrupt()
+                                                                       : WalkResult::advance();
+                })
+            .wasInterrupted();
+      });
+      os << "#define " << part.shuffleDefine << " "
+         << (reads && !(env && std::atoi(env) == 0) ? 1 : 0) << "\n";
+    }
     partEms.push_back(std::move(em));
   }
 
@@ -707,7 +731,7 @@ LogicalResult cuda_emit::emitArgsAndRegions(func::FuncOp fn, AttentionOp op,
                              {{"b", batchOrHead}, {"h", batchOrHead}, {"i", queryPos},
                               {"j", keyPos}},
                              {{"attnc_mask_row", "AttncMaskRow", "row", {0, 1, 2}},
-                              {"attnc_mask_col", "AttncMaskCol", "col", {0, 1, 3}}},
+                              {"attnc_mask_col", "AttncMaskCol", "col", {0, 1, 3}, "ATTNC_MASK_COL_SHUFFLE"}},
                              "bool", "attnc_mask_at", "attnc_mask")) ||
       failed(emitSplitRegion(op, fn, os, op.getScore(),
                              {{"s", none},
@@ -716,7 +740,7 @@ LogicalResult cuda_emit::emitArgsAndRegions(func::FuncOp fn, AttentionOp op,
                               {"i", queryPos},
                               {"j", keyPos}},
                              {{"attnc_score_row", "AttncScoreRow", "row", {1, 2, 3}},
-                              {"attnc_score_col", "AttncScoreCol", "col", {1, 2, 4}}},
+                              {"attnc_score_col", "AttncScoreCol", "col", {1, 2, 4}, "ATTNC_SCORE_COL_SHUFFLE"}},
                              "float", "attnc_score_at", "attnc_score")) ||
       failed(emitSplitRegion(op, fn, os, op.getGate(),
                              {{"x", none},

@@ -91,6 +91,18 @@ ATTNC_DEV void attnc_mma(float (&c)[4], const unsigned (&a)[4], unsigned b0, uns
                : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+/// A value as lane `src` of the warp holds it (every lane takes part). The
+/// emitted region parts' structs shuffle field by field through these.
+ATTNC_DEV int attnc_shfl(int x, int src) { return __shfl_sync(0xffffffffu, x, src); }
+ATTNC_DEV float attnc_shfl(float x, int src) { return __shfl_sync(0xffffffffu, x, src); }
+ATTNC_DEV double attnc_shfl(double x, int src) { return __shfl_sync(0xffffffffu, x, src); }
+ATTNC_DEV attnc_index attnc_shfl(attnc_index x, int src) {
+  return __shfl_sync(0xffffffffu, x, src);
+}
+ATTNC_DEV bool attnc_shfl(bool x, int src) {
+  return __shfl_sync(0xffffffffu, static_cast<int>(x), src) != 0;
+}
+
 ATTNC_DEV float attnc_exp2(float x) {
   float y;
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));

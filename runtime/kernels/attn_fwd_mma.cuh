@@ -250,23 +250,51 @@ ATTNC_DEV void attnc_weights(const AttncArgs &a, float (&s)[ATTNC_BN / 8][4], fl
   for (int half = 0; half < 2; ++half)
     scoreRow[half] = attnc_score_row(a, b, h, static_cast<int>(r0 + iOffset) + g + 8 * half);
 #endif
+  // A column part that reads a tensor (a document id) is computed once per
+  // lane, for columns lane, lane + 32, ..., and reaches the lanes that use
+  // it by shuffles: each column's part had been computed by the 8 lanes of
+  // its rows, a load and its index arithmetic each time.
+#define ATTNC_COL_PARTS ((ATTNC_BN + 31) / 32)
+#if ATTNC_HAS_MASK && ATTNC_SPLIT_REGIONS && ATTNC_MASK_COL_SHUFFLE
+  AttncMaskCol maskOwn[ATTNC_COL_PARTS];
+  if (MASKED)
+#pragma unroll
+    for (int k = 0; k < ATTNC_COL_PARTS; ++k)
+      maskOwn[k] = attnc_mask_col(a, b, h, static_cast<int>(j0) + lane + 32 * k);
+#endif
+#if ATTNC_HAS_SCORE && ATTNC_SPLIT_REGIONS && ATTNC_SCORE_COL_SHUFFLE
+  AttncScoreCol scoreOwn[ATTNC_COL_PARTS];
+#pragma unroll
+  for (int k = 0; k < ATTNC_COL_PARTS; ++k)
+    scoreOwn[k] = attnc_score_col(a, b, h, static_cast<int>(j0) + lane + 32 * k);
+#endif
 #pragma unroll
   for (int nt = 0; nt < ATTNC_BN / 8; ++nt) {
     // The column parts next to their use: computed for every column up
     // front, a document mask's 32 ids per thread stayed live together and
     // spilled.
 #if ATTNC_HAS_MASK && ATTNC_SPLIT_REGIONS
+    // Column nt * 8 + 2c + e: lane (nt % 4) * 8 + 2c + e holds it, in
+    // its part nt / 4.
     AttncMaskCol maskCol[2];
     if (MASKED)
 #pragma unroll
       for (int e = 0; e < 2; ++e)
+#if ATTNC_MASK_COL_SHUFFLE
+        maskCol[e] = attnc_shfl(maskOwn[nt / 4], (nt % 4) * 8 + 2 * c + e);
+#else
         maskCol[e] = attnc_mask_col(a, b, h, static_cast<int>(j0) + nt * 8 + 2 * c + e);
+#endif
 #endif
 #if ATTNC_HAS_SCORE && ATTNC_SPLIT_REGIONS
     AttncScoreCol scoreCol[2];
 #pragma unroll
     for (int e = 0; e < 2; ++e)
+#if ATTNC_SCORE_COL_SHUFFLE
+      scoreCol[e] = attnc_shfl(scoreOwn[nt / 4], (nt % 4) * 8 + 2 * c + e);
+#else
       scoreCol[e] = attnc_score_col(a, b, h, static_cast<int>(j0) + nt * 8 + 2 * c + e);
+#endif
 #endif
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
