@@ -201,8 +201,8 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
   std::string dir = cacheDirectory(options);
   auto cachePath = [&](const std::string &k) { return dir.empty() ? "" : dir + "/" + k + ".cubin"; };
   // The kernel of `source` (keyed `k`): from memory, the disk cache, or NVRTC.
-  auto obtain = [&](CudaKernel lay, const std::string &k,
-                    bool &fromCache) -> std::shared_ptr<CompiledKernel> {
+  auto obtain = [&](CudaKernel lay, const std::string &k, bool &fromCache,
+                    bool quickCode = false) -> std::shared_ptr<CompiledKernel> {
     if (auto it = memoryCache.find(k); it != memoryCache.end()) {
       fromCache = true;
       return it->second;
@@ -211,7 +211,8 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
     fromCache = readCubin(path, image);
     if (!fromCache) {
       std::string log;
-      if (!cuda::compile(lay.source, info.name + ".cu", arch, /*cubin=*/true, image, log)) {
+      if (!cuda::compile(lay.source, info.name + ".cu", arch, /*cubin=*/true, image, log,
+                         quickCode)) {
         error = "attnc: internal error: NVRTC rejected the generated kernel:\n" + log;
         return nullptr;
       }
@@ -230,9 +231,17 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
   };
   // Tiers: the warp-specialized kernel in neither cache compiles in the
   // background while the two-CTA kernel (about half the compile time)
-  // serves the first calls.
+  // serves the first calls. The quick kernel's ptxas runs at -O1, and the
+  // final compile starts once the quick one is done: NVRTC compiles running
+  // at once slowed the quick one by 120-315 ms on the H200 machine.
+  // $ATTNC_CUDA_TIERS=0 compiles the final kernel alone; =concurrent starts
+  // both at once and =O3 keeps ptxas's default for the quick kernel (for
+  // comparisons).
   const char *tiersEnv = std::getenv("ATTNC_CUDA_TIERS");
-  bool tiersOn = options.cudaTiers && !(tiersEnv && std::string(tiersEnv) == "0");
+  std::string tiersMode = tiersEnv ? tiersEnv : "";
+  bool tiersOn = options.cudaTiers && tiersMode != "0";
+  bool quickCode = tiersMode != "O3";
+  bool concurrent = tiersMode == "concurrent";
   CudaKernel quickLayout;
   bool onDisk = !cachePath(key).empty() && llvm::sys::fs::exists(cachePath(key));
   if (tiersOn && layout.warpSpecialized && !onDisk &&
@@ -242,11 +251,21 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
     KernelInfo finalInfo = info;
     finalInfo.blockQ = layout.blockQ;
     finalInfo.blockK = layout.blockK;
-    startFinalTier(upgrade, std::move(layout), std::move(finalInfo), topk, key, arch, dir,
-                   cachePath(key));
+    auto startFinal = [&] {
+      startFinalTier(upgrade, std::move(layout), std::move(finalInfo), topk, key, arch, dir,
+                     cachePath(key));
+    };
+    if (concurrent)
+      startFinal();
+    // The quick kernel's cubin differs with its ptxas level: so does its key.
+    if (quickCode)
+      quickLayout.source += "// quick tier: ptxas -O1\n";
     std::string quickKey = sourceKey(arch, nvrtcVersion, quickLayout.source);
     bool quickFromCache = false;
-    std::shared_ptr<CompiledKernel> quick = obtain(std::move(quickLayout), quickKey, quickFromCache);
+    std::shared_ptr<CompiledKernel> quick =
+        obtain(std::move(quickLayout), quickKey, quickFromCache, quickCode);
+    if (!concurrent)
+      startFinal(); // also when the quick compile failed: the final one may not
     if (!quick)
       return Status::error(error);
     std::shared_ptr<CompiledKernel> kernel = withThisSignature(*quick, quickFromCache);

@@ -484,7 +484,7 @@ bool cuda::encodeTensorMap(TensorMap &out, const void *base, unsigned long long 
 }
 
 bool cuda::compile(const std::string &source, const std::string &name, const std::string &arch,
-                   bool cubin, std::string &out, std::string &log) {
+                   bool cubin, std::string &out, std::string &log, bool quickCode) {
   std::string error;
   Nvrtc *n = nvrtc(error);
   if (!n) {
@@ -508,6 +508,8 @@ bool cuda::compile(const std::string &source, const std::string &name, const std
   }
   std::vector<const char *> options = {archOpt.c_str(), "--std=c++17", "--use_fast_math",
                                        "--extra-device-vectorization"};
+  if (quickCode)
+    options.push_back("--ptxas-options=-O1");
   for (const std::string &word : extra)
     options.push_back(word.c_str());
   nvrtcResult r = n->nvrtcCompileProgram(prog, static_cast<int>(options.size()), options.data());

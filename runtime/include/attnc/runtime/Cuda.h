@@ -96,8 +96,10 @@ bool encodeTensorMap(TensorMap &out, const void *base, unsigned long long cols,
 
 /// Compiles CUDA C++ with NVRTC for `arch` ("sm_90a", "sm_80", ...): a
 /// cubin when `cubin` is set, else PTX. `log` gets the compiler's output.
+/// `quickCode` asks ptxas for less optimization (-O1), for a kernel that
+/// serves only until a better one is ready.
 bool compile(const std::string &source, const std::string &name, const std::string &arch,
-             bool cubin, std::string &out, std::string &log);
+             bool cubin, std::string &out, std::string &log, bool quickCode = false);
 /// "13.0", or empty when NVRTC cannot be loaded (with `error`).
 std::string nvrtcVersion(std::string &error);
 
