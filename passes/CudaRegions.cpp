@@ -565,8 +565,9 @@ static LogicalResult emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_
       for (auto [i, v] : llvm::enumerate(carried[n]))
         os << (i ? ", " : "") << "attnc_shfl(x." << em->nameOf(v) << ", src)";
       os << "};\n}\n";
-      // $ATTNC_CUDA_COL_SHUFFLE=0 computes the column part in every lane
-      // that uses it, as before (for comparisons).
+      // Opt-in until it is timed on the GPU: $ATTNC_CUDA_COL_SHUFFLE=1
+      // (docs/cuda-backend.md); otherwise every lane computes the column
+      // parts it uses.
       const char *env = std::getenv("ATTNC_CUDA_COL_SHUFFLE");
       bool reads = llvm::any_of(partOps[n], [](Operation *o) {
         return o->walk([](Operation *inner) {
@@ -576,7 +577,7 @@ static LogicalResult emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_
             .wasInterrupted();
       });
       os << "#define " << part.shuffleDefine << " "
-         << (reads && !(env && std::atoi(env) == 0) ? 1 : 0) << "\n";
+         << (reads && env && std::atoi(env) == 1 ? 1 : 0) << "\n";
     }
     partEms.push_back(std::move(em));
   }

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
+# On the GPU machine: the checks and A/B timings of changes that landed
+# opt-in because no GPU was lent when they were written. Each one's default
+# flips only after this run shows it correct and faster.
+#   bash scripts/device-carry.sh   # here, after ninja -C build
+#   bash bench/ab_pending.sh shuffle|tiers|profile   # there (device tool,
+#                                  # carry .device-carry), one per call: each
+#                                  # part takes 3-8 minutes
+#
+#   ATTNC_CUDA_COL_SHUFFLE=1  column parts that read tensors, shuffled
+#   ATTNC_CUDA_TIERS=serial|O1|serial,O1  sooner first kernel of the JIT
+set -uo pipefail
+OUT=${OUT:-/tmp/out}
+mkdir -p /opt/llvm22 "$OUT"
+for f in .device-carry/*.deb; do dpkg -x "$f" /opt/llvm22; done
+export LD_LIBRARY_PATH=/opt/llvm22/usr/lib/x86_64-linux-gnu:/opt/llvm22/usr/lib/llvm-22/lib:$PWD/.device-carry/lib
+export ATTNC_CACHE_DIR=/tmp/attnc-cache PYTHONUNBUFFERED=1
+B=.device-carry/bin
+L=.device-carry/lib/libattnc-gpu-bench.so
+WHAT=${1:-shuffle}
+
+if [[ $WHAT == shuffle ]]; then
+echo "== column shuffles: conformance (sm_90a, sm_90), sanitizers"
+E="examples/document.attn examples/lowrank_bias.attn examples/prefix_lm.attn"
+python3 test/Integration/random/gen_specs.py --seed 31 --count 200 --out /tmp/rs > /dev/null
+R=$(for f in /tmp/rs/*.attn; do
+  ATTNC_CUDA_COL_SHUFFLE=1 $B/attnc "$f" --target=cuda --dtype=bf16 --emit=cuda 2>/dev/null |
+    grep -qE "#define ATTNC_(MASK|SCORE)_COL_SHUFFLE 1" && echo "$f"; done)
+for arch in sm_90a sm_90; do
+  ATTNC_CUDA_COL_SHUFFLE=1 timeout 200 $B/attnc-conformance --target=cuda --cuda-arch=$arch $E $R \
+    > "$OUT/shuffle_conformance_$arch.txt" 2>&1
+  echo "conformance $arch rc=$? $(tail -1 "$OUT/shuffle_conformance_$arch.txt")"
+  grep -E "^FAIL" "$OUT/shuffle_conformance_$arch.txt" | head -5
+done
+for tool in memcheck racecheck; do
+  for spec in document lowrank_bias; do
+    ATTNC_CUDA_COL_SHUFFLE=1 ATTNC_CUDA_TIERS=0 timeout 90 compute-sanitizer --tool $tool --error-exitcode 9 \
+      $B/attnc examples/$spec.attn -D S=130 --target=cuda --run > "$OUT/san_${tool}_$spec.txt" 2>&1
+    echo "$tool $spec rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_${tool}_$spec.txt" | head -1)"
+  done
+done
+echo "== column shuffles: speed (alternating in one process)"
+timeout 200 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \
+  --variants ";ATTNC_CUDA_COL_SHUFFLE=1;;ATTNC_CUDA_COL_SHUFFLE=1" 2>&1 | tee "$OUT/ab_shuffle.txt" | grep TFLOP
+fi
+
+if [[ $WHAT == tiers ]]; then
+echo "== JIT tiers: the GPU test, the quick kernel's speed at ptxas -O1, cold first/final kernels"
+ATTNC_CUDA_TIERS=serial,O1 timeout 120 $B/attnc-unittests --gtest_filter='*Tier*' 2>&1 | tail -3
+Q="ATTNC_CUDA_WS=0;ATTNC_CUDA_WS=0,ATTNC_NVRTC_OPTIONS=--ptxas-options=-O1"
+timeout 150 python3 bench/ab_kernels.py --lib $L --cases causal,alibi,document --N 16384 --D 128 \
+  --variants "$Q;$Q" 2>&1 | tee "$OUT/ab_quick_o1.txt" | grep TFLOP
+for round in 1 2; do
+  for spec in document alibi causal gated; do
+    for mode in "" serial O1 serial,O1; do
+      cold=$(mktemp -d)
+      r=$(CUDA_CACHE_DISABLE=1 ATTNC_CUDA_TIERS=$mode ATTNC_CACHE_DIR=$cold $B/attnc examples/$spec.attn \
+        --target=cuda --run -D S=256 2>&1 | grep -o "compile [0-9.]* ms\|after [0-9.]* ms" | tr "\n" " ")
+      echo "$spec [${mode:-default}]: $r"
+    done
+  done
+done 2>&1 | tee "$OUT/coldjit_tiers.txt"
+fi
+
+if [[ $WHAT == profile ]]; then
+echo "== where documents' time goes: kernel times under ncu, a trace of every CTA"
+timeout 150 ncu --metrics gpu__time_duration.sum -k regex:attnc python3 bench/ab_kernels.py --lib $L \
+  --cases document --N 16384 --D 128 --launches 3 > "$OUT/ncu_doc.txt" 2>&1
+grep -E "attnc_|gpu__time_duration" "$OUT/ncu_doc.txt" | paste - - | awk '{print $1, $(NF-1), $NF}' | head -12
+ATTNC_CUDA_TRACE=1 timeout 60 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \
+  --launches 1 > "$OUT/trace_doc.txt" 2>&1
+echo "trace: $(grep -c attnc-trace "$OUT/trace_doc.txt") CTAs in $OUT/trace_doc.txt"
+fi
