@@ -223,13 +223,18 @@ Value Lowering::emitRowScores(Value bIdx, Value hItem, Value r0, Value rr, Value
                   b, sv, vector::BroadcastOp::create(b, vecF32(), scoreScale));
             bool rewrite = !score.empty() || withMask || scoreScale;
             if (rewrite) {
+              Value j0 = addi(kt, jc);
               Value jv = arith::AddIOp::create(
-                  b, vector::BroadcastOp::create(b, indexV, addi(kt, jc)), iotaIdx);
+                  b, vector::BroadcastOp::create(b, indexV, j0), iotaIdx);
               if (!score.empty())
-                sv = regions().inlineLanes(score, {sv, bIdx, h, i, jv}, lanes);
+                sv = regions().inlineLanes(score, {sv, bIdx, h, i, jv}, lanes,
+                                           {Value(), Value(), Value(), Value(), j0});
               if (withMask)
                 sv = arith::SelectOp::create(
-                    b, regions().inlineLanes(mask, {bIdx, h, i, jv}, lanes), sv, negInfV);
+                    b,
+                    regions().inlineLanes(mask, {bIdx, h, i, jv}, lanes,
+                                          {Value(), Value(), Value(), j0}),
+                    sv, negInfV);
             }
             // Unrewritten scores on tiles are -inf past nk already.
             if (!onTiles || rewrite)

@@ -9,6 +9,7 @@
 #include "passes/TileIntervals.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/IRMapping.h"
 #include "llvm/ADT/DenseSet.h"
@@ -127,7 +128,8 @@ bool RegionInliner::canInlineLanes(Region &region, ArrayRef<bool> varying) {
   return true;
 }
 
-Value RegionInliner::inlineLanes(Region &region, ValueRange args, Value lanes) {
+Value RegionInliner::inlineLanes(Region &region, ValueRange args, Value lanes,
+                                 ArrayRef<Value> firstLane) {
   IRMapping map;
   map.map(region.getArguments(), args);
   auto isLane = [](Value v) { return isa<VectorType>(v.getType()); };
@@ -136,6 +138,11 @@ Value RegionInliner::inlineLanes(Region &region, ValueRange args, Value lanes) {
       return v;
     return vector::BroadcastOp::create(b, VectorType::get({width}, v.getType()), v);
   };
+  // Region values whose lanes hold consecutive indices: their first lane's.
+  llvm::DenseMap<Value, Value> consecutiveFrom;
+  for (auto [arg, first] : llvm::zip(region.getArguments(), firstLane))
+    if (first)
+      consecutiveFrom[arg] = first;
   for (Operation &inner : region.front().without_terminator()) {
     bool anyLane = llvm::any_of(inner.getOperands(), [&](Value v) {
       return isLane(map.lookupOrDefault(v));
@@ -156,18 +163,87 @@ Value RegionInliner::inlineLanes(Region &region, ValueRange args, Value lanes) {
       auto vt = VectorType::get({width}, elt);
       Value passThru = vector::BroadcastOp::create(
           b, vt, arith::ConstantOp::create(b, b.getZeroAttr(elt)).getResult());
-      Value offsets = toLanes(map.lookupOrDefault(read.getIndices().back()));
-      {
+      auto gather = [&]() -> Value {
+        Value offsets = toLanes(map.lookupOrDefault(read.getIndices().back()));
         Value zero = arith::ConstantIndexOp::create(b, 0);
         Value hi = clampToDim(b, read.getSource(), last,
                               arith::ConstantIndexOp::create(b, INT64_MAX));
         offsets = arith::MinSIOp::create(b, arith::MaxSIOp::create(b, offsets, toLanes(zero)),
                                          toLanes(hi));
+        return vector::GatherOp::create(b, vt, read.getSource(), base, offsets, lanes,
+                                        passThru)
+            .getResult();
+      };
+      auto from = consecutiveFrom.find(read.getIndices().back());
+      if (from == consecutiveFrom.end()) {
+        map.map(read.getResult(), gather());
+        continue;
       }
-      map.map(read.getResult(), vector::GatherOp::create(b, vt, read.getSource(), base,
-                                                         offsets, lanes, passThru)
-                                    .getResult());
+      // Consecutive indices (a key's document id, a padding flag): no
+      // index of the lanes needs clamping when the first is at least 0 and
+      // the last inside the dim, and then one contiguous load serves them
+      // (two 8-lane gathers per vector had been most of a document
+      // mask's cost per row).
+      Value lo = from->second;
+      Value size = memref::DimOp::create(b, read.getSource(), last);
+      Value inside = arith::AndIOp::create(
+          b,
+          arith::CmpIOp::create(b, arith::CmpIPredicate::sge, lo,
+                                arith::ConstantIndexOp::create(b, 0)),
+          arith::CmpIOp::create(b, arith::CmpIPredicate::sle,
+                                arith::AddIOp::create(b, lo, arith::ConstantIndexOp::create(b, width)),
+                                size));
+      auto choice = scf::IfOp::create(b, TypeRange{vt}, inside, /*withElseRegion=*/true);
+      {
+        OpBuilder::InsertionGuard guard(b);
+        b.setInsertionPointToStart(&choice.getThenRegion().front());
+        SmallVector<Value> at(base);
+        at.back() = lo;
+        scf::YieldOp::create(
+            b, vector::MaskedLoadOp::create(b, vt, read.getSource(), at, lanes, passThru)
+                   .getResult());
+        b.setInsertionPointToStart(&choice.getElseRegion().front());
+        scf::YieldOp::create(b, gather());
+      }
+      map.map(read.getResult(), choice.getResult(0));
       continue;
+    }
+    // Two integers widened to index for a comparison (the spec language's
+    // ints are indices) compare alike in their own type: index_cast
+    // sign-extends, which keeps every predicate's answer. Over 16 lanes the
+    // i64 compare is two instructions and two widenings more.
+    if (auto cmp = dyn_cast<arith::CmpIOp>(inner)) {
+      auto lhs = cmp.getLhs().getDefiningOp<arith::IndexCastOp>();
+      auto rhs = cmp.getRhs().getDefiningOp<arith::IndexCastOp>();
+      if (lhs && rhs && cmp.getLhs().getType().isIndex() &&
+          isa<IntegerType>(lhs.getIn().getType()) &&
+          lhs.getIn().getType() == rhs.getIn().getType() &&
+          lhs->getParentRegion() == &region && rhs->getParentRegion() == &region) {
+        Value x = toLanes(map.lookupOrDefault(lhs.getIn()));
+        Value y = toLanes(map.lookupOrDefault(rhs.getIn()));
+        map.map(cmp.getResult(),
+                arith::CmpIOp::create(b, cmp.getPredicate(), x, y).getResult());
+        continue;
+      }
+    }
+    // A shared value added to or taken from consecutive indices keeps them
+    // consecutive.
+    if (isa<arith::AddIOp, arith::SubIOp>(inner)) {
+      Value x = inner.getOperand(0), y = inner.getOperand(1);
+      auto fx = consecutiveFrom.find(x);
+      bool yShared = !isLane(map.lookupOrDefault(y));
+      if (fx != consecutiveFrom.end() && yShared) {
+        Value first =
+            isa<arith::AddIOp>(inner)
+                ? arith::AddIOp::create(b, fx->second, map.lookupOrDefault(y)).getResult()
+                : arith::SubIOp::create(b, fx->second, map.lookupOrDefault(y)).getResult();
+        consecutiveFrom[inner.getResult(0)] = first;
+      } else if (auto fy = consecutiveFrom.find(y);
+                 isa<arith::AddIOp>(inner) && fy != consecutiveFrom.end() &&
+                 !isLane(map.lookupOrDefault(x))) {
+        consecutiveFrom[inner.getResult(0)] =
+            arith::AddIOp::create(b, map.lookupOrDefault(x), fy->second);
+      }
     }
     OperationState state(inner.getLoc(), inner.getName());
     state.addAttributes(inner.getAttrs());

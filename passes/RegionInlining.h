@@ -75,8 +75,13 @@ public:
   /// vary per lane, the others are shared. Ops on shared values stay scalar;
   /// the others get vector types, and varying reads become gathers limited
   /// to `lanes` (an i1 vector: the lanes that hold real keys). The result is
-  /// a vector.
-  mlir::Value inlineLanes(mlir::Region &region, mlir::ValueRange args, mlir::Value lanes);
+  /// a vector. `firstLane[k]`, where given, says that args[k] holds
+  /// consecutive values from that scalar up (a tile's key indices): a read
+  /// indexed by it (plus or minus a shared value) loads the lanes as one
+  /// contiguous vector where they all lie inside the tensor, and gathers
+  /// only where they do not.
+  mlir::Value inlineLanes(mlir::Region &region, mlir::ValueRange args, mlir::Value lanes,
+                          mlir::ArrayRef<mlir::Value> firstLane = {});
 
 private:
   /// One op of a region, at the builder, its operands looked up in `map`.
