@@ -190,9 +190,11 @@ Value RegionInliner::inlineLanes(Region &region, ValueRange args, Value lanes,
           b,
           arith::CmpIOp::create(b, arith::CmpIPredicate::sge, lo,
                                 arith::ConstantIndexOp::create(b, 0)),
-          arith::CmpIOp::create(b, arith::CmpIPredicate::sle,
-                                arith::AddIOp::create(b, lo, arith::ConstantIndexOp::create(b, width)),
-                                size));
+          // lo <= size - width, which cannot overflow (size >= 0); lo +
+          // width could, for a huge shared offset read from a tensor.
+          arith::CmpIOp::create(
+              b, arith::CmpIPredicate::sle, lo,
+              arith::SubIOp::create(b, size, arith::ConstantIndexOp::create(b, width))));
       auto choice = scf::IfOp::create(b, TypeRange{vt}, inside, /*withElseRegion=*/true);
       {
         OpBuilder::InsertionGuard guard(b);
@@ -217,6 +219,7 @@ Value RegionInliner::inlineLanes(Region &region, ValueRange args, Value lanes,
       auto rhs = cmp.getRhs().getDefiningOp<arith::IndexCastOp>();
       if (lhs && rhs && cmp.getLhs().getType().isIndex() &&
           isa<IntegerType>(lhs.getIn().getType()) &&
+          lhs.getIn().getType().getIntOrFloatBitWidth() <= 64 &&
           lhs.getIn().getType() == rhs.getIn().getType() &&
           lhs->getParentRegion() == &region && rhs->getParentRegion() == &region) {
         Value x = toLanes(map.lookupOrDefault(lhs.getIn()));

@@ -17,8 +17,8 @@
 // CHECK: %[[DI:.+]] = memref.load %{{.+}}[%{{.+}}, %{{.+}}] : memref<?x?xi32>
 // CHECK: %[[B:.+]] = arith.minsi %{{.+}}, %{{.+}} : index
 // CHECK: %[[FROM0:.+]] = arith.cmpi sge, %[[J0]], %{{.+}} : index
-// CHECK: %[[END:.+]] = arith.addi %[[J0]], %c8{{.*}} : index
-// CHECK: %[[TO:.+]] = arith.cmpi sle, %[[END]], %{{.+}} : index
+// CHECK: %[[LAST:.+]] = arith.subi %{{.+}}, %c8{{.*}} : index
+// CHECK: %[[TO:.+]] = arith.cmpi sle, %[[J0]], %[[LAST]] : index
 // CHECK: %[[INSIDE:.+]] = arith.andi %[[FROM0]], %[[TO]] : i1
 // CHECK: %[[DJ:.+]] = scf.if %[[INSIDE]] -> (vector<8xi32>) {
 // CHECK: vector.maskedload %{{.+}}[%[[B]], %[[J0]]], %[[LANES]], %{{.+}} : memref<?x?xi32>, vector<8xi1>, vector<8xi32> into vector<8xi32>
