@@ -9,6 +9,7 @@
 #                                  # part takes 3-8 minutes
 #
 #   ATTNC_CUDA_COL_SHUFFLE=1  column parts that read tensors, shuffled
+#   ATTNC_CUDA_CLASS_SPLIT=1  the tile-class kernel with the bounds in parts
 #   ATTNC_CUDA_TIERS=serial|O1|serial,O1  sooner first kernel of the JIT
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
@@ -18,6 +19,7 @@ export LD_LIBRARY_PATH=/opt/llvm22/usr/lib/x86_64-linux-gnu:/opt/llvm22/usr/lib/
 export ATTNC_CACHE_DIR=/tmp/attnc-cache PYTHONUNBUFFERED=1
 B=.device-carry/bin
 L=.device-carry/lib/libattnc-gpu-bench.so
+I=test/Integration/cpu/Inputs
 WHAT=${1:-shuffle}
 
 if [[ $WHAT == shuffle ]]; then
@@ -40,9 +42,21 @@ for tool in memcheck racecheck; do
     echo "$tool $spec rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_${tool}_$spec.txt" | head -1)"
   done
 done
-echo "== column shuffles: speed (alternating in one process)"
-timeout 200 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \
-  --variants ";ATTNC_CUDA_COL_SHUFFLE=1;;ATTNC_CUDA_COL_SHUFFLE=1" 2>&1 | tee "$OUT/ab_shuffle.txt" | grep TFLOP
+echo "== split class kernel: conformance of the specs whose classes come from it (sm_90a)"
+C=$(for f in examples/*.attn $I/*.attn $R; do
+  ATTNC_CUDA_CLASS_SPLIT=1 $B/attnc "$f" --target=cuda --dtype=bf16 --emit=cuda 2>/dev/null |
+    grep -q "#define ATTNC_CLASS_SPLIT" && echo "$f"; done)
+ATTNC_CUDA_CLASS_SPLIT=1 ATTNC_CUDA_COL_SHUFFLE=1 timeout 240 $B/attnc-conformance --target=cuda \
+  --cuda-arch=sm_90a $C > "$OUT/class_split_conformance.txt" 2>&1
+echo "conformance rc=$? $(tail -1 "$OUT/class_split_conformance.txt")"
+grep -E "^FAIL" "$OUT/class_split_conformance.txt" | head -5
+ATTNC_CUDA_CLASS_SPLIT=1 ATTNC_CUDA_TIERS=0 timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  $B/attnc examples/document.attn -D S=700 --target=cuda --run > "$OUT/san_class_split.txt" 2>&1
+echo "memcheck class split rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/san_class_split.txt" | head -1)"
+echo "== documents: shuffles, split classes, both (alternating in one process)"
+V="ATTNC_CUDA_COL_SHUFFLE=1;ATTNC_CUDA_CLASS_SPLIT=1;ATTNC_CUDA_COL_SHUFFLE=1,ATTNC_CUDA_CLASS_SPLIT=1"
+timeout 240 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \
+  --variants ";$V;;$V" 2>&1 | tee "$OUT/ab_shuffle.txt" | grep TFLOP
 fi
 
 if [[ $WHAT == tiers ]]; then
@@ -66,7 +80,8 @@ fi
 if [[ $WHAT == profile ]]; then
 echo "== where documents' time goes: kernel times under ncu, a trace of every CTA"
 timeout 150 ncu --metrics gpu__time_duration.sum -k regex:attnc python3 bench/ab_kernels.py --lib $L \
-  --cases document --N 16384 --D 128 --launches 3 > "$OUT/ncu_doc.txt" 2>&1
+  --cases document --N 16384 --D 128 --launches 3 --variants ";ATTNC_CUDA_CLASS_SPLIT=1" \
+  > "$OUT/ncu_doc.txt" 2>&1
 grep -E "attnc_|gpu__time_duration" "$OUT/ncu_doc.txt" | paste - - | awk '{print $1, $(NF-1), $NF}' | head -12
 ATTNC_CUDA_TRACE=1 timeout 60 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \
   --launches 1 > "$OUT/trace_doc.txt" 2>&1

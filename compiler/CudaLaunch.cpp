@@ -311,7 +311,9 @@ Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> 
       return Status::error(error);
     useTable(table);
     unsigned grid[3] = {static_cast<unsigned>((keyTiles + 127) / 128),
-                        static_cast<unsigned>(queryTiles), static_cast<unsigned>(batches * headsC)};
+                        static_cast<unsigned>((queryTiles + layout.classQueryTiles - 1) /
+                                              layout.classQueryTiles),
+                        static_cast<unsigned>(batches * headsC)};
     unsigned block[3] = {128, 1, 1};
     void *argStruct = slots.data();
     if (!cuda::launch(k.classes, grid, block, 0, stream, &argStruct, error)) {

@@ -337,6 +337,35 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     if (succeeded(emitted))
       os << "  return (" << em.nameOf(cls.mayKeep) << " ? 1 : 0) | ("
          << em.nameOf(cls.mayDrop) << " ? 2 : 0);\n}\n";
+    // Opt-in until timed on the GPU ($ATTNC_CUDA_CLASS_SPLIT=1): the bounds
+    // again, as a row part (the query tile's scans), a column part (the key
+    // tile's) and the rest, so that the class kernel scans each query tile's
+    // rows once per CTA and each key tile's columns once per 16 query
+    // tiles, not both for every tile (docs/cuda-backend.md).
+    LogicalResult splitEmitted = success(); // reports its own errors
+    const char *splitEnv = std::getenv("ATTNC_CUDA_CLASS_SPLIT");
+    if (succeeded(emitted) && out.classTable && splitEnv && std::atoi(splitEnv) == 1) {
+      Value zero32 = arith::ConstantIntOp::create(b, 0, 32);
+      Value bits = arith::OrIOp::create(
+          b, arith::SelectOp::create(b, cls.mayKeep, arith::ConstantIntOp::create(b, 1, 32), zero32),
+          arith::SelectOp::create(b, cls.mayDrop, arith::ConstantIntOp::create(b, 2, 32), zero32));
+      YieldOp::create(b, bits);
+      const IndexBounds none{0, -1}, batchOrHead{0, 65535},
+          position{-kMaxCudaPositions, kMaxCudaPositions + 1024};
+      SmallVector<RegionArg> args = {{"b", batchOrHead},  {"h", batchOrHead},
+                                     {"iLo", position},   {"iHi", position},
+                                     {"jLo", position},   {"jHi", position},
+                                     {"a.B", none, true}, {"a.Hq", none, true},
+                                     {"a.Hkv", none, true}, {"a.S", none, true},
+                                     {"a.T", none, true}};
+      SmallVector<HoistedPart> parts = {
+          {"attnc_tile_row", "AttncTileRow", "row", {0, 1, 2, 3}},
+          {"attnc_tile_col", "AttncTileCol", "col", {0, 1, 4, 5}}};
+      splitEmitted = emitSplitRegion(op, fn, os, holder.getRegion(), args, parts, "int",
+                                     "attnc_tile_class_at", nullptr);
+      out.classQueryTiles = 16;
+      os << "#define ATTNC_CLASS_SPLIT " << out.classQueryTiles << "\n";
+    }
     // Drop the scratch ops before the block goes: they use values of `fn`.
     for (Operation &o : llvm::make_early_inc_range(llvm::reverse(*scratch))) {
       o.dropAllUses();
@@ -346,6 +375,8 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     holder.erase();
     if (failed(emitted))
       return emitError(op.getLoc(), em.error);
+    if (failed(splitEmitted))
+      return failure();
   }
 
   double scale = op.getScale().convertToDouble();

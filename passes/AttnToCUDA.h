@@ -66,6 +66,7 @@ struct CudaKernel {
   /// it, head if it reads it, query tile, key tile).
   bool classTable = false;
   bool classUsesBatch = false, classUsesHead = false;
+  int classQueryTiles = 1; // query tiles per CTA of the class kernel
   /// attn.topk (attn-materialize-topk): two kernels, `entry + "_topk_pool"`
   /// and `entry + "_topk"`, fill the selection table, function argument
   /// `topkArg`, before the tile classes (runtime/kernels/attn_topk.cuh).

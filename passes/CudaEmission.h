@@ -71,6 +71,34 @@ llvm::DenseSet<mlir::Value> narrowIndexValues(mlir::Block &body,
                                               llvm::ArrayRef<IndexBounds> argBounds);
 
 
+/// One argument of a region's device functions. An `ambient` one is an
+/// expression every function can read (a size in AttncArgs, "a.S"): no
+/// parameter, and no part depends on it.
+struct RegionArg {
+  const char *name;
+  IndexBounds bounds;
+  bool ambient = false;
+};
+/// A hoisted part of a region: the ops that depend on no argument outside
+/// `args`, as a device function of those arguments returning the values the
+/// rest reads, in a struct.
+struct HoistedPart {
+  const char *function, *type, *param; // param: its struct's name in the element
+  llvm::SmallVector<unsigned> args;
+  // A define set to 1 when the part reads a tensor, so that the kernels
+  // compute it once per lane and pass it by shuffles (attnc_weights).
+  const char *shuffleDefine = nullptr;
+};
+/// Emits `region` (its block ends in attn.yield) as the hoisted parts'
+/// structs and functions, then `element` (a `result` of the parts' structs
+/// and every argument) and, with `wrapper`, a function of the arguments
+/// alone that calls them all (CudaRegions.cpp).
+mlir::LogicalResult emitSplitRegion(attn::AttentionOp op, mlir::func::FuncOp fn,
+                                    llvm::raw_ostream &os, mlir::Region &region,
+                                    llvm::ArrayRef<RegionArg> args,
+                                    llvm::ArrayRef<HoistedPart> parts, const char *result,
+                                    const char *element, const char *wrapper);
+
 /// A C float literal that reads back as the same f32 (inf and nan too).
 std::string floatLiteral(double v);
 /// The common head of every generated unit: attn_common.cuh, the argument

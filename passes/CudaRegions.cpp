@@ -423,23 +423,6 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
 // The translation unit
 //===----------------------------------------------------------------------===//
 
-namespace {
-/// One argument of a region's device functions.
-struct RegionArg {
-  const char *name;
-  IndexBounds bounds;
-};
-/// A hoisted part of a region: the ops that depend on no argument outside
-/// `args`, as a device function of those arguments returning the values the
-/// rest reads, in a struct.
-struct HoistedPart {
-  const char *function, *type, *param; // param: its struct's name in the element
-  SmallVector<unsigned> args;
-  // A define set to 1 when the part reads a tensor, so that the kernels
-  // compute it once per lane and pass it by shuffles (attnc_weights).
-  const char *shuffleDefine = nullptr;
-};
-} // namespace
 
 /// Emits `region` as its hoisted parts (in order: an op in an earlier part
 /// is not emitted again by a later one's struct) and `element`, the function
@@ -453,10 +436,10 @@ struct HoistedPart {
 /// values of its row and four of its column gave it 64 elements x 8 loads
 /// per thread and tile to fold, and minutes of compile time. The kernels call
 /// the row part once per row and the column part once per column instead.
-static LogicalResult emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_ostream &os,
-                                     Region &region, ArrayRef<RegionArg> args,
-                                     ArrayRef<HoistedPart> parts, const char *result,
-                                     const char *element, const char *wrapper) {
+LogicalResult cuda_emit::emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_ostream &os,
+                                          Region &region, ArrayRef<RegionArg> args,
+                                          ArrayRef<HoistedPart> parts, const char *result,
+                                          const char *element, const char *wrapper) {
   if (region.empty())
     return success();
   Block &block = region.front();
@@ -479,6 +462,9 @@ static LogicalResult emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_
     SmallVector<bool> flagged(args.size(), true);
     for (unsigned k : part.args)
       flagged[k] = false;
+    for (auto [k, arg] : llvm::enumerate(args))
+      if (arg.ambient)
+        flagged[k] = false;
     outside.push_back(valuesDependingOn(region, flagged));
   }
   for (Operation &o : block) {
@@ -545,6 +531,9 @@ static LogicalResult emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_
     em->setNarrow(narrow);
     for (unsigned k : part.args)
       em->bind(block.getArgument(k), args[k].name);
+    for (auto [k, arg] : llvm::enumerate(args))
+      if (arg.ambient)
+        em->bind(block.getArgument(k), arg.name);
     if (failed(em->emitOps(partOps[n], 2)))
       return emitError(op.getLoc(), em->error);
     os << "struct " << part.type << " {\n";
@@ -553,7 +542,8 @@ static LogicalResult emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_
     os << "};\n";
     os << "ATTNC_DEV " << part.type << " " << part.function << "(const AttncArgs &a";
     for (unsigned k : part.args)
-      os << ", " << argType(*em, k) << " " << args[k].name;
+      if (!args[k].ambient)
+        os << ", " << argType(*em, k) << " " << args[k].name;
     os << ") {\n" << body << "  return " << part.type << "{";
     for (auto [i, v] : llvm::enumerate(carried[n]))
       os << (i ? ", " : "") << em->nameOf(v);
@@ -588,7 +578,8 @@ static LogicalResult emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_
   for (const HoistedPart &part : parts)
     os << ", const " << part.type << " &" << part.param;
   for (unsigned k = 0; k < args.size(); ++k) {
-    os << ", " << argType(em, k) << " " << args[k].name;
+    if (!args[k].ambient)
+      os << ", " << argType(em, k) << " " << args[k].name;
     em.bind(block.getArgument(k), args[k].name);
   }
   os << ") {\n";
@@ -603,16 +594,19 @@ static LogicalResult emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_
     return success();
   os << "ATTNC_DEV " << result << " " << wrapper << "(const AttncArgs &a";
   for (unsigned k = 0; k < args.size(); ++k)
-    os << ", " << argType(em, k) << " " << args[k].name;
+    if (!args[k].ambient)
+      os << ", " << argType(em, k) << " " << args[k].name;
   os << ") {\n  return " << element << "(a";
   for (const HoistedPart &part : parts) {
     os << ", " << part.function << "(a";
     for (unsigned k : part.args)
-      os << ", " << args[k].name;
+      if (!args[k].ambient)
+        os << ", " << args[k].name;
     os << ")";
   }
   for (const RegionArg &arg : args)
-    os << ", " << arg.name;
+    if (!arg.ambient)
+      os << ", " << arg.name;
   os << ");\n}\n";
   return success();
 }
