@@ -344,20 +344,39 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     // tiles, not both for every tile (docs/cuda-backend.md).
     LogicalResult splitEmitted = success(); // reports its own errors
     const char *splitEnv = std::getenv("ATTNC_CUDA_CLASS_SPLIT");
-    if (succeeded(emitted) && out.classTable && splitEnv && std::atoi(splitEnv) == 1) {
+    // Only where a scan reads the query tile's positions alone or the key
+    // tile's alone (document ids): a block mask's lookup of both stays in
+    // the rest, and 16 tiles per thread would only serialize it.
+    auto scansOneSide = [&] {
+      SmallVector<bool> cols(11, false), rows(11, false);
+      cols[4] = cols[5] = true;
+      rows[2] = rows[3] = true;
+      llvm::DenseSet<Value> onCols = valuesDependingOn(holder.getRegion(), cols);
+      llvm::DenseSet<Value> onRows = valuesDependingOn(holder.getRegion(), rows);
+      return llvm::any_of(*scratch, [&](Operation &o) {
+        return isa<scf::ForOp>(o) && o.getNumResults() != 0 &&
+               (!onCols.contains(o.getResult(0)) || !onRows.contains(o.getResult(0)));
+      });
+    };
+    if (succeeded(emitted) && out.classTable && splitEnv && std::atoi(splitEnv) == 1 &&
+        scansOneSide()) {
       Value zero32 = arith::ConstantIntOp::create(b, 0, 32);
       Value bits = arith::OrIOp::create(
           b, arith::SelectOp::create(b, cls.mayKeep, arith::ConstantIntOp::create(b, 1, 32), zero32),
           arith::SelectOp::create(b, cls.mayDrop, arith::ConstantIntOp::create(b, 2, 32), zero32));
       YieldOp::create(b, bits);
-      const IndexBounds none{0, -1}, batchOrHead{0, 65535},
-          position{-kMaxCudaPositions, kMaxCudaPositions + 1024};
-      SmallVector<RegionArg> args = {{"b", batchOrHead},  {"h", batchOrHead},
-                                     {"iLo", position},   {"iHi", position},
-                                     {"jLo", position},   {"jHi", position},
-                                     {"a.B", none, true}, {"a.Hq", none, true},
-                                     {"a.Hkv", none, true}, {"a.S", none, true},
-                                     {"a.T", none, true}};
+      // The launch bounds batches and heads by 65535 and lengths by
+      // kMaxCudaPositions; the sizes get those bounds too, so that the
+      // narrowing types nothing `int` that could overflow.
+      const IndexBounds batchOrHead{0, 65535},
+          position{-kMaxCudaPositions, kMaxCudaPositions + 1024},
+          length{0, kMaxCudaPositions};
+      SmallVector<RegionArg> args = {{"b", batchOrHead},          {"h", batchOrHead},
+                                     {"iLo", position},           {"iHi", position},
+                                     {"jLo", position},           {"jHi", position},
+                                     {"a.B", batchOrHead, true},  {"a.Hq", batchOrHead, true},
+                                     {"a.Hkv", batchOrHead, true}, {"a.S", length, true},
+                                     {"a.T", length, true}};
       SmallVector<HoistedPart> parts = {
           {"attnc_tile_row", "AttncTileRow", "row", {0, 1, 2, 3}},
           {"attnc_tile_col", "AttncTileCol", "col", {0, 1, 4, 5}}};

@@ -149,6 +149,10 @@ std::string attnc::emitCudaLaunchHeader(func::FuncOp fn, const CudaKernel &k) {
        << "  grid[0] = (unsigned)((((T) + " << k.blockK - 1 << ") / " << k.blockK
        << " + 127) / 128);\n"
        << "  grid[1] = (unsigned)((S + " << k.blockQ - 1 << ") / " << k.blockQ << ");\n"
+       << (k.classQueryTiles > 1 ? "  grid[1] = (grid[1] + " +
+                                       std::to_string(k.classQueryTiles - 1) + ") / " +
+                                       std::to_string(k.classQueryTiles) + ";\n"
+                                 : std::string())
        << "  grid[2] = (unsigned)(" << (k.classUsesBatch ? "B" : "1") << " * "
        << (k.classUsesHead ? "Hq" : "1") << ");\n}\n";
   os << "\n#endif\n";
