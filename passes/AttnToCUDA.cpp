@@ -36,9 +36,6 @@ using namespace attnc;
 using namespace attnc::attn;
 using namespace attnc::cuda_emit;
 
-/// Whether an op reads a tensor (an extra, a listed block, a memref).
-static bool isTensorRead(Operation *o) { return isa<ReadOp, ListedOp, memref::LoadOp>(o); }
-
 /// Whether an op of `root` (an op or a region), nested ones included,
 /// satisfies `pred`.
 template <typename Root>
@@ -240,7 +237,7 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     // two until one is timed on them.
     bool listsBlocks = anyNested(mask, [](Operation *o) { return isa<ListedOp>(o); });
     bool readsPerKey = anyPerKey(mask, {false, false, false, true},
-                                 [](Operation &o) { return anyNested(o, isTensorRead); });
+                                 [](Operation &o) { return readsTensor(&o); });
     bool dataDecidesRanges = topkParams || (!listsBlocks && readsPerKey);
     bool maskHasParams = !computesFromPositions(mask) && !readsTensor(mask);
     if (dataDecidesRanges || (d == 64 && dv == 64 && (maskHasParams || shortMasked)))
@@ -448,7 +445,7 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   if (const char *env = std::getenv("ATTNC_CUDA_RESCALE_SLACK"))
     rescaleSlack = std::clamp(std::atoi(env), -1, 12); // f16 holds weights up to 2^12
   os << "#define ATTNC_RESCALE_SLACK " << rescaleSlack << "\n";
-  os << kAttnFwdMmaCuh;
+  os << kAttnFwdCommonCuh << kAttnTileClassesCuh << kAttnFwdMmaCuh;
   // $ATTNC_NVRTC_OPTIONS (extra NVRTC options, for compile-time
   // comparisons): named in the source, so the cubin caches key on them.
   if (const char *nvrtcEnv = std::getenv("ATTNC_NVRTC_OPTIONS"))

@@ -71,6 +71,11 @@ llvm::DenseSet<mlir::Value> narrowIndexValues(mlir::Block &body,
                                               llvm::ArrayRef<IndexBounds> argBounds);
 
 
+/// Whether `o` reads a tensor (attn.read, attn.listed, memref.load).
+bool isTensorRead(mlir::Operation *o);
+/// Whether `o`, or an op nested in it, reads a tensor.
+bool readsTensor(mlir::Operation *o);
+
 /// One argument of a region's device functions. An `ambient` one is an
 /// expression every function can read (a size in AttncArgs, "a.S"): no
 /// parameter, and no part depends on it.

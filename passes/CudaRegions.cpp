@@ -436,6 +436,15 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
 /// values of its row and four of its column gave it 64 elements x 8 loads
 /// per thread and tile to fold, and minutes of compile time. The kernels call
 /// the row part once per row and the column part once per column instead.
+bool cuda_emit::isTensorRead(Operation *o) { return isa<ReadOp, ListedOp, memref::LoadOp>(o); }
+
+bool cuda_emit::readsTensor(Operation *o) {
+  return o->walk([](Operation *inner) {
+            return isTensorRead(inner) ? WalkResult::interrupt() : WalkResult::advance();
+          })
+      .wasInterrupted();
+}
+
 LogicalResult cuda_emit::emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::raw_ostream &os,
                                           Region &region, ArrayRef<RegionArg> args,
                                           ArrayRef<HoistedPart> parts, const char *result,
@@ -559,13 +568,7 @@ LogicalResult cuda_emit::emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::
       // (docs/cuda-backend.md); otherwise every lane computes the column
       // parts it uses.
       const char *env = std::getenv("ATTNC_CUDA_COL_SHUFFLE");
-      bool reads = llvm::any_of(partOps[n], [](Operation *o) {
-        return o->walk([](Operation *inner) {
-                  return isa<ReadOp, ListedOp, memref::LoadOp>(inner) ? WalkResult::interrupt()
-                                                                       : WalkResult::advance();
-                })
-            .wasInterrupted();
-      });
+      bool reads = llvm::any_of(partOps[n], [](Operation *o) { return readsTensor(o); });
       os << "#define " << part.shuffleDefine << " "
          << (reads && env && std::atoi(env) == 1 ? 1 : 0) << "\n";
     }

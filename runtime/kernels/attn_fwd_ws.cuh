@@ -4,8 +4,9 @@
 //
 //===----------------------------------------------------------------------===//
 //
-// The sm_90a kernel, appended after attn_fwd_mma.cuh (whose helpers it uses:
-// the wgmma wrappers, attnc_weights, attnc_classify, the swizzled tile copy).
+// The sm_90a kernel, appended after attn_fwd_mma.cuh (the helpers it uses,
+// the wgmma wrappers, attnc_weights and the swizzled tile copy, are in
+// attn_fwd_common.cuh; attnc_classify is in attn_tile_classes.cuh).
 // One CTA of 1 + ATTNC_WS_CONSUMERS warpgroups serves 64 query rows per
 // consumer of one (batch, head):
 //
@@ -49,7 +50,7 @@
 // launches with (168 per thread); three: 128 x 32 + 384 x 160 = 65536 (128
 // per thread). With higher caps the consumers' setmaxnreg.inc would wait
 // forever for registers.
-#define ATTNC_NC ATTNC_WS_CONSUMERS // 1 to 3 (attn_fwd_mma.cuh checks)
+#define ATTNC_NC ATTNC_WS_CONSUMERS // 1 to 3 (attn_fwd_common.cuh checks)
 #if ATTNC_NC == 3
 #define ATTNC_WS_PRODUCER_REGS 32
 #define ATTNC_WS_CONSUMER_REGS 160
