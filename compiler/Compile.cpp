@@ -24,6 +24,8 @@
 #include "llvm/IR/IRBuilder.h"
 #include "llvm/IR/LegacyPassManager.h"
 #include "llvm/IR/Module.h"
+#include "llvm/MC/MCSubtargetInfo.h"
+#include "llvm/MC/TargetRegistry.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Support/SourceMgr.h"
 #include "llvm/Support/TargetSelect.h"
@@ -293,7 +295,7 @@ attnc::hostTargetMachine(std::string &error, const std::string &cpu) {
     error = llvm::toString(jtmb.takeError());
     return nullptr;
   }
-  if (!cpu.empty()) {
+  if (!cpu.empty() && cpu != "native") {
     jtmb->setCPU(cpu);
     jtmb->getFeatures() = llvm::SubtargetFeatures();
   }
@@ -311,60 +313,115 @@ attnc::hostTargetMachine(std::string &error, const std::string &cpu) {
   return std::move(*tm);
 }
 
-int attnc::hostVectorWidth() {
-  // $ATTNC_CPU_VECTOR_WIDTH (4, 8 or 16) overrides the host's choice, so an
+static bool envIsZero(const char *name) {
+  const char *env = std::getenv(name);
+  return env && std::string(env) == "0";
+}
+
+CpuFeatures attnc::hostCpuFeatures() {
+  static const CpuFeatures host = [] {
+    llvm::StringMap<bool> f = llvm::sys::getHostCPUFeatures();
+    CpuFeatures c;
+    c.avx512f = f.lookup("avx512f");
+    c.avx512dq = f.lookup("avx512dq");
+    c.avx512bw = f.lookup("avx512bw");
+    c.avx512bf16 = f.lookup("avx512bf16");
+    c.avx512vnni = f.lookup("avx512vnni");
+    c.amxBf16 = f.lookup("amx-bf16") && f.lookup("amx-tile");
+    return c;
+  }();
+  return host;
+}
+
+std::optional<CpuFeatures> attnc::namedCpuFeatures(const std::string &cpu,
+                                                   std::string &error) {
+  if (cpu.empty() || cpu == "native")
+    return hostCpuFeatures();
+  initializeNativeTarget();
+  llvm::Triple triple(llvm::sys::getProcessTriple());
+  const llvm::Target *target = llvm::TargetRegistry::lookupTarget(triple, error);
+  if (!target)
+    return std::nullopt;
+  // Asked first: LLVM warns about an unknown CPU name and then cannot make
+  // 64-bit code for it.
+  std::unique_ptr<llvm::MCSubtargetInfo> generic(
+      target->createMCSubtargetInfo(triple, "", ""));
+  if (!generic || !generic->isCPUStringValid(cpu)) {
+    error = "--cpu=" + cpu + ": not a CPU LLVM knows for " + triple.str() +
+            " (try 'llc-22 -mcpu=help' for the names)";
+    return std::nullopt;
+  }
+  std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(triple, cpu, ""));
+  CpuFeatures c;
+  c.avx512f = sti->checkFeatures("+avx512f");
+  c.avx512dq = sti->checkFeatures("+avx512dq");
+  c.avx512bw = sti->checkFeatures("+avx512bw");
+  c.avx512bf16 = sti->checkFeatures("+avx512bf16");
+  c.avx512vnni = sti->checkFeatures("+avx512vnni");
+  c.amxBf16 = sti->checkFeatures("+amx-bf16,+amx-tile");
+  return c;
+}
+
+int attnc::vectorWidthFor(const CpuFeatures &features) {
+  // $ATTNC_CPU_VECTOR_WIDTH (4, 8 or 16) overrides the CPU's choice, so an
   // AVX-512 machine also tests the 8-lane code that AVX2 machines get.
   if (const char *env = std::getenv("ATTNC_CPU_VECTOR_WIDTH")) {
     int width = std::atoi(env);
     if (width == 4 || width == 8 || width == 16)
       return width;
   }
-  llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-  return features.lookup("avx512f") ? 16 : 8;
+  return features.avx512f ? 16 : 8;
 }
 
-bool attnc::hostDotBF16() {
-  if (const char *env = std::getenv("ATTNC_CPU_AMX"); env && std::string(env) == "0")
-    return false;
-  static const bool usable = [] {
-    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-    return features.lookup("avx512bf16") && features.lookup("avx512f");
-  }();
-  return usable;
+int attnc::hostVectorWidth() { return vectorWidthFor(hostCpuFeatures()); }
+
+static bool dotBF16(const CpuFeatures &f) {
+  return f.avx512bf16 && f.avx512f && !envIsZero("ATTNC_CPU_AMX");
 }
 
-std::string attnc::hostInt8Dot() {
-  static const bool usable = [] {
-    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-    return features.lookup("avx512vnni") && features.lookup("avx512bw") &&
-           features.lookup("avx512f");
-  }();
+static std::string int8Dot(const CpuFeatures &f) {
+  if (!(f.avx512vnni && f.avx512bw && f.avx512f))
+    return "off";
   const char *env = std::getenv("ATTNC_CPU_INT8_DOT");
   std::string choice = env ? env : "";
-  if (!usable || choice == "0")
+  if (choice == "0")
     return "off";
   return choice == "all" ? "all" : "q4";
 }
 
-bool attnc::hostFastExp() {
-  if (const char *env = std::getenv("ATTNC_CPU_FAST_EXP"); env && std::string(env) == "0")
-    return false;
+static bool fastExp(const CpuFeatures &f) {
   // vreduceps is AVX512-DQ (every AVX-512 CPU since Skylake-SP; not Knights
   // Landing).
-  static const bool usable = [] {
-    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-    return features.lookup("avx512f") && features.lookup("avx512dq");
-  }();
-  return usable;
+  return f.avx512f && f.avx512dq && !envIsZero("ATTNC_CPU_FAST_EXP");
+}
+
+bool attnc::hostDotBF16() { return dotBF16(hostCpuFeatures()); }
+bool attnc::hostFastExp() { return fastExp(hostCpuFeatures()); }
+
+CpuCodegen attnc::cpuCodegenFor(const CpuFeatures &features, int width,
+                                bool bf16Products, bool amxTiles) {
+  CpuCodegen codegen;
+  // The instructions below are 16-lane forms; a width of 16 forced on an
+  // AVX2 CPU keeps the portable code.
+  if (width != 16)
+    return codegen;
+  // AMX tiles, or on CPUs with AVX512-BF16 but no usable tiles the same
+  // blocking with vdpbf16ps products (amxDot).
+  codegen.amxDot = bf16Products && !amxTiles && dotBF16(features);
+  codegen.amx = codegen.amxDot || (bf16Products && amxTiles);
+  codegen.int8Dot = int8Dot(features);
+  // Decode scores over bf16 keys as vdpbf16ps wherever the CPU has them.
+  codegen.bf16Dot = dotBF16(features);
+  codegen.fastExp = fastExp(features);
+  return codegen;
 }
 
 bool attnc::hostAmx() {
-  if (const char *env = std::getenv("ATTNC_CPU_AMX"); env && std::string(env) == "0")
+  if (envIsZero("ATTNC_CPU_AMX"))
     return false;
   static const bool usable = [] {
-    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
-    if (!features.lookup("amx-bf16") || !features.lookup("amx-tile") ||
-        !features.lookup("avx512bf16"))
+    CpuFeatures features = hostCpuFeatures();
+    if (!features.amxBf16 || !features.avx512bf16)
       return false;
 #if defined(__linux__) && defined(__x86_64__)
     // Linux gives a process the 8 KB of tile state only when it asks

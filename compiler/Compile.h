@@ -21,6 +21,8 @@
 #include "llvm/ADT/SmallVector.h"
 
 #include <memory>
+#include <optional>
+#include <string>
 
 namespace llvm {
 class LLVMContext;
@@ -99,27 +101,48 @@ std::unique_ptr<llvm::Module> translateToLLVMIR(mlir::ModuleOp module,
                                                 llvm::LLVMContext &llvmCtx,
                                                 const std::string &kernelName);
 
-/// A target machine for this host's CPU and features (or `cpu` if given).
+/// A target machine for this host's CPU and features (or `cpu` if given and
+/// not "native"; namedCpuFeatures() checks the name first).
 std::unique_ptr<llvm::TargetMachine> hostTargetMachine(std::string &error,
                                                        const std::string &cpu = "");
-/// 16 f32 lanes with AVX-512, else 8.
+
+/// The instruction sets the CPU lowering's choices depend on.
+struct CpuFeatures {
+  bool avx512f = false, avx512dq = false, avx512bw = false, avx512bf16 = false,
+       avx512vnni = false;
+  /// AMX-TILE and AMX-BF16 (their code also needs the OS's grant: hostAmx()).
+  bool amxBf16 = false;
+};
+/// This host's features, as LLVM detects them.
+CpuFeatures hostCpuFeatures();
+/// The features of the CPU LLVM calls `cpu` ("" or "native": this host's);
+/// nothing, and `error` set, for a name LLVM does not know.
+std::optional<CpuFeatures> namedCpuFeatures(const std::string &cpu, std::string &error);
+/// 16 f32 lanes with AVX-512, else 8; $ATTNC_CPU_VECTOR_WIDTH (4, 8, 16)
+/// overrides.
+int vectorWidthFor(const CpuFeatures &features);
+/// The lowering's choices for `width`-lane code on a CPU with `features`,
+/// the same for the JIT and for AOT objects. `bf16Products`: bf16 prefill
+/// may take the AMX blocking (which changes the schedule); `amxTiles`: tile
+/// instructions may run in this process (hostAmx()); without them the
+/// blocking takes AVX512-BF16 dot products. $ATTNC_CPU_AMX=0,
+/// $ATTNC_CPU_INT8_DOT and $ATTNC_CPU_FAST_EXP=0 apply (the functions below).
+CpuCodegen cpuCodegenFor(const CpuFeatures &features, int width, bool bf16Products,
+                         bool amxTiles);
+
+/// vectorWidthFor(hostCpuFeatures()).
 int hostVectorWidth();
 /// Whether JIT'd kernels may use AMX tiles: the CPU has AMX-BF16 (and
 /// AVX512-BF16), the OS granted this process the tile state, and
 /// $ATTNC_CPU_AMX is not 0.
 bool hostAmx();
-/// Whether JIT'd kernels may use AVX512-BF16 dot products: for the AMX
-/// form's products where hostAmx() is false, and for decode scores over
+/// Whether kernels for this host may use AVX512-BF16 dot products: for the
+/// AMX form's products where hostAmx() is false, and for decode scores over
 /// bf16 keys everywhere. The CPU has AVX512-BF16 and $ATTNC_CPU_AMX is not 0.
 bool hostDotBF16();
-/// Which quantized keys JIT'd decode kernels score as int8 dot products (q
-/// quantized to int8 per 8 or 4 features), as convert-attn-to-cpu's
-/// int8-dot: "q4" where the CPU has AVX512-VNNI, "off" without it or with
-/// $ATTNC_CPU_INT8_DOT=0, "all" (q8 too) with $ATTNC_CPU_INT8_DOT=all.
-std::string hostInt8Dot();
-/// Whether JIT'd kernels may take softmax and sigmoid weights through
-/// AVX-512's vreduceps/vscalefps (convert-attn-to-cpu's fast-exp): the CPU
-/// has AVX-512F and AVX512-DQ, and $ATTNC_CPU_FAST_EXP is not 0.
+/// Whether kernels for this host may take softmax and sigmoid weights
+/// through AVX-512's vreduceps/vscalefps (convert-attn-to-cpu's fast-exp):
+/// the CPU has AVX-512F and AVX512-DQ, and $ATTNC_CPU_FAST_EXP is not 0.
 bool hostFastExp();
 
 /// Optimizes `module` at O2 for `tm` and emits an object file into `out`;

@@ -322,19 +322,11 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
     return Status::error(diagText.empty() ? "attnc: could not load the input" : diagText);
   if (options.dtype && mlir::failed(overrideDType(*module, *options.dtype)))
     return Status::error(diagText);
-  // AMX tiles, or on CPUs with AVX512-BF16 but no AMX the same blocking with
-  // vdpbf16ps products (amxDot).
-  bool bf16Products = options.target == Target::cpu && options.cpuAmx && width == 16;
   CpuCodegen codegen;
+  if (options.target == Target::cpu)
+    codegen = cpuCodegenFor(hostCpuFeatures(), width, options.cpuAmx,
+                            options.cpuAmx && hostAmx());
   codegen.skipTiles = options.skipTiles;
-  codegen.amxDot = bf16Products && !hostAmx() && hostDotBF16();
-  codegen.amx = codegen.amxDot || (bf16Products && hostAmx());
-  codegen.int8Dot = options.target == Target::cpu && width == 16 ? hostInt8Dot() : "off";
-  // Decode scores over bf16 keys as vdpbf16ps wherever the CPU has them.
-  codegen.bf16Dot = options.target == Target::cpu && width == 16 && hostDotBF16();
-  // Softmax and sigmoid weights through vreduceps/vscalefps: 16 lanes on a
-  // CPU with AVX-512 DQ (a width of 16 forced on an AVX2 host keeps math.exp).
-  codegen.fastExp = options.target == Target::cpu && width == 16 && hostFastExp();
   bool amx = codegen.amx;
   if (mlir::failed(prepareForTarget(*module, options.target, false, amx)))
     return Status::error(diagText);

@@ -19,7 +19,7 @@ llvm_config.use_default_substitutions()
 
 config.substitutions.append(("%attnc_src_root", config.attnc_src_root))
 tool_dirs = [config.attnc_tools_dir, config.llvm_tools_dir]
-tools = ["attnc-opt", "FileCheck", "not", "count", "split-file"]
+tools = ["attnc-opt", "FileCheck", "not", "count", "split-file", "llvm-objdump"]
 if os.path.exists(os.path.join(config.attnc_tools_dir, "attnc")):
     tools.append("attnc")
 llvm_config.add_tool_substitutions(tools, tool_dirs)

@@ -456,14 +456,24 @@ static int compile(ModuleOp module, const CompileOptions &opts,
     if (aot && attnc::hiddenTopK(fn, topkArg))
       return userError(flag + ": a top-k block selection (topk in the mask) is computed by "
                               "the attnc runtime before each run; use the JIT API for this spec");
+    std::string cpuError;
+    std::optional<attnc::CpuFeatures> features = attnc::namedCpuFeatures(opts.cpu, cpuError);
+    if (!features)
+      return userError(cpuError);
     if (opts.emit == EmitKind::Header) {
       os << attnc::emitCHeader(attnc::extractKernelInfo(fn));
       return kExitSuccess;
     }
     std::string kernelName = fn.getSymName().str();
-    int width = opts.vectorWidth ? opts.vectorWidth : attnc::hostVectorWidth();
+    // The code the JIT would make on the CPU named by --cpu (this host's by
+    // default), but never AMX tiles: they need the process to have asked
+    // the OS for the tile state, and their blocking changes the schedule
+    // the header's work-item count was read from.
+    int width = opts.vectorWidth ? opts.vectorWidth : attnc::vectorWidthFor(*features);
+    attnc::CpuCodegen codegen = attnc::cpuCodegenFor(*features, width,
+                                                     /*bf16Products=*/false, /*amxTiles=*/false);
     bool toLLVM = opts.emit != EmitKind::Lowered;
-    if (failed(attnc::lowerForCPU(module, width, toLLVM, opts.printIRAfterAll)))
+    if (failed(attnc::lowerForCPU(module, width, toLLVM, opts.printIRAfterAll, codegen)))
       return internalError("lowering to CPU loops failed");
     if (!toLLVM) {
       module.print(os);
