@@ -157,6 +157,8 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
       arch.find_first_not_of("0123456789", 3) < arch.size() - (arch.back() == 'a' ? 1 : 0))
     return Status::error("attnc: CompileOptions::cudaArch must look like sm_90a or sm_80, got '" +
                          arch + "'");
+  if (std::string archError; !cuda::nvrtcSupportsArch(arch, archError))
+    return Status::error("attnc: CompileOptions::cudaArch: " + archError);
   CudaKernel layout;
   if (mlir::failed(emitCudaKernel(fn, arch, layout)))
     return Status::error(diagText);

@@ -95,6 +95,10 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   if (op.getMask().walk([](TopKOp) { return WalkResult::interrupt(); }).wasInterrupted())
     return emitError(op.getLoc(), "attn.topk needs its selection table; run "
                                   "attn-materialize-topk before emitting CUDA");
+  if (int sm = cuda_emit::smNumber(arch); sm > 0 && sm < 80)
+    return emitError(op.getLoc(), "the CUDA kernels need sm_80 or newer (bf16 mma.sync and "
+                                  "cp.async), not ")
+           << arch;
   if (elem.isF32())
     return emitError(op.getLoc(), "the CUDA target takes bf16 or f16 q, k and v (the tensor cores' "
                         "types); this spec has f32: convert the inputs, or pass --dtype=bf16");

@@ -99,6 +99,9 @@ struct Nvrtc {
   nvrtcResult (*nvrtcGetCUBIN)(nvrtcProgram, char *);
   nvrtcResult (*nvrtcDestroyProgram)(nvrtcProgram *);
   const char *(*nvrtcGetErrorString)(nvrtcResult);
+  // Optional (NVRTC 11.2 and later).
+  nvrtcResult (*nvrtcGetNumSupportedArchs)(int *) = nullptr;
+  nvrtcResult (*nvrtcGetSupportedArchs)(int *) = nullptr;
   std::string error;
   bool ready = false;
 };
@@ -246,6 +249,10 @@ Nvrtc *nvrtc(std::string &error) {
                 resolve(n.lib, "nvrtcGetCUBIN", n.nvrtcGetCUBIN, e) &&
                 resolve(n.lib, "nvrtcDestroyProgram", n.nvrtcDestroyProgram, e) &&
                 resolve(n.lib, "nvrtcGetErrorString", n.nvrtcGetErrorString, e);
+      std::string ignored;
+      if (!resolve(n.lib, "nvrtcGetNumSupportedArchs", n.nvrtcGetNumSupportedArchs, ignored) ||
+          !resolve(n.lib, "nvrtcGetSupportedArchs", n.nvrtcGetSupportedArchs, ignored))
+        n.nvrtcGetNumSupportedArchs = nullptr;
     }
   }
   if (!n.ready) {
@@ -548,4 +555,34 @@ std::string cuda::nvrtcVersion(std::string &error) {
   int major = 0, minor = 0;
   n->nvrtcVersion(&major, &minor);
   return std::to_string(major) + "." + std::to_string(minor);
+}
+
+bool cuda::nvrtcSupportsArch(const std::string &arch, std::string &error) {
+  Nvrtc *n = nvrtc(error);
+  if (!n || !n->nvrtcGetNumSupportedArchs)
+    return true;
+  int count = 0;
+  if (n->nvrtcGetNumSupportedArchs(&count) || count <= 0)
+    return true;
+  std::vector<int> archs(static_cast<size_t>(count));
+  if (n->nvrtcGetSupportedArchs(archs.data()))
+    return true;
+  // sm_90, sm_90a, sm_100f: the number, then at most one suffix letter.
+  std::string digits = arch.size() > 3 ? arch.substr(3) : "";
+  if (!digits.empty() && (digits.back() == 'a' || digits.back() == 'f'))
+    digits.pop_back();
+  bool number = !digits.empty() && digits.size() <= 4 &&
+                digits.find_first_not_of("0123456789") == std::string::npos;
+  if (number)
+    for (int a : archs)
+      if (a == std::stoi(digits))
+        return true;
+  std::string names;
+  for (int a : archs)
+    names += (names.empty() ? "sm_" : ", sm_") + std::to_string(a);
+  int major = 0, minor = 0;
+  n->nvrtcVersion(&major, &minor);
+  error = "NVRTC " + std::to_string(major) + "." + std::to_string(minor) +
+          " does not compile for " + arch + "; it knows " + names;
+  return false;
 }

@@ -371,6 +371,8 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
   if (failed(attnc::prepareForTarget(module, attnc::Target::cuda, opts.printIRAfterAll)))
     return internalError("preparing the module failed");
   std::string arch = opts.arch.empty() ? "sm_90a" : opts.arch;
+  if (std::string archError; !attnc::cuda::nvrtcSupportsArch(arch, archError))
+    return userError("--arch=" + arch + ": " + archError);
   attnc::CudaKernel kernel;
   if (failed(attnc::emitCudaKernel(fn, arch, kernel)))
     return kExitUserError;
