@@ -91,6 +91,9 @@ Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensor
 /// block table and every page it uses exists (bad entries would read
 /// outside the pool).
 Status checkPageTable(const std::vector<TensorView> &tensors, const PagedInfo &paged);
+/// An output tensor (o, lse) must not share a byte with any other tensor;
+/// every tensor's extent must fit 64 bits. Part of Kernel::check.
+Status checkNoOverlaps(const KernelInfo &info, const std::vector<TensorView> &tensors);
 
 } // namespace attnc
 

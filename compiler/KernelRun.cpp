@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <tuple>
 
 using namespace attnc;
@@ -120,6 +121,8 @@ Status Kernel::check(const std::vector<TensorView> &tensors,
       return Status::error("q, k and v shapes disagree (batch, KV heads, key "
                            "length or head dim)");
   }
+  if (Status st = checkNoOverlaps(info, tensors); !st)
+    return st;
   for (const auto &param : params) {
     const std::string &name = param.first;
     double value = param.second;
@@ -220,6 +223,60 @@ int64_t pagedSplits(const TensorView &lens, int64_t items, int64_t blockK, unsig
   return std::clamp<int64_t>(std::min(wanted, tiles / kMinSplitTiles), 1, 1024);
 }
 } // namespace
+
+namespace {
+/// The bytes a view may touch, [begin, end) (begin == end: none); nothing
+/// when its extent overflows 64 bits.
+std::optional<std::pair<uint64_t, uint64_t>> byteSpan(const TensorView &view) {
+  std::vector<int64_t> strides = view.effectiveStrides();
+  uint64_t lastElement = 0;
+  for (size_t d = 0; d < view.shape.size(); ++d) {
+    if (view.shape[d] == 0)
+      return std::make_pair(uint64_t(0), uint64_t(0));
+    uint64_t step = 0;
+    if (strides[d] < 0 ||
+        __builtin_mul_overflow(static_cast<uint64_t>(view.shape[d] - 1),
+                               static_cast<uint64_t>(strides[d]), &step) ||
+        __builtin_add_overflow(lastElement, step, &lastElement) || lastElement >= (1ull << 62))
+      return std::nullopt;
+  }
+  uint64_t bytes = storageBytes(view.dtype, static_cast<int64_t>(lastElement + 1));
+  uint64_t begin = reinterpret_cast<uintptr_t>(view.data), end = 0;
+  if (__builtin_add_overflow(begin, bytes, &end))
+    return std::nullopt;
+  return std::make_pair(begin, end);
+}
+} // namespace
+
+Status attnc::checkNoOverlaps(const KernelInfo &info, const std::vector<TensorView> &tensors) {
+  // An output that shares memory with another tensor would be read after
+  // (or while) it is written, by other work items or threads: a wrong
+  // answer with no error. Inputs may share (a pool's k and v pages).
+  std::vector<std::pair<uint64_t, uint64_t>> spans;
+  std::vector<const ArgInfo *> args;
+  for (const ArgInfo &a : info.args) {
+    if (!a.isTensor)
+      continue;
+    const TensorView &view = tensors[args.size()];
+    std::optional<std::pair<uint64_t, uint64_t>> span = byteSpan(view);
+    if (!span)
+      return Status::error("tensor '" + a.name + "' spans more memory than an address can "
+                           "hold (its sizes times its strides overflow 64 bits)");
+    spans.push_back(*span);
+    args.push_back(&a);
+  }
+  for (size_t x = 0; x < args.size(); ++x) {
+    if (!args[x]->isOutput || spans[x].first == spans[x].second)
+      continue;
+    for (size_t y = 0; y < args.size(); ++y)
+      if (y != x && spans[y].first < spans[x].second && spans[x].first < spans[y].second)
+        return Status::error("output '" + args[x]->name + "' overlaps tensor '" +
+                             args[y]->name +
+                             "' in memory; an output may not share memory with another "
+                             "tensor");
+  }
+  return Status::ok();
+}
 
 Target Kernel::target() const { return impl->isCuda ? Target::cuda : Target::cpu; }
 

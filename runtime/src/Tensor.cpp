@@ -7,6 +7,7 @@
 #include "attnc/runtime/Tensor.h"
 
 #include <cmath>
+#include <cstdint>
 
 namespace attnc {
 
@@ -57,7 +58,8 @@ bool parseDType(const std::string &name, DType &out) {
 int64_t TensorView::numel() const {
   int64_t n = 1;
   for (int64_t s : shape)
-    n *= s;
+    if (__builtin_mul_overflow(n, s, &n))
+      return INT64_MAX; // no real tensor: the checks reject it
   return n;
 }
 
@@ -66,7 +68,8 @@ std::vector<int64_t> TensorView::effectiveStrides() const {
     return strides;
   std::vector<int64_t> s(shape.size(), 1);
   for (size_t i = shape.size(); i-- > 1;)
-    s[i - 1] = s[i] * shape[i];
+    if (__builtin_mul_overflow(s[i], shape[i], &s[i - 1]))
+      s[i - 1] = INT64_MAX; // no real tensor: the checks reject it
   return s;
 }
 

@@ -185,6 +185,25 @@ TEST(JitApi, RunTimeMistakesAreErrors) {
   strided[0].strides = {64, 32, 16, 2};
   EXPECT_NE(kernel->run(strided).error().find("not contiguous"), std::string::npos);
 
+  // Outputs that share memory with another tensor would be read after
+  // other items wrote them: an error, not a wrong answer.
+  std::vector<TensorView> intoK = views;
+  intoK[3].data = buf.k.data();
+  EXPECT_EQ(kernel->run(intoK).error(),
+            "output 'o' overlaps tensor 'k' in memory; an output may not share memory "
+            "with another tensor");
+  std::vector<TensorView> inPlace = views;
+  inPlace[3].data = buf.q.data();
+  EXPECT_NE(kernel->run(inPlace).error().find("output 'o' overlaps tensor 'q'"),
+            std::string::npos);
+  std::vector<TensorView> lseInO = views;
+  lseInO[4].data = buf.o.data() + buf.o.size() - 1; // shares o's last element
+  EXPECT_NE(kernel->run(lseInO).error().find("overlaps"), std::string::npos);
+  std::vector<TensorView> huge = views;
+  for (TensorView &t : huge)
+    t.shape[0] = int64_t(1) << 60; // B: sizes times strides overflow
+  EXPECT_NE(kernel->run(huge).error().find("overflow"), std::string::npos);
+
   EXPECT_EQ(kernel->run(views, {{"width", 3}}).error(),
             "kernel 'window' has no parameter 'width'");
   EXPECT_EQ(kernel->run(views, {{"w", 2.5}}).error(),
