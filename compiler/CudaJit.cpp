@@ -64,20 +64,6 @@ llvm::StringMap<std::shared_ptr<CompiledKernel>> &pendingFinalTiers() {
   return pending;
 }
 
-bool readCubin(const std::string &path, std::string &image) {
-  if (path.empty())
-    return false;
-  auto file = llvm::MemoryBuffer::getFile(path, /*IsText=*/false);
-  if (!file)
-    return false;
-  image = (*file)->getBuffer().str();
-  return true;
-}
-
-void writeCubin(const std::string &dir, const std::string &path, const std::string &image) {
-  if (!path.empty() && !llvm::sys::fs::create_directories(dir))
-    writeAtomically(path, image);
-}
 
 /// The kernels of a cubin, as `layout` describes them.
 std::shared_ptr<CompiledKernel> loadCudaKernel(const std::string &image, CudaKernel layout,
@@ -114,7 +100,6 @@ std::shared_ptr<CompiledKernel> loadCudaKernel(const std::string &image, CudaKer
   return kernel;
 }
 
-
 /// Compiles, caches and loads the final tier of `upgrade` on a background
 /// thread; the quick tier switches to it when `done` is set.
 void startFinalTier(std::shared_ptr<KernelUpgrade> upgrade, CudaKernel layout, KernelInfo info,
@@ -126,7 +111,7 @@ void startFinalTier(std::shared_ptr<KernelUpgrade> upgrade, CudaKernel layout, K
     if (!cuda::compile(layout.source, info.name + ".cu", arch, /*cubin=*/true, image, log)) {
       error = "attnc: internal error: NVRTC rejected the generated kernel:\n" + log;
     } else {
-      writeCubin(dir, path, image);
+      writeCacheEntry(dir, path, key, image);
       final = loadCudaKernel(image, std::move(layout), error);
     }
     if (final) {
@@ -210,7 +195,10 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
       return it->second;
     }
     std::string image, path = cachePath(k);
-    fromCache = readCubin(path, image);
+    std::optional<std::string> cached = readCacheEntry(path, k);
+    fromCache = cached.has_value();
+    if (cached)
+      image = std::move(*cached);
     if (!fromCache) {
       std::string log;
       if (!cuda::compile(lay.source, info.name + ".cu", arch, /*cubin=*/true, image, log,
@@ -219,7 +207,7 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
         return nullptr;
       }
       timer.mark("compile with NVRTC");
-      writeCubin(dir, path, image);
+      writeCacheEntry(dir, path, k, image);
     }
     std::shared_ptr<CompiledKernel> loaded = loadCudaKernel(image, std::move(lay), error);
     if (!loaded) {

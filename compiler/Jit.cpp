@@ -30,6 +30,7 @@
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Object/ELFObjectFile.h"
+#include "llvm/Support/xxhash.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
@@ -85,6 +86,48 @@ void attnc::writeAtomically(const std::string &path, llvm::StringRef data) {
   }
   if (llvm::sys::fs::rename(tmp, path))
     llvm::sys::fs::remove(tmp);
+}
+
+namespace {
+constexpr llvm::StringLiteral kCacheMagic = "attnc-c1";
+
+uint64_t cacheChecksum(const std::string &key, llvm::StringRef data) {
+  return llvm::xxh3_64bits(data) ^ llvm::xxh3_64bits(key);
+}
+} // namespace
+
+void attnc::writeCacheEntry(const std::string &dir, const std::string &path,
+                            const std::string &key, llvm::StringRef data) {
+  if (path.empty() || llvm::sys::fs::create_directories(dir))
+    return;
+  std::string entry = data.str();
+  entry += kCacheMagic;
+  uint64_t sum = cacheChecksum(key, data);
+  for (int byte = 0; byte < 8; ++byte)
+    entry += static_cast<char>((sum >> (8 * byte)) & 0xff);
+  writeAtomically(path, entry);
+}
+
+std::optional<std::string> attnc::readCacheEntry(const std::string &path,
+                                                 const std::string &key) {
+  if (path.empty())
+    return std::nullopt;
+  auto file = llvm::MemoryBuffer::getFile(path, /*IsText=*/false);
+  if (!file)
+    return std::nullopt;
+  llvm::StringRef entry = (*file)->getBuffer();
+  constexpr size_t kTrailer = kCacheMagic.size() + 8;
+  if (entry.size() > kTrailer) {
+    llvm::StringRef data = entry.drop_back(kTrailer), trailer = entry.take_back(kTrailer);
+    uint64_t sum = 0;
+    for (int byte = 0; byte < 8; ++byte)
+      sum |= uint64_t(static_cast<unsigned char>(trailer[kCacheMagic.size() + byte]))
+             << (8 * byte);
+    if (trailer.starts_with(kCacheMagic) && sum == cacheChecksum(key, data))
+      return data.str();
+  }
+  llvm::sys::fs::remove(path);
+  return std::nullopt;
 }
 
 namespace {
@@ -270,8 +313,7 @@ void startCpuFinalTier(std::shared_ptr<KernelUpgrade> upgrade,
       error = "attnc: internal error: " + llvm::toString(module.takeError());
     else if ((tm = hostTargetMachine(error)) && emitObject(**module, *tm, obj, error)) {
       llvm::StringRef objRef(obj.data(), obj.size());
-      if (!objPath.empty() && !llvm::sys::fs::create_directories(dir))
-        writeAtomically(objPath, objRef);
+      writeCacheEntry(dir, objPath, key, objRef);
       std::lock_guard<std::mutex> lock(jitMutex());
       std::string jitError;
       llvm::orc::LLJIT *jit = globalJit(jitError);
@@ -376,11 +418,9 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   std::string objPath = dir.empty() ? "" : dir + "/" + key + ".o";
   std::unique_ptr<llvm::MemoryBuffer> object;
   bool fromDisk = false;
-  if (!objPath.empty()) {
-    if (auto file = llvm::MemoryBuffer::getFile(objPath)) {
-      object = std::move(*file);
-      fromDisk = true;
-    }
+  if (std::optional<std::string> cached = readCacheEntry(objPath, key)) {
+    object = llvm::MemoryBuffer::getMemBufferCopy(*cached, key + ".o");
+    fromDisk = true;
   }
   // Tiers: an object in neither cache is first emitted without optimizing
   // (the quick tier, returned at once), and optimized on a thread of its
@@ -409,8 +449,8 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
       return Status::error("attnc: " + error);
     timer.mark(tiers ? "emit the quick tier" : "optimize and emit the object");
     llvm::StringRef objRef(obj.data(), obj.size());
-    if (!tiers && !objPath.empty() && !llvm::sys::fs::create_directories(dir))
-      writeAtomically(objPath, objRef);
+    if (!tiers)
+      writeCacheEntry(dir, objPath, key, objRef);
     object = llvm::MemoryBuffer::getMemBufferCopy(objRef, key + ".o");
   }
 

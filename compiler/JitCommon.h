@@ -38,6 +38,15 @@ std::string cacheDirectory(const CompileOptions &options);
 /// reader never sees half a file.
 void writeAtomically(const std::string &path, llvm::StringRef data);
 
+/// The disk cache's entries: `data`, then a trailer (a magic word and an
+/// xxh3 of the key and the data), written atomically into `dir`. Reading
+/// checks the trailer: a damaged, truncated or misplaced file is removed and
+/// reads as a miss, so it is compiled afresh instead of loaded (a flipped
+/// bit in code could otherwise crash the process).
+void writeCacheEntry(const std::string &dir, const std::string &path, const std::string &key,
+                     llvm::StringRef data);
+std::optional<std::string> readCacheEntry(const std::string &path, const std::string &key);
+
 /// Runs `work` on a thread of its own: the final tiers of kernels compiled
 /// in two tiers. Finished threads are joined at the next start, the rest at
 /// exit, before the JITs they load into are torn down.
