@@ -13,6 +13,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/CpuLowering.h"
+#include "passes/TileIntervals.h"
 
 using namespace mlir;
 using namespace attnc::attn;
@@ -72,6 +73,51 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
       });
     });
   };
+  // Keys [keyLo, keyHi) of the tile (multiples of 2 * width) that the
+  // group's rows may see: in a PARTIAL tile, chunks of 2 * width keys that
+  // the mask's interval bounds prove hidden from every row of the group are
+  // neither scored nor weighed. Their sBuf lanes keep older values, which
+  // emitRowScores masks to -inf like every hidden key. The diagonal tiles
+  // of causal masks and windows, and the tiles across a document boundary,
+  // lose a quarter to a half of their work.
+  Value keyLo = zero, keyHi = bkPad, weighLo = zero, weighCount = nk;
+  if (!amx && skipTiles && full && !op.getMask().empty() && pack == 1) {
+    int64_t chunks = (blockK + 2 * width - 1) / (2 * width);
+    Value lastRow = arith::MinSIOp::create(b, addi(rg, idx(kRows - 1)),
+                                           arith::SubIOp::create(b, nRows, one));
+    Value iFirst = addi(rowOf(hItem, r0, rg).second, queryOffset);
+    Value iLast = addi(rowOf(hItem, r0, lastRow).second, queryOffset);
+    auto range = scf::IfOp::create(
+        b, full,
+        [&](OpBuilder &, Location) { scf::YieldOp::create(b, ValueRange{zero, bkPad}); },
+        [&](OpBuilder &, Location) {
+          Value lo = bkPad, hi = zero;
+          SmallVector<Value> keep(chunks);
+          for (int64_t c = 0; c < chunks; ++c) {
+            Value first = idx(c * 2 * width);
+            Value last = arith::MinSIOp::create(b, idx((c + 1) * 2 * width), nk);
+            attnc::TileBox box{bIdx, hItem, iFirst, iLast, addi(kt, first),
+                               arith::SubIOp::create(b, addi(kt, last), one)};
+            Value some = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, first, nk);
+            keep[c] = arith::AndIOp::create(
+                b, some,
+                attnc::classifyTile(b, op.getMask(), box,
+                                    [&](int kind) { return sizeOf(static_cast<SizeKind>(kind)); })
+                    .mayKeep);
+            hi = arith::SelectOp::create(b, keep[c], idx((c + 1) * 2 * width), hi);
+          }
+          for (int64_t c = chunks - 1; c >= 0; --c)
+            lo = arith::SelectOp::create(b, keep[c], idx(c * 2 * width), lo);
+          scf::YieldOp::create(b, ValueRange{lo, hi});
+        });
+    keyLo = range.getResult(0);
+    keyHi = range.getResult(1);
+    // The weighed keys: [keyLo, min(keyHi, nk)), none when keyLo >= that.
+    weighLo = keyLo;
+    weighCount = arith::MaxSIOp::create(
+        b, zero, arith::SubIOp::create(b, arith::MinSIOp::create(b, keyHi, nk), keyLo));
+  }
+
   auto transposedScores = [&] {
     // The tile's kT: kTBuf, or the tile's block of the call's cache.
     Value kT = kTBuf, kTFirst = zero;
@@ -83,7 +129,7 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
     // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
     // time: each q broadcast feeds two FMAs, and 2 * kRows independent
     // accumulators cover the FMA latency.
-    loop(zero, bkPad, w2, [&](Value jc) {
+    loop(keyLo, keyHi, w2, [&](Value jc) {
       Value jc0 = addi(kTFirst, jc), jc1 = addi(jc0, w);
       SmallVector<Value> init(2 * kRows,
                               vector::BroadcastOp::create(b, vecF32(), fzero));
@@ -143,13 +189,13 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
         init[n + r] = arith::MulFOp::create(b, vecLoad(accBuf, addi(base, dc1)), corr);
       }
       ValueRange pv = pairedFmas(
-          nk, init, n,
-          [&](Value jj) -> std::pair<Value, Value> {
-            Value row = muli(jj, dvPad);
+          weighCount, init, n,
+          [&](Value x) -> std::pair<Value, Value> {
+            Value row = muli(addi(weighLo, x), dvPad);
             return {vecLoad(vBuf, addi(row, dc)), vecLoad(vBuf, addi(row, dc1))};
           },
-          [&](Value jj, int64_t r) -> Value {
-            return memref::LoadOp::create(b, sBuf, addi(muli(idx(r), bkPad), jj));
+          [&](Value x, int64_t r) -> Value {
+            return memref::LoadOp::create(b, sBuf, addi(muli(idx(r), bkPad), addi(weighLo, x)));
           });
       for (int64_t r = 0; r < n; ++r) {
         Value base = muli(addi(rg, idx(r)), dvPad);
