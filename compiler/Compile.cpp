@@ -32,6 +32,7 @@
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -245,6 +246,7 @@ LogicalResult attnc::lowerForCPU(ModuleOp module, int vectorWidth, bool toLLVM,
   options.int8Dot = codegen.int8Dot;
   options.bf16Dot = codegen.bf16Dot;
   options.fastExp = codegen.fastExp;
+  options.keyCacheFloats = codegen.keyCacheFloats;
   buildAttnToCPUPipeline(pm, options);
   return runPipeline(pm, module, printIRAfterAll);
 }
@@ -401,6 +403,8 @@ bool attnc::hostFastExp() { return fastExp(hostCpuFeatures()); }
 CpuCodegen attnc::cpuCodegenFor(const CpuFeatures &features, int width,
                                 bool bf16Products, bool amxTiles) {
   CpuCodegen codegen;
+  if (const char *env = std::getenv("ATTNC_CPU_KEY_CACHE_FLOATS"))
+    codegen.keyCacheFloats = std::clamp<int64_t>(std::atoll(env), 0, int64_t(1) << 28);
   // The instructions below are 16-lane forms; a width of 16 forced on an
   // AVX2 CPU keeps the portable code.
   if (width != 16)

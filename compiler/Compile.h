@@ -88,6 +88,9 @@ struct CpuCodegen {
   bool bf16Dot = false;
   /// Softmax and sigmoid weights through vreduceps/vscalefps (AVX-512).
   bool fastExp = false;
+  /// convert-attn-to-cpu's key-cache-floats; $ATTNC_CPU_KEY_CACHE_FLOATS
+  /// (tests: a small cache reaches the path of heads past it).
+  int64_t keyCacheFloats = int64_t(1) << 21;
 };
 
 /// attn IR (prepared) -> loops; with `toLLVM` on to the LLVM dialect.

@@ -392,7 +392,8 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
   sha.update(cpu + "|" + std::to_string(width) + "|" +
              (codegen.skipTiles ? "skip|" : "noskip|") + (amx ? "amx|" : "") +
              (codegen.amxDot ? "dot|" : "") + "i8=" + codegen.int8Dot + "|" +
-             (codegen.bf16Dot ? "bf16dot|" : "") + (codegen.fastExp ? "fexp|" : ""));
+             (codegen.bf16Dot ? "bf16dot|" : "") + (codegen.fastExp ? "fexp|" : "") +
+             "kc=" + std::to_string(codegen.keyCacheFloats) + "|");
   for (const auto &f : llvm::sys::getHostCPUFeatures())
     if (f.second)
       sha.update(f.first().str() + ",");

@@ -134,6 +134,7 @@ struct ConvertAttnToCPUPass
               staticChunks(op.getValue()) && low.blockK % 32 == 0;
     low.amxDot = low.amx && amxDot;
     low.fastExp = fastExp && vectorWidth == 16;
+    low.keyCacheFloats = keyCacheFloats;
     // int8 scores (CpuDecodeDots.cpp): quantized K, a bf16 or f16 q (the two
     // int8 terms are finer than their rounding, not than f32's), whole
     // 64-byte loads of codes per key row and lanes that each fall inside
@@ -224,9 +225,23 @@ struct ConvertAttnToCPUPass
         // with AMX, bf16 VNNI tiles of the same element count.
         low.tileFloats = arith::MulIOp::create(b, low.dPad, low.bkPad);
         low.keyTiles = arith::CeilDivSIOp::create(b, low.kvLen, low.idx(low.blockK));
-        Value floats = arith::MulIOp::create(b, low.keyTiles, low.tileFloats);
-        low.useHeadKT = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, floats,
-                                              low.idx(Lowering::kMaxHeadKTFloats));
+        Value floats;
+        if (low.amx) {
+          floats = arith::MulIOp::create(b, low.keyTiles, low.tileFloats);
+          low.useHeadKT = arith::CmpIOp::create(b, arith::CmpIPredicate::sle, floats,
+                                                low.idx(low.keyCacheFloats));
+          low.cachedKeyTiles = low.keyTiles;
+        } else {
+          // A head past the cap keeps its first tiles in the cache and
+          // transposes the rest per item: a gentle slope past T = 16K at
+          // D = 128, not a cliff.
+          low.cachedKeyTiles = arith::MinSIOp::create(
+              b, low.keyTiles,
+              arith::DivUIOp::create(b, low.idx(low.keyCacheFloats), low.tileFloats));
+          floats = arith::MulIOp::create(b, low.cachedKeyTiles, low.tileFloats);
+          low.useHeadKT = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, low.cachedKeyTiles,
+                                                low.idx(0));
+        }
         Value vElements;
         if (low.amx) {
           // The head's V tiles in pairs too ([BKp/2][Dvp][2] per tile).
@@ -235,7 +250,7 @@ struct ConvertAttnToCPUPass
           low.useHeadKT = arith::AndIOp::create(
               b, low.useHeadKT,
               arith::CmpIOp::create(b, arith::CmpIPredicate::sle, vFloats,
-                                    low.idx(Lowering::kMaxHeadKTFloats)));
+                                    low.idx(low.keyCacheFloats)));
           vElements = arith::SelectOp::create(b, low.useHeadKT, vFloats, low.idx(2));
           vAllBytes = memref::AllocOp::create(
               b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
@@ -255,7 +270,7 @@ struct ConvertAttnToCPUPass
         }
         low.kTDone = memref::AllocOp::create(
             b, MemRefType::get({ShapedType::kDynamic}, b.getI8Type()),
-            ValueRange{arith::SelectOp::create(b, low.useHeadKT, low.keyTiles, low.idx(1))});
+            ValueRange{arith::SelectOp::create(b, low.useHeadKT, low.cachedKeyTiles, low.idx(1))});
         // A failed malloc (null) falls back to per-item transposes, not a crash.
         auto allocated = [&](Value mem) -> Value {
           return arith::CmpIOp::create(

@@ -107,11 +107,6 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
 
   Value bk = idx(blockK), lastKey = arith::SubIOp::create(b, kvLen, one);
   Value manyRows = arith::CmpIOp::create(b, arith::CmpIPredicate::sgt, nRows, rows);
-  // Per-tile transposes into kTBuf, unless the whole head's kT is kept.
-  Value tileTranspose = manyRows;
-  if (kTAll)
-    tileTranspose = arith::AndIOp::create(
-        b, manyRows, arith::XOrIOp::create(b, useHeadKT, arith::ConstantIntOp::create(b, 1, 1)));
   if (kTAll) {
     Value held = arith::AndIOp::create(
         b,
@@ -124,7 +119,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
         arith::XOrIOp::create(b, held, arith::ConstantIntOp::create(b, 1, 1)));
     scf::IfOp::create(b, newHead, [&](OpBuilder &, Location) {
       Value no = arith::ConstantIntOp::create(b, 0, 8);
-      loop(zero, keyTiles, one, [&](Value t) { memref::StoreOp::create(b, no, kTDone, t); });
+      loop(zero, cachedKeyTiles, one, [&](Value t) { memref::StoreOp::create(b, no, kTDone, t); });
       memref::StoreOp::create(b, bIdx, kTHead, ValueRange{zero});
       memref::StoreOp::create(b, hk, kTHead, ValueRange{one});
       scf::YieldOp::create(b);
@@ -162,19 +157,28 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
       // Items of at most kRows rows read K rows directly (emitRowGroup);
       // with AMX the others pack VNNI K tiles instead (emitAmxTile), so
       // this body sees no transposes.
+      // Per-tile transposes into kTBuf, unless the tile is in the head's
+      // cache.
+      Value inCache = kTAll ? tileInCache(kt) : Value();
+      Value tileTranspose = manyRows;
+      if (kTAll)
+        tileTranspose = arith::AndIOp::create(
+            b, manyRows, arith::XOrIOp::create(b, inCache, arith::ConstantIntOp::create(b, 1, 1)));
       if (!amx)
         scf::IfOp::create(b, tileTranspose, [&](OpBuilder &, Location) {
           transposeKTile(bIdx, hk, kt, lastKey, kTBuf, zero);
           scf::YieldOp::create(b);
         });
       if (kTAll && !amx) {
-        // The head's cache: this tile, once per call.
+        // The head's cache: this tile, once per call. kTDone has entries
+        // for the cached tiles only (one when none): others read entry 0.
         Value t = arith::DivUIOp::create(b, kt, bk);
+        Value at = arith::SelectOp::create(b, inCache, t, zero);
         Value done = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
-                                           memref::LoadOp::create(b, kTDone, t),
+                                           memref::LoadOp::create(b, kTDone, at),
                                            arith::ConstantIntOp::create(b, 0, 8));
         Value needed = arith::AndIOp::create(
-            b, arith::AndIOp::create(b, manyRows, useHeadKT),
+            b, arith::AndIOp::create(b, manyRows, inCache),
             arith::XOrIOp::create(b, done, arith::ConstantIntOp::create(b, 1, 1)));
         scf::IfOp::create(b, needed, [&](OpBuilder &, Location) {
           transposeKTile(bIdx, hk, kt, lastKey, kTAll, muli(t, tileFloats));

@@ -77,13 +77,24 @@ struct Lowering {
   // first time an item of the call needs it (kTDone[t]). The consecutive
   // items of a call's range (query tiles of one head, mostly) then share
   // each transpose instead of repeating it. Heap scratch, for non-paged K,
-  // used when it fits kMaxHeadKTFloats (else tiles are transposed into
+  // used for as many tiles as fit keyCacheFloats (the rest are transposed into
   // kTBuf per item); kTHead holds the (b, hk) it caches. Blocks per tile,
   // not one [Dp][T] array: rows T floats apart would each sit on their own
   // page, and the score loop would miss the TLB on every feature.
   mlir::Value kTAll = {}, kTDone = {}, kTHead = {}, tileFloats = {}, useHeadKT = {};
-  mlir::Value keyTiles = {};
-  static constexpr int64_t kMaxHeadKTFloats = int64_t(1) << 21;
+  /// The vector path caches the first cachedKeyTiles tiles (all of them
+  /// when they fit the cap; with AMX, all or none).
+  mlir::Value keyTiles = {}, cachedKeyTiles = {};
+  /// Whether the key tile at `kt` is in the head's cache.
+  mlir::Value tileInCache(mlir::Value kt) {
+    return mlir::arith::AndIOp::create(
+        b, useHeadKT,
+        mlir::arith::CmpIOp::create(b, mlir::arith::CmpIPredicate::slt,
+                                    mlir::arith::DivUIOp::create(b, kt, idx(blockK)),
+                                    cachedKeyTiles));
+  }
+  /// Floats the cache may hold (convert-attn-to-cpu's key-cache-floats).
+  int64_t keyCacheFloats = int64_t(1) << 21;
   /// AMX (AttnToCPU.cpp decides: bf16 q, k, v, head and value dims that are
   /// multiples of 32, not paged): items of more than kRows rows run both
   /// matrix products on tiles of 16 rows, two by two (emitAmxTile). q rows

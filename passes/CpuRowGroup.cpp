@@ -122,9 +122,10 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
     // The tile's kT: kTBuf, or the tile's block of the call's cache.
     Value kT = kTBuf, kTFirst = zero;
     if (kTAll) {
-      kT = arith::SelectOp::create(b, useHeadKT, kTAll, kTBuf);
+      Value inCache = tileInCache(kt);
+      kT = arith::SelectOp::create(b, inCache, kTAll, kTBuf);
       kTFirst = arith::SelectOp::create(
-          b, useHeadKT, muli(arith::DivUIOp::create(b, kt, idx(blockK)), tileFloats), zero);
+          b, inCache, muli(arith::DivUIOp::create(b, kt, idx(blockK)), tileFloats), zero);
     }
     // S[r][j] = sum_d qs[rg + r][d] * kT[d][j], two vectors of keys at a
     // time: each q broadcast feeds two FMAs, and 2 * kRows independent

@@ -84,7 +84,11 @@ def ConvertAttnToCPUPass : Pass<"convert-attn-to-cpu", "::mlir::func::FuncOp"> {
            "with vector-width=16 (AVX-512 with DQ): softmax weights, and the exponential "
            "in sigmoid weights, as 2^t through vreduceps, a degree-5 polynomial "
            "(7.5e-8 relative) and vscalefps, about 9 instructions a vector "
-           "instead of math.exp's 25">
+           "instead of math.exp's 25">,
+    Option<"keyCacheFloats", "key-cache-floats", "int64_t", /*default=*/"2097152",
+           "floats of a call's cache of one head's transposed K tiles; a head "
+           "past it keeps its first tiles there and transposes the rest per "
+           "item (tests make it small to reach that path)">
   ];
   let dependentDialects = [
     "::mlir::amx::AMXDialect", "::mlir::LLVM::LLVMDialect",

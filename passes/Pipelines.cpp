@@ -37,6 +37,7 @@ void attnc::buildAttnToCPUPipeline(OpPassManager &pm,
   lower.int8Dot = options.int8Dot;
   lower.bf16Dot = options.bf16Dot;
   lower.fastExp = options.fastExp;
+  lower.keyCacheFloats = options.keyCacheFloats;
   pm.addNestedPass<func::FuncOp>(createConvertAttnToCPUPass(lower));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -44,6 +44,10 @@ struct AttnToCPUPipelineOptions
   Option<bool> fastExp{*this, "fast-exp",
                        llvm::cl::desc("Softmax and sigmoid weights through vreduceps/vscalefps (AVX-512)"),
                        llvm::cl::init(false)};
+  Option<int64_t> keyCacheFloats{
+      *this, "key-cache-floats",
+      llvm::cl::desc("Floats of the per-call cache of one head's transposed K tiles"),
+      llvm::cl::init(int64_t(1) << 21)};
   Option<bool> toLLVM{*this, "to-llvm",
                       llvm::cl::desc("Continue to the LLVM dialect"),
                       llvm::cl::init(true)};

@@ -12,10 +12,12 @@
 /// Scratch starts on a cache line (64 bytes).
 // CHECK: %[[QS:.+]] = memref.alloca(%{{.+}}) {alignment = 64 : i64} : memref<?xf32>
 // CHECK: %[[KT:.+]] = memref.alloca(%{{.+}}) {alignment = 64 : i64} : memref<?xf32>
-/// A cache of one head's transposed K tiles, heap scratch of the call when
-/// it fits (else one float), which tiles it holds, and for which (batch,
-/// KV head).
-// CHECK: %[[SMALL:.+]] = arith.cmpi sle, %[[FLOATS:.+]], %c2097152 : index
+/// A cache of one head's transposed K tiles, heap scratch of the call: as
+/// many of the head's first tiles as fit 2^21 floats (all of them up to T of
+/// about 16K at D = 128), which tiles it holds, and for which (batch, KV head).
+// CHECK: %[[FIT:.+]] = arith.divui %c2097152, %[[TILEFLOATS:.+]] : index
+// CHECK: %[[CACHED:.+]] = arith.minsi %[[TILES:.+]], %[[FIT]] : index
+// CHECK: %[[SMALL:.+]] = arith.cmpi sgt, %[[CACHED]], %c0{{.*}} : index
 // CHECK: %[[KTBYTES:.+]] = memref.alloc(%{{.+}}) {alignment = 64 : i64} : memref<?xi8>
 // CHECK: %[[KTALL:.+]] = memref.view %[[KTBYTES]][%{{.+}}][%{{.+}}] : memref<?xi8> to memref<?xf32>
 // CHECK: %[[DONE:.+]] = memref.alloc(%{{.+}}) : memref<?xi8>
@@ -49,7 +51,11 @@
 // CHECK: memref.store %{{.+}}, %[[KTALL]]
 // CHECK: memref.store %c1_i8, %[[DONE]]
 // CHECK: scf.for %[[GROUP:.+]] = %{{.+}} to %{{.+}} step %c4
-// CHECK: %[[KTSRC:.+]] = arith.select %[[FITS]], %[[KTALL]], %[[KT]] : memref<?xf32>
+/// A tile the cache holds (its index below the cached count) is read there.
+// CHECK: %[[TILE_AT:.+]] = arith.divui %[[TILE]], %c32{{.*}} : index
+// CHECK: %[[BELOW:.+]] = arith.cmpi slt, %[[TILE_AT]], %[[CACHED]] : index
+// CHECK: %[[INCACHE:.+]] = arith.andi %[[FITS]], %[[BELOW]] : i1
+// CHECK: %[[KTSRC:.+]] = arith.select %[[INCACHE]], %[[KTALL]], %[[KT]] : memref<?xf32>
 // CHECK: scf.for {{.+}} iter_args({{.+}}) -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK: vector.load %[[KTSRC]]
 // CHECK: vector.load %[[KTSRC]]
@@ -154,12 +160,12 @@ func.func @sigmoid(%q: memref<1x1x4x8xf32>) {
 // RUN: attnc-opt %s --split-input-file --convert-attn-to-cpu="vector-width=8 skip-tiles=false" | FileCheck %s --check-prefix=NOSKIP
 // NOSKIP-LABEL: func.func @causal_noskip
 // Whether the item has more than kRows rows, once per item: such items
-// read a transposed K (the head's, or the tile's where the head's does not
-// fit), smaller ones read key rows directly.
-// NOSKIP: %[[MANY:.+]] = arith.cmpi sgt
-// NOSKIP: %[[NOTKEPT:.+]] = arith.xori %[[FITS:.+]], %true
-// NOSKIP-NEXT: %[[PERTILE:.+]] = arith.andi %[[MANY]], %[[NOTKEPT]]
+// read a transposed K (the head's cache for the tiles it holds, else the
+// tile's), smaller ones read key rows directly.
+// NOSKIP: %[[MANY:.+]] = arith.cmpi sgt, %{{.+}}, %c4
 // NOSKIP: scf.for %[[TILE:.+]] = %{{.+}} to %{{.+}} step %c16
+// NOSKIP: %[[NOTKEPT:.+]] = arith.xori %[[INCACHE:.+]], %true
+// NOSKIP-NEXT: %[[PERTILE:.+]] = arith.andi %[[MANY]], %[[NOTKEPT]]
 // The one branch before the K tile's transpose is that one.
 // NOSKIP-NOT: scf.if
 // NOSKIP: scf.if %[[PERTILE]] {
@@ -193,8 +199,10 @@ func.func @causal_noskip(%q: memref<1x1x8x8xf32>) {
 /// Rows of 8 features are padded to 16 for the value loops: masked reads.
 // FEW: vector.transfer_read %{{.+}}[%{{.+}}], %{{.+}} : memref<1x1x8x8xf32>, vector<8xf32>
 // FEW: %[[MANY:.+]] = arith.cmpi sgt, %{{.+}}, %c4{{.*}} : index
+/// (The cache's reset for a new head comes first.)
+// FEW: arith.andi %[[MANY]], %{{.+}} : i1
 // FEW: %[[PERTILE:.+]] = arith.andi %[[MANY]], %{{.+}} : i1
-// FEW: scf.if %[[PERTILE]] {
+// FEW-NEXT: scf.if %[[PERTILE]] {
 // FEW: vector.extract
 // FEW: memref.store %{{.+}}, %{{.+}}[%{{.+}}] : memref<?xf32>
 // Whether the row group has more than half of kRows (2 here) rows, once per
