@@ -353,6 +353,10 @@ std::optional<CpuFeatures> attnc::namedCpuFeatures(const std::string &cpu,
             " (try 'llc-22 -mcpu=help' for the names)";
     return std::nullopt;
   }
+  // The features below are x86's (LLVM aborts on a name its target lacks);
+  // other CPUs get the portable choices.
+  if (!triple.isX86())
+    return CpuFeatures{};
   std::unique_ptr<llvm::MCSubtargetInfo> sti(target->createMCSubtargetInfo(triple, cpu, ""));
   CpuFeatures c;
   c.avx512f = sti->checkFeatures("+avx512f");

@@ -237,7 +237,7 @@ std::optional<std::pair<uint64_t, uint64_t>> byteSpan(const TensorView &view) {
     if (strides[d] < 0 ||
         __builtin_mul_overflow(static_cast<uint64_t>(view.shape[d] - 1),
                                static_cast<uint64_t>(strides[d]), &step) ||
-        __builtin_add_overflow(lastElement, step, &lastElement) || lastElement >= (1ull << 62))
+        __builtin_add_overflow(lastElement, step, &lastElement) || lastElement >= (1ull << 59))
       return std::nullopt;
   }
   uint64_t bytes = storageBytes(view.dtype, static_cast<int64_t>(lastElement + 1));

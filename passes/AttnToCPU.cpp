@@ -134,7 +134,7 @@ struct ConvertAttnToCPUPass
               staticChunks(op.getValue()) && low.blockK % 32 == 0;
     low.amxDot = low.amx && amxDot;
     low.fastExp = fastExp && vectorWidth == 16;
-    low.keyCacheFloats = keyCacheFloats;
+    low.keyCacheFloats = std::max<int64_t>(0, keyCacheFloats);
     // int8 scores (CpuDecodeDots.cpp): quantized K, a bf16 or f16 q (the two
     // int8 terms are finer than their rounding, not than f32's), whole
     // 64-byte loads of codes per key row and lanes that each fall inside

@@ -102,13 +102,14 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
   Value kFirst = arith::SelectOp::create(b, useHeadKT, muli(t, tileElems), zero);
   Value vV = arith::SelectOp::create(b, useHeadKT, vAll, vVnni);
   Value vFirst = arith::SelectOp::create(b, useHeadKT, muli(t, vTileElems), zero);
-  Value done = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
-                                     memref::LoadOp::create(b, kTDone, t),
-                                     arith::ConstantIntOp::create(b, 0, 8));
+  // kTDone is read only when the cache is on (else it has one entry, or
+  // none after a failed malloc).
   scf::IfOp::create(
       b, useHeadKT,
       [&](OpBuilder &, Location) {
-        Value notDone = arith::XOrIOp::create(b, done, arith::ConstantIntOp::create(b, 1, 1));
+        Value notDone = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                              memref::LoadOp::create(b, kTDone, t),
+                                              arith::ConstantIntOp::create(b, 0, 8));
         scf::IfOp::create(b, notDone, [&](OpBuilder &, Location) {
           packKTileVnni(bIdx, hk, kt, kTAll32, arith::DivUIOp::create(b, muli(t, tileElems), two));
           packVTileVnni(bIdx, hk, kt, vAll, muli(t, vTileElems));

@@ -171,18 +171,19 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
         });
       if (kTAll && !amx) {
         // The head's cache: this tile, once per call. kTDone has entries
-        // for the cached tiles only (one when none): others read entry 0.
+        // for the cached tiles only (one, or none after a failed malloc,
+        // when the cache is off): it is read only for those.
         Value t = arith::DivUIOp::create(b, kt, bk);
-        Value at = arith::SelectOp::create(b, inCache, t, zero);
-        Value done = arith::CmpIOp::create(b, arith::CmpIPredicate::ne,
-                                           memref::LoadOp::create(b, kTDone, at),
-                                           arith::ConstantIntOp::create(b, 0, 8));
-        Value needed = arith::AndIOp::create(
-            b, arith::AndIOp::create(b, manyRows, inCache),
-            arith::XOrIOp::create(b, done, arith::ConstantIntOp::create(b, 1, 1)));
-        scf::IfOp::create(b, needed, [&](OpBuilder &, Location) {
-          transposeKTile(bIdx, hk, kt, lastKey, kTAll, muli(t, tileFloats));
-          memref::StoreOp::create(b, arith::ConstantIntOp::create(b, 1, 8), kTDone, t);
+        scf::IfOp::create(b, arith::AndIOp::create(b, manyRows, inCache),
+                          [&](OpBuilder &, Location) {
+          Value notDone = arith::CmpIOp::create(b, arith::CmpIPredicate::eq,
+                                                memref::LoadOp::create(b, kTDone, t),
+                                                arith::ConstantIntOp::create(b, 0, 8));
+          scf::IfOp::create(b, notDone, [&](OpBuilder &, Location) {
+            transposeKTile(bIdx, hk, kt, lastKey, kTAll, muli(t, tileFloats));
+            memref::StoreOp::create(b, arith::ConstantIntOp::create(b, 1, 8), kTDone, t);
+            scf::YieldOp::create(b);
+          });
           scf::YieldOp::create(b);
         });
       }

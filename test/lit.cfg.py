@@ -26,6 +26,10 @@ llvm_config.add_tool_substitutions(tools, tool_dirs)
 
 if config.attnc_have_cuda:
     config.available_features.add("cuda")
+# Tests that name x86 CPUs (--cpu=sapphirerapids) or read x86 instructions.
+import platform
+if platform.machine() in ("x86_64", "AMD64"):
+    config.available_features.add("x86_64-host")
 # attnc opens NVRTC at run time; tests of --emit=ptx/cubin need it.
 import glob
 if glob.glob("/usr/local/cuda/lib64/libnvrtc.so*") or glob.glob(

@@ -56,6 +56,9 @@ bool parseDType(const std::string &name, DType &out) {
 }
 
 int64_t TensorView::numel() const {
+  for (int64_t s : shape)
+    if (s == 0)
+      return 0;
   int64_t n = 1;
   for (int64_t s : shape)
     if (__builtin_mul_overflow(n, s, &n))

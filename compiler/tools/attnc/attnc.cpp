@@ -371,8 +371,6 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
   if (failed(attnc::prepareForTarget(module, attnc::Target::cuda, opts.printIRAfterAll)))
     return internalError("preparing the module failed");
   std::string arch = opts.arch.empty() ? "sm_90a" : opts.arch;
-  if (std::string archError; !attnc::cuda::nvrtcSupportsArch(arch, archError))
-    return userError("--arch=" + arch + ": " + archError);
   attnc::CudaKernel kernel;
   if (failed(attnc::emitCudaKernel(fn, arch, kernel)))
     return kExitUserError;
@@ -390,6 +388,8 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
     os << attnc::emitCudaLaunchHeader(fn, kernel);
     return kExitSuccess;
   }
+  if (std::string archError; !attnc::cuda::nvrtcSupportsArch(arch, archError))
+    return userError("--arch=" + arch + ": " + archError);
   std::string out, log;
   if (!attnc::cuda::compile(kernel.source, fn.getSymName().str() + ".cu", arch,
                             opts.emit == EmitKind::Cubin, out, log)) {
@@ -536,7 +536,13 @@ int main(int argc, char **argv) {
       (emitFlag == EmitKind::CUDA || emitFlag == EmitKind::PTX || emitFlag == EmitKind::Cubin))
     opts.target = Target::CUDA;
   opts.arch = archFlag;
-  if (!opts.arch.empty() && (!StringRef(opts.arch).starts_with("sm_") || opts.arch.size() < 5))
+  // sm_, two or more digits, at most one suffix letter (sm_90a, sm_100f).
+  StringRef archDigits = opts.arch;
+  if (!opts.arch.empty() &&
+      (!archDigits.consume_front("sm_") ||
+       !(archDigits = archDigits.drop_back(archDigits.ends_with("a") || archDigits.ends_with("f")))
+            .size() ||
+       archDigits.size() < 2 || archDigits.find_first_not_of("0123456789") != StringRef::npos))
     return userError("--arch takes sm_XX (sm_90a, sm_80, ...), got '" + archFlag + "'");
   opts.run = runFlag;
   opts.canonicalize = canonicalizeFlag;
