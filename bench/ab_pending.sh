@@ -4,13 +4,16 @@
 # opt-in because no GPU was lent when they were written. Each one's default
 # flips only after this run shows it correct and faster.
 #   bash scripts/device-carry.sh   # here, after ninja -C build
-#   bash bench/ab_pending.sh shuffle|tiers|profile   # there (device tool,
+#   bash bench/ab_pending.sh shuffle|tiers|profile|cpu   # there (device tool,
 #                                  # carry .device-carry), one per call: each
 #                                  # part takes 3-8 minutes
 #
 #   ATTNC_CUDA_COL_SHUFFLE=1  column parts that read tensors, shuffled
 #   ATTNC_CUDA_CLASS_SPLIT=1  the tile-class kernel with the bounds in parts
 #   ATTNC_CUDA_TIERS=serial|O1|serial,O1  sooner first kernel of the JIT
+#   cpu: the Xeon's 16 threads with guided chunks (the default since
+#   2026-12-05, timed only on the 2-core VM) against ATTNC_CPU_GUIDED=0, and
+#   f32 against PyTorch with the row-group chunk skipping of the same day
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p /opt/llvm22 "$OUT"
@@ -86,4 +89,17 @@ grep -E "attnc_|gpu__time_duration" "$OUT/ncu_doc.txt" | paste - - | awk '{print
 ATTNC_CUDA_TRACE=1 timeout 60 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \
   --launches 1 > "$OUT/trace_doc.txt" 2>&1
 echo "trace: $(grep -c attnc-trace "$OUT/trace_doc.txt") CTAs in $OUT/trace_doc.txt"
+fi
+
+if [[ $WHAT == cpu ]]; then
+echo "== Xeon, 16 threads: guided chunks on and off, then against PyTorch"
+for g in 1 0 1 0; do
+  echo "guided=$g $(ATTNC_CPU_GUIDED=$g $B/attnc-cpu-bench --threads 16 --heads 16 --lens 4096 \
+    --dims 64,128 --variants dense,causal,document --dtype f32 --reps 3 2>&1 | tail -6 |
+    awk '{printf "%s%s %s | ", $1, $2, $6}')"
+done | tee "$OUT/cpu_guided.txt"
+timeout 300 python3 bench/cpu_vs_torch.py --bench $B/attnc-cpu-bench --threads 16 --dtype f32 \
+  --variants dense,causal,document,gated --dims 64,128 --lens 4096 --rounds 2 \
+  > "$OUT/cpu_f32_t16.txt" 2>&1
+tail -12 "$OUT/cpu_f32_t16.txt"
 fi

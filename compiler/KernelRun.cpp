@@ -187,6 +187,10 @@ struct ArgStorage {
 struct CpuSchedule {
   int64_t chunksPerThread = 16;
   bool lastFirst = true;
+  /// Guided chunks (ThreadPool::Chunking): long while much is left, down to
+  /// items / (chunksPerThread * threads) at the end; $ATTNC_CPU_GUIDED=0
+  /// keeps that size throughout.
+  bool guided = true;
   /// Paged kernels: key ranges per item (0: chosen per run).
   int64_t splits = 0;
 };
@@ -198,6 +202,8 @@ CpuSchedule cpuSchedule() {
       s.chunksPerThread = std::clamp<int64_t>(std::atoll(env), 1, 1 << 20);
     if (const char *env = std::getenv("ATTNC_CPU_ORDER"))
       s.lastFirst = std::strcmp(env, "first") != 0;
+    if (const char *env = std::getenv("ATTNC_CPU_GUIDED"))
+      s.guided = std::strcmp(env, "0") != 0;
     if (const char *env = std::getenv("ATTNC_CPU_SPLITS"))
       s.splits = std::clamp<int64_t>(std::atoll(env), 0, 1024);
     return s;
@@ -364,15 +370,21 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
   // shares its transposed K tiles (the kernel caches them per call), yet
   // several chunks per thread for balance. Paged items (sequences of
   // different lengths) stay one at a time.
-  int64_t grain = 1;
+  ThreadPool::Chunking chunking;
   bool lastFirst = false;
   CpuSchedule schedule = cpuSchedule();
   unsigned parts = threads == 0 ? ThreadPool::global().size()
                                 : std::min(threads, ThreadPool::global().size());
   if (!info.paged) {
     int64_t tilesPerHead = (q.shape[2] + perItem - 1) / perItem;
-    grain = std::max<int64_t>(
+    chunking.grain = std::max<int64_t>(
         1, std::min(tilesPerHead, items / (schedule.chunksPerThread * int64_t(parts))));
+    if (schedule.guided) {
+      // A head's query tiles at most, and never two heads' in one chunk:
+      // the kernel's K-tile cache holds one head.
+      chunking.maxGrain = tilesPerHead;
+      chunking.align = tilesPerHead;
+    }
     lastFirst = schedule.lastFirst;
   }
   auto runRange = [&](int64_t units, std::vector<void *> args) {
@@ -388,7 +400,7 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
           local.push_back(&end);
           entry(local.data());
         },
-        grain);
+        chunking);
   };
   if (!info.paged) {
     runRange(items, argPtrs);

@@ -12,14 +12,30 @@
 namespace attnc {
 
 namespace {
-/// Takes chunks of `grain` items from `next` until [0, items) is done.
-void drain(std::atomic<int64_t> &next, int64_t items, int64_t grain,
-           const std::function<void(int64_t, int64_t)> &fn) {
+/// Takes chunks from `next` until [0, items) is done (ThreadPool::Chunking).
+void drain(std::atomic<int64_t> &next, int64_t items, const ThreadPool::Chunking &chunking,
+           unsigned parts, const std::function<void(int64_t, int64_t)> &fn) {
+  int64_t grain = std::max<int64_t>(1, chunking.grain);
+  if (chunking.maxGrain <= grain && chunking.align <= 0) {
+    while (true) {
+      int64_t begin = next.fetch_add(grain, std::memory_order_relaxed);
+      if (begin >= items)
+        return;
+      fn(begin, std::min(items, begin + grain));
+    }
+  }
+  int64_t maxGrain = std::max(grain, chunking.maxGrain);
   while (true) {
-    int64_t begin = next.fetch_add(grain, std::memory_order_relaxed);
-    if (begin >= items)
-      return;
-    fn(begin, std::min(items, begin + grain));
+    int64_t begin = next.load(std::memory_order_relaxed), end = 0;
+    do {
+      if (begin >= items)
+        return;
+      int64_t size = std::clamp<int64_t>((items - begin) / (2 * int64_t(parts)), grain, maxGrain);
+      end = std::min(items, begin + size);
+      if (chunking.align > 0)
+        end = std::min(end, (begin / chunking.align + 1) * chunking.align);
+    } while (!next.compare_exchange_weak(begin, end, std::memory_order_relaxed));
+    fn(begin, end);
   }
 }
 } // namespace
@@ -49,7 +65,8 @@ void ThreadPool::workerLoop(unsigned id) {
   uint64_t seen = 0;
   while (true) {
     const std::function<void(int64_t, int64_t)> *fn;
-    int64_t items, grain;
+    int64_t items;
+    Chunking chunking;
     unsigned parts;
     {
       std::unique_lock<std::mutex> lock(mutex);
@@ -59,11 +76,11 @@ void ThreadPool::workerLoop(unsigned id) {
       seen = generation;
       fn = job;
       items = jobItems;
-      grain = jobGrain;
+      chunking = jobChunking;
       parts = jobThreads;
     }
     if (id < parts)
-      drain(nextItem, items, grain, *fn);
+      drain(nextItem, items, chunking, parts, *fn);
     std::lock_guard<std::mutex> lock(mutex);
     if (--pending == 0)
       done.notify_all();
@@ -73,7 +90,15 @@ void ThreadPool::workerLoop(unsigned id) {
 void ThreadPool::parallelFor(int64_t items, unsigned maxThreads,
                              const std::function<void(int64_t, int64_t)> &fn,
                              int64_t grain) {
-  grain = std::max<int64_t>(1, grain);
+  Chunking chunking;
+  chunking.grain = grain;
+  parallelFor(items, maxThreads, fn, chunking);
+}
+
+void ThreadPool::parallelFor(int64_t items, unsigned maxThreads,
+                             const std::function<void(int64_t, int64_t)> &fn,
+                             Chunking chunking) {
+  chunking.grain = std::max<int64_t>(1, chunking.grain);
   if (items <= 0)
     return;
   unsigned parts = maxThreads == 0 ? size() : std::min(maxThreads, size());
@@ -87,14 +112,14 @@ void ThreadPool::parallelFor(int64_t items, unsigned maxThreads,
     std::lock_guard<std::mutex> lock(mutex);
     job = &fn;
     jobItems = items;
-    jobGrain = grain;
+    jobChunking = chunking;
     jobThreads = parts;
     nextItem.store(0, std::memory_order_relaxed);
     pending = static_cast<unsigned>(workers.size());
     ++generation;
   }
   wake.notify_all();
-  drain(nextItem, items, grain, fn);
+  drain(nextItem, items, chunking, parts, fn);
   std::unique_lock<std::mutex> lock(mutex);
   done.wait(lock, [&] { return pending == 0; });
 }

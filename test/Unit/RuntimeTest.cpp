@@ -9,7 +9,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <cmath>
 #include <vector>
 
@@ -29,6 +31,43 @@ TEST(ThreadPool, CoversEveryItemOnce) {
           grain);
       for (int64_t i = 0; i < items; ++i)
         ASSERT_EQ(seen[i].load(), 1) << "item " << i << " of " << items;
+    }
+  }
+}
+
+TEST(ThreadPool, GuidedChunksShrinkAndStayInsideTheirHead) {
+  ThreadPool pool(4);
+  for (int64_t items : {1, 64, 1000, 4096}) {
+    ThreadPool::Chunking chunking;
+    chunking.grain = 2;
+    chunking.maxGrain = 64;
+    chunking.align = 64;
+    std::vector<std::atomic<int>> seen(static_cast<size_t>(items));
+    std::mutex mutex;
+    std::vector<std::pair<int64_t, int64_t>> chunks;
+    pool.parallelFor(
+        items, 0,
+        [&](int64_t b, int64_t e) {
+          for (int64_t i = b; i < e; ++i)
+            seen[i].fetch_add(1);
+          std::lock_guard<std::mutex> lock(mutex);
+          chunks.push_back({b, e});
+        },
+        chunking);
+    for (int64_t i = 0; i < items; ++i)
+      ASSERT_EQ(seen[i].load(), 1) << "item " << i << " of " << items;
+    std::sort(chunks.begin(), chunks.end());
+    for (auto [b, e] : chunks) {
+      EXPECT_LE(e - b, 64);
+      EXPECT_EQ(b / 64, (e - 1) / 64) << "chunk [" << b << ", " << e << ") crosses a head";
+      // Short chunks only near the end (or at a head's end) for balance.
+      if (e - b < 2)
+        EXPECT_TRUE(e == items || e % 64 == 0) << "[" << b << ", " << e << ")";
+    }
+    if (items == 4096) {
+      // Long chunks while much is left: far fewer than at the minimum grain.
+      EXPECT_LT(chunks.size(), size_t(4096 / 2 / 4));
+      EXPECT_EQ(chunks.front().second - chunks.front().first, 64);
     }
   }
 }

@@ -40,6 +40,18 @@ public:
                    const std::function<void(int64_t, int64_t)> &fn,
                    int64_t grain = 1);
 
+  /// How parallelFor cuts the range: fixed chunks of `grain` items, or, with
+  /// `maxGrain` above it, guided ones: each chunk is the remaining items
+  /// over twice the threads, within [grain, maxGrain], so chunks are long
+  /// while much is left (CPU kernels share per-call caches across a chunk)
+  /// and short at the end (balance). `align` > 0: no chunk crosses a
+  /// multiple of it (a head's query tiles stay in one chunk).
+  struct Chunking {
+    int64_t grain = 1, maxGrain = 0, align = 0;
+  };
+  void parallelFor(int64_t items, unsigned maxThreads,
+                   const std::function<void(int64_t, int64_t)> &fn, Chunking chunking);
+
   /// The process-wide pool.
   static ThreadPool &global();
 
@@ -52,7 +64,7 @@ private:
   std::condition_variable wake, done;
   const std::function<void(int64_t, int64_t)> *job = nullptr;
   int64_t jobItems = 0;
-  int64_t jobGrain = 1;
+  Chunking jobChunking;
   std::atomic<int64_t> nextItem{0};
   unsigned jobThreads = 0;
   uint64_t generation = 0;
