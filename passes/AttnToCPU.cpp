@@ -326,6 +326,9 @@ struct ConvertAttnToCPUPass
         low.corrAll = scratch(bqPad, b.getF32Type());
         low.rowStat = scratch(bqPad, b.getF32Type());
         low.rowBias = scratch(bqPad, b.getF32Type());
+        // amxDot's 32 x 32 blocks of a PARTIAL tile that may keep a key.
+        low.blockKeep = memref::AllocaOp::create(
+            b, MemRefType::get({(bqPad / 32) * (bkPad / 32)}, b.getI8Type()));
       }
     }
     low.emit(workBegin, workEnd);

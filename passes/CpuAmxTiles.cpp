@@ -33,6 +33,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/CpuLowering.h"
+#include "passes/TileIntervals.h"
 #include "mlir/Dialect/AMX/AMXDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -204,9 +205,61 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
       loop(zero, rowsEnd, c32, [&](Value r) { body(r, c); });
     });
   };
+  // amxDot in a PARTIAL tile: a 32 x 32 block the mask's interval bounds
+  // prove hidden is neither scored nor weighed (its sAll entries keep older
+  // values, which emitTileSoftmax masks to -inf; its weights are 0). The
+  // AMX form keeps every block until it is timed on AMX hardware.
+  bool skipBlocks = amxDot && skipTiles && full && !op.getMask().empty() && pack == 1;
+  int64_t chunks = bk / 32;
+  // blockKeep's entry of the 32 x 32 block at rows rb, keys kb.
+  auto keepAt = [&](Value rb, Value kb) -> Value {
+    return addi(muli(arith::DivUIOp::create(b, rb, c32), idx(chunks)),
+                arith::DivUIOp::create(b, kb, c32));
+  };
   blocks(rows32, bkPad, [&](Value rb, Value kb) {
     if (amxDot) {
       Value zeroV = vector::BroadcastOp::create(b, vecF32(), f32(0.0));
+      if (skipBlocks) {
+        auto keep = scf::IfOp::create(
+            b, full, [&](OpBuilder &, Location) { scf::YieldOp::create(b, full); },
+            [&](OpBuilder &, Location) {
+              Value lastRow = arith::MinSIOp::create(b, addi(rb, idx(31)),
+                                                     arith::SubIOp::create(b, nRows, one));
+              Value lastKey = arith::MinSIOp::create(b, addi(kb, idx(31)),
+                                                     arith::SubIOp::create(b, nk, one));
+              attnc::TileBox box{bIdx,
+                                 h,
+                                 addi(addi(r0, rb), queryOffset),
+                                 addi(addi(r0, lastRow), queryOffset),
+                                 addi(kt, kb),
+                                 addi(kt, lastKey)};
+              Value some = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kb, nk);
+              scf::YieldOp::create(
+                  b, arith::AndIOp::create(
+                         b, some,
+                         attnc::classifyTile(b, op.getMask(), box, [&](int kind) {
+                           return sizeOf(static_cast<SizeKind>(kind));
+                         }).mayKeep).getResult());
+            });
+        Value keepBit = keep.getResult(0);
+        memref::StoreOp::create(b, arith::ExtUIOp::create(b, b.getI8Type(), keepBit), blockKeep,
+                                keepAt(rb, kb));
+        scf::IfOp::create(b, keepBit, [&](OpBuilder &, Location) {
+          for (int64_t r8 = 0; r8 < 32; r8 += 8) {
+            SmallVector<Value> acc = dotRows(
+                SmallVector<Value>(16, zeroV), qAmx,
+                [&](int64_t r) { return muli(addi(rb, idx(r8 + r)), dPad); }, kV,
+                addi(kFirst, muli(kb, two)), kStride, d / 2);
+            for (int64_t r = 0; r < 8; ++r)
+              for (int64_t c = 0; c < 2; ++c)
+                vector::StoreOp::create(b, acc[2 * r + c], sAll,
+                                        ValueRange{addi(muli(addi(rb, idx(r8 + r)), bkPad),
+                                                        addi(kb, idx(c * width)))});
+          }
+          scf::YieldOp::create(b);
+        });
+        return;
+      }
       for (int64_t r8 = 0; r8 < 32; r8 += 8) {
         SmallVector<Value> acc = dotRows(
             SmallVector<Value>(16, zeroV), qAmx,
@@ -263,9 +316,34 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
         for (int64_t r = 0; r < 8; ++r)
           for (int64_t c = 0; c < 2; ++c)
             acc.push_back(vecLoad(accBuf, at(r, c)));
-        acc = dotRows(
-            acc, pAmx, [&](int64_t r) { return muli(addi(rb, idx(r8 + r)), bkPad); }, vV,
-            addi(vFirst, muli(db, two)), vStride, bk / 2);
+        auto pRow = [&](int64_t r) { return muli(addi(rb, idx(r8 + r)), bkPad); };
+        if (!skipBlocks) {
+          acc = dotRows(acc, pAmx, pRow, vV, addi(vFirst, muli(db, two)), vStride, bk / 2);
+        } else {
+          // 32 keys (16 pairs) at a time, the chunks the scores kept (a
+          // loop, not copies: the products are most of the kernel's code).
+          auto overChunks = scf::ForOp::create(
+              b, zero, bkPad, c32, acc, [&](OpBuilder &, Location, Value kc, ValueRange in) {
+                Value kept = arith::CmpIOp::create(
+                    b, arith::CmpIPredicate::ne,
+                    memref::LoadOp::create(b, blockKeep, keepAt(rb, kc)),
+                    arith::ConstantIntOp::create(b, 0, 8));
+                SmallVector<Value> inAcc(in.begin(), in.end());
+                auto chunk = scf::IfOp::create(
+                    b, kept,
+                    [&](OpBuilder &, Location) {
+                      scf::YieldOp::create(
+                          b, dotRows(inAcc, pAmx, [&](int64_t r) { return addi(pRow(r), kc); }, vV,
+                                     addi(addi(vFirst, muli(arith::DivUIOp::create(b, kc, two),
+                                                            vStride)),
+                                          muli(db, two)),
+                                     vStride, 16));
+                    },
+                    [&](OpBuilder &, Location) { scf::YieldOp::create(b, in); });
+                scf::YieldOp::create(b, chunk.getResults());
+              });
+          acc = SmallVector<Value>(overChunks.getResults());
+        }
         for (int64_t r = 0; r < 8; ++r)
           for (int64_t c = 0; c < 2; ++c)
             vector::StoreOp::create(b, acc[2 * r + c], accBuf, ValueRange{at(r, c)});

@@ -128,6 +128,9 @@ struct Lowering {
   bool bf16Dot = false;
   mlir::Value qBF16 = {};
   mlir::Value sAll = {}, pAmx = {}, corrAll = {};
+  /// amxDot: per 32-row block and 32-key chunk of the tile, whether the
+  /// mask may keep a key there (i8, [BQp / 32][BKp / 32]).
+  mlir::Value blockKeep = {};
   /// Per item row, for emitTileSoftmax: the tile max, then the weights' sum;
   /// the exponent's offset (-base log2(e)).
   mlir::Value rowStat = {}, rowBias = {};

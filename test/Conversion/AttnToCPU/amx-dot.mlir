@@ -8,6 +8,20 @@
 /// 32-bit lane, into 16 f32 accumulators (8 rows x 32 columns).
 // CHECK-LABEL: func.func @causal_bf16
 // CHECK-NOT: amx.tile
+/// Per 32-row block and 32-key chunk of the tile, whether the mask may keep
+/// a key there: always in a FULL tile, else its interval bounds (j <= i:
+/// the chunk's first key against the block's last row). Hidden blocks are
+/// neither scored nor weighed.
+// CHECK: %[[KEEPS:.+]] = memref.alloca() : memref<8xi8>
+// CHECK: %[[KEEP:.+]] = scf.if %[[FULL:.+]] -> (i1) {
+// CHECK-NEXT: scf.yield %[[FULL]] : i1
+// CHECK-NEXT: } else {
+// CHECK: %[[HASKEYS:.+]] = arith.cmpi slt, %{{.+}}, %{{.+}} : index
+// CHECK-NEXT: %[[SOME:.+]] = arith.cmpi sle, %{{.+}}, %{{.+}} : index
+// CHECK: %[[MAY:.+]] = arith.andi %[[HASKEYS]], %[[SOME]] : i1
+// CHECK-NEXT: scf.yield %[[MAY]] : i1
+// CHECK: memref.store %{{.+}}, %[[KEEPS]][%{{.+}}] : memref<8xi8>
+// CHECK-NEXT: scf.if %[[KEEP]] {
 /// S = q K^T, 64 pairs at D = 128: the K pair row loaded as 32 bf16 (two
 /// vectors of 16 keys), each row's pair broadcast to every lane.
 // CHECK: scf.for %{{.+}} = %{{.+}} to %c64{{(_[0-9]+)?}} step %{{.+}} iter_args(
@@ -22,11 +36,17 @@
 // CHECK-NEXT: llvm.call_intrinsic "llvm.x86.avx512bf16.dpbf16ps.512"(%{{.+}}, %[[Q]], %[[K1]])
 // CHECK-COUNT-14: llvm.call_intrinsic "llvm.x86.avx512bf16.dpbf16ps.512"
 // CHECK: scf.yield
-/// P V: the accumulator rows loaded, a loop over the 64 key pairs of a
-/// 128-key tile, the rows stored back.
+/// P V: the accumulator rows loaded, a loop over the tile's four chunks of
+/// 32 keys, each kept chunk a loop over its 16 key pairs, the rows stored
+/// back.
 // CHECK: vector.load %{{.+}} : memref<?xf32>, vector<16xf32>
-// CHECK: scf.for %{{.+}} = %{{.+}} to %c64{{(_[0-9]+)?}} step %{{.+}} iter_args(
+// CHECK: scf.for %[[KC:.+]] = %{{.+}} to %c128{{(_[0-9]+)?}} step %c32{{(_[0-9]+)?}} iter_args(
+// CHECK: %[[KEPT:.+]] = memref.load %[[KEEPS]][%{{.+}}] : memref<8xi8>
+// CHECK: %[[ON:.+]] = arith.cmpi ne, %[[KEPT]], %{{.+}} : i8
+// CHECK: scf.if %[[ON]] -> (vector<16xf32>
+// CHECK: scf.for %{{.+}} = %{{.+}} to %c16{{(_[0-9]+)?}} step %{{.+}} iter_args(
 // CHECK-COUNT-16: llvm.call_intrinsic "llvm.x86.avx512bf16.dpbf16ps.512"
+// CHECK: } else {
 // CHECK: vector.store %{{.+}} : memref<?xf32>, vector<16xf32>
 // CHECK: return
 
