@@ -6,8 +6,9 @@
 //
 // Times attnc's CPU kernels for dense, causal, sliding-window, document,
 // block-sparse (a user-supplied block mask, about 1/8 of 64 x 64 blocks),
-// gated and causal sigmoid attention (--variants sigmoid, not in the default
-// list) over head dims and lengths, and prints GFLOP/s over
+// gated, causal sigmoid attention and causal GQA with 4 query heads per KV
+// head (--variants sigmoid, gqa: not in the default list) over head dims and
+// lengths, and prints GFLOP/s over
 // visible (query, key) pairs: 2 * (D + Dv) flops each. With --json it prints
 // one JSON object per line for bench/cpu_vs_torch.py.
 //
@@ -61,11 +62,13 @@ constexpr int64_t kDocLen = 1000; // documents of 1000 tokens, the last shorter
 std::string specFor(const std::string &variant, int64_t heads, int64_t dim) {
   std::string h = std::to_string(heads), d = std::to_string(dim);
   std::string t = "f32[B, " + h + ", S, " + d + "]";
-  std::string head = "attention " + variant + "(q: " + t + ", k: " + t + ", v: " + t;
+  // gqa: causal with 4 query heads per KV head.
+  std::string kv = variant == "gqa" ? "f32[B, " + std::to_string(heads / 4) + ", S, " + d + "]" : t;
+  std::string head = "attention " + variant + "(q: " + t + ", k: " + kv + ", v: " + kv;
   std::string outs = ") -> (o: " + t + ") {\n";
   if (variant == "dense")
     return head + outs + "}\n";
-  if (variant == "causal")
+  if (variant == "causal" || variant == "gqa")
     return head + outs + "  mask(b, h, i, j) = j <= i\n}\n";
   if (variant == "sliding_window")
     return head + outs + "  param window: i32 = " + std::to_string(kWindow) +
@@ -193,9 +196,10 @@ int main(int argc, char **argv) {
         for (float &x : g)
           x = normal(rng);
         std::vector<int64_t> shape = {batch, heads, n, dim};
+        std::vector<int64_t> kvShape = {batch, variant == "gqa" ? heads / 4 : heads, n, dim};
         std::vector<TensorView> views = {{q.data(), dtype, shape, {}},
-                                         {k.data(), dtype, shape, {}},
-                                         {v.data(), dtype, shape, {}}};
+                                         {k.data(), dtype, kvShape, {}},
+                                         {v.data(), dtype, kvShape, {}}};
         if (variant == "document")
           views.push_back({docs.data(), DType::i32, {batch, n}, {}});
         if (variant == "gated")
