@@ -92,6 +92,10 @@ echo "trace: $(grep -c attnc-trace "$OUT/trace_doc.txt") CTAs in $OUT/trace_doc.
 fi
 
 if [[ $WHAT == cpu ]]; then
+echo "== Xeon: CPU conformance (AMX tiles; their cache flags' reads moved 2026-12-05)"
+timeout 240 $B/attnc-conformance examples/*.attn $I/*.attn > "$OUT/cpu_conformance.txt" 2>&1
+echo "conformance rc=$? $(tail -1 "$OUT/cpu_conformance.txt")"
+grep -E "^FAIL" "$OUT/cpu_conformance.txt" | head -5
 echo "== Xeon, 16 threads: guided chunks on and off, then against PyTorch"
 for g in 1 0 1 0; do
   echo "guided=$g $(ATTNC_CPU_GUIDED=$g $B/attnc-cpu-bench --threads 16 --heads 16 --lens 4096 \
