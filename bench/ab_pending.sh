@@ -93,7 +93,7 @@ fi
 
 if [[ $WHAT == cpu ]]; then
 echo "== Xeon: CPU conformance (AMX tiles; their cache flags' reads moved 2026-12-05)"
-timeout 240 $B/attnc-conformance examples/*.attn $I/*.attn > "$OUT/cpu_conformance.txt" 2>&1
+timeout 180 $B/attnc-conformance examples/*.attn $I/*.attn > "$OUT/cpu_conformance.txt" 2>&1
 echo "conformance rc=$? $(tail -1 "$OUT/cpu_conformance.txt")"
 grep -E "^FAIL" "$OUT/cpu_conformance.txt" | head -5
 echo "== Xeon, 16 threads: guided chunks on and off, then against PyTorch"
@@ -102,7 +102,7 @@ for g in 1 0 1 0; do
     --dims 64,128 --variants dense,causal,document --dtype f32 --reps 3 2>&1 | tail -6 |
     awk '{printf "%s%s %s | ", $1, $2, $6}')"
 done | tee "$OUT/cpu_guided.txt"
-timeout 300 python3 bench/cpu_vs_torch.py --bench $B/attnc-cpu-bench --threads 16 --dtype f32 \
+timeout 240 python3 bench/cpu_vs_torch.py --bench $B/attnc-cpu-bench --threads 16 --dtype f32 \
   --variants dense,causal,document,gated --dims 64,128 --lens 4096 --rounds 2 \
   > "$OUT/cpu_f32_t16.txt" 2>&1
 tail -12 "$OUT/cpu_f32_t16.txt"
