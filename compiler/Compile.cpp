@@ -379,8 +379,6 @@ int attnc::vectorWidthFor(const CpuFeatures &features) {
   return features.avx512f ? 16 : 8;
 }
 
-int attnc::hostVectorWidth() { return vectorWidthFor(hostCpuFeatures()); }
-
 static bool dotBF16(const CpuFeatures &f) {
   return f.avx512bf16 && f.avx512f && !envIsZero("ATTNC_CPU_AMX");
 }
@@ -400,9 +398,6 @@ static bool fastExp(const CpuFeatures &f) {
   // Landing).
   return f.avx512f && f.avx512dq && !envIsZero("ATTNC_CPU_FAST_EXP");
 }
-
-bool attnc::hostDotBF16() { return dotBF16(hostCpuFeatures()); }
-bool attnc::hostFastExp() { return fastExp(hostCpuFeatures()); }
 
 CpuCodegen attnc::cpuCodegenFor(const CpuFeatures &features, int width,
                                 bool bf16Products, bool amxTiles) {

@@ -133,20 +133,10 @@ int vectorWidthFor(const CpuFeatures &features);
 CpuCodegen cpuCodegenFor(const CpuFeatures &features, int width, bool bf16Products,
                          bool amxTiles);
 
-/// vectorWidthFor(hostCpuFeatures()).
-int hostVectorWidth();
 /// Whether JIT'd kernels may use AMX tiles: the CPU has AMX-BF16 (and
 /// AVX512-BF16), the OS granted this process the tile state, and
 /// $ATTNC_CPU_AMX is not 0.
 bool hostAmx();
-/// Whether kernels for this host may use AVX512-BF16 dot products: for the
-/// AMX form's products where hostAmx() is false, and for decode scores over
-/// bf16 keys everywhere. The CPU has AVX512-BF16 and $ATTNC_CPU_AMX is not 0.
-bool hostDotBF16();
-/// Whether kernels for this host may take softmax and sigmoid weights
-/// through AVX-512's vreduceps/vscalefps (convert-attn-to-cpu's fast-exp):
-/// the CPU has AVX-512F and AVX512-DQ, and $ATTNC_CPU_FAST_EXP is not 0.
-bool hostFastExp();
 
 /// Optimizes `module` at O2 for `tm` and emits an object file into `out`;
 /// `quick`: no optimization (the JIT's quick tier).

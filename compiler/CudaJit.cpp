@@ -138,9 +138,7 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
         .count();
   };
   std::string arch = cudaArchFor(options);
-  if (arch.size() < 5 || arch.rfind("sm_", 0) != 0 ||
-      arch.find_first_not_of("0123456789", 3) <
-          arch.size() - (arch.back() == 'a' || arch.back() == 'f' ? 1 : 0))
+  if (!cuda::archNumber(arch))
     return Status::error("attnc: CompileOptions::cudaArch must look like sm_90a or sm_80, got '" +
                          arch + "'");
   if (std::string archError; !cuda::nvrtcSupportsArch(arch, archError))

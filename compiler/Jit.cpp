@@ -67,9 +67,17 @@ std::string attnc::cacheDirectory(const CompileOptions &options) {
   return "";
 }
 
+namespace {
+constexpr llvm::StringLiteral kCacheMagic = "attnc-c1";
+
+uint64_t cacheChecksum(const std::string &key, llvm::StringRef data) {
+  return llvm::xxh3_64bits(data) ^ llvm::xxh3_64bits(key);
+}
+} // namespace
+
 /// Writes `data` to `path` through a temporary file and a rename, so a
 /// reader never sees half a file.
-void attnc::writeAtomically(const std::string &path, llvm::StringRef data) {
+static void writeAtomically(const std::string &path, llvm::StringRef data) {
   std::string tmp = path + ".tmp" + std::to_string(::getpid());
   std::error_code ec;
   {
@@ -87,14 +95,6 @@ void attnc::writeAtomically(const std::string &path, llvm::StringRef data) {
   if (llvm::sys::fs::rename(tmp, path))
     llvm::sys::fs::remove(tmp);
 }
-
-namespace {
-constexpr llvm::StringLiteral kCacheMagic = "attnc-c1";
-
-uint64_t cacheChecksum(const std::string &key, llvm::StringRef data) {
-  return llvm::xxh3_64bits(data) ^ llvm::xxh3_64bits(key);
-}
-} // namespace
 
 void attnc::writeCacheEntry(const std::string &dir, const std::string &path,
                             const std::string &key, llvm::StringRef data) {
@@ -349,7 +349,7 @@ Result<Kernel> compileBuffer(std::unique_ptr<llvm::MemoryBuffer> buffer,
         .count();
   };
   PhaseTimer timer;
-  int width = options.vectorWidth ? options.vectorWidth : hostVectorWidth();
+  int width = options.vectorWidth ? options.vectorWidth : vectorWidthFor(hostCpuFeatures());
 
   mlir::MLIRContext ctx(mlir::MLIRContext::Threading::DISABLED);
   prepareContext(ctx);

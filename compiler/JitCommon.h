@@ -34,10 +34,6 @@ std::mutex &jitMutex();
 /// The disk cache folder of `options` ("" when off).
 std::string cacheDirectory(const CompileOptions &options);
 
-/// Writes `data` to `path` through a temporary file and a rename, so a
-/// reader never sees half a file.
-void writeAtomically(const std::string &path, llvm::StringRef data);
-
 /// The disk cache's entries: `data`, then a trailer (a magic word and an
 /// xxh3 of the key and the data), written atomically into `dir`. Reading
 /// checks the trailer: a damaged, truncated or misplaced file is removed and

@@ -33,7 +33,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/CpuLowering.h"
-#include "passes/TileIntervals.h"
 #include "mlir/Dialect/AMX/AMXDialect.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Math/IR/Math.h"
@@ -206,9 +205,10 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
     });
   };
   // amxDot in a PARTIAL tile: a 32 x 32 block the mask's interval bounds
-  // prove hidden is neither scored nor weighed (its sAll entries keep older
-  // values, which emitTileSoftmax masks to -inf; its weights are 0). The
-  // AMX form keeps every block until it is timed on AMX hardware.
+  // prove hidden is neither scored nor weighed (its sAll entries keep
+  // whatever they held, which emitTileSoftmax masks to -inf; its weights
+  // are 0). The AMX form keeps every block until it is timed on AMX
+  // hardware.
   bool skipBlocks = amxDot && skipTiles && full && !op.getMask().empty() && pack == 1;
   int64_t chunks = bk / 32;
   // blockKeep's entry of the 32 x 32 block at rows rb, keys kb.
@@ -218,59 +218,41 @@ void Lowering::emitAmxTile(Value bIdx, Value h, Value hk, Value r0, Value nRows,
   };
   blocks(rows32, bkPad, [&](Value rb, Value kb) {
     if (amxDot) {
-      Value zeroV = vector::BroadcastOp::create(b, vecF32(), f32(0.0));
-      if (skipBlocks) {
-        auto keep = scf::IfOp::create(
-            b, full, [&](OpBuilder &, Location) { scf::YieldOp::create(b, full); },
-            [&](OpBuilder &, Location) {
-              Value lastRow = arith::MinSIOp::create(b, addi(rb, idx(31)),
-                                                     arith::SubIOp::create(b, nRows, one));
-              Value lastKey = arith::MinSIOp::create(b, addi(kb, idx(31)),
-                                                     arith::SubIOp::create(b, nk, one));
-              attnc::TileBox box{bIdx,
-                                 h,
-                                 addi(addi(r0, rb), queryOffset),
-                                 addi(addi(r0, lastRow), queryOffset),
-                                 addi(kt, kb),
-                                 addi(kt, lastKey)};
-              Value some = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, kb, nk);
-              scf::YieldOp::create(
-                  b, arith::AndIOp::create(
-                         b, some,
-                         attnc::classifyTile(b, op.getMask(), box, [&](int kind) {
-                           return sizeOf(static_cast<SizeKind>(kind));
-                         }).mayKeep).getResult());
-            });
-        Value keepBit = keep.getResult(0);
-        memref::StoreOp::create(b, arith::ExtUIOp::create(b, b.getI8Type(), keepBit), blockKeep,
-                                keepAt(rb, kb));
-        scf::IfOp::create(b, keepBit, [&](OpBuilder &, Location) {
-          for (int64_t r8 = 0; r8 < 32; r8 += 8) {
-            SmallVector<Value> acc = dotRows(
-                SmallVector<Value>(16, zeroV), qAmx,
-                [&](int64_t r) { return muli(addi(rb, idx(r8 + r)), dPad); }, kV,
-                addi(kFirst, muli(kb, two)), kStride, d / 2);
-            for (int64_t r = 0; r < 8; ++r)
-              for (int64_t c = 0; c < 2; ++c)
-                vector::StoreOp::create(b, acc[2 * r + c], sAll,
-                                        ValueRange{addi(muli(addi(rb, idx(r8 + r)), bkPad),
-                                                        addi(kb, idx(c * width)))});
-          }
-          scf::YieldOp::create(b);
-        });
+      // The block's scores as vdpbf16ps, 8 rows at a time.
+      auto scoreBlock = [&] {
+        Value zeroV = vector::BroadcastOp::create(b, vecF32(), f32(0.0));
+        for (int64_t r8 = 0; r8 < 32; r8 += 8) {
+          SmallVector<Value> acc = dotRows(
+              SmallVector<Value>(16, zeroV), qAmx,
+              [&](int64_t r) { return muli(addi(rb, idx(r8 + r)), dPad); }, kV,
+              addi(kFirst, muli(kb, two)), kStride, d / 2);
+          for (int64_t r = 0; r < 8; ++r)
+            for (int64_t c = 0; c < 2; ++c)
+              vector::StoreOp::create(
+                  b, acc[2 * r + c], sAll,
+                  ValueRange{addi(muli(addi(rb, idx(r8 + r)), bkPad), addi(kb, idx(c * width)))});
+        }
+      };
+      if (!skipBlocks) {
+        scoreBlock();
         return;
       }
-      for (int64_t r8 = 0; r8 < 32; r8 += 8) {
-        SmallVector<Value> acc = dotRows(
-            SmallVector<Value>(16, zeroV), qAmx,
-            [&](int64_t r) { return muli(addi(rb, idx(r8 + r)), dPad); }, kV,
-            addi(kFirst, muli(kb, two)), kStride, d / 2);
-        for (int64_t r = 0; r < 8; ++r)
-          for (int64_t c = 0; c < 2; ++c)
-            vector::StoreOp::create(
-                b, acc[2 * r + c], sAll,
-                ValueRange{addi(muli(addi(rb, idx(r8 + r)), bkPad), addi(kb, idx(c * width)))});
-      }
+      auto keep = scf::IfOp::create(
+          b, full, [&](OpBuilder &, Location) { scf::YieldOp::create(b, full); },
+          [&](OpBuilder &, Location) {
+            Value lastRow = arith::MinSIOp::create(b, addi(rb, idx(31)),
+                                                   arith::SubIOp::create(b, nRows, one));
+            scf::YieldOp::create(
+                b, keysMayShow(bIdx, h, addi(addi(r0, rb), queryOffset),
+                               addi(addi(r0, lastRow), queryOffset), kt, kb, addi(kb, c32), nk));
+          });
+      Value keepBit = keep.getResult(0);
+      memref::StoreOp::create(b, arith::ExtUIOp::create(b, b.getI8Type(), keepBit), blockKeep,
+                              keepAt(rb, kb));
+      scf::IfOp::create(b, keepBit, [&](OpBuilder &, Location) {
+        scoreBlock();
+        scf::YieldOp::create(b);
+      });
       return;
     }
     Value acc[4];

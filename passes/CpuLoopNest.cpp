@@ -34,6 +34,19 @@ void Lowering::transposeKTile(Value bIdx, Value hk, Value kt, Value lastKey, Val
   });
 }
 
+attnc::TileClass Lowering::classifyBox(const attnc::TileBox &box) {
+  return attnc::classifyTile(b, op.getMask(), box,
+                             [&](int kind) { return sizeOf(static_cast<SizeKind>(kind)); });
+}
+
+Value Lowering::keysMayShow(Value bIdx, Value h, Value iFirst, Value iLast, Value kt,
+                            Value first, Value end, Value nk) {
+  Value last = arith::SubIOp::create(b, arith::MinSIOp::create(b, end, nk), idx(1));
+  attnc::TileBox box{bIdx, h, iFirst, iLast, addi(kt, first), addi(kt, last)};
+  Value someKeys = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, first, nk);
+  return arith::AndIOp::create(b, someKeys, classifyBox(box).mayKeep);
+}
+
 void Lowering::loadSequence(Value bIdx) {
   // This sequence's length (checked against the table by the runtime).
   kvLen = arith::IndexCastOp::create(
@@ -225,8 +238,7 @@ void Lowering::emitItem(Value bIdx, Value h, Value hk, Value r0, Value r1, Value
                 arith::SubIOp::create(b, addi(r1, queryOffset), one),
                 kt,
                 arith::SubIOp::create(b, addi(kt, nk), one)};
-    attnc::TileClass cls = attnc::classifyTile(
-        b, op.getMask(), box, [&](int kind) { return sizeOf(static_cast<SizeKind>(kind)); });
+    attnc::TileClass cls = classifyBox(box);
     Value full = arith::XOrIOp::create(
         b, cls.mayDrop, arith::ConstantIntOp::create(b, 1, 1));
     scf::IfOp::create(b, cls.mayKeep, [&](OpBuilder &, Location) {

@@ -19,6 +19,7 @@
 
 #include "dialects/attn/AttnOps.h"
 #include "passes/RegionInlining.h"
+#include "passes/TileIntervals.h"
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -261,6 +262,14 @@ struct Lowering {
           laneDots,
       mlir::Value scale = {});
 
+  /// The mask's interval bounds over `box` (TileIntervals.h).
+  attnc::TileClass classifyBox(const attnc::TileBox &box);
+  /// Whether the mask may keep a pair of query positions [iFirst, iLast]
+  /// and the keys [first, min(end, nk)) of the key tile at `kt` (tile
+  /// offsets): false for an empty key range. Row groups and amxDot's blocks
+  /// of a PARTIAL tile skip what it rules out.
+  mlir::Value keysMayShow(mlir::Value bIdx, mlir::Value h, mlir::Value iFirst, mlir::Value iLast,
+                          mlir::Value kt, mlir::Value first, mlir::Value end, mlir::Value nk);
   /// Scores, online softmax and P.V for query rows [rg, rg + kRows) of the
   /// item against the key tile at `kt` with `nk` keys.
   /// `manyRows`: the item has more than kRows rows, so a transposed K tile
@@ -304,7 +313,7 @@ struct Lowering {
   /// polynomial in f (`coefficients`, highest degree first), vscalefps by
   /// floor(t); -inf gives 0 and very negative t underflow to 0 without
   /// clamps. Callers hold AVX512-DQ: AMX and AVX512-BF16 hosts all have
-  /// it, and hostFastExp() checks it.
+  /// it, and cpuCodegenFor (compiler/Compile.cpp) checks it for fast-exp.
   mlir::Value exp2Avx512(mlir::Value t, llvm::ArrayRef<double> coefficients);
   /// int8Dot: the item's q rows (qBuf, scaled) as int8 with lane scales.
   void quantizeQueryRows();

@@ -13,7 +13,6 @@
 //===----------------------------------------------------------------------===//
 
 #include "passes/CpuLowering.h"
-#include "passes/TileIntervals.h"
 
 using namespace mlir;
 using namespace attnc::attn;
@@ -76,8 +75,8 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
   // Keys [keyLo, keyHi) of the tile (multiples of 2 * width) that the
   // group's rows may see: in a PARTIAL tile, chunks of 2 * width keys that
   // the mask's interval bounds prove hidden from every row of the group are
-  // neither scored nor weighed. Their sBuf lanes keep older values, which
-  // emitRowScores masks to -inf like every hidden key. The diagonal tiles
+  // neither scored nor weighed. Their sBuf lanes keep whatever they held,
+  // which emitRowScores masks to -inf like every hidden key. The diagonal tiles
   // of causal masks and windows, and the tiles across a document boundary,
   // lose a quarter to a half of their work.
   Value keyLo = zero, keyHi = bkPad, weighLo = zero, weighCount = nk;
@@ -94,16 +93,8 @@ void Lowering::emitRowGroup(Value bIdx, Value hItem, Value hk, Value r0, Value n
           Value lo = bkPad, hi = zero;
           SmallVector<Value> keep(chunks);
           for (int64_t c = 0; c < chunks; ++c) {
-            Value first = idx(c * 2 * width);
-            Value last = arith::MinSIOp::create(b, idx((c + 1) * 2 * width), nk);
-            attnc::TileBox box{bIdx, hItem, iFirst, iLast, addi(kt, first),
-                               arith::SubIOp::create(b, addi(kt, last), one)};
-            Value some = arith::CmpIOp::create(b, arith::CmpIPredicate::slt, first, nk);
-            keep[c] = arith::AndIOp::create(
-                b, some,
-                attnc::classifyTile(b, op.getMask(), box,
-                                    [&](int kind) { return sizeOf(static_cast<SizeKind>(kind)); })
-                    .mayKeep);
+            keep[c] = keysMayShow(bIdx, hItem, iFirst, iLast, kt, idx(c * 2 * width),
+                                  idx((c + 1) * 2 * width), nk);
             hi = arith::SelectOp::create(b, keep[c], idx((c + 1) * 2 * width), hi);
           }
           for (int64_t c = chunks - 1; c >= 0; --c)

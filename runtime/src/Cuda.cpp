@@ -557,6 +557,18 @@ std::string cuda::nvrtcVersion(std::string &error) {
   return std::to_string(major) + "." + std::to_string(minor);
 }
 
+int cuda::archNumber(const std::string &arch) {
+  if (arch.rfind("sm_", 0) != 0)
+    return 0;
+  std::string digits = arch.substr(3);
+  if (!digits.empty() && (digits.back() == 'a' || digits.back() == 'f'))
+    digits.pop_back();
+  if (digits.size() < 2 || digits.size() > 4 ||
+      digits.find_first_not_of("0123456789") != std::string::npos)
+    return 0;
+  return std::stoi(digits);
+}
+
 bool cuda::nvrtcSupportsArch(const std::string &arch, std::string &error) {
   Nvrtc *n = nvrtc(error);
   if (!n || !n->nvrtcGetNumSupportedArchs)
@@ -567,16 +579,10 @@ bool cuda::nvrtcSupportsArch(const std::string &arch, std::string &error) {
   std::vector<int> archs(static_cast<size_t>(count));
   if (n->nvrtcGetSupportedArchs(archs.data()))
     return true;
-  // sm_90, sm_90a, sm_100f: the number, then at most one suffix letter.
-  std::string digits = arch.size() > 3 ? arch.substr(3) : "";
-  if (!digits.empty() && (digits.back() == 'a' || digits.back() == 'f'))
-    digits.pop_back();
-  bool number = !digits.empty() && digits.size() <= 4 &&
-                digits.find_first_not_of("0123456789") == std::string::npos;
-  if (number)
-    for (int a : archs)
-      if (a == std::stoi(digits))
-        return true;
+  int number = archNumber(arch);
+  for (int a : archs)
+    if (number > 0 && a == number)
+      return true;
   std::string names;
   for (int a : archs)
     names += (names.empty() ? "sm_" : ", sm_") + std::to_string(a);

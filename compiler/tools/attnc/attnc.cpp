@@ -536,13 +536,7 @@ int main(int argc, char **argv) {
       (emitFlag == EmitKind::CUDA || emitFlag == EmitKind::PTX || emitFlag == EmitKind::Cubin))
     opts.target = Target::CUDA;
   opts.arch = archFlag;
-  // sm_, two or more digits, at most one suffix letter (sm_90a, sm_100f).
-  StringRef archDigits = opts.arch;
-  if (!opts.arch.empty() &&
-      (!archDigits.consume_front("sm_") ||
-       !(archDigits = archDigits.drop_back(archDigits.ends_with("a") || archDigits.ends_with("f")))
-            .size() ||
-       archDigits.size() < 2 || archDigits.find_first_not_of("0123456789") != StringRef::npos))
+  if (!opts.arch.empty() && !attnc::cuda::archNumber(opts.arch))
     return userError("--arch takes sm_XX (sm_90a, sm_80, ...), got '" + archFlag + "'");
   opts.run = runFlag;
   opts.canonicalize = canonicalizeFlag;

@@ -102,9 +102,13 @@ bool compile(const std::string &source, const std::string &name, const std::stri
              bool cubin, std::string &out, std::string &log, bool quickCode = false);
 /// "13.0", or empty when NVRTC cannot be loaded (with `error`).
 std::string nvrtcVersion(std::string &error);
-/// Whether this NVRTC compiles for `arch` (sm_XX with an optional a or f
-/// suffix); when not, `error` names the ones it does. True when NVRTC
-/// cannot say (older NVRTC without the query): compile() then reports.
+/// The compute capability of an arch name: "sm_", two or more digits, at
+/// most one suffix letter a or f (sm_90a -> 90, sm_100f -> 100); 0 for any
+/// other string.
+int archNumber(const std::string &arch);
+/// Whether this NVRTC compiles for `arch` (archNumber's form); when not,
+/// `error` names the ones it does. True when NVRTC cannot say (older NVRTC
+/// without the query): compile() then reports.
 bool nvrtcSupportsArch(const std::string &arch, std::string &error);
 
 } // namespace cuda
