@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0 WITH LLVM-exception
 # On the GPU machine: the checks and A/B timings of changes that landed
-# opt-in because no GPU was lent when they were written. Each one's default
-# flips only after this run shows it correct and faster.
+# opt-in because no GPU was lent when they were written, kept for re-checks
+# after changes to them (docs/cuda-backend.md, "The waiting changes timed").
 #   bash scripts/device-carry.sh   # here, after ninja -C build
 #   bash bench/ab_pending.sh shuffle|tiers|profile|cpu   # there (device tool,
 #                                  # carry .device-carry), one per call: each
-#                                  # part takes 3-8 minutes
+#                                  # part takes 1-4 minutes on the H100
 #
-#   ATTNC_CUDA_COL_SHUFFLE=1  column parts that read tensors, shuffled
+#   ATTNC_CUDA_COL_SHUFFLE=1  column parts that read tensors, shuffled (opt-in:
+#                             correct, 1-3% slower on documents)
 #   ATTNC_CUDA_CLASS_SPLIT=1  the tile-class kernel with the bounds in parts
-#   ATTNC_CUDA_TIERS=serial|O1|serial,O1  sooner first kernel of the JIT
-#   cpu: the Xeon's 16 threads with guided chunks (the default since
-#   2026-12-05, timed only on the 2-core VM) against ATTNC_CPU_GUIDED=0, and
-#   f32 against PyTorch with the row-group chunk skipping of the same day
+#                             (the default since 2026-12-05)
+#   ATTNC_CUDA_TIERS=serial|O1|serial,O1  sooner first kernel of the JIT (O1:
+#                             the default since 2026-12-05; serial: opt-in)
+#   cpu: the Xeon's 16 threads with guided chunks (the default) against
+#   ATTNC_CPU_GUIDED=0, and f32 against PyTorch
 set -uo pipefail
 OUT=${OUT:-/tmp/out}
 mkdir -p /opt/llvm22 "$OUT"

@@ -221,15 +221,17 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
   // Tiers: the warp-specialized kernel in neither cache compiles in the
   // background while the two-CTA kernel (about half the compile time)
   // serves the first calls. $ATTNC_CUDA_TIERS=0 compiles the final kernel
-  // alone. Two ways to a sooner first kernel, opt-in until they are timed on
-  // the GPU: words in $ATTNC_CUDA_TIERS, `serial` starts the final compile
-  // only when the quick one is done (NVRTC compiles running at once slowed
-  // the quick one by 120-315 ms on the H200 machine), `O1` runs the quick
-  // kernel's ptxas at -O1 (-12% compile time on the development VM).
+  // alone. The quick kernel's ptxas runs at -O1: on the H100 its first
+  // kernel came 2-21% sooner (ab_pending.sh tiers, 2026-12-05) for a kernel
+  // 3% slower on causal and ALiBi, 3% faster on documents, that serves only
+  // the first calls; the word `O3` in $ATTNC_CUDA_TIERS compiles it at the
+  // default level. `serial` starts the final compile only when the quick
+  // one is done: its first kernel was about as soon, its final one 0.5-1 s
+  // later, so it stays opt-in.
   const char *tiersEnv = std::getenv("ATTNC_CUDA_TIERS");
   std::string tiersMode = tiersEnv ? tiersEnv : "";
   bool tiersOn = options.cudaTiers && tiersMode != "0";
-  bool quickCode = tiersMode.find("O1") != std::string::npos;
+  bool quickCode = tiersMode.find("O3") == std::string::npos;
   bool concurrent = tiersMode.find("serial") == std::string::npos;
   CudaKernel quickLayout;
   bool onDisk = !cachePath(key).empty() && llvm::sys::fs::exists(cachePath(key));

@@ -338,11 +338,12 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     if (succeeded(emitted))
       os << "  return (" << em.nameOf(cls.mayKeep) << " ? 1 : 0) | ("
          << em.nameOf(cls.mayDrop) << " ? 2 : 0);\n}\n";
-    // Opt-in until timed on the GPU ($ATTNC_CUDA_CLASS_SPLIT=1): the bounds
-    // again, as a row part (the query tile's scans), a column part (the key
-    // tile's) and the rest, so that the class kernel scans each query tile's
-    // rows once per CTA and each key tile's columns once per 16 query
-    // tiles, not both for every tile (docs/cuda-backend.md).
+    // The bounds again, as a row part (the query tile's scans), a column
+    // part (the key tile's) and the rest, so that the class kernel scans
+    // each query tile's rows once and each key tile's columns once per CTA
+    // of up to 16 query tiles, not both for every tile
+    // (docs/cuda-backend.md).
+    // $ATTNC_CUDA_CLASS_SPLIT=0 keeps the one-function form.
     LogicalResult splitEmitted = success(); // reports its own errors
     const char *splitEnv = std::getenv("ATTNC_CUDA_CLASS_SPLIT");
     // Only where a scan reads the query tile's positions alone or the key
@@ -359,8 +360,8 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
                (!onCols.contains(o.getResult(0)) || !onRows.contains(o.getResult(0)));
       });
     };
-    if (succeeded(emitted) && out.classTable && splitEnv && std::atoi(splitEnv) == 1 &&
-        scansOneSide()) {
+    if (succeeded(emitted) && out.classTable &&
+        !(splitEnv && std::atoi(splitEnv) == 0) && scansOneSide()) {
       Value zero32 = arith::ConstantIntOp::create(b, 0, 32);
       Value bits = arith::OrIOp::create(
           b, arith::SelectOp::create(b, cls.mayKeep, arith::ConstantIntOp::create(b, 1, 32), zero32),

@@ -43,44 +43,57 @@ ATTNC_DEV int attnc_classify(const AttncArgs &a, long long b, long long h, long 
 #define ATTNC_CLASS_HEAD(h) (ATTNC_CLASS_USES_H ? (h) : 0)
 #define ATTNC_CLASS_HEADS (ATTNC_CLASS_USES_H ? a.Hq : 1)
 #if ATTNC_CLASS_SPLIT
-// The bounds in parts (ATTNC_CLASS_SPLIT query tiles per CTA): each query
-// tile's row part once per CTA, in shared memory, each key tile's column
-// part once per thread; the per-tile scans of the form below are gone.
+// The bounds in parts: each query tile's row part once per CTA, in shared
+// memory (ATTNC_CLASS_SPLIT at a time), each key tile's column part once per
+// thread; the per-tile scans of the form below are gone. A CTA takes an
+// equal share of the query tiles, so the launch picks the grid's height: the
+// JIT's takes 8 query tiles per CTA, which ran this kernel in 14.1-14.6 us
+// for documents at N = 16384 on the H200, against 15.1-15.6 with 16 and
+// 19.4-19.6 with 2 (docs/cuda-backend.md).
 extern "C" __global__ void __launch_bounds__(128) ATTNC_CLASS_KERNEL(const __grid_constant__ AttncArgs a) {
   const long long numQTiles = (a.S + ATTNC_BM - 1) / ATTNC_BM;
   const int numKTiles = static_cast<int>((a.T + ATTNC_BN - 1) / ATTNC_BN);
   const int kt = blockIdx.x * 128 + threadIdx.x;
-  const long long qBase = static_cast<long long>(blockIdx.y) * ATTNC_CLASS_SPLIT;
+  const long long share = (numQTiles + gridDim.y - 1) / gridDim.y;
+  const long long qBegin = static_cast<long long>(blockIdx.y) * share;
+  const long long qEnd = qBegin + share < numQTiles ? qBegin + share : numQTiles;
   const long long h = blockIdx.z % ATTNC_CLASS_HEADS, b = blockIdx.z / ATTNC_CLASS_HEADS;
-  const int qCount = static_cast<int>(numQTiles - qBase < ATTNC_CLASS_SPLIT ? numQTiles - qBase
-                                                                            : ATTNC_CLASS_SPLIT);
 #if ATTNC_ALIGN_END
   const long long iOffset = a.T - a.S;
 #else
   const long long iOffset = 0;
 #endif
   __shared__ AttncTileRow rows[ATTNC_CLASS_SPLIT];
-  if (static_cast<int>(threadIdx.x) < qCount) {
-    const long long q0 = (qBase + threadIdx.x) * ATTNC_BM;
-    const long long iHi = (a.S - q0 < ATTNC_BM ? a.S : q0 + ATTNC_BM) - 1;
-    rows[threadIdx.x] = attnc_tile_row(a, b, h, q0 + iOffset, iHi + iOffset);
-  }
-  __syncthreads();
-  if (kt >= numKTiles)
-    return;
+  const bool hasKey = kt < numKTiles;
   const long long j0 = static_cast<long long>(kt) * ATTNC_BN;
   const long long jHi = j0 + ATTNC_BN - 1 < a.T - 1 ? j0 + ATTNC_BN - 1 : a.T - 1;
-  const AttncTileCol col = attnc_tile_col(a, b, h, j0, jHi);
-  for (int t = 0; t < qCount; ++t) {
-    const long long q0 = (qBase + t) * ATTNC_BM;
-    const long long iHi = (a.S - q0 < ATTNC_BM ? a.S : q0 + ATTNC_BM) - 1;
-    // As attnc_classify: tiles past either end are PARTIAL at least.
-    const bool tail = q0 + ATTNC_BM > a.S || j0 + ATTNC_BN > a.T;
-    const int bits =
-        attnc_tile_class_at(a, rows[t], col, b, h, q0 + iOffset, iHi + iOffset, j0, jHi);
-    const int cls = !(bits & 1) ? ATTNC_EMPTY : (bits & 2) || tail ? ATTNC_PARTIAL : ATTNC_FULL;
-    a.classes[((b * ATTNC_CLASS_HEADS + h) * numQTiles + qBase + t) * numKTiles + kt] =
-        static_cast<unsigned char>(cls);
+  AttncTileCol col;
+  if (hasKey)
+    col = attnc_tile_col(a, b, h, j0, jHi);
+  for (long long qBase = qBegin; qBase < qEnd; qBase += ATTNC_CLASS_SPLIT) {
+    const int qCount = static_cast<int>(qEnd - qBase < ATTNC_CLASS_SPLIT ? qEnd - qBase
+                                                                         : ATTNC_CLASS_SPLIT);
+    if (qBase != qBegin)
+      __syncthreads(); // every thread is done with the last rows
+    if (static_cast<int>(threadIdx.x) < qCount) {
+      const long long q0 = (qBase + threadIdx.x) * ATTNC_BM;
+      const long long iHi = (a.S - q0 < ATTNC_BM ? a.S : q0 + ATTNC_BM) - 1;
+      rows[threadIdx.x] = attnc_tile_row(a, b, h, q0 + iOffset, iHi + iOffset);
+    }
+    __syncthreads();
+    if (!hasKey)
+      continue;
+    for (int t = 0; t < qCount; ++t) {
+      const long long q0 = (qBase + t) * ATTNC_BM;
+      const long long iHi = (a.S - q0 < ATTNC_BM ? a.S : q0 + ATTNC_BM) - 1;
+      // As attnc_classify: tiles past either end are PARTIAL at least.
+      const bool tail = q0 + ATTNC_BM > a.S || j0 + ATTNC_BN > a.T;
+      const int bits =
+          attnc_tile_class_at(a, rows[t], col, b, h, q0 + iOffset, iHi + iOffset, j0, jHi);
+      const int cls = !(bits & 1) ? ATTNC_EMPTY : (bits & 2) || tail ? ATTNC_PARTIAL : ATTNC_FULL;
+      a.classes[((b * ATTNC_CLASS_HEADS + h) * numQTiles + qBase + t) * numKTiles + kt] =
+          static_cast<unsigned char>(cls);
+    }
   }
 }
 #else
