@@ -67,7 +67,7 @@ fi
 if [[ $WHAT == tiers ]]; then
 echo "== JIT tiers: the GPU test, the quick kernel's speed at ptxas -O1, cold first/final kernels"
 ATTNC_CUDA_TIERS=serial,O1 timeout 120 $B/attnc-unittests --gtest_filter='*Tier*' 2>&1 | tail -3
-Q="ATTNC_CUDA_WS=0;ATTNC_CUDA_WS=0,ATTNC_NVRTC_OPTIONS=--ptxas-options=-O1"
+Q="ATTNC_CUDA_WS=0,ATTNC_CUDA_CLASS_SPLIT=0;ATTNC_CUDA_WS=0,ATTNC_CUDA_CLASS_SPLIT=0,ATTNC_NVRTC_OPTIONS=--ptxas-options=-O1"
 timeout 150 python3 bench/ab_kernels.py --lib $L --cases causal,alibi,document --N 16384 --D 128 \
   --variants "$Q;$Q" 2>&1 | tee "$OUT/ab_quick_o1.txt" | grep TFLOP
 for round in 1 2; do

@@ -241,8 +241,9 @@ CheckReport attnc::checkSpec(const std::string &path,
   report.compileMs = info.compileMs;
   report.fromCache = info.fromCache;
   if (info.quickTier) {
-    // Checked and timed: the final kernel. The quick tiers are checked by
-    // ATTNC_CUDA_WS=0 (CUDA, the same source) and JitApi's tier test (CPU).
+    // Checked and timed: the final kernel. The quick tiers are checked with
+    // ATTNC_CUDA_WS=0 ATTNC_CUDA_CLASS_SPLIT=0 (CUDA: the same source, but
+    // for the ptxas level) and JitApi's tier test (CPU).
     auto start = std::chrono::steady_clock::now();
     if (Status st = kernel->waitForFinalTier(); !st) {
       report.error = st.error();

@@ -236,7 +236,7 @@ Result<Kernel> attnc::compileCuda(mlir::func::FuncOp fn, KernelInfo info,
   CudaKernel quickLayout;
   bool onDisk = !cachePath(key).empty() && llvm::sys::fs::exists(cachePath(key));
   if (tiersOn && layout.warpSpecialized && !onDisk &&
-      mlir::succeeded(emitCudaKernel(fn, arch, quickLayout, /*warpSpecialized=*/false)) &&
+      mlir::succeeded(emitCudaKernel(fn, arch, quickLayout, /*quickTier=*/true)) &&
       !quickLayout.warpSpecialized) {
     auto upgrade = std::make_shared<KernelUpgrade>();
     KernelInfo finalInfo = info;

@@ -85,7 +85,7 @@ static bool anyPerKey(Region &region, ArrayRef<bool> perKey,
 }
 
 LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel &out,
-                                    bool warpSpecialized) {
+                                    bool quickTier) {
   AttentionOp op;
   fn.walk([&](AttentionOp a) { op = a; });
   if (!op)
@@ -180,7 +180,7 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // CTAs per SM, cp.async by every thread) for comparisons.
   const char *wsEnv = std::getenv("ATTNC_CUDA_WS");
   out.warpSpecialized =
-      warpSpecialized && out.hopper && !(wsEnv && std::string(wsEnv) == "0");
+      !quickTier && out.hopper && !(wsEnv && std::string(wsEnv) == "0");
   // Both Hopper kernels take 128-key tiles (one wgmma per k step for S,
   // half the per-tile softmax bookkeeping), the two-CTA one only at D = 64
   // without a mask: with mask code its 128-register cap would spill.
@@ -360,7 +360,7 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
                (!onCols.contains(o.getResult(0)) || !onRows.contains(o.getResult(0)));
       });
     };
-    if (succeeded(emitted) && out.classTable &&
+    if (succeeded(emitted) && out.classTable && !quickTier &&
         !(splitEnv && std::atoi(splitEnv) == 0) && scansOneSide()) {
       Value zero32 = arith::ConstantIntOp::create(b, 0, 32);
       Value bits = arith::OrIOp::create(

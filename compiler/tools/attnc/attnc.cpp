@@ -159,6 +159,15 @@ static cl::opt<std::string> archFlag(
              "default: sm_90a for --emit, the device's own for --run)"),
     cl::value_desc("sm_XX"), cl::init(""), cl::cat(attncCategory));
 
+static cl::opt<bool> quickKernelFlag(
+    "quick-kernel",
+    cl::desc("--target=cuda: the kernel of the JIT's quick tier, cheaper to "
+             "compile and a "
+             "little slower (sm_90a: two CTAs per SM, not warp-specialized; "
+             "tile classes "
+             "from the one-function bounds; cubin at ptxas -O1)"),
+    cl::cat(attncCategory));
+
 static cl::opt<unsigned>
     threadsFlag("run-threads", cl::desc("Threads for --run (default: all cores)"),
                 cl::init(0), cl::cat(attncCategory));
@@ -372,7 +381,7 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
     return internalError("preparing the module failed");
   std::string arch = opts.arch.empty() ? "sm_90a" : opts.arch;
   attnc::CudaKernel kernel;
-  if (failed(attnc::emitCudaKernel(fn, arch, kernel)))
+  if (failed(attnc::emitCudaKernel(fn, arch, kernel, quickKernelFlag)))
     return kExitUserError;
   if (opts.emit == EmitKind::CUDA) {
     os << kernel.source;
@@ -392,7 +401,8 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
     return userError("--arch=" + arch + ": " + archError);
   std::string out, log;
   if (!attnc::cuda::compile(kernel.source, fn.getSymName().str() + ".cu", arch,
-                            opts.emit == EmitKind::Cubin, out, log)) {
+                            opts.emit == EmitKind::Cubin, out, log,
+                            quickKernelFlag)) {
     if (log.find("NVRTC not found") != std::string::npos)
       return userError(log);
     return internalError("NVRTC rejected the generated kernel:\n" + log);
@@ -539,6 +549,12 @@ int main(int argc, char **argv) {
   if (!opts.arch.empty() && !attnc::cuda::archNumber(opts.arch))
     return userError("--arch takes sm_XX (sm_90a, sm_80, ...), got '" + archFlag + "'");
   opts.run = runFlag;
+  if (quickKernelFlag &&
+      (opts.run || opts.target != Target::CUDA ||
+       !(emitFlag == EmitKind::CUDA || emitFlag == EmitKind::PTX ||
+         emitFlag == EmitKind::Cubin || emitFlag == EmitKind::Header)))
+    return userError("--quick-kernel applies to --target=cuda with --emit=cuda, ptx, cubin or "
+                     "header (the JIT picks its tiers itself)");
   opts.canonicalize = canonicalizeFlag;
   opts.printIRAfterAll = printIRAfterAllFlag;
   opts.cpu = cpuFlag;
