@@ -100,7 +100,7 @@ struct CudaKernel {
 /// `quickTier` (the JIT's first kernel), what is cheaper to compile: sm_90a
 /// takes the two-CTA Hopper kernel instead of the warp-specialized one (half
 /// the compile time), and a tile-class kernel the one-function bounds
-/// instead of their parts (47 ms less for documents on the development VM).
+/// instead of their parts (about 70 ms less for documents on the development VM).
 mlir::LogicalResult emitCudaKernel(mlir::func::FuncOp fn, llvm::StringRef arch,
                                    CudaKernel &out, bool quickTier = false);
 

@@ -70,9 +70,6 @@ extern "C" __global__ void __launch_bounds__(128) ATTNC_CLASS_KERNEL(const __gri
   AttncTileCol col;
   if (hasKey)
     col = attnc_tile_col(a, b, h, j0, jHi);
-  // Not unrolled: the kernel is short either way, and its code is compile
-  // time (unrolled, it was twice the one-function kernel's SASS).
-#pragma unroll 1
   for (long long qBase = qBegin; qBase < qEnd; qBase += ATTNC_CLASS_SPLIT) {
     const int qCount = static_cast<int>(qEnd - qBase < ATTNC_CLASS_SPLIT ? qEnd - qBase
                                                                          : ATTNC_CLASS_SPLIT);
@@ -86,7 +83,6 @@ extern "C" __global__ void __launch_bounds__(128) ATTNC_CLASS_KERNEL(const __gri
     __syncthreads();
     if (!hasKey)
       continue;
-#pragma unroll 1
     for (int t = 0; t < qCount; ++t) {
       const long long q0 = (qBase + t) * ATTNC_BM;
       const long long iHi = (a.S - q0 < ATTNC_BM ? a.S : q0 + ATTNC_BM) - 1;
