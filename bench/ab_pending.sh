@@ -12,8 +12,9 @@
 #                             correct, 1-3% slower on documents)
 #   ATTNC_CUDA_CLASS_SPLIT=1  the tile-class kernel with the bounds in parts
 #                             (the default since 2026-12-05)
-#   ATTNC_CUDA_TIERS=serial|O1|serial,O1  sooner first kernel of the JIT (O1:
-#                             the default since 2026-12-05; serial: opt-in)
+#   ATTNC_CUDA_TIERS=serial|O3  the JIT's tiers: the quick kernel's ptxas at
+#                             -O1 is the default since 2026-12-05 (O3: the
+#                             old level); serial: opt-in
 #   cpu: the Xeon's 16 threads with guided chunks (the default) against
 #   ATTNC_CPU_GUIDED=0, and f32 against PyTorch
 set -uo pipefail
@@ -58,21 +59,21 @@ grep -E "^FAIL" "$OUT/class_split_conformance.txt" | head -5
 ATTNC_CUDA_CLASS_SPLIT=1 ATTNC_CUDA_TIERS=0 timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 \
   $B/attnc examples/document.attn -D S=700 --target=cuda --run > "$OUT/san_class_split.txt" 2>&1
 echo "memcheck class split rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/san_class_split.txt" | head -1)"
-echo "== documents: shuffles, split classes, both (alternating in one process)"
-V="ATTNC_CUDA_COL_SHUFFLE=1;ATTNC_CUDA_CLASS_SPLIT=1;ATTNC_CUDA_COL_SHUFFLE=1,ATTNC_CUDA_CLASS_SPLIT=1"
+echo "== documents: shuffles, the one-function classes, both (alternating in one process)"
+V="ATTNC_CUDA_COL_SHUFFLE=1;ATTNC_CUDA_CLASS_SPLIT=0;ATTNC_CUDA_COL_SHUFFLE=1,ATTNC_CUDA_CLASS_SPLIT=0"
 timeout 240 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \
   --variants ";$V;;$V" 2>&1 | tee "$OUT/ab_shuffle.txt" | grep TFLOP
 fi
 
 if [[ $WHAT == tiers ]]; then
 echo "== JIT tiers: the GPU test, the quick kernel's speed at ptxas -O1, cold first/final kernels"
-ATTNC_CUDA_TIERS=serial,O1 timeout 120 $B/attnc-unittests --gtest_filter='*Tier*' 2>&1 | tail -3
+ATTNC_CUDA_TIERS=serial timeout 120 $B/attnc-unittests --gtest_filter='*Tier*' 2>&1 | tail -3
 Q="ATTNC_CUDA_WS=0,ATTNC_CUDA_CLASS_SPLIT=0;ATTNC_CUDA_WS=0,ATTNC_CUDA_CLASS_SPLIT=0,ATTNC_NVRTC_OPTIONS=--ptxas-options=-O1"
 timeout 150 python3 bench/ab_kernels.py --lib $L --cases causal,alibi,document --N 16384 --D 128 \
   --variants "$Q;$Q" 2>&1 | tee "$OUT/ab_quick_o1.txt" | grep TFLOP
 for round in 1 2; do
   for spec in document alibi causal gated; do
-    for mode in "" serial O1 serial,O1; do
+    for mode in O3 "" serial,O3 serial; do
       cold=$(mktemp -d)
       r=$(CUDA_CACHE_DISABLE=1 ATTNC_CUDA_TIERS=$mode ATTNC_CACHE_DIR=$cold $B/attnc examples/$spec.attn \
         --target=cuda --run -D S=256 2>&1 | grep -o "compile [0-9.]* ms\|after [0-9.]* ms" | tr "\n" " ")
@@ -85,7 +86,7 @@ fi
 if [[ $WHAT == profile ]]; then
 echo "== where documents' time goes: kernel times under ncu, a trace of every CTA"
 timeout 150 ncu --metrics gpu__time_duration.sum -k regex:attnc python3 bench/ab_kernels.py --lib $L \
-  --cases document --N 16384 --D 128 --launches 3 --variants ";ATTNC_CUDA_CLASS_SPLIT=1" \
+  --cases document --N 16384 --D 128 --launches 3 --variants ";ATTNC_CUDA_CLASS_SPLIT=0" \
   > "$OUT/ncu_doc.txt" 2>&1
 grep -E "attnc_|gpu__time_duration" "$OUT/ncu_doc.txt" | paste - - | awk '{print $1, $(NF-1), $NF}' | head -12
 ATTNC_CUDA_TRACE=1 timeout 60 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \

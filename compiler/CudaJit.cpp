@@ -84,8 +84,8 @@ std::shared_ptr<CompiledKernel> loadCudaKernel(const std::string &image, CudaKer
                           why))
     return fail("cannot load the split-KV combine kernel: ");
   if (layout.classTable &&
-      !cuda::loadFunction(image.data(), (layout.entry + "_classes").c_str(), kernel->classes,
-                          why))
+      !cuda::loadFunction(image.data(), layout.classEntry().c_str(),
+                          kernel->classes, why))
     return fail("cannot load the tile-class kernel: ");
   if (layout.topk &&
       (!cuda::loadFunction(image.data(), (layout.entry + "_topk_pool").c_str(),

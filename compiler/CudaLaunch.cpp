@@ -314,10 +314,11 @@ Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> 
                         static_cast<unsigned>((queryTiles + layout.classQueryTiles - 1) /
                                               layout.classQueryTiles),
                         static_cast<unsigned>(batches * headsC)};
-    // The split kernel shares the query tiles out by the grid's height
-    // (at most classQueryTiles each): 8 per CTA ran it 7-35% faster than 16
-    // or 2 on the H200 (documents). $ATTNC_CUDA_CLASS_ROWS sets the height
-    // for experiments, never below what the kernel's shared memory allows.
+    // The split kernel shares the query tiles out by the grid's height: 8
+    // per CTA ran it 7-35% faster than 16 or 2 on the H200 (documents).
+    // $ATTNC_CUDA_CLASS_ROWS sets the height for experiments, never below
+    // ceil(query tiles / 16), the AOT header's height, so that a CTA's share
+    // stays within one pass of its shared rows.
     if (layout.classQueryTiles > 1) {
       static const int64_t rowsEnv = [] {
         const char *e = std::getenv("ATTNC_CUDA_CLASS_ROWS");

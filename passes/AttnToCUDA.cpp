@@ -262,7 +262,9 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     if (consumers == 1 && std::max(d, dv) > 64)
       blockK = 64;
   }
-  out.entry = "attnc_" + fn.getSymName().str();
+  // The quick tier's kernels are named apart: its launch header and cubin
+  // go together, not with the default form's (other threads, grids).
+  out.entry = "attnc_" + fn.getSymName().str() + (quickTier ? "_quick" : "");
   out.threads = out.warpSpecialized ? 128 * (consumers + 1)
                                     : static_cast<int>(2 * blockQ / mTiles);
   out.blockQ = static_cast<int>(blockQ);
@@ -416,7 +418,7 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   os << "#define ATTNC_HAS_TILE_CLASS " << (hasTileClass ? 1 : 0) << "\n"
      << "#define ATTNC_CLASS_TABLE " << (out.classTable ? 1 : 0) << "\n";
   if (out.classTable)
-    os << "#define ATTNC_CLASS_KERNEL " << out.entry << "_classes\n"
+    os << "#define ATTNC_CLASS_KERNEL " << out.classEntry() << "\n"
        << "#define ATTNC_CLASS_USES_B " << (out.classUsesBatch ? 1 : 0) << "\n"
        << "#define ATTNC_CLASS_USES_H " << (out.classUsesHead ? 1 : 0) << "\n";
   // The two-CTA Hopper kernel: registers capped for two CTAs per SM, so

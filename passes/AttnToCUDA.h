@@ -61,12 +61,18 @@ struct CudaKernel {
   std::vector<CudaArgSlot> slots;
   bool hopper = false;     // the sm_90a warpgroup-MMA kernel
   bool warpSpecialized = false; // ... in its producer/consumer form (attn_fwd_ws.cuh)
-  /// A second kernel, `entry + "_classes"`, fills a table of tile classes
-  /// before the attention kernel runs: one byte per (batch if the mask reads
-  /// it, head if it reads it, query tile, key tile).
+  /// A second kernel, classEntry(), fills a table of tile classes before
+  /// the attention kernel runs: one byte per (batch if the mask reads it,
+  /// head if it reads it, query tile, key tile).
   bool classTable = false;
   bool classUsesBatch = false, classUsesHead = false;
   int classQueryTiles = 1; // query tiles per CTA of the class kernel
+  /// The two forms of the class kernel take different grids, so they have
+  /// different names: a launch header of one form cannot launch a cubin of
+  /// the other, it fails to find the function instead.
+  std::string classEntry() const {
+    return entry + (classQueryTiles > 1 ? "_classes_split" : "_classes");
+  }
   /// attn.topk (attn-materialize-topk): two kernels, `entry + "_topk_pool"`
   /// and `entry + "_topk"`, fill the selection table, function argument
   /// `topkArg`, before the tile classes (runtime/kernels/attn_topk.cuh).

@@ -65,7 +65,7 @@ std::string attnc::emitCudaLaunchHeader(func::FuncOp fn, const CudaKernel &k) {
      << "#define ATTNC_" << up << "_SMEM_BYTES(T) ((unsigned)(" << k.smemBytes
      << " + ((((T) + " << k.blockK - 1 << ") / " << k.blockK << ") + 15) / 16 * 16))\n";
   if (k.classTable)
-    os << "#define ATTNC_" << up << "_CLASS_ENTRY \"" << k.entry << "_classes\"\n"
+    os << "#define ATTNC_" << up << "_CLASS_ENTRY \"" << k.classEntry() << "\"\n"
        << "#define ATTNC_" << up << "_CLASS_TABLE_BYTES(B, Hq, S, T) ((uint64_t)("
        << (k.classUsesBatch ? "(B)" : "1") << ") * (" << (k.classUsesHead ? "(Hq)" : "1")
        << ") * (((S) + " << k.blockQ - 1 << ") / " << k.blockQ << ") * (((T) + " << k.blockK - 1

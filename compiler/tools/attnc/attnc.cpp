@@ -162,10 +162,10 @@ static cl::opt<std::string> archFlag(
 static cl::opt<bool> quickKernelFlag(
     "quick-kernel",
     cl::desc("--target=cuda: the kernel of the JIT's quick tier, cheaper to "
-             "compile and a "
-             "little slower (sm_90a: two CTAs per SM, not warp-specialized; "
-             "tile classes "
-             "from the one-function bounds; cubin at ptxas -O1)"),
+             "compile and a little slower (sm_90a: two CTAs per SM, not "
+             "warp-specialized; tile classes from the one-function bounds; "
+             "cubin at ptxas -O1). Its entry names end in _quick: emit its "
+             "header with the flag too"),
     cl::cat(attncCategory));
 
 static cl::opt<unsigned>
@@ -402,7 +402,7 @@ static int compileForCuda(ModuleOp module, const CompileOptions &opts,
   std::string out, log;
   if (!attnc::cuda::compile(kernel.source, fn.getSymName().str() + ".cu", arch,
                             opts.emit == EmitKind::Cubin, out, log,
-                            quickKernelFlag)) {
+                            quickKernelFlag && opts.emit == EmitKind::Cubin)) {
     if (log.find("NVRTC not found") != std::string::npos)
       return userError(log);
     return internalError("NVRTC rejected the generated kernel:\n" + log);
