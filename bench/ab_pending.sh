@@ -4,7 +4,7 @@
 # opt-in because no GPU was lent when they were written, kept for re-checks
 # after changes to them (docs/cuda-backend.md, "The waiting changes timed").
 #   bash scripts/device-carry.sh   # here, after ninja -C build
-#   bash bench/ab_pending.sh shuffle|tiers|profile|cpu   # there (device tool,
+#   bash bench/ab_pending.sh shuffle|tiers|profile|cpu|classscan   # there (device tool,
 #                                  # carry .device-carry), one per call: each
 #                                  # part takes 1-4 minutes on the H100
 #
@@ -15,6 +15,10 @@
 #   ATTNC_CUDA_TIERS=serial|O3  the JIT's tiers: the quick kernel's ptxas at
 #                             -O1 is the default since 2026-12-05 (O3: the
 #                             old level); serial: opt-in
+#   ATTNC_CUDA_CLASS_SCAN_UNROLL=N  the split class kernel's scans with N
+#                             loads in flight (part `classscan`; opt-in: its
+#                             SASS at 64 is 2.8x, +290 ms of final-tier compile
+#                             on the VM)
 #   cpu: the Xeon's 16 threads with guided chunks (the default) against
 #   ATTNC_CPU_GUIDED=0, and f32 against PyTorch
 set -uo pipefail
@@ -92,6 +96,31 @@ grep -E "attnc_|gpu__time_duration" "$OUT/ncu_doc.txt" | paste - - | awk '{print
 ATTNC_CUDA_TRACE=1 timeout 60 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \
   --launches 1 > "$OUT/trace_doc.txt" 2>&1
 echo "trace: $(grep -c attnc-trace "$OUT/trace_doc.txt") CTAs in $OUT/trace_doc.txt"
+fi
+
+if [[ $WHAT == classscan ]]; then
+echo "== split class kernel, scans unrolled: conformance, memcheck, kernel times, documents"
+C=""
+for f in examples/*.attn $I/*.attn; do
+  $B/attnc "$f" --target=cuda --dtype=bf16 --emit=cuda > /tmp/e.cu 2>/dev/null
+  grep -q "#define ATTNC_CLASS_SPLIT" /tmp/e.cu && C="$C $f"
+done
+for u in 32 64; do
+  ATTNC_CUDA_CLASS_SCAN_UNROLL=$u timeout 120 $B/attnc-conformance --target=cuda --cuda-arch=sm_90a $C \
+    > "$OUT/classscan_conformance_$u.txt" 2>&1
+  echo "unroll $u: conformance rc=$? $(tail -1 "$OUT/classscan_conformance_$u.txt")"
+done
+ATTNC_CUDA_CLASS_SCAN_UNROLL=64 ATTNC_CUDA_TIERS=0 timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  $B/attnc examples/document.attn -D S=700 --target=cuda --run > "$OUT/classscan_memcheck.txt" 2>&1
+echo "memcheck rc=$? $(grep 'ERROR SUMMARY' "$OUT/classscan_memcheck.txt" | head -1)"
+for u in 8 16 32 64; do
+  ATTNC_CUDA_CLASS_SCAN_UNROLL=$u timeout 60 ncu --metrics gpu__time_duration.sum -k regex:classes \
+    python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 --launches 2 > "$OUT/classscan_ncu_$u.txt" 2>&1
+  echo "unroll $u: class kernel us $(grep gpu__time_duration "$OUT/classscan_ncu_$u.txt" | awk '{print $NF}' | tr '\n' ' ')"
+done
+V="ATTNC_CUDA_CLASS_SCAN_UNROLL=32;ATTNC_CUDA_CLASS_SCAN_UNROLL=64"
+timeout 150 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \
+  --variants ";$V;;$V" 2>&1 | tee "$OUT/classscan_ab.txt" | grep TFLOP
 fi
 
 if [[ $WHAT == cpu ]]; then

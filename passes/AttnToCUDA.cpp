@@ -384,6 +384,16 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
       SmallVector<HoistedPart> parts = {
           {"attnc_tile_row", "AttncTileRow", "row", {0, 1, 2, 3}},
           {"attnc_tile_col", "AttncTileCol", "col", {0, 1, 4, 5}}};
+      // Opt-in until timed on the GPU ($ATTNC_CUDA_CLASS_SCAN_UNROLL=N): the
+      // parts' scans with N loads in flight. A part scans one tile's ids
+      // (64 or 128) with 8 in flight, about 8 memory round trips per thread,
+      // which is where most of the class kernel's 14 us likely go.
+      if (const char *unroll = std::getenv("ATTNC_CUDA_CLASS_SCAN_UNROLL")) {
+        int n = std::atoi(unroll);
+        if (n >= 1 && n <= 128)
+          for (HoistedPart &part : parts)
+            part.scanUnroll = n;
+      }
       splitEmitted = emitSplitRegion(op, fn, os, holder.getRegion(), args, parts, "int",
                                      "attnc_tile_class_at", nullptr);
       out.classQueryTiles = 16;

@@ -36,6 +36,8 @@ public:
   void bind(mlir::Value v, std::string name) { names[v] = std::move(name); }
   /// Integer values to carry as `int` (narrowIndexValues).
   void setNarrow(llvm::DenseSet<mlir::Value> values) { narrow = std::move(values); }
+  /// The `#pragma unroll` of scans (loops over tensors): loads in flight.
+  void setScanUnroll(int n) { scanUnroll = n; }
   mlir::LogicalResult emitBlock(mlir::Block &block, int indent);
   /// Emits some of a block's operations, in order.
   mlir::LogicalResult emitOps(llvm::ArrayRef<mlir::Operation *> ops, int indent);
@@ -58,6 +60,7 @@ private:
   llvm::DenseMap<mlir::Value, std::string> names;
   llvm::DenseSet<mlir::Value> narrow;
   int counter = 0;
+  int scanUnroll = 8;
 };
 
 /// Bounds on one block argument's value.
@@ -93,6 +96,8 @@ struct HoistedPart {
   // A define set to 1 when the part reads a tensor, so that the kernels
   // compute it once per lane and pass it by shuffles (attnc_weights).
   const char *shuffleDefine = nullptr;
+  // The part's scans' unroll (RegionEmitter::setScanUnroll).
+  int scanUnroll = 8;
 };
 /// Emits `region` (its block ends in attn.yield) as the hoisted parts'
 /// structs and functions, then `element` (a `result` of the parts' structs

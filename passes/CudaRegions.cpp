@@ -205,7 +205,7 @@ LogicalResult RegionEmitter::emitOp(Operation &o, int indent) {
     }
     std::string iv = fresh();
     // Scans over tensors: several loads in flight rather than one at a time.
-    os << pad << "#pragma unroll 8\n";
+    os << pad << "#pragma unroll " << scanUnroll << "\n";
     os << pad << "for (attnc_index " << iv << " = " << nameOf(forOp.getLowerBound()) << "; "
        << iv << " < " << nameOf(forOp.getUpperBound()) << "; " << iv
        << " += " << nameOf(forOp.getStep()) << ") {\n";
@@ -538,6 +538,7 @@ LogicalResult cuda_emit::emitSplitRegion(AttentionOp op, func::FuncOp fn, llvm::
     llvm::raw_string_ostream bodyOs(body);
     auto em = std::make_unique<RegionEmitter>(op, fn, bodyOs);
     em->setNarrow(narrow);
+    em->setScanUnroll(part.scanUnroll);
     for (unsigned k : part.args)
       em->bind(block.getArgument(k), args[k].name);
     for (auto [k, arg] : llvm::enumerate(args))
