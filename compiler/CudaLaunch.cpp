@@ -315,19 +315,21 @@ Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> 
                                               layout.classQueryTiles),
                         static_cast<unsigned>(batches * headsC)};
     // The split kernel shares the query tiles out by the grid's height: 8
-    // per CTA ran it 7-35% faster than 16 or 2 on the H200 (documents).
-    // $ATTNC_CUDA_CLASS_ROWS sets the height for experiments, never below
-    // ceil(query tiles / 16), the AOT header's height, so that a CTA's share
-    // stays within one pass of its shared rows.
+    // per CTA ran it in 14 us against 15 with 16 and 19 with 2 (H200,
+    // documents). $ATTNC_CUDA_CLASS_ROWS sets the height for experiments,
+    // never below grid[1] (the AOT header's height: a CTA's share stays
+    // within one pass of its shared rows).
     if (layout.classQueryTiles > 1) {
+      constexpr int64_t kQueryTilesPerCta = 8;
       static const int64_t rowsEnv = [] {
         const char *e = std::getenv("ATTNC_CUDA_CLASS_ROWS");
         return e ? std::atoll(e) : int64_t(0);
       }();
-      int64_t half = std::max<int64_t>(1, layout.classQueryTiles / 2);
-      int64_t rows = rowsEnv > 0 ? rowsEnv : (queryTiles + half - 1) / half;
-      grid[1] = static_cast<unsigned>(
-          std::min<int64_t>(queryTiles, std::max<int64_t>(grid[1], rows)));
+      int64_t rows = rowsEnv > 0 ? rowsEnv
+                                 : (queryTiles + kQueryTilesPerCta - 1) /
+                                       kQueryTilesPerCta;
+      grid[1] =
+          static_cast<unsigned>(std::clamp<int64_t>(rows, grid[1], queryTiles));
     }
     unsigned block[3] = {128, 1, 1};
     void *argStruct = slots.data();
