@@ -477,7 +477,15 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     // descriptor again, as before base-plus-offset descriptors (for
     // comparisons).
     const char *descEnv = std::getenv("ATTNC_CUDA_DESC_BASE");
+    // $ATTNC_CUDA_PLANE_GROUP=G walks G (batch, head) planes' query tiles
+    // together (attnc_cta_tile in attn_fwd_ws.cuh; 1: one plane after
+    // another, as before; 0: as many as the budget of K and V bytes below
+    // allows). Opt-in until timed on the GPU.
+    int planeGroup = 1;
+    if (const char *env = std::getenv("ATTNC_CUDA_PLANE_GROUP"))
+      planeGroup = std::clamp(std::atoi(env), 0, 64);
     os << "#define ATTNC_WS_STAGES " << out.wsStages << "\n"
+       << "#define ATTNC_PLANE_GROUP " << planeGroup << "\n"
        << "#define ATTNC_WS_PV_N " << (pvEnv && std::string(pvEnv) == "64" ? 64 : 128) << "\n"
        << "#define ATTNC_WS_DESC_BASE " << (descEnv && std::string(descEnv) == "0" ? 0 : 1)
        << "\n"
