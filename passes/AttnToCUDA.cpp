@@ -221,6 +221,7 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
   // $ATTNC_CUDA_WS_CONSUMERS=1|2|3 overrides it where the registers could
   // hold it (for comparisons).
   int consumers = 2;
+  bool keysNearRows = false; // ranges that data make short: documents
   if (out.warpSpecialized) {
     bool threeFit = d == 64 && dv == 64 && op.getKernel() != KernelKind::sigmoid;
     int64_t qLen = qType.getDimSize(2);
@@ -242,7 +243,8 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     bool listsBlocks = anyNested(mask, [](Operation *o) { return isa<ListedOp>(o); });
     bool readsPerKey = anyPerKey(mask, {false, false, false, true},
                                  [](Operation &o) { return readsTensor(&o); });
-    bool dataDecidesRanges = topkParams || (!listsBlocks && readsPerKey);
+    keysNearRows = !topkParams && !listsBlocks && readsPerKey;
+    bool dataDecidesRanges = topkParams || keysNearRows;
     bool maskHasParams = !computesFromPositions(mask) && !readsTensor(mask);
     if (dataDecidesRanges || (d == 64 && dv == 64 && (maskHasParams || shortMasked)))
       consumers = 1;
@@ -477,11 +479,15 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     // descriptor again, as before base-plus-offset descriptors (for
     // comparisons).
     const char *descEnv = std::getenv("ATTNC_CUDA_DESC_BASE");
-    // $ATTNC_CUDA_PLANE_GROUP=G walks G (batch, head) planes' query tiles
-    // together (attnc_cta_tile in attn_fwd_ws.cuh; 1: one plane after
-    // another, as before; 0: as many as the budget of K and V bytes below
-    // allows). Opt-in until timed on the GPU.
-    int planeGroup = 1;
+    // The CTAs' order (attnc_cta_tile in attn_fwd_ws.cuh): planes (batch,
+    // head) one after another, or (0) all planes' query tiles interleaved,
+    // query tile by query tile. Interleaved, documents ran 3.5-4.3% faster
+    // (their keys are near their rows, so the launch's keys in flight stay
+    // few); causal N = 16384 ran 2-5% slower with groups of 4 or more planes
+    // (the keys of every plane in flight at once), N = 1024 and GQA no
+    // faster (H200, 2026-12-05, docs/cuda-backend.md). $ATTNC_CUDA_PLANE_GROUP=G
+    // sets groups of G planes (for comparisons).
+    int planeGroup = keysNearRows ? 0 : 1;
     if (const char *env = std::getenv("ATTNC_CUDA_PLANE_GROUP"))
       planeGroup = std::clamp(std::atoi(env), 0, 64);
     os << "#define ATTNC_WS_STAGES " << out.wsStages << "\n"

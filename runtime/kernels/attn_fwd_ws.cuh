@@ -130,29 +130,21 @@ ATTNC_DEV unsigned long long attnc_globaltimer() {
 #ifndef ATTNC_PLANE_GROUP
 #define ATTNC_PLANE_GROUP 1
 #endif
-// K and V bytes that a group of planes may span when ATTNC_PLANE_GROUP is 0:
-// about half of the H100's 50 MB L2, so that the group's keys stay there.
-#define ATTNC_PLANE_GROUP_BYTES (24ll << 20)
 
 /// The query tile, head and batch of this CTA. The grid is (query tiles,
 /// heads, batches) and CTAs start roughly in the order of their linear
 /// index. Longest rows first: with a causal mask the last query tiles do
 /// the most work, and starting them early shortens the tail of the launch.
-/// Planes (batch, head) go in groups of ATTNC_PLANE_GROUP, their query
-/// tiles interleaved, so that the light tiles of one plane are not all that
-/// is left at the end of a launch; a group's K and V should fit in L2.
+/// Planes (batch, head) go in groups of ATTNC_PLANE_GROUP (0: all of them),
+/// their query tiles interleaved, so that the light tiles of one plane are
+/// not all that is left at the end of the launch; the keys that a group's
+/// CTAs read at once should fit in L2.
 ATTNC_DEV void attnc_cta_tile(const AttncArgs &a, long long numQTiles, long long &qTile,
                               long long &h, long long &b) {
+  (void)a;
   const long long heads = gridDim.y, planes = heads * gridDim.z;
   const long long L = blockIdx.x + numQTiles * (blockIdx.y + heads * blockIdx.z);
-#if ATTNC_PLANE_GROUP > 0
-  long long group = ATTNC_PLANE_GROUP;
-#else
-  // Planes of one KV head share their keys.
-  const long long perPlane = (a.T > 0 ? a.T : 1) * (ATTNC_D + ATTNC_DV) * 2;
-  long long group = ATTNC_PLANE_GROUP_BYTES * (a.Hq / a.Hkv) / perPlane;
-  group = group < 1 ? 1 : group > 16 ? 16 : group;
-#endif
+  const long long group = ATTNC_PLANE_GROUP > 0 ? ATTNC_PLANE_GROUP : planes;
   const long long first = L / (group * numQTiles) * group; // the group's first plane
   const long long size = planes - first < group ? planes - first : group;
   const long long within = L - first * numQTiles;
