@@ -4,7 +4,7 @@
 # opt-in because no GPU was lent when they were written, kept for re-checks
 # after changes to them (docs/cuda-backend.md, "The waiting changes timed").
 #   bash scripts/device-carry.sh   # here, after ninja -C build
-#   bash bench/ab_pending.sh shuffle|tiers|profile|cpu|classscan   # there (device tool,
+#   bash bench/ab_pending.sh shuffle|tiers|profile|cpu|classscan|planes   # there (device tool,
 #                                  # carry .device-carry), one per call: each
 #                                  # part takes 1-4 minutes on the H100
 #
@@ -19,6 +19,10 @@
 #                             loads in flight (part `classscan`; opt-in: its
 #                             SASS at 64 is 2.8x, +290 ms of final-tier compile
 #                             on the VM)
+#   ATTNC_PLANE_GROUP 0 for documents: all planes' query tiles interleaved
+#                             (part `planes`: the landed default checked on
+#                             the GPU and run against Flex; the A/B that chose
+#                             it ran groups of 16, the same order at B = 1)
 #   cpu: the Xeon's 16 threads with guided chunks (the default) against
 #   ATTNC_CPU_GUIDED=0, and f32 against PyTorch
 set -uo pipefail
@@ -140,4 +144,19 @@ timeout 240 python3 bench/cpu_vs_torch.py --bench $B/attnc-cpu-bench --threads 1
   --variants dense,causal,document,gated --dims 64,128 --lens 4096 --rounds 2 \
   > "$OUT/cpu_f32_t16.txt" 2>&1
 tail -12 "$OUT/cpu_f32_t16.txt"
+fi
+
+if [[ $WHAT == planes ]]; then
+echo "== documents' CTAs over all planes interleaved: conformance, memcheck, against Flex"
+timeout 120 $B/attnc-conformance --target=cuda --cuda-arch=sm_90a examples/document.attn \
+  examples/block_list.attn examples/causal.attn examples/gqa.attn > "$OUT/planes_conformance.txt" 2>&1
+echo "conformance rc=$? $(tail -1 "$OUT/planes_conformance.txt")"
+grep -E "^FAIL" "$OUT/planes_conformance.txt" | head -5
+ATTNC_CUDA_TIERS=0 timeout 90 compute-sanitizer --tool memcheck --error-exitcode 9 \
+  $B/attnc examples/document.attn -D B=3 -D S=700 --target=cuda --run > "$OUT/planes_memcheck.txt" 2>&1
+echo "memcheck rc=$? $(grep 'ERROR SUMMARY' "$OUT/planes_memcheck.txt" | head -1)"
+timeout 100 python3 bench/ab_kernels.py --lib $L --cases document --N 16384 --D 128 \
+  --variants ";ATTNC_CUDA_PLANE_GROUP=1;;ATTNC_CUDA_PLANE_GROUP=1" 2>&1 | tee "$OUT/planes_ab.txt" | grep TFLOP
+timeout 150 python3 bench/gpu_vs_torch.py --lib $L --cases document > "$OUT/planes_vs.txt" 2>&1
+sed -n '/^case /,$p' "$OUT/planes_vs.txt"
 fi
