@@ -15,11 +15,11 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/attnc.h"
-#include "compiler/BuildId.h"
-#include "compiler/CompiledKernel.h"
-#include "compiler/Compile.h"
-#include "compiler/JitCommon.h"
 #include "attnc/runtime/Cuda.h"
+#include "compiler/BuildId.h"
+#include "compiler/Compile.h"
+#include "compiler/CompiledKernel.h"
+#include "compiler/JitCommon.h"
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/IR/Diagnostics.h"
 #include "mlir/IR/MLIRContext.h"
@@ -30,13 +30,14 @@
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/Object/ELFObjectFile.h"
-#include "llvm/Support/xxhash.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SHA256.h"
 #include "llvm/Support/SourceMgr.h"
+#include "llvm/Support/Threading.h"
+#include "llvm/Support/xxhash.h"
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
 
@@ -76,9 +77,12 @@ uint64_t cacheChecksum(const std::string &key, llvm::StringRef data) {
 } // namespace
 
 /// Writes `data` to `path` through a temporary file and a rename, so a
-/// reader never sees half a file.
+/// reader never sees half a file. The temporary name is the writer's own
+/// (process and thread): a final tier compiled in the background may write
+/// an entry while another thread of the process writes the same one.
 static void writeAtomically(const std::string &path, llvm::StringRef data) {
-  std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  std::string tmp = path + ".tmp" + std::to_string(::getpid()) + "." +
+                    std::to_string(llvm::get_threadid());
   std::error_code ec;
   {
     llvm::raw_fd_ostream os(tmp, ec);

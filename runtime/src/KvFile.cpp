@@ -15,6 +15,7 @@
 #include "attnc/runtime/KvFile.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -591,8 +592,12 @@ Error kv::saveSequence(const BlockPool &pool, SeqId seq, const std::string &path
     len[i] = static_cast<uint8_t>(n >> (8 * i));
 
   // Temporary file, fsync, rename, fsync the directory: a reader sees the
-  // old file or the new one, never a part.
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  // old file or the new one, never a part. Each save has a temporary of its
+  // own, so two threads saving to one path leave one whole file, the last.
+  static std::atomic<unsigned long> saves{0};
+  std::string tmp =
+      path + ".tmp." + std::to_string(::getpid()) + "." +
+      std::to_string(saves.fetch_add(1, std::memory_order_relaxed));
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0)
     return "cannot create '" + tmp + "': " + std::strerror(errno);

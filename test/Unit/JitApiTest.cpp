@@ -11,6 +11,7 @@
 //===----------------------------------------------------------------------===//
 
 #include "attnc/attnc.h"
+#include "compiler/JitCommon.h"
 
 #include <gtest/gtest.h>
 
@@ -19,6 +20,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -381,4 +383,27 @@ attention pick(q: f32[B, 2, S, 8], k: f32[B, 2, S, 8], v: f32[B, 2, S, 8])
   std::vector<TensorView> extra = buf.views();
   extra.push_back(extra.back()); // one tensor too many: the table is not the caller's
   EXPECT_FALSE(kernel->run(extra));
+}
+
+TEST(JitApi, CacheWritesFromTwoThreadsLeaveOneWholeEntry) {
+  // A final tier compiled in the background may write an entry while
+  // another thread of the process writes the same one: each write has a
+  // temporary file of its own, so the entry that stays is one of them, whole.
+  std::string dir = ::testing::TempDir() + "/attnc_cache_threads_" +
+                    std::to_string(::getpid());
+  std::string path = dir + "/entry";
+  std::string a(1 << 20, 'a'), b(1 << 20, 'b');
+  auto writer = [&](const std::string &data) {
+    for (int n = 0; n < 20; ++n)
+      writeCacheEntry(dir, path, "key", data);
+  };
+  for (int round = 0; round < 5; ++round) {
+    std::thread ta(writer, std::cref(a)), tb(writer, std::cref(b));
+    ta.join();
+    tb.join();
+    std::optional<std::string> entry = readCacheEntry(path, "key");
+    ASSERT_TRUE(entry.has_value()) << "round " << round;
+    EXPECT_TRUE(*entry == a || *entry == b);
+  }
+  std::filesystem::remove_all(dir);
 }

@@ -16,9 +16,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <glob.h>
 #include <limits>
 #include <random>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 using namespace attnc::kv;
@@ -528,7 +530,42 @@ TEST(KvCacheTest, AKilledWriterLeavesThePreviousFile) {
   EXPECT_EQ(after.tokens, 32);
   EXPECT_EQ(after.checksum, before.checksum);
   std::remove(path.c_str());
-  std::remove((path + ".tmp." + std::to_string(child)).c_str());
+  // The child's temporary: path.tmp.<pid>.<its save number>.
+  glob_t left;
+  if (::glob((path + ".tmp." + std::to_string(child) + ".*").c_str(), 0,
+             nullptr, &left) == 0) {
+    EXPECT_EQ(left.gl_pathc, 1u);
+    for (size_t n = 0; n < left.gl_pathc; ++n)
+      std::remove(left.gl_pathv[n]);
+  }
+  ::globfree(&left);
+}
+
+TEST(KvCacheTest, ThreadsSavingToOnePathLeaveOneWholeFile) {
+  // Each save writes a temporary of its own: two threads saving different
+  // sequences to one path leave one of them, whole, never a mix.
+  PoolConfig c = config(Quant::q8);
+  auto pool = makePool(c);
+  Tokens t(c, 64, 9);
+  SeqId a = pool->createSequence(), b = pool->createSequence();
+  ASSERT_EQ(pool->append(a, t.k.data(), t.v.data(), 24), "");
+  ASSERT_EQ(pool->append(b, t.k.data(), t.v.data(), 40), "");
+  std::string path = tempPath("threads");
+  std::string errors[2];
+  auto saver = [&](SeqId s, std::string &error) {
+    for (int n = 0; n < 20 && error.empty(); ++n)
+      error = saveSequence(*pool, s, path, "m");
+  };
+  std::thread ta(saver, a, std::ref(errors[0])),
+      tb(saver, b, std::ref(errors[1]));
+  ta.join();
+  tb.join();
+  EXPECT_EQ(errors[0], "");
+  EXPECT_EQ(errors[1], "");
+  KvFileMeta meta;
+  ASSERT_EQ(verifyFile(path, meta), "");
+  EXPECT_TRUE(meta.tokens == 24 || meta.tokens == 40) << meta.tokens;
+  std::remove(path.c_str());
 }
 
 TEST(KvCacheTest, AFileChangedDuringARestoreLeavesThePoolAsItWas) {
