@@ -488,8 +488,12 @@ LogicalResult attnc::emitCudaKernel(func::FuncOp fn, StringRef arch, CudaKernel 
     // faster (H200, 2026-12-05, docs/cuda-backend.md). $ATTNC_CUDA_PLANE_GROUP=G
     // sets groups of G planes (for comparisons).
     int planeGroup = keysNearRows ? 0 : 1;
-    if (const char *env = std::getenv("ATTNC_CUDA_PLANE_GROUP"))
-      planeGroup = std::clamp(std::atoi(env), 0, 64);
+    if (const char *env = std::getenv("ATTNC_CUDA_PLANE_GROUP")) {
+      char *end = nullptr;
+      long g = std::strtol(env, &end, 10);
+      if (end != env && *end == '\0' && g >= 0 && g <= 65535)
+        planeGroup = static_cast<int>(g); // anything else: the default
+    }
     os << "#define ATTNC_WS_STAGES " << out.wsStages << "\n"
        << "#define ATTNC_PLANE_GROUP " << planeGroup << "\n"
        << "#define ATTNC_WS_PV_N " << (pvEnv && std::string(pvEnv) == "64" ? 64 : 128) << "\n"

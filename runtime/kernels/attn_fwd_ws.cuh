@@ -517,8 +517,10 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
   asm volatile("mov.u32 %0, %%smid;" : "=r"(smid));
   const unsigned cta = blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
   if (tid == 128 && cta % ATTNC_TRACE == 0)
-    printf("attnc-trace cta %u sm %u tiles %d t0 %llu sync %llu q %llu s1 %llu loop %llu end %llu\n",
-           cta, smid, traceTiles, traceAt[0], traceAt[1] - traceAt[0], traceAt[2] - traceAt[0],
+    printf("attnc-trace cta %u sm %u qtile %lld h %lld b %lld tiles %d t0 %llu sync %llu q %llu "
+           "s1 %llu loop %llu end %llu\n",
+           cta, smid, qTile, h, b, traceTiles, traceAt[0], traceAt[1] - traceAt[0],
+           traceAt[2] - traceAt[0],
            traceAt[3] - traceAt[0], traceAt[4] - traceAt[0], traceAt[5] - traceAt[0]);
 #endif
 }

@@ -397,7 +397,7 @@ TEST(JitApi, CacheWritesFromTwoThreadsLeaveOneWholeEntry) {
     for (int n = 0; n < 20; ++n)
       writeCacheEntry(dir, path, "key", data);
   };
-  for (int round = 0; round < 5; ++round) {
+  for (int round = 0; round < 12; ++round) {
     std::thread ta(writer, std::cref(a)), tb(writer, std::cref(b));
     ta.join();
     tb.join();
