@@ -112,6 +112,18 @@ std::unique_ptr<BlockPool> BlockPool::create(const PoolConfig &c, Error &error,
     }
   }
   auto pool = std::unique_ptr<BlockPool>(new BlockPool(c, std::move(policy)));
+  // Each size fits, but their product may not (2^64 wraps to 0): a page
+  // may span at most the 1 TiB of address space a pool reserves.
+  constexpr unsigned __int128 kMaxPageBytes = static_cast<unsigned __int128>(1) << 40;
+  unsigned __int128 pageBytes = static_cast<unsigned __int128>(2) * c.kvHeads * c.pageTokens *
+                                (pool->rowBytes() + pool->scaleCount() * sizeof(float)) *
+                                c.layers;
+  if (pageBytes > kMaxPageBytes) {
+    error = "one page would take " +
+            std::to_string(static_cast<unsigned long long>(pageBytes >> 30)) +
+            " GiB (layers x KV heads x page tokens x head dim), more than 1 TiB";
+    return nullptr;
+  }
   // The f32 scales follow the codes of a layer: keep them 4-byte aligned.
   if (c.quant != Quant::bf16 && (2 * static_cast<size_t>(c.kvHeads) * c.pageTokens *
                                  pool->rowBytes()) % 4) {

@@ -101,6 +101,18 @@ TEST(KvCacheTest, RejectsBadConfigs) {
   c = config(Quant::bf16);
   c.kvHeads = 0;
   EXPECT_FALSE(BlockPool::create(c, e));
+  // Every size in range, their product not: 2^64 bytes per page wrapped to 0
+  // and divided by zero; now an error.
+  c = config(Quant::bf16);
+  c.layers = 16384;
+  c.kvHeads = 65536;
+  c.headDim = 65536;
+  c.pageTokens = 65536;
+  EXPECT_FALSE(BlockPool::create(c, e));
+  EXPECT_NE(e.find("more than 1 TiB"), std::string::npos) << e;
+  c.layers = 4096; // 2^62 bytes: no wrap, still too large
+  EXPECT_FALSE(BlockPool::create(c, e));
+  EXPECT_NE(e.find("more than 1 TiB"), std::string::npos) << e;
 }
 
 TEST(KvCacheTest, QuantizationErrorBounds) {
