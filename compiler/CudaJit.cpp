@@ -51,16 +51,17 @@ std::string sourceKey(const std::string &arch, const std::string &nvrtcVersion,
   return llvm::toHex(sha.final(), /*LowerCase=*/true).substr(0, 32);
 }
 
-/// Loaded CUDA kernels by source key (guarded by jitMutex).
+/// Loaded CUDA kernels by source key (guarded by jitMutex). Never
+/// destroyed, as cpuMemoryCache (Jit.cpp) says why.
 llvm::StringMap<std::shared_ptr<CompiledKernel>> &cudaMemoryCache() {
-  static llvm::StringMap<std::shared_ptr<CompiledKernel>> cache;
+  static auto &cache = *new llvm::StringMap<std::shared_ptr<CompiledKernel>>();
   return cache;
 }
 
 /// Quick tiers by the key of their final tier while it compiles (guarded
 /// by jitMutex), so a second compile of the source waits for that one.
 llvm::StringMap<std::shared_ptr<CompiledKernel>> &pendingFinalTiers() {
-  static llvm::StringMap<std::shared_ptr<CompiledKernel>> pending;
+  static auto &pending = *new llvm::StringMap<std::shared_ptr<CompiledKernel>>();
   return pending;
 }
 

@@ -178,7 +178,7 @@ void attnc::runInBackground(std::function<void()> work) {
 
 namespace {
 llvm::orc::LLJIT *globalJit(std::string &error) {
-  static std::unique_ptr<llvm::orc::LLJIT> jit;
+  static std::unique_ptr<llvm::orc::LLJIT> &jit = *new std::unique_ptr<llvm::orc::LLJIT>();
   if (jit)
     return jit.get();
   std::string tmError;
@@ -250,9 +250,12 @@ void perfMap(llvm::orc::LLJIT &jit, llvm::orc::JITDylib &dylib,
   }
 }
 
-/// CPU kernels by cache key, for the process.
+/// CPU kernels by cache key, for the process. Like the JIT and the CUDA
+/// caches it is never destroyed: a final tier still compiling at exit uses
+/// it until BackgroundCompiles joins its thread, and function-local statics
+/// made after BackgroundCompiles would be destroyed before that.
 llvm::StringMap<std::shared_ptr<CompiledKernel>> &cpuMemoryCache() {
-  static llvm::StringMap<std::shared_ptr<CompiledKernel>> cache;
+  static auto &cache = *new llvm::StringMap<std::shared_ptr<CompiledKernel>>();
   return cache;
 }
 
