@@ -82,10 +82,15 @@ public:
 
 /// Fills the CUDA kernel's argument slots and launches it on `stream`
 /// (waiting with `wait`). With `planOut`, only builds the tile-class table
-/// into it; with `plan`, takes the table from there.
-Status launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensors,
-                  const std::map<std::string, double> &params, void *stream, bool wait,
-                  const TilePlanData *plan = nullptr, TilePlanData *planOut = nullptr);
+/// into it; with `plan`, takes the table from there. The arguments' names
+/// and defaults come from `signature`, the caller's Kernel: `k` may be a
+/// final tier compiled for another spec with the same generated source
+/// (the source numbers arguments; names and defaults may differ).
+Status launchCuda(const CompiledKernel &k, const KernelInfo &signature,
+                  const std::vector<TensorView> &tensors,
+                  const std::map<std::string, double> &params, void *stream,
+                  bool wait, const TilePlanData *plan = nullptr,
+                  TilePlanData *planOut = nullptr);
 
 /// Paged kernels on host memory: every sequence length fits its row of the
 /// block table and every page it uses exists (bad entries would read

@@ -143,10 +143,12 @@ static Status launchPagedDecode(const CompiledKernel &k, const std::vector<Tenso
   return Status::ok();
 }
 
-Status attnc::launchCuda(const CompiledKernel &k, const std::vector<TensorView> &tensors,
-                         const std::map<std::string, double> &params, void *stream, bool wait,
-                         const TilePlanData *plan, TilePlanData *planOut) {
-  const KernelInfo &info = k.info;
+Status attnc::launchCuda(const CompiledKernel &k, const KernelInfo &signature,
+                         const std::vector<TensorView> &tensors,
+                         const std::map<std::string, double> &params,
+                         void *stream, bool wait, const TilePlanData *plan,
+                         TilePlanData *planOut) {
+  const KernelInfo &info = signature;
   std::vector<int> tensorOf(info.args.size(), -1);
   int t = 0;
   for (size_t n = 0; n < info.args.size(); ++n)
@@ -393,7 +395,8 @@ Status Kernel::launch(const std::vector<TensorView> &tensors,
     return run(tensors, params);
   if (Status st = check(tensors, params); !st)
     return st;
-  return launchCuda(impl->current(), tensors, params, stream, /*wait=*/false);
+  return launchCuda(impl->current(), impl->info, tensors, params, stream,
+                    /*wait=*/false);
 }
 
 Status Kernel::launch(const std::vector<TensorView> &tensors,
@@ -407,8 +410,10 @@ Status Kernel::launch(const std::vector<TensorView> &tensors,
   // A plan of the quick tier after the final one took over: its tiles have
   // the quick kernel's shape, so build the classes per launch instead.
   if (plan.data->kernel == impl.get() && &current != impl.get())
-    return launchCuda(current, tensors, params, stream, /*wait=*/false);
-  return launchCuda(current, tensors, params, stream, /*wait=*/false, plan.data.get());
+    return launchCuda(current, impl->info, tensors, params, stream,
+                      /*wait=*/false);
+  return launchCuda(current, impl->info, tensors, params, stream,
+                    /*wait=*/false, plan.data.get());
 }
 
 Result<TilePlan> Kernel::planTiles(const std::vector<TensorView> &tensors,
@@ -423,7 +428,8 @@ Result<TilePlan> Kernel::planTiles(const std::vector<TensorView> &tensors,
   if (!current.isCuda || !current.layout.classTable || current.topk)
     return plan;
   auto data = std::make_shared<TilePlanData>();
-  if (Status st = launchCuda(current, tensors, params, stream, /*wait=*/false, nullptr, data.get());
+  if (Status st = launchCuda(current, impl->info, tensors, params, stream,
+                             /*wait=*/false, nullptr, data.get());
       !st)
     return st;
   if (data->table)

@@ -292,7 +292,8 @@ Status Kernel::run(const std::vector<TensorView> &tensors,
   if (Status st = check(tensors, params); !st)
     return st;
   if (impl->isCuda)
-    return launchCuda(impl->current(), tensors, params, nullptr, /*wait=*/true);
+    return launchCuda(impl->current(), impl->info, tensors, params, nullptr,
+                      /*wait=*/true);
   const KernelInfo &info = impl->info;
   if (info.paged)
     if (Status st = checkPageTable(tensors, *info.paged); !st)

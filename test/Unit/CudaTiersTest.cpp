@@ -164,3 +164,92 @@ TEST(CudaTiers, QuickTierServesUntilTheFinalOneTakesOver) {
   EXPECT_EQ(cubins, 2);
   std::filesystem::remove_all(dir);
 }
+
+namespace {
+// Two specs whose generated sources are the same (the source numbers its
+// arguments), with another name and default for their param.
+const char *kSignatureA = R"(
+attention sigtest(q: bf16[1, 2, S, 64], k: bf16[1, 2, S, 64], v: bf16[1, 2, S, 64])
+    -> (o: bf16[1, 2, S, 64]) {
+  param w: i32 = 4
+  score(s, b, h, i, j) = s - 0.00390625 * (i - j)
+  mask(b, h, i, j) = j <= i && i - j < w
+}
+)";
+const char *kSignatureB = R"(
+attention sigtest(q: bf16[1, 2, S, 64], k: bf16[1, 2, S, 64], v: bf16[1, 2, S, 64])
+    -> (o: bf16[1, 2, S, 64]) {
+  param window: i32 = 128
+  score(s, b, h, i, j) = s - 0.00390625 * (i - j)
+  mask(b, h, i, j) = j <= i && i - j < window
+}
+)";
+} // namespace
+
+TEST(CudaTiers, ASecondSpecOfTheSameSourceKeepsItsOwnParams) {
+  // B compiled while A's final tier is pending shares A's kernels; once the
+  // final tier takes over, B's launches still read B's param names and
+  // defaults (they once took A's: `window` was ignored, `w` = 4 used).
+  std::string why;
+  if (!cuda::init(why))
+    GTEST_SKIP() << "no GPU: " << why;
+  const int64_t S = 300;
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              ("attnc-signature-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  CompileOptions options;
+  options.target = Target::cuda;
+  options.cacheDir = dir.string();
+  options.dims["S"] = S;
+  Result<Kernel> a = compileString(kSignatureA, "a.attn", options);
+  ASSERT_TRUE(a) << a.error();
+  Result<Kernel> b = compileString(kSignatureB, "b.attn", options);
+  ASSERT_TRUE(b) << b.error();
+  Status st = b->waitForFinalTier();
+  ASSERT_TRUE(st) << st.error();
+
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  size_t n = 2 * S * 64;
+  std::vector<uint16_t> q(n), k(n), v(n), o(n), expected(n);
+  for (auto *t : {&q, &k, &v})
+    for (uint16_t &x : *t)
+      x = toBF16(normal(rng));
+  auto view = [](void *data, std::vector<int64_t> shape) {
+    TensorView t;
+    t.data = data;
+    t.dtype = DType::bf16;
+    t.shape = std::move(shape);
+    return t;
+  };
+  const std::vector<int64_t> shape = {1, 2, S, 64};
+  CompileOptions cpu;
+  cpu.cacheDir = "off";
+  cpu.dims["S"] = S;
+  Result<Kernel> reference = compileString(kSignatureB, "b.attn", cpu);
+  ASSERT_TRUE(reference) << reference.error();
+  ASSERT_TRUE(
+      reference->run({view(q.data(), shape), view(k.data(), shape),
+                      view(v.data(), shape), view(expected.data(), shape)},
+                     {{"window", 32}}));
+  DeviceBuffer dq, dk, dv, dout;
+  ASSERT_TRUE(
+      cuda::malloc(&dq.ptr, 2 * n, why) && cuda::malloc(&dk.ptr, 2 * n, why) &&
+      cuda::malloc(&dv.ptr, 2 * n, why) && cuda::malloc(&dout.ptr, 2 * n, why))
+      << why;
+  ASSERT_TRUE(cuda::copyToDevice(dq.ptr, q.data(), 2 * n, why) &&
+              cuda::copyToDevice(dk.ptr, k.data(), 2 * n, why) &&
+              cuda::copyToDevice(dv.ptr, v.data(), 2 * n, why))
+      << why;
+  st = b->run({view(dq.ptr, shape), view(dk.ptr, shape), view(dv.ptr, shape),
+               view(dout.ptr, shape)},
+              {{"window", 32}});
+  ASSERT_TRUE(st) << st.error();
+  ASSERT_TRUE(cuda::copyToHost(o.data(), dout.ptr, 2 * n, why)) << why;
+  double worst = 0;
+  for (size_t x = 0; x < n; ++x)
+    worst = std::max(worst, static_cast<double>(std::fabs(
+                                fromBF16(o[x]) - fromBF16(expected[x]))));
+  EXPECT_LT(worst, 2e-2 + 1.0 / 128);
+  std::filesystem::remove_all(dir);
+}
