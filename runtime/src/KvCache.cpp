@@ -17,8 +17,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <string>
+#include <functional>
 #include <limits>
+#include <string>
 
 using namespace attnc;
 using namespace attnc::kv;
@@ -387,6 +388,45 @@ PageId BlockPool::allocatePage(Error &error) {
   return p;
 }
 
+Error BlockPool::canAllocate(size_t pages) const {
+  size_t have = freeList.size();
+  size_t limit = capacity;
+  if (cfg.byteBudget)
+    limit = std::min(limit, static_cast<size_t>(cfg.byteBudget / pageSize));
+  if (limit > pageCount)
+    have += limit - pageCount;
+  if (have >= pages)
+    return "";
+  // Cached pages that eviction can free: index nodes held by the index
+  // alone whose descendants are too (evictTo drops leaves first).
+  std::function<size_t(const RadixNode &, bool &)> evictable =
+      [&](const RadixNode &n, bool &whole) {
+        size_t count = 0;
+        whole = true;
+        for (const auto &c : n.children) {
+          bool childWhole;
+          size_t below = evictable(*c.second, childWhole);
+          count += below;
+          if (childWhole && refs[c.second->page] == 1)
+            ++count;
+          else
+            whole = false;
+        }
+        return count;
+      };
+  bool rootWhole;
+  have += evictable(*root, rootWhole);
+  if (have >= pages)
+    return "";
+  if (!cfg.byteBudget || limit == capacity)
+    return "the KV pool is full (maxPages = " + std::to_string(capacity) +
+           " pages of " + std::to_string(pageSize) + " bytes)";
+  return "the KV pool is full (" + std::to_string(pageCount) + " pages of " +
+         std::to_string(pageSize) + " bytes, budget " +
+         std::to_string(cfg.byteBudget) +
+         ") and no cached page is free to evict";
+}
+
 void BlockPool::release(PageId page) {
   if (--refs[page] == 0) {
     --used;
@@ -451,8 +491,14 @@ Error BlockPool::append(SeqId seq, const float *k, const float *v, int64_t token
   size_t needPages = static_cast<size_t>((newLength + cfg.pageTokens - 1) / cfg.pageTokens);
   std::vector<PageId> table = s.pages, acquired;
   PageId sharedLast = -1;
-  Error e;
-  if (tokens > 0 && s.length % cfg.pageTokens && refs[table.back()] > 1) {
+  bool copyLast =
+      tokens > 0 && s.length % cfg.pageTokens && refs[table.back()] > 1;
+  // Checked before any page is taken: evicting cached prefixes for an
+  // append that fails anyway would change the pool.
+  Error e = canAllocate((copyLast ? 1 : 0) + (needPages - table.size()));
+  if (!e.empty())
+    return e;
+  if (copyLast) {
     PageId copy = allocatePage(e);
     if (copy < 0)
       return e;
@@ -626,6 +672,9 @@ void BlockPool::evictTo(size_t bytes) {
 
 SeqId BlockPool::createWithPages(int64_t tokens, std::vector<PageId> &out, Error &error) {
   size_t need = static_cast<size_t>((tokens + cfg.pageTokens - 1) / cfg.pageTokens);
+  error = canAllocate(need);
+  if (!error.empty())
+    return -1;
   std::vector<PageId> got;
   for (size_t n = 0; n < need; ++n) {
     PageId p = allocatePage(error);

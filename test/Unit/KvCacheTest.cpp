@@ -296,6 +296,36 @@ TEST(KvCacheTest, BudgetFailsCleanlyAndEvictsCachedPrefixes) {
   EXPECT_EQ(pool->pagesInUse(), 0u);
 }
 
+TEST(KvCacheTest, AFailedAppendEvictsNoCachedPrefix) {
+  // An append that cannot fit even with every cached page evicted fails
+  // before it takes or evicts anything: the cached prefix stays whole.
+  PoolConfig c = config(Quant::q8);
+  auto probe = makePool(c);
+  c.byteBudget = 4 * probe->pageBytes();
+  auto pool = makePool(c);
+  Tokens t(c, 20, 4);
+  SeqId s = pool->createSequence();
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 8), ""); // 2 pages
+  std::vector<int32_t> ids = {1, 2, 3, 4, 5, 6, 7, 8};
+  ASSERT_EQ(pool->cachePrefix(s, ids), "");
+  pool->free(s);
+  SeqId big = pool->createSequence();
+  Error e = pool->append(big, t.k.data(), t.v.data(), 20); // 5 pages of 4
+  EXPECT_NE(e.find("the KV pool is full"), std::string::npos) << e;
+  EXPECT_EQ(pool->length(big), 0);
+  EXPECT_EQ(pool->pagesInUse(), 2u);
+  int64_t matched = -1;
+  SeqId cached = pool->adoptPrefix(ids, matched);
+  EXPECT_EQ(matched, 8);
+  pool->free(cached);
+  // One that fits once the cached pages go still evicts them.
+  ASSERT_EQ(pool->append(big, t.k.data(), t.v.data(), 16), ""); // 4 pages
+  SeqId none = pool->adoptPrefix(ids, matched);
+  EXPECT_EQ(matched, 0);
+  pool->free(none);
+  pool->free(big);
+}
+
 TEST(KvCacheTest, PrefixIndexFindsTheLongestCachedPrefix) {
   PoolConfig c = config(Quant::q4);
   auto pool = makePool(c);

@@ -158,6 +158,11 @@ private:
   };
   struct RadixNode;
   PageId allocatePage(Error &error);
+  /// "" when `pages` more pages can be allocated (free ones, new ones
+  /// within the budget and capacity, cached ones the index alone holds),
+  /// else allocatePage's error; evicts nothing, so a request that cannot
+  /// succeed fails before it changes the pool.
+  Error canAllocate(size_t pages) const;
   void release(PageId page);
   /// Maps the arena in up to byte `end` (and on to a 2 MiB boundary) before
   /// fresh pages there are written.
