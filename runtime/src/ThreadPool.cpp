@@ -12,6 +12,17 @@
 namespace attnc {
 
 namespace {
+/// Set while this thread runs a share of some parallelFor: a nested call
+/// (a kernel run from a parallelFor's body) runs inline instead of waiting
+/// for workers that are busy with the outer call, or for the caller's lock.
+thread_local bool inParallelWork = false;
+
+struct InParallelWork {
+  bool saved = inParallelWork;
+  InParallelWork() { inParallelWork = true; }
+  ~InParallelWork() { inParallelWork = saved; }
+};
+
 /// Takes chunks from `next` until [0, items) is done (ThreadPool::Chunking).
 void drain(std::atomic<int64_t> &next, int64_t items, const ThreadPool::Chunking &chunking,
            unsigned parts, const std::function<void(int64_t, int64_t)> &fn) {
@@ -79,8 +90,10 @@ void ThreadPool::workerLoop(unsigned id) {
       chunking = jobChunking;
       parts = jobThreads;
     }
-    if (id < parts)
+    if (id < parts) {
+      InParallelWork inside;
       drain(nextItem, items, chunking, parts, *fn);
+    }
     std::lock_guard<std::mutex> lock(mutex);
     if (--pending == 0)
       done.notify_all();
@@ -103,7 +116,7 @@ void ThreadPool::parallelFor(int64_t items, unsigned maxThreads,
     return;
   unsigned parts = maxThreads == 0 ? size() : std::min(maxThreads, size());
   parts = static_cast<unsigned>(std::min<int64_t>(parts, items));
-  if (parts <= 1 || workers.empty()) {
+  if (parts <= 1 || workers.empty() || inParallelWork) {
     fn(0, items);
     return;
   }
@@ -119,7 +132,10 @@ void ThreadPool::parallelFor(int64_t items, unsigned maxThreads,
     ++generation;
   }
   wake.notify_all();
-  drain(nextItem, items, chunking, parts, fn);
+  {
+    InParallelWork inside;
+    drain(nextItem, items, chunking, parts, fn);
+  }
   std::unique_lock<std::mutex> lock(mutex);
   done.wait(lock, [&] { return pending == 0; });
 }

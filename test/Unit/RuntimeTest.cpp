@@ -35,6 +35,23 @@ TEST(ThreadPool, CoversEveryItemOnce) {
   }
 }
 
+TEST(ThreadPool, NestedCallsRunInline) {
+  // A parallelFor from inside another one's body (a kernel run from a task
+  // of the pool) runs on the calling thread; it once deadlocked on the
+  // pool's one-call-at-a-time lock.
+  ThreadPool pool(4);
+  std::atomic<int64_t> covered{0};
+  pool.parallelFor(8, 0, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i)
+      pool.parallelFor(10, 0, [&](int64_t b, int64_t e) { covered += e - b; });
+  });
+  EXPECT_EQ(covered.load(), 80);
+  // The pool still splits calls after that.
+  std::atomic<int64_t> again{0};
+  pool.parallelFor(1000, 0, [&](int64_t b, int64_t e) { again += e - b; });
+  EXPECT_EQ(again.load(), 1000);
+}
+
 TEST(ThreadPool, GuidedChunksShrinkAndStayInsideTheirHead) {
   ThreadPool pool(4);
   for (int64_t items : {1, 64, 1000, 4096}) {
