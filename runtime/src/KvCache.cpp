@@ -390,13 +390,18 @@ PageId BlockPool::allocatePage(Error &error) {
 
 Error BlockPool::canAllocate(size_t pages) const {
   size_t have = freeList.size();
-  size_t limit = capacity;
-  if (cfg.byteBudget)
-    limit = std::min(limit, static_cast<size_t>(cfg.byteBudget / pageSize));
+  // As allocatePage: new pages up to the budget and the capacity; cached
+  // pages are evicted only where the budget, not the capacity, is reached.
+  bool budgetBinds = cfg.byteBudget && cfg.byteBudget / pageSize <= capacity;
+  size_t limit =
+      budgetBinds ? static_cast<size_t>(cfg.byteBudget / pageSize) : capacity;
   if (limit > pageCount)
     have += limit - pageCount;
   if (have >= pages)
     return "";
+  if (!budgetBinds)
+    return "the KV pool is full (maxPages = " + std::to_string(capacity) +
+           " pages of " + std::to_string(pageSize) + " bytes)";
   // Cached pages that eviction can free: index nodes held by the index
   // alone whose descendants are too (evictTo drops leaves first).
   std::function<size_t(const RadixNode &, bool &)> evictable =
@@ -405,8 +410,7 @@ Error BlockPool::canAllocate(size_t pages) const {
         whole = true;
         for (const auto &c : n.children) {
           bool childWhole;
-          size_t below = evictable(*c.second, childWhole);
-          count += below;
+          count += evictable(*c.second, childWhole);
           if (childWhole && refs[c.second->page] == 1)
             ++count;
           else
@@ -418,9 +422,6 @@ Error BlockPool::canAllocate(size_t pages) const {
   have += evictable(*root, rootWhole);
   if (have >= pages)
     return "";
-  if (!cfg.byteBudget || limit == capacity)
-    return "the KV pool is full (maxPages = " + std::to_string(capacity) +
-           " pages of " + std::to_string(pageSize) + " bytes)";
   return "the KV pool is full (" + std::to_string(pageCount) + " pages of " +
          std::to_string(pageSize) + " bytes, budget " +
          std::to_string(cfg.byteBudget) +
