@@ -326,6 +326,31 @@ TEST(KvCacheTest, AFailedAppendEvictsNoCachedPrefix) {
   pool->free(big);
 }
 
+TEST(KvCacheTest, MaxPagesFailsCleanlyAndKeepsCachedPrefixes) {
+  // Without a budget, maxPages bounds the pool and nothing is evicted to
+  // stay under it: an append past it fails whole, the prefix stays cached.
+  PoolConfig c = config(Quant::bf16);
+  c.maxPages = 3;
+  auto pool = makePool(c);
+  Tokens t(c, 12, 6);
+  SeqId s = pool->createSequence();
+  ASSERT_EQ(pool->append(s, t.k.data(), t.v.data(), 8), ""); // 2 pages
+  std::vector<int32_t> ids = {1, 2, 3, 4, 5, 6, 7, 8};
+  ASSERT_EQ(pool->cachePrefix(s, ids), "");
+  pool->free(s);
+  SeqId other = pool->createSequence();
+  Error e = pool->append(other, t.k.data(), t.v.data(), 8); // 2 more: 4 > 3
+  EXPECT_NE(e.find("maxPages = 3"), std::string::npos) << e;
+  EXPECT_EQ(pool->length(other), 0);
+  EXPECT_EQ(pool->pagesInUse(), 2u);
+  ASSERT_EQ(pool->append(other, t.k.data(), t.v.data(), 4), ""); // 1 fits
+  int64_t matched = -1;
+  SeqId cached = pool->adoptPrefix(ids, matched);
+  EXPECT_EQ(matched, 8);
+  pool->free(cached);
+  pool->free(other);
+}
+
 TEST(KvCacheTest, PrefixIndexFindsTheLongestCachedPrefix) {
   PoolConfig c = config(Quant::q4);
   auto pool = makePool(c);
