@@ -259,6 +259,32 @@ CheckReport attnc::checkSpec(const std::string &path,
   // Buffers: random normal floats, nondecreasing small ids for int tensors
   // (segment ids, as document masks use), NaN in outputs to catch rows the
   // kernel never writes.
+  // The buffers' bytes before any is allocated: -D sizes can ask for more
+  // than memory (or more than size_t counts), which would abort or hang.
+  {
+    constexpr size_t kMaxRunBytes = size_t(16) << 30;
+    size_t total = 0;
+    bool overflow = false;
+    for (const ArgInfo &a : info.args) {
+      if (!a.isTensor)
+        continue;
+      TensorView v;
+      v.dtype = a.dtype;
+      for (size_t d = 0; d < a.dims.size(); ++d)
+        v.shape.push_back(a.dims[d] >= 0 ? a.dims[d] : sizes[a.dimNames[d]]);
+      size_t bytes = storageBytes(v.dtype, v.numel());
+      overflow |=
+          bytes == SIZE_MAX || __builtin_add_overflow(total, bytes, &total);
+    }
+    if (overflow || total > kMaxRunBytes) {
+      report.error =
+          "attnc: error: the run's tensors would take " +
+          (overflow ? std::string("more bytes than fit in 64 bits")
+                    : std::to_string(total >> 20) + " MiB") +
+          "; a check run takes at most 16 GiB: pick smaller sizes with -D";
+      return report;
+    }
+  }
   std::mt19937 rng(check.seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<std::vector<char>> buffers;

@@ -65,8 +65,12 @@ struct ConvertAttnToCPUPass
           << ops.size();
       return signalPassFailure();
     }
-    if (vectorWidth <= 0 || (vectorWidth & (vectorWidth - 1))) {
-      fn.emitError("convert-attn-to-cpu: vector-width must be a power of two");
+    // Lanes are unrolled at compile time: a width of millions would build
+    // millions of ops.
+    if (vectorWidth <= 0 || vectorWidth > 64 ||
+        (vectorWidth & (vectorWidth - 1))) {
+      fn.emitError("convert-attn-to-cpu: vector-width must be a power of two "
+                   "from 1 to 64");
       return signalPassFailure();
     }
     if (int8Dot != "off" && int8Dot != "q4" && int8Dot != "all") {

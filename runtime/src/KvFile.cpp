@@ -777,9 +777,16 @@ Error kv::synthesizeFile(const std::string &path, const PoolConfig &config, int6
   SeqId seq = pool->createSequence();
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal;
-  // In chunks, so a long cache needs no f32 copy of itself.
-  const int64_t chunk = 256;
+  // In chunks, so a long cache needs no f32 copy of itself: up to 256
+  // tokens and 64 MiB of f32 rows each for K and V.
   size_t per = static_cast<size_t>(c.layers) * c.kvHeads * c.headDim;
+  constexpr size_t kChunkFloats = size_t(16) << 20;
+  if (per > kChunkFloats)
+    return "one token's keys take " + std::to_string(per * 4 >> 20) +
+           " MiB as f32 (layers x KV heads x head dim); synth takes at most 64 "
+           "MiB";
+  const int64_t chunk =
+      static_cast<int64_t>(std::min<size_t>(256, kChunkFloats / per));
   std::vector<float> k(per * chunk), v(per * chunk);
   for (int64_t done = 0; done < tokens; done += chunk) {
     int64_t n = std::min(chunk, tokens - done);

@@ -30,7 +30,11 @@ size_t dtypeSize(DType t) {
 
 size_t storageBytes(DType t, int64_t numel) {
   size_t n = static_cast<size_t>(numel);
-  return t == DType::q4 ? (n + 1) / 2 : n * dtypeSize(t);
+  if (t == DType::q4)
+    return n / 2 + n % 2;
+  size_t bytes;
+  // Saturates: a count whose bytes wrap would allocate too little.
+  return __builtin_mul_overflow(n, dtypeSize(t), &bytes) ? SIZE_MAX : bytes;
 }
 
 const char *dtypeName(DType t) {

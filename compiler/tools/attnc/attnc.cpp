@@ -560,8 +560,9 @@ int main(int argc, char **argv) {
   opts.cpu = cpuFlag;
   opts.vectorWidth = vectorWidthFlag;
   opts.threads = threadsFlag;
-  if (opts.vectorWidth < 0 || (opts.vectorWidth & (opts.vectorWidth - 1)))
-    return userError("--vector-width must be a power of two");
+  if (opts.vectorWidth < 0 || opts.vectorWidth > 64 ||
+      (opts.vectorWidth & (opts.vectorWidth - 1)))
+    return userError("--vector-width must be a power of two from 1 to 64");
   if (!dtypeFlag.empty()) {
     attnc::DType dt;
     if (!attnc::parseDType(dtypeFlag, dt) || dt == attnc::DType::i32 ||
