@@ -256,35 +256,38 @@ CheckReport attnc::checkSpec(const std::string &path,
   }
   std::map<std::string, int64_t> sizes = resolveSizes(info, check);
 
-  // Buffers: random normal floats, nondecreasing small ids for int tensors
-  // (segment ids, as document masks use), NaN in outputs to catch rows the
-  // kernel never writes.
+  // A tensor argument's view at the run's sizes, without data.
+  auto viewOf = [&](const ArgInfo &a) {
+    TensorView v;
+    v.dtype = a.dtype;
+    for (size_t d = 0; d < a.dims.size(); ++d)
+      v.shape.push_back(a.dims[d] >= 0 ? a.dims[d] : sizes[a.dimNames[d]]);
+    return v;
+  };
   // The buffers' bytes before any is allocated: -D sizes can ask for more
   // than memory (or more than size_t counts), which would abort or hang.
-  {
-    constexpr size_t kMaxRunBytes = size_t(16) << 30;
-    size_t total = 0;
-    bool overflow = false;
-    for (const ArgInfo &a : info.args) {
-      if (!a.isTensor)
-        continue;
-      TensorView v;
-      v.dtype = a.dtype;
-      for (size_t d = 0; d < a.dims.size(); ++d)
-        v.shape.push_back(a.dims[d] >= 0 ? a.dims[d] : sizes[a.dimNames[d]]);
+  constexpr size_t kMaxRunBytes = size_t(16) << 30;
+  size_t total = 0;
+  bool overflow = false;
+  for (const ArgInfo &a : info.args)
+    if (a.isTensor) {
+      TensorView v = viewOf(a);
       size_t bytes = storageBytes(v.dtype, v.numel());
       overflow |=
           bytes == SIZE_MAX || __builtin_add_overflow(total, bytes, &total);
     }
-    if (overflow || total > kMaxRunBytes) {
-      report.error =
-          "attnc: error: the run's tensors would take " +
-          (overflow ? std::string("more bytes than fit in 64 bits")
-                    : std::to_string(total >> 20) + " MiB") +
-          "; a check run takes at most 16 GiB: pick smaller sizes with -D";
-      return report;
-    }
+  if (overflow || total > kMaxRunBytes) {
+    report.error =
+        "attnc: error: the run's tensors would take " +
+        (overflow ? std::string("more bytes than fit in 64 bits")
+                  : std::to_string(total >> 20) + " MiB") +
+        "; a check run takes at most 16 GiB: pick smaller sizes with -D";
+    return report;
   }
+
+  // Buffers: random normal floats, nondecreasing small ids for int tensors
+  // (segment ids, as document masks use), NaN in outputs to catch rows the
+  // kernel never writes.
   std::mt19937 rng(check.seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<std::vector<char>> buffers;
@@ -299,10 +302,7 @@ CheckReport attnc::checkSpec(const std::string &path,
       refArgs.push_back(arg);
       continue;
     }
-    TensorView v;
-    v.dtype = a.dtype;
-    for (size_t d = 0; d < a.dims.size(); ++d)
-      v.shape.push_back(a.dims[d] >= 0 ? a.dims[d] : sizes[a.dimNames[d]]);
+    TensorView v = viewOf(a);
     buffers.emplace_back(storageBytes(v.dtype, v.numel()));
     v.data = buffers.back().data();
     int tensorIndex = static_cast<int>(views.size());

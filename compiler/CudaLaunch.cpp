@@ -143,12 +143,11 @@ static Status launchPagedDecode(const CompiledKernel &k, const std::vector<Tenso
   return Status::ok();
 }
 
-Status attnc::launchCuda(const CompiledKernel &k, const KernelInfo &signature,
+Status attnc::launchCuda(const CompiledKernel &k, const KernelInfo &info,
                          const std::vector<TensorView> &tensors,
                          const std::map<std::string, double> &params,
                          void *stream, bool wait, const TilePlanData *plan,
                          TilePlanData *planOut) {
-  const KernelInfo &info = signature;
   std::vector<int> tensorOf(info.args.size(), -1);
   int t = 0;
   for (size_t n = 0; n < info.args.size(); ++n)

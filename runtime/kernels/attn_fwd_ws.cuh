@@ -139,9 +139,8 @@ ATTNC_DEV unsigned long long attnc_globaltimer() {
 /// their query tiles interleaved, so that the light tiles of one plane are
 /// not all that is left at the end of the launch; the keys that a group's
 /// CTAs read at once should fit in L2.
-ATTNC_DEV void attnc_cta_tile(const AttncArgs &a, long long numQTiles, long long &qTile,
-                              long long &h, long long &b) {
-  (void)a;
+ATTNC_DEV void attnc_cta_tile(long long numQTiles, long long &qTile, long long &h,
+                              long long &b) {
   const long long heads = gridDim.y, planes = heads * gridDim.z;
   const long long L = blockIdx.x + numQTiles * (blockIdx.y + heads * blockIdx.z);
   const long long group = ATTNC_PLANE_GROUP > 0 ? ATTNC_PLANE_GROUP : planes;
@@ -178,7 +177,7 @@ extern "C" __global__ void __launch_bounds__(ATTNC_THREADS, ATTNC_MIN_BLOCKS)
   ATTNC_STAMP(0);
   const long long numQTiles = (a.S + ATTNC_BM - 1) / ATTNC_BM;
   long long qTile, h, b;
-  attnc_cta_tile(a, numQTiles, qTile, h, b);
+  attnc_cta_tile(numQTiles, qTile, h, b);
   const long long hk = h / (a.Hq / a.Hkv);
   const long long q0 = qTile * ATTNC_BM;
 #if ATTNC_ALIGN_END
